@@ -1,0 +1,5 @@
+"""The ``kikuchi`` command."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
