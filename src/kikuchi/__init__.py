@@ -19,6 +19,10 @@ _EXPORTS = {
     "open": "kikuchi.io.mapstore:open_map",
     "EBSDMap": "kikuchi.io.mapstore:EBSDMap",
     "MapWriter": "kikuchi.io.mapstore:MapWriter",
+    "read_orientation_map": "kikuchi.io.orientation_map:read_orientation_map",
+    "OrientationMap": "kikuchi.io.orientation_map:OrientationMap",
+    "simulate": "kikuchi.simulate:simulate",
+    "explore": "kikuchi.explore:explore",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

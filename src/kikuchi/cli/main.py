@@ -20,6 +20,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("kikuchi.cli._info", "describe a map file, CTF/ANG or image folder"),
     "convert": ("kikuchi.cli._convert", "convert a folder or zip of pattern images to a map file"),
     "plot": ("kikuchi.cli._plot", "map figures (band contrast, MAD, IPF, phase, BSE, ...)"),
+    "simulate": ("kikuchi.cli._simulate", "simulate patterns and synthetic maps of known truth"),
+    "process": ("kikuchi.cli._process", "process a whole map (background, binning, contrast, averaging)"),
+    "pattern": ("kikuchi.cli._pattern", "export one (processed) pattern as TIFF or PNG"),
+    "vbse": ("kikuchi.cli._vbse", "virtual BSE arrays, colour images, centre of mass, diodes"),
+    "quality": ("kikuchi.cli._quality", "pattern quality maps (IQ, neighbour dot product, mean, std)"),
+    "bands": ("kikuchi.cli._bands", "detect Kikuchi bands (Hough/Radon) in a pattern"),
+    "index": ("kikuchi.cli._index", "Hough indexing of a map to an orientation map"),
+    "explore": ("kikuchi.cli._explore", "open the map explorer in the browser"),
 }
 
 

@@ -534,7 +534,7 @@ class EBSDMap:
             if base in self._file:
                 for key in self._file[base]:
                     g = self._file[base][key]
-                    lat = f"structure/lattice/abcABG"
+                    lat = "structure/lattice/abcABG"
                     entry: dict[str, Any] = {
                         "id": int(key) + 1,
                         "name": _scalar(g["name"][()]) if "name" in g else f"phase{key}",
@@ -542,7 +542,8 @@ class EBSDMap:
                     }
                     if lat in g:
                         abc = np.asarray(g[lat][()], dtype=float)
-                        entry["lattice"] = [*(abc[:3] / 10.0).tolist(), *abc[3:].tolist()]  # Å -> nm
+                        lengths = abc[:3] / 10.0 if abc[:3].max() > 1.5 else abc[:3]  # Å -> nm when stored in Å
+                        entry["lattice"] = [*lengths.tolist(), *abc[3:].tolist()]
                     out.append(entry)
         return out
 
