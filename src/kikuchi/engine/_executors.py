@@ -1,0 +1,208 @@
+"""Run chunk tasks serially, on threads or on a dask.distributed cluster.
+
+All three run :func:`kikuchi.engine._chunks.run_chunk` on the same chunks;
+at most ``2 * workers`` chunks are in flight, so memory stays bounded by a
+few chunks whatever the size of the map.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import logging
+import os
+import queue
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from kikuchi.engine._chunks import Chunk, MapSource, close_sources, run_chunk
+from kikuchi.io.mapstore import EBSDMap
+
+_logger = logging.getLogger(__name__)
+
+EXECUTORS = ("serial", "threads", "distributed")
+#: Seconds to wait for a remote scheduler before giving up.
+SCHEDULER_TIMEOUT_S = 5.0
+
+
+class SchedulerUnreachableError(ConnectionError):
+    """The dask scheduler given by address could not be reached."""
+
+
+def progress_bar(total: int, *, progress: bool, desc: str, unit: str = "pattern") -> Any:
+    """A tqdm bar on a terminal (stderr), a silent stand-in otherwise."""
+    from tqdm.auto import tqdm
+
+    enabled = bool(progress) and sys.stderr.isatty()
+    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, leave=False, dynamic_ncols=True)
+
+
+def resolve_workers(executor: str, workers: int | None) -> int:
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}; got {executor!r}")
+    if workers is not None and int(workers) < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    if executor == "serial":
+        return 1
+    return int(workers) if workers else max(1, os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: Any = None, *, workers: int | None = None, timeout_s: float | None = None) -> Iterator[Any]:
+    """A ``distributed.Client``: given, connected by address, or on a new LocalCluster.
+
+    Parameters
+    ----------
+    scheduler
+        None: start a ``LocalCluster`` of ``workers`` single-threaded worker
+        processes (closed at the end). A string ``tcp://HOST:PORT``: connect
+        to that scheduler (``timeout_s`` seconds at most). A ``Client``: use
+        it as is (not closed).
+    """
+    from distributed import Client, LocalCluster
+
+    if isinstance(scheduler, Client):
+        yield scheduler
+        return
+    if scheduler is not None:
+        address = str(scheduler)
+        timeout_s = SCHEDULER_TIMEOUT_S if timeout_s is None else timeout_s
+        try:
+            client = Client(address, timeout=timeout_s, set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise SchedulerUnreachableError(
+                f"cannot reach the dask scheduler at {address} within {timeout_s:g} s ({exc}); "
+                "start one with `dask scheduler` (and `dask worker ADDRESS` on each machine) "
+                "or run on this machine with --workers N"
+            ) from exc
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    n = workers or max(1, os.cpu_count() or 1)
+    cluster = LocalCluster(
+        n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+    )
+    client = Client(cluster, set_as_default=False)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+def run_chunks(
+    ebsd_map: EBSDMap,
+    chunks: Sequence[Chunk],
+    func: Callable[..., Any],
+    kwargs: dict[str, Any],
+    on_result: Callable[[Chunk, np.ndarray, Any], None],
+    *,
+    block: bool,
+    positions: bool,
+    executor: str = "serial",
+    workers: int | None = None,
+    scheduler: Any = None,
+    progress: bool = True,
+    desc: str = "chunks",
+) -> None:
+    """Compute every chunk and hand each result to ``on_result`` as it completes.
+
+    ``on_result(chunk, indices, result)`` runs in the calling thread, in
+    completion order (chunk order when serial). Ctrl-C cancels what is
+    pending and re-raises.
+    """
+    n_workers = resolve_workers(executor, workers)
+    if executor == "distributed":
+        from distributed import Client
+
+        if scheduler is not None and not isinstance(scheduler, (str, Client)):
+            raise TypeError(f"scheduler must be an address 'tcp://HOST:PORT' or a distributed.Client, got {type(scheduler).__name__}")
+    elif scheduler is not None:
+        raise ValueError(f"a scheduler ({scheduler}) is only used with executor='distributed', not {executor!r}")
+    total = sum(int((ebsd_map.index_map[c.r0 : c.r1] >= 0).sum()) for c in chunks)
+    bar = progress_bar(total, progress=progress, desc=desc)
+
+    def done(chunk: Chunk, indices: np.ndarray, result: Any) -> None:
+        on_result(chunk, indices, result)
+        bar.update(int((np.asarray(indices) >= 0).sum()))
+
+    try:
+        if executor == "serial" or not chunks:
+            for chunk in chunks:
+                done(chunk, *run_chunk(ebsd_map, chunk, func, kwargs, block=block, positions=positions))
+        elif executor == "threads":
+            with cf.ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="kikuchi") as pool:
+                _bounded(
+                    lambda c: pool.submit(run_chunk, ebsd_map, c, func, kwargs, block=block, positions=positions),
+                    chunks,
+                    2 * n_workers,
+                    done,
+                    cancel=lambda fs: [f.cancel() for f in fs],
+                )
+        else:
+            source = MapSource.of(ebsd_map)
+            with dask_client(scheduler, workers=workers) as client:
+                n_in_flight = 2 * max(1, len(client.scheduler_info(n_workers=-1).get("workers", {})) or n_workers)
+                try:
+                    _bounded(
+                        lambda c: client.submit(
+                            run_chunk, source, c, func, kwargs, block=block, positions=positions, pure=False
+                        ),
+                        chunks,
+                        n_in_flight,
+                        done,
+                        cancel=lambda fs: client.cancel(list(fs)),
+                    )
+                finally:
+                    with contextlib.suppress(Exception):
+                        client.run(close_sources)
+    finally:
+        bar.close()
+
+
+def _bounded(
+    submit: Callable[[Chunk], Any],
+    chunks: Sequence[Chunk],
+    max_in_flight: int,
+    done: Callable[..., None],
+    *,
+    cancel: Callable[[set], Any],
+) -> None:
+    """Keep at most ``max_in_flight`` chunk tasks running; collect results as they finish.
+
+    Works with ``concurrent.futures`` and ``distributed`` futures alike:
+    each finished future puts itself on a queue (``add_done_callback``).
+    """
+    finished: queue.SimpleQueue = queue.SimpleQueue()
+    todo = iter(chunks)
+    which: dict[Any, Chunk] = {}
+    pending: set = set()
+
+    def start(chunk: Chunk) -> None:
+        fut = submit(chunk)
+        which[fut] = chunk
+        pending.add(fut)
+        fut.add_done_callback(finished.put)
+
+    try:
+        for chunk in todo:
+            start(chunk)
+            if len(pending) >= max_in_flight:
+                break
+        while pending:
+            fut = finished.get()
+            pending.discard(fut)
+            chunk = which.pop(fut)
+            done(chunk, *fut.result())
+            nxt = next(todo, None)
+            if nxt is not None:
+                start(nxt)
+    except BaseException:
+        if pending:
+            cancel(pending)
+        raise
