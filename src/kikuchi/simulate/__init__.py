@@ -1,0 +1,56 @@
+"""Kikuchi pattern simulation: master patterns, projection, detection model, synthetic maps.
+
+``kikuchi.simulate.simulate(...)`` writes a synthetic map file of known truth
+(see :func:`kikuchi.simulate.synthetic.simulate`). The other names are
+imported lazily, so ``import kikuchi.simulate`` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "MasterPattern",
+    "band_lines",
+    "detect",
+    "lambert_grid_vectors",
+    "project_patterns",
+    "simulate",
+    "simulate_from_orientation_map",
+    "vectors_to_lambert",
+    "zone_axes",
+]
+
+_EXPORTS = {
+    "MasterPattern": "kikuchi.simulate.master:MasterPattern",
+    "band_lines": "kikuchi.simulate.geometric:band_lines",
+    "detect": "kikuchi.simulate.detection:detect",
+    "lambert_grid_vectors": "kikuchi.simulate.lambert:lambert_grid_vectors",
+    "project_patterns": "kikuchi.simulate.projection:project_patterns",
+    "simulate_from_orientation_map": "kikuchi.simulate.synthetic:simulate_from_orientation_map",
+    "vectors_to_lambert": "kikuchi.simulate.lambert:vectors_to_lambert",
+    "zone_axes": "kikuchi.simulate.geometric:zone_axes",
+}
+
+
+def simulate(*args: Any, **kwargs: Any) -> Any:
+    """Write a synthetic map of known truth; see :func:`kikuchi.simulate.synthetic.simulate`."""
+    from kikuchi.simulate.synthetic import simulate as _simulate
+
+    return _simulate(*args, **kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        target = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'kikuchi.simulate' has no attribute {name!r}") from None
+    module, attr = target.split(":")
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

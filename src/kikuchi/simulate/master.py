@@ -1,0 +1,253 @@
+"""Master patterns: Kikuchi intensity over all directions of the crystal frame.
+
+A :class:`MasterPattern` holds the two hemispheres in EMsoft's square Lambert
+projection (see :mod:`kikuchi.simulate.lambert`). It comes from our
+kinematical simulation (:func:`kikuchi.simulate.kinematical.kinematical_master_pattern`)
+or from an EMsoft ``EMEBSDmaster`` HDF5 file (dynamical simulation), and is
+projected onto a detector with :func:`kikuchi.simulate.project_patterns`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kikuchi.simulate import _kernels
+
+__all__ = ["MasterPattern", "MasterPatternError"]
+
+_logger = logging.getLogger(__name__)
+
+
+class MasterPatternError(ValueError):
+    """A master pattern file is not readable or not an EMsoft master pattern."""
+
+
+@dataclass
+class MasterPattern:
+    """Kikuchi intensity on the sphere, stored in the square Lambert projection.
+
+    Parameters
+    ----------
+    north, south
+        (size, size) intensities of the northern (z >= 0) and southern
+        hemispheres of the crystal frame, EMsoft's square Lambert grid:
+        ``[row, col]`` is the direction at ``X = 2 col/(size-1) - 1``,
+        ``Y = 2 row/(size-1) - 1``. Stored as float32.
+    kv
+        Accelerating voltage in kV the pattern was computed for.
+    phase
+        The crystal phase (a :class:`kikuchi.crystal.Phase`, or a dict with
+        ``name``, ``space_group``, ``lattice`` as in map files), or None.
+    source
+        Where the pattern came from (file path, or a description).
+
+    Examples
+    --------
+    >>> from kikuchi.simulate.lambert import lambert_grid_vectors
+    >>> v = lambert_grid_vectors(101)
+    >>> mp = MasterPattern(v[0, ..., 0], v[1, ..., 0], kv=20.0)  # intensity = x
+    >>> [round(float(a), 3) for a in mp.sample(np.array([[0.6, 0.0, 0.8], [-1.0, 0.0, 0.0]]))]
+    [0.6, -1.0]
+    """
+
+    north: np.ndarray
+    south: np.ndarray
+    kv: float
+    phase: Any = None
+    source: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        north = np.ascontiguousarray(self.north, dtype=np.float32)
+        south = np.ascontiguousarray(self.south, dtype=np.float32)
+        if north.ndim != 2 or north.shape[0] != north.shape[1] or north.shape[0] < 3:
+            raise ValueError(f"master pattern hemispheres must be square arrays of side >= 3, got {north.shape}")
+        if south.shape != north.shape:
+            raise ValueError(f"northern {north.shape} and southern {south.shape} hemispheres differ in shape")
+        self.north, self.south = north, south
+        self.kv = float(self.kv)
+
+    @property
+    def size(self) -> int:
+        """Side of the square Lambert arrays in pixels."""
+        return int(self.north.shape[0])
+
+    def __repr__(self) -> str:
+        name = _phase_name(self.phase)
+        return f"<MasterPattern {name or 'unknown phase'}, {self.kv:g} kV, {self.size} x {self.size} Lambert, from {self.source or '?'}>"
+
+    def sample(self, vectors_crystal: np.ndarray) -> np.ndarray:
+        """Intensity in the given crystal-frame directions, bilinearly interpolated.
+
+        Parameters
+        ----------
+        vectors_crystal
+            Directions (..., 3) in the crystal's Cartesian frame (normalised here).
+
+        Returns
+        -------
+        numpy.ndarray
+            (...) float32 intensities.
+        """
+        v = np.asarray(vectors_crystal, dtype=np.float64)
+        if v.ndim == 0 or v.shape[-1] != 3:
+            raise ValueError(f"vectors must have a last axis of length 3, got shape {v.shape}")
+        flat = np.ascontiguousarray(v.reshape(-1, 3))
+        if flat.size and not np.all(np.any(flat != 0, axis=1)):
+            raise ValueError("MasterPattern.sample: a zero vector has no direction")
+        return _kernels.sample_master(self.north, self.south, flat).reshape(v.shape[:-1])
+
+    def normalized(self) -> MasterPattern:
+        """A copy with intensities scaled to zero mean and unit standard deviation over both hemispheres."""
+        both = np.concatenate([self.north.ravel(), self.south.ravel()]).astype(np.float64)
+        mean, std = both.mean(), both.std()
+        std = std if std > 0 else 1.0
+        return MasterPattern(
+            (self.north - mean) / std, (self.south - mean) / std, self.kv, self.phase, self.source, dict(self.metadata)
+        )
+
+    @classmethod
+    def from_emsoft(cls, path: str | os.PathLike, *, energy: str | float = "highest") -> MasterPattern:
+        """Read an EMsoft EBSD master pattern file (``EMEBSDmaster`` output, HDF5).
+
+        The square Lambert datasets ``EMData/EBSDmaster/mLPNH`` and ``mLPSH``
+        (shape (numset, n_energies, n, n) in C order) are summed over the
+        atom sites, as EMsoft and kikuchipy do.
+
+        Parameters
+        ----------
+        path
+            The HDF5 file.
+        energy
+            ``'highest'`` (default, as kikuchipy): the master pattern of the
+            highest energy bin; ``'weighted'``: all energy bins averaged with
+            the Monte Carlo energy histogram (``EMData/MCOpenCL/accum_e``) as
+            weights, as EMsoft's EMEBSD does; or a number in keV: the
+            nearest energy bin.
+
+        Returns
+        -------
+        MasterPattern
+            With ``phase`` a dict (name, space_group, lattice [nm, deg],
+            atoms) read from ``CrystalData``.
+
+        Raises
+        ------
+        MasterPatternError
+            If the file is not an EMsoft master pattern file.
+        """
+        import h5py
+
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such master pattern file")
+        try:
+            f = h5py.File(path, "r")
+        except OSError as exc:
+            raise MasterPatternError(f"{path}: not a readable HDF5 file ({exc})") from exc
+        with f:
+            group = None
+            for name in ("EMData/EBSDmaster", "EMData/TKDmaster", "EMData/ECPmaster"):
+                if name in f and "mLPNH" in f[name]:
+                    group = f[name]
+                    break
+            if group is None:
+                raise MasterPatternError(
+                    f"{path}: no 'EMData/EBSDmaster/mLPNH' dataset; expected an EMsoft EMEBSDmaster HDF5 file"
+                )
+            north = _lambert_stack(group["mLPNH"], path)
+            south = _lambert_stack(group["mLPSH"], path) if "mLPSH" in group else None
+            if south is None:
+                _logger.warning("%s: no southern hemisphere (mLPSH); using the northern one for both", path)
+                south = north
+            if north.shape != south.shape:
+                raise MasterPatternError(f"{path}: mLPNH {north.shape} and mLPSH {south.shape} differ in shape")
+            n_e = north.shape[0]
+            energies = np.atleast_1d(np.asarray(group["EkeVs"][()], dtype=np.float64)) if "EkeVs" in group else None
+            if energies is None or energies.size != n_e:
+                energies = np.arange(n_e, dtype=np.float64)
+            weights = _energy_weights(f, energies, energy, path)
+            north_2d = np.tensordot(weights, north, axes=(0, 0)).astype(np.float32)
+            south_2d = np.tensordot(weights, south, axes=(0, 0)).astype(np.float32)
+            kv = float(energies.max())  # the beam energy is the highest energy bin
+            phase = _emsoft_phase(f, path)
+        return cls(north_2d, south_2d, kv=float(kv), phase=phase, source=str(path),
+                   metadata={"energies_kev": energies.tolist(), "energy_weights": weights.tolist()})
+
+
+def _lambert_stack(ds: Any, path: Path) -> np.ndarray:
+    """(n_energies, n, n) float64 from an EMsoft Lambert dataset, atom sites summed."""
+    data = np.asarray(ds[()], dtype=np.float64)
+    if data.ndim < 2 or data.shape[-1] != data.shape[-2]:
+        raise MasterPatternError(f"{path}: {ds.name} has shape {data.shape}, expected (..., n, n) square Lambert arrays")
+    if data.ndim == 2:
+        return data[None]
+    if data.ndim == 3:
+        return data
+    if data.ndim == 4:
+        return data.sum(axis=0)
+    raise MasterPatternError(f"{path}: {ds.name} has {data.ndim} dimensions, expected 2 to 4")
+
+
+def _energy_weights(f: Any, energies: np.ndarray, energy: str | float, path: Path) -> np.ndarray:
+    n_e = energies.size
+    weights = np.zeros(n_e)
+    if isinstance(energy, str):
+        if energy == "highest":
+            weights[int(np.argmax(energies))] = 1.0
+            return weights
+        if energy == "weighted":
+            if "EMData/MCOpenCL/accum_e" not in f:
+                raise MasterPatternError(f"{path}: energy='weighted' needs EMData/MCOpenCL/accum_e (the Monte Carlo energy histogram)")
+            acc = np.asarray(f["EMData/MCOpenCL/accum_e"][()], dtype=np.float64)
+            axes = [k for k, s in enumerate(acc.shape) if s == n_e]
+            axis = axes[-1] if axes else None
+            if axis is None:
+                raise MasterPatternError(f"{path}: accum_e of shape {acc.shape} has no axis of {n_e} energy bins")
+            w = acc.sum(axis=tuple(k for k in range(acc.ndim) if k != axis))
+            if w.sum() <= 0:
+                raise MasterPatternError(f"{path}: the Monte Carlo energy histogram is empty")
+            return w / w.sum()
+        raise ValueError(f"energy must be 'highest', 'weighted' or a number in keV, got {energy!r}")
+    weights[int(np.argmin(np.abs(energies - float(energy))))] = 1.0
+    return weights
+
+
+def _emsoft_phase(f: Any, path: Path) -> dict[str, Any] | None:
+    if "CrystalData" not in f:
+        return None
+    cd = f["CrystalData"]
+    try:
+        lattice = np.asarray(cd["LatticeParameters"][()], dtype=np.float64).ravel().tolist()
+        sg = int(np.asarray(cd["SpaceGroupNumber"][()]).ravel()[0])
+    except KeyError:
+        _logger.warning("%s: CrystalData without LatticeParameters/SpaceGroupNumber; phase unknown", path)
+        return None
+    atoms = []
+    if "AtomData" in cd and "Atomtypes" in cd:
+        data = np.asarray(cd["AtomData"][()], dtype=np.float64)  # (5, n_atoms): x, y, z, occupancy, DW (nm^2)
+        types = np.asarray(cd["Atomtypes"][()]).ravel()
+        for k, z in enumerate(types):
+            atoms.append({"Z": int(z), "xyz": data[:3, k].tolist(), "occupancy": float(data[3, k]), "debye_waller_nm2": float(data[4, k])})
+    name = ""
+    for key in ("EMData/EBSDmaster/xtalname", "NMLparameters/MCCLNameList/xtalname"):
+        if key in f:
+            raw = np.asarray(f[key][()]).ravel()[0]
+            name = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+            name = Path(name.strip()).stem
+            break
+    return {"name": name, "space_group": sg, "lattice": lattice, "atoms": atoms}
+
+
+def _phase_name(phase: Any) -> str:
+    if phase is None:
+        return ""
+    if isinstance(phase, dict):
+        return str(phase.get("name", ""))
+    return str(getattr(phase, "name", ""))
