@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -314,13 +315,30 @@ class EBSDMap:
                     i = int(np.flatnonzero(bad)[0])
                     raise MapFileError(f"{self.path}: pattern {i} has beam position (col {bx[i]}, row {by[i]}) outside the {rows} x {cols} map")
                 index_map = np.full((rows, cols), -1, dtype=np.int64)
-                index_map[by, bx] = np.arange(n)
+                # the first pattern at a position wins: the xcdskd zip notebook leaves beam
+                # (0, 0) on the trailing patterns it never wrote when the zip was short
+                _, first = np.unique(by * cols + bx, return_index=True)
+                index_map[by[first], bx[first]] = first
+                n_dup = n - first.size
+                if n_dup:
+                    i = int(np.setdiff1d(np.arange(n), first)[0])
+                    _logger.warning(
+                        "%s: %d patterns share a beam position with an earlier one and are not in the map "
+                        "(first: pattern %d at row %d, col %d, which holds pattern %d)",
+                        self.path, n_dup, i, by[i], bx[i], index_map[by[i], bx[i]],
+                    )
             elif n == rows * cols:
                 index_map = np.arange(n, dtype=np.int64).reshape(rows, cols)
             else:
                 raise MapFileError(f"{self.path}: {n} patterns for a {rows} x {cols} map and no beam positions")
         if index_map.max(initial=-1) >= n:
-            raise MapFileError(f"{self.path}: indexmap refers to pattern {index_map.max()} but the file has {n}")
+            r, c = np.unravel_index(int(np.argmax(index_map)), index_map.shape)
+            raise MapFileError(
+                f"{self.path}: indexmap refers to pattern {index_map.max()} at (row {r}, col {c}) but the file has {n} patterns"
+            )
+        if index_map.min(initial=-1) < -1:
+            r, c = np.unravel_index(int(np.argmin(index_map)), index_map.shape)
+            raise MapFileError(f"{self.path}: indexmap holds {index_map.min()} at (row {r}, col {c}); expected -1 or a pattern index")
         return index_map
 
     @property
@@ -457,8 +475,8 @@ class EBSDMap:
             pcs = [np.broadcast_to(np.asarray(h[k][()], dtype=np.float64), self.nav_shape).copy() for k in ("pcx", "pcy", "pcz")]
             return PatternCentreData(*pcs, convention="bruker")
         pcx, pcy, dd = (self._per_point([k]) for k in ("PCX", "PCY", "DD"))
-        if pcx is None or pcy is None or dd is None:
-            return None
+        if pcx is None or pcy is None or dd is None or np.isnan(pcx).all():
+            return None  # no datasets, or the NaN placeholders MapWriter creates
         convention = self._attr("PCConvention")
         if convention is None:
             # xcdskd notebooks stored dummies (0.5, 0.5, 1.0): no known convention.
@@ -574,6 +592,8 @@ class EBSDMap:
             "storage_order": "row-major" if self.is_row_major else "by beam position",
             "chunk_patterns": self.chunk_patterns,
             "compression": self._patterns.compression,
+            "compression_opts": self._patterns.compression_opts,
+            "shuffle": bool(self._patterns.shuffle),
             "static_background": self.static_background is not None,
             "pattern_centre": None if pc is None else {"convention": pc.convention, "mean": list(pc.mean)},
             "sample_tilt_deg": self.sample_tilt_deg,
@@ -746,8 +766,49 @@ class MapWriter:
         header.attrs["GridType"] = "square"
 
     # -- writing -----------------------------------------------------------
-    def write(self, start: int, patterns: np.ndarray) -> None:
-        """Write patterns at storage indices ``start:start+len(patterns)`` (row-major)."""
+    @property
+    def can_encode(self) -> bool:
+        """True when :meth:`encode_chunk` can produce this file's stored chunks (gzip with or without shuffle, or none)."""
+        c = self.compression
+        known = {"compression", "compression_opts", "shuffle"}
+        return set(c) <= known and c.get("compression") in (None, "gzip")
+
+    def encode_chunk(self, patterns: np.ndarray) -> bytes | None:
+        """The stored bytes of one chunk, filtered exactly as HDF5 would (shuffle, deflate).
+
+        Thread-safe and releases the GIL while compressing (zlib), so a pool
+        of threads can compress chunks while the main thread writes them with
+        ``write(start, patterns, encoded=...)``. ``patterns`` are the chunk's
+        patterns (at most :attr:`chunk_patterns`; a short last chunk is
+        padded with zeros as HDF5 stores it). Returns None when the filter
+        cannot be reproduced here (e.g. lzf); ``write`` then compresses.
+        """
+        if not self.can_encode:
+            return None
+        patterns = np.asarray(patterns, dtype=self.dtype)
+        n = patterns.shape[0]
+        if n > self.chunk_patterns or patterns.shape[1:] != self.pattern_shape:
+            raise ValueError(f"a chunk holds at most {self.chunk_patterns} patterns of {self.pattern_shape}, got {patterns.shape}")
+        if n < self.chunk_patterns:
+            full = np.zeros((self.chunk_patterns, *self.pattern_shape), dtype=self.dtype)
+            full[:n] = patterns
+            patterns = full
+        raw = np.ascontiguousarray(patterns).view(np.uint8)
+        size = self.dtype.itemsize
+        if self.compression.get("shuffle") and size > 1:
+            raw = np.ascontiguousarray(raw.reshape(-1, size).T)
+        if self.compression.get("compression") == "gzip":
+            level = self.compression.get("compression_opts")
+            return zlib.compress(raw.tobytes(), 4 if level is None else int(level))
+        return raw.tobytes()
+
+    def write(self, start: int, patterns: np.ndarray, *, encoded: bytes | None = None) -> None:
+        """Write patterns at storage indices ``start:start+len(patterns)`` (row-major).
+
+        ``encoded``: the chunk as made by :meth:`encode_chunk` from the same
+        patterns, for a block that is exactly one chunk (``start`` a multiple
+        of :attr:`chunk_patterns`); it is stored without compressing again.
+        """
         patterns = np.asarray(patterns)
         if patterns.ndim != 3 or patterns.shape[1:] != self.pattern_shape:
             raise ValueError(f"patterns of shape {patterns.shape[1:]} do not fit this map's {self.pattern_shape}")
@@ -756,7 +817,13 @@ class MapWriter:
             raise MapPositionError(f"patterns {start}:{stop} outside the map of {self.n_patterns} patterns")
         if patterns.dtype != self.dtype:
             patterns = patterns.astype(self.dtype)
-        self.data[self.dataset][start:stop] = patterns
+        one_chunk = start % self.chunk_patterns == 0 and (
+            patterns.shape[0] == self.chunk_patterns or stop == self.n_patterns
+        ) and patterns.shape[0] <= self.chunk_patterns
+        if encoded is not None and one_chunk:
+            self.data[self.dataset].id.write_direct_chunk((start, 0, 0), encoded)
+        else:
+            self.data[self.dataset][start:stop] = patterns
         if self.dataset == RAW:
             self._sums[start:stop] = patterns.reshape(patterns.shape[0], -1).sum(axis=1, dtype=np.float64)
         self._written[start:stop] = True

@@ -1,0 +1,119 @@
+"""``kikuchi info``: describe a map file, a CTF/ANG orientation map, or an image folder/zip."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+_ORIENTATION_SUFFIXES = (".ctf", ".ang")
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", type=Path, help="map file (.h5), CTF/ANG file, or folder/zip of pattern images")
+    parser.add_argument("--json", action="store_true", help="print the description as JSON")
+
+
+def _is_hdf5(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(8) == _HDF5_SIGNATURE
+    except OSError:
+        return False
+
+
+def describe_path(path: Path) -> dict[str, Any]:
+    """The JSON-ready description of whatever ``path`` is."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or folder")
+    if path.is_dir() or (path.suffix.lower() == ".zip" or (path.is_file() and zipfile.is_zipfile(path))):
+        from kikuchi.io.imagefolder import describe_image_source
+
+        return describe_image_source(path)
+    if path.suffix.lower() in _ORIENTATION_SUFFIXES:
+        from kikuchi.io.orientation_map import read_orientation_map
+
+        return read_orientation_map(path).describe()
+    if _is_hdf5(path):
+        from kikuchi.io.mapstore import open_map
+
+        with open_map(path) as m:
+            desc = m.describe()
+            if "bse_map" in m.data:  # stored by the converter; never computed here (it reads every pattern)
+                bse = m.bse_map
+                finite = bse[np.isfinite(bse)]
+                if finite.size:
+                    desc["summary"] = {
+                        "bse": {"min": float(finite.min()), "mean": float(finite.mean()), "max": float(finite.max()), "missing": int(bse.size - finite.size)}
+                    }
+            return desc
+    raise ValueError(f"{path}: not a map file (HDF5), CTF/ANG file, or folder/zip of pattern images")
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready copy: numpy scalars and arrays to Python."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, list) and all(isinstance(v, (int, float)) for v in value) and value:
+        return " x ".join(_format_value(v) for v in value) if len(value) <= 3 else ", ".join(_format_value(v) for v in value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ", ".join(value) if value else "(none)"
+    if value is None:
+        return "-"
+    return str(value)
+
+
+def _format(desc: dict[str, Any], indent: int = 0) -> list[str]:
+    pad = " " * indent
+    lines: list[str] = []
+    width = max((len(k) for k in desc), default=0)
+    for key, value in desc.items():
+        label = key.replace("_", " ")
+        if isinstance(value, dict) and value:
+            if all(isinstance(v, dict) for v in value.values()):  # a table, e.g. per-column summary
+                lines.append(f"{pad}{label}:")
+                for name, row in value.items():
+                    cells = ", ".join(f"{k} {_format_value(v)}" for k, v in row.items())
+                    lines.append(f"{pad}  {name}: {cells}")
+            else:
+                lines.append(f"{pad}{label}:")
+                lines.extend(_format(value, indent + 2))
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            lines.append(f"{pad}{label}:")
+            for item in value:
+                lines.append(f"{pad}  - " + ", ".join(f"{k}: {_format_value(v)}" for k, v in item.items()))
+        elif isinstance(value, list) and not value:
+            lines.append(f"{pad}{label:<{width}}  (none)")
+        else:
+            lines.append(f"{pad}{label.ljust(width)}  {_format_value(value)}")
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    desc = _plain(describe_path(args.path))
+    if args.json:
+        print(json.dumps(desc, indent=2))
+    else:
+        print("\n".join(_format(desc)))
+    return 0

@@ -1,0 +1,375 @@
+"""Conversion of a folder or zip of pattern images to one map file.
+
+The images are decoded, binned and compressed by a pool of threads (tifffile,
+Pillow and zlib release the GIL), one HDF5 chunk of patterns per task; the
+main thread stores each finished chunk with one write (a direct chunk write
+when the filter is gzip/shuffle, so nothing is compressed twice). Output goes
+through :class:`~kikuchi.io.mapstore.MapWriter`: written under a temporary
+name and renamed only when complete, so an error or Ctrl-C leaves no file
+under the final name.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kikuchi.io.imagefolder import ImageReadError, ImageSource, open_image_source, read_image
+from kikuchi.io.mapstore import MapWriter
+
+__all__ = ["BinningOverflowError", "ConversionError", "convert_images"]
+
+_logger = logging.getLogger(__name__)
+
+BIN_MODES = ("sum", "mean")
+
+
+class ConversionError(ValueError):
+    """The inputs of a conversion do not fit together."""
+
+
+class BinningOverflowError(ConversionError):
+    """Sum binning would exceed the range of the pattern dtype."""
+
+
+def _bin(image: np.ndarray, factor: int, mode: str) -> np.ndarray:
+    """Bin a 2D image by ``factor`` (edges that do not fill a bin are cropped) in float64 (mean) or uint64 (sum)."""
+    if factor == 1:
+        return image
+    h, w = image.shape[0] // factor, image.shape[1] // factor
+    crop = image[: h * factor, : w * factor].reshape(h, factor, w, factor)
+    if mode == "sum":
+        acc = np.uint64 if image.dtype.kind in "ub" else np.int64 if image.dtype.kind == "i" else np.float64
+        return crop.sum(axis=(1, 3), dtype=acc)
+    return crop.mean(axis=(1, 3), dtype=np.float64)
+
+
+def _to_dtype(binned: np.ndarray, dtype: np.dtype, mode: str) -> np.ndarray:
+    if dtype.kind in "ui" and mode == "mean":
+        return np.rint(binned).astype(dtype)
+    return binned.astype(dtype, copy=False)
+
+
+def _as_pair(step_um: float | tuple[float, float] | None) -> tuple[float, float] | None:
+    if step_um is None:
+        return None
+    if np.ndim(step_um) == 0:
+        return (float(step_um), float(step_um))  # type: ignore[arg-type]
+    row, col = step_um  # type: ignore[misc]
+    return (float(row), float(col))
+
+
+def _read_orientation_geometry(path: Path) -> Any:
+    try:
+        from kikuchi.io.orientation_map import read_orientation_map
+    except ImportError as exc:  # pragma: no cover - the module ships with kikuchi
+        raise ConversionError(f"{path}: reading CTF/ANG files needs kikuchi.io.orientation_map ({exc})") from exc
+    omap = read_orientation_map(path)
+    if omap.grid != "square":
+        raise ConversionError(
+            f"{path}: a {omap.grid} grid cannot be stored as a rows x cols pattern map; "
+            "give --shape ROWSxCOLS and --step for the order the patterns were acquired in"
+        )
+    return omap
+
+
+def _orientation_extras(omap: Any, writer: MapWriter) -> None:
+    """Copy orientations, phases, tilt and voltage of a CTF/ANG map into the new file, where present."""
+    euler = np.asarray(getattr(omap, "euler", np.empty((0, 3))), dtype=np.float64)
+    if euler.shape == (writer.n_patterns, 3):
+        phase_id = getattr(omap, "phase_id", None)
+        if phase_id is not None and np.shape(phase_id) == (writer.n_patterns,):
+            euler = np.where((np.asarray(phase_id) > 0)[:, None], euler, np.nan)
+        writer.set_euler(euler)
+    phases = []
+    for p in getattr(omap, "phases", None) or []:
+        entry: dict[str, Any] = {"id": int(p.id), "name": str(p.name)}
+        if getattr(p, "space_group", None) is not None:
+            entry["space_group"] = int(p.space_group)
+        abc, angles = getattr(p, "lattice_angstrom", None), getattr(p, "angles_deg", None)
+        if abc is not None and angles is not None:
+            entry["lattice"] = [float(v) / 10.0 for v in abc] + [float(v) for v in angles]
+        phases.append(entry)
+    if phases:
+        writer.set_phases(phases)
+    header = getattr(omap, "header", None) or {}
+
+    def number(*keys: str) -> float | None:
+        for key in keys:
+            try:
+                return float(header[key])
+            except (KeyError, TypeError, ValueError):
+                continue
+        return None
+
+    writer.set_attrs(AcceleratingVoltage=number("KV", "kv"), SampleTilt=number("TiltAngle", "SampleTilt", "sample_tilt"))
+
+
+def _load_background(
+    background: str | os.PathLike | np.ndarray, raw_shape: tuple[int, int], binning: int, mode: str, dtype: np.dtype
+) -> np.ndarray:
+    """A static background from a file or array, binned like the patterns."""
+    label = "static background" if isinstance(background, np.ndarray) else str(background)
+    bg = np.asarray(background) if isinstance(background, np.ndarray) else read_image(background)
+    out_shape = (raw_shape[0] // binning, raw_shape[1] // binning)
+    if bg.shape == raw_shape:
+        binned = _bin(bg, binning, mode).astype(np.float64) if binning > 1 else bg
+    elif bg.shape == out_shape:
+        binned = bg
+    else:
+        also = f" or the binned {out_shape}" if binning > 1 else ""
+        raise ConversionError(f"{label}: background of shape {bg.shape} does not fit the patterns of shape {raw_shape}{also}")
+    if np.issubdtype(bg.dtype, np.integer) and dtype.kind in "ui":
+        info = np.iinfo(dtype)
+        rounded = np.rint(binned)
+        if rounded.min() >= info.min and rounded.max() <= info.max:
+            return rounded.astype(dtype)
+    return np.asarray(binned, dtype=np.float32)
+
+
+def _background_label(background: Any) -> str | None:
+    if background is None or isinstance(background, str):
+        return background
+    return "array" if isinstance(background, np.ndarray) else str(background)
+
+
+def convert_images(
+    source: str | os.PathLike | ImageSource,
+    out: str | os.PathLike,
+    *,
+    nav_shape: tuple[int, int] | None = None,
+    step_um: float | tuple[float, float] | None = None,
+    ctf: str | os.PathLike | None = None,
+    ang: str | os.PathLike | None = None,
+    naming: str | None = None,
+    background: str | os.PathLike | np.ndarray | None = None,
+    binning: int = 1,
+    bin_mode: str = "sum",
+    workers: int | None = None,
+    progress: bool = True,
+    compression: dict[str, Any] | None = None,
+    chunk_patterns: int | None = None,
+) -> Path:
+    """Convert a folder or zip of pattern images into a map file.
+
+    Parameters
+    ----------
+    source
+        Folder or zip of images (see :mod:`kikuchi.io.imagefolder` for the
+        naming schemes), or an opened :class:`ImageSource`.
+    out
+        Output map file (HDF5). Written under a temporary name, renamed when
+        complete.
+    nav_shape
+        Map (rows, cols). Default: from ``ctf``/``ang``, else from the
+        positions in the image names. Required for ``sorted`` naming.
+    step_um
+        Step in µm, one value or (row step, column step). Default: from
+        ``ctf``/``ang``, else 1.0.
+    ctf, ang
+        Orientation map of the same scan (Oxford CTF or EDAX ANG): map shape
+        and steps, and its orientations, phases, voltage and tilt are stored
+        in the map file.
+    naming
+        ``'aztec'``, ``'edax'``, ``'sorted'`` or None (recognised).
+    background
+        Static background: an image or text file, an array, or ``'mean'``
+        for the mean of all patterns. Given at the detector resolution (it is
+        binned like the patterns) or already binned.
+    binning
+        Bin the patterns by this factor in both directions (edges that do not
+        fill a bin are cropped).
+    bin_mode
+        ``'sum'`` keeps integer counts in the input dtype and refuses a map
+        whose sums exceed it; ``'mean'`` rounds the mean to the input dtype.
+    workers
+        Threads that decode, bin and compress; default: the number of CPUs.
+    progress
+        Show a progress bar (on a terminal).
+    compression
+        h5py filter keywords; default :data:`kikuchi.io.mapstore.DEFAULT_COMPRESSION`.
+    chunk_patterns
+        Patterns per HDF5 chunk; default about 1 MiB.
+
+    Returns
+    -------
+    pathlib.Path
+        The written map file.
+
+    Raises
+    ------
+    ImageSourceError
+        Missing, duplicate or surplus map positions, or names without positions and no shape.
+    ImageReadError
+        An unreadable image or one whose size or dtype differs from the first;
+        the message names the file and its map position.
+    BinningOverflowError
+        Sum binning exceeds the dtype; the message names the first pattern.
+    ConversionError
+        Inconsistent options (shape vs CTF, background size, ...).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np, tifffile, kikuchi
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> for r in range(2):
+    ...     for c in range(3):
+    ...         tifffile.imwrite(d / f"{r}_{c}.tiff", np.full((8, 8), 100 * r + c, np.uint16))
+    >>> out = convert_images(d, d / "map.h5", step_um=0.5, progress=False)
+    >>> with kikuchi.open(out) as m:
+    ...     m.nav_shape, m.step_um, int(m.pattern(1, 2)[0, 0])
+    ((2, 3), (0.5, 0.5), 102)
+    """
+    out = Path(out)
+    binning = int(binning)
+    if binning < 1:
+        raise ConversionError(f"binning {binning}: expected a positive integer")
+    if bin_mode not in BIN_MODES:
+        raise ConversionError(f"bin mode {bin_mode!r}: expected 'sum' or 'mean'")
+    if ctf is not None and ang is not None:
+        raise ConversionError("give either --ctf or --ang, not both")
+    step = _as_pair(step_um)
+
+    omap = None
+    shape_source = "--shape" if nav_shape is not None else ""
+    geometry_file = ctf if ctf is not None else ang
+    if geometry_file is not None:
+        omap = _read_orientation_geometry(Path(geometry_file))
+        omap_shape = (int(omap.nav_shape[0]), int(omap.nav_shape[1]))
+        if nav_shape is not None and tuple(nav_shape) != omap_shape:
+            raise ConversionError(
+                f"--shape {nav_shape[0]}x{nav_shape[1]} differs from {geometry_file}: "
+                f"{omap_shape[0]} rows x {omap_shape[1]} columns; give one of them"
+            )
+        nav_shape = omap_shape
+        shape_source = f"{'--ctf' if ctf is not None else '--ang'} {geometry_file}"
+        if step is None:
+            step = (float(omap.step_um[0]), float(omap.step_um[1]))
+
+    src = source if isinstance(source, ImageSource) else open_image_source(source, naming=naming, step_um=step)
+    try:
+        nav_shape, order = src.positions(None if nav_shape is None else tuple(nav_shape), shape_source=shape_source)  # type: ignore[arg-type]
+        if step is None:
+            _logger.warning("%s: no step given (--step, --ctf or --ang); storing 1.0 µm", src.path)
+            step = (1.0, 1.0)
+        cols = nav_shape[1]
+
+        first_index = int(order[0])
+        try:
+            first = src.read(first_index)
+        except ImageReadError as exc:
+            raise ImageReadError(f"{exc} (map position row 0, col 0)") from exc
+        raw_shape = (int(first.shape[0]), int(first.shape[1]))
+        dtype = first.dtype
+        if dtype.kind not in "ui" and bin_mode == "sum" and binning > 1:
+            _logger.info("patterns of dtype %s: sum binning stays %s", dtype, dtype)
+        pattern_shape = (raw_shape[0] // binning, raw_shape[1] // binning)
+        if min(pattern_shape) < 1:
+            raise ConversionError(f"binning {binning} leaves nothing of {raw_shape[0]} x {raw_shape[1]} patterns")
+        if binning > 1 and (raw_shape[0] % binning or raw_shape[1] % binning):
+            _logger.warning(
+                "patterns of %d x %d are not a multiple of binning %d: the last %d rows and %d columns are cropped",
+                *raw_shape, binning, raw_shape[0] % binning, raw_shape[1] % binning,
+            )
+        limit = np.iinfo(dtype).max if dtype.kind in "ui" else None
+        static_bg = None
+        if background is not None and not (isinstance(background, str) and background == "mean"):
+            static_bg = _load_background(background, raw_shape, binning, bin_mode, dtype)
+
+        writer = MapWriter(
+            out,
+            nav_shape=nav_shape,
+            pattern_shape=pattern_shape,
+            dtype=dtype,
+            step_um=step,
+            chunk_patterns=chunk_patterns,
+            compression=compression,
+        )
+
+        def load_chunk(start: int, stop: int) -> tuple[np.ndarray, bytes | None]:
+            block = np.empty((stop - start, *pattern_shape), dtype=dtype)
+            for k in range(start, stop):
+                i = int(order[k])
+                try:
+                    img = first if i == first_index else src.read(i)
+                except ImageReadError as exc:
+                    raise ImageReadError(f"{exc} (map position row {k // cols}, col {k % cols})") from exc
+                if img.shape != raw_shape or img.dtype != dtype:
+                    raise ImageReadError(
+                        f"{src.label(i)} (map position row {k // cols}, col {k % cols}): {img.shape[0]} x {img.shape[1]} "
+                        f"{img.dtype} image, but {src.label(first_index)} is {raw_shape[0]} x {raw_shape[1]} {dtype}; "
+                        "all patterns of a map must have the same size and dtype"
+                    )
+                binned = _bin(img, binning, bin_mode)
+                if binning > 1 and bin_mode == "sum" and limit is not None:
+                    peak = int(binned.max())
+                    if peak > limit:
+                        raise BinningOverflowError(
+                            f"{src.label(i)} (map position row {k // cols}, col {k % cols}): sum binning by {binning} "
+                            f"gives {peak}, above {limit}, the maximum of {dtype} (checked on the actual pixel sums, "
+                            f"worst case {binning * binning} x {limit} = {binning * binning * limit}); "
+                            "use --bin-mode mean, or a smaller binning"
+                        )
+                block[k - start] = _to_dtype(binned, dtype, bin_mode)
+            return block, writer.encode_chunk(block)
+
+        n = writer.n_patterns
+        step_n = writer.chunk_patterns
+        workers = max(1, int(workers or os.cpu_count() or 1))
+        bg_sum = np.zeros(pattern_shape, dtype=np.float64) if background is not None and isinstance(background, str) and background == "mean" else None
+
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n, unit="pattern", desc=f"convert {src.path.name}", disable=None if progress else True)
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kikuchi-convert")
+        try:
+            with writer:
+                pending: collections.deque[tuple[int, concurrent.futures.Future]] = collections.deque()
+                starts = iter(range(0, n, step_n))
+                for start in starts:
+                    pending.append((start, pool.submit(load_chunk, start, min(start + step_n, n))))
+                    if len(pending) >= 2 * workers + 2:
+                        break
+                while pending:
+                    start, future = pending.popleft()
+                    block, encoded = future.result()
+                    nxt = next(starts, None)
+                    if nxt is not None:
+                        pending.append((nxt, pool.submit(load_chunk, nxt, min(nxt + step_n, n))))
+                    writer.write(start, block, encoded=encoded)
+                    if bg_sum is not None:
+                        bg_sum += block.sum(axis=0, dtype=np.float64)
+                    bar.update(block.shape[0])
+                if bg_sum is not None:
+                    static_bg = (bg_sum / n).astype(np.float32)
+                if static_bg is not None:
+                    writer.set_static_background(static_bg)
+                writer.set_attrs(Binning=binning)
+                writer.set_processing(
+                    {
+                        "operation": "convert",
+                        "source": str(src.path),
+                        "naming": src.scheme,
+                        "images": len(src),
+                        "pattern_shape_acquired": list(raw_shape),
+                        "binning": binning,
+                        "bin_mode": bin_mode,
+                        "background": _background_label(background),
+                        "geometry": shape_source or "image names",
+                    }
+                )
+                if omap is not None:
+                    _orientation_extras(omap, writer)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            bar.close()
+    finally:
+        src.close()
+    _logger.info("%s: %d patterns of %s %s written", out, n, pattern_shape, dtype)
+    return out

@@ -1,0 +1,532 @@
+"""Pattern-image sources: a folder or a zip of one image per map point.
+
+Three naming schemes give each image its map position (row, col):
+
+``aztec``
+    ``{row}_{col}.tif(f)`` as exported by Oxford AZtec, e.g. ``12_7.tiff`` is
+    row 12, column 7. A common prefix is allowed (``Map Data 1_12_7.tiff``,
+    ``Image_12_7.tiff``): the last two ``_``-separated integers are row and
+    column; every file must carry the same prefix.
+``edax``
+    ``..._x{X}y{Y}.ext`` as exported by EDAX OIM: X is the column, Y the row.
+    Integers are indices; decimals are beam coordinates in µm and are divided
+    by the step (``step_um`` or the smallest spacing found).
+``sorted``
+    Any names, in natural sort order (``p2`` before ``p10``), filling the map
+    row by row; needs the map shape.
+
+Images are 8- or 16-bit greyscale TIFF (tifffile), PNG or BMP (Pillow). A zip
+is read member by member, never extracted to disk. Files whose name contains
+``background`` are not patterns (a static background stored beside them) and
+are left out.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import os
+import re
+import threading
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "ImageReadError",
+    "ImageSource",
+    "ImageSourceError",
+    "describe_image_source",
+    "natural_key",
+    "open_image_source",
+    "parse_shape",
+    "read_image",
+]
+
+_logger = logging.getLogger(__name__)
+
+#: File extensions read as pattern images (lower case).
+IMAGE_EXTENSIONS = (".tif", ".tiff", ".png", ".bmp")
+_TIFF = (".tif", ".tiff")
+SCHEMES = ("aztec", "edax", "sorted")
+
+# the prefix is empty or ends in a non-digit, so "Map1_0_0" is prefix "Map1_", row 0, col 0
+_AZTEC = re.compile(r"^(?P<prefix>(?:.*\D)?)(?P<row>\d+)_(?P<col>\d+)$")
+_EDAX = re.compile(r"^(?P<prefix>(?:.*[_\-\s.])?)x(?P<x>\d+(?:\.\d+)?)y(?P<y>\d+(?:\.\d+)?)$", re.IGNORECASE)
+_DIGITS = re.compile(r"(\d+)")
+
+
+class ImageSourceError(ValueError):
+    """A folder or zip of pattern images that cannot be made into a map."""
+
+
+class ImageReadError(ImageSourceError):
+    """One image that cannot be read, or that differs from the others."""
+
+
+def natural_key(name: str) -> tuple[Any, ...]:
+    """Sort key that orders embedded numbers by value.
+
+    >>> sorted(["p10.tif", "p2.tif", "p1.tif"], key=natural_key)
+    ['p1.tif', 'p2.tif', 'p10.tif']
+    """
+    return tuple(int(part) if part.isdigit() else part.lower() for part in _DIGITS.split(name))
+
+
+def parse_shape(text: str) -> tuple[int, int]:
+    """Parse a map shape ``ROWSxCOLS`` (also ``ROWS,COLS``).
+
+    >>> parse_shape("172x196")
+    (172, 196)
+    """
+    parts = re.split(r"\s*[x×X,]\s*", text.strip())
+    try:
+        rows, cols = (int(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"map shape {text!r}: expected ROWSxCOLS, e.g. 172x196") from None
+    if rows <= 0 or cols <= 0:
+        raise ValueError(f"map shape {text!r}: rows and columns must be positive")
+    return rows, cols
+
+
+# -- decoding ---------------------------------------------------------------
+
+
+def _as_grey(arr: np.ndarray, label: str) -> np.ndarray:
+    """Greyscale 2D array from a decoded image; RGB with equal channels is accepted."""
+    if arr.ndim == 3 and arr.shape[-1] in (3, 4):
+        rgb = arr[..., :3]
+        if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])):
+            raise ImageReadError(f"{label}: colour image ({arr.shape[-1]} channels); EBSD patterns must be greyscale")
+        arr = rgb[..., 0]
+    if arr.ndim != 2:
+        raise ImageReadError(f"{label}: expected one greyscale image, found an array of shape {arr.shape}")
+    if arr.dtype == np.int32 or arr.dtype == np.int64:  # Pillow mode "I" (16-bit PNG in older Pillow)
+        if arr.size and (arr.min() < 0 or arr.max() > 65535):
+            raise ImageReadError(f"{label}: 32-bit image with values outside 0..65535; expected 8- or 16-bit patterns")
+        arr = arr.astype(np.uint16)
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8)
+    return arr
+
+
+def _decode(data: bytes | Path, suffix: str, label: str) -> np.ndarray:
+    """Decode one image (file path or bytes) to a 2D array."""
+    try:
+        if suffix in _TIFF:
+            import tifffile
+
+            src = io.BytesIO(data) if isinstance(data, bytes) else data
+            arr = tifffile.imread(src, key=0)
+        else:
+            from PIL import Image
+
+            src = io.BytesIO(data) if isinstance(data, bytes) else data
+            with Image.open(src) as img:
+                if img.mode in ("P", "PA"):
+                    img = img.convert("RGBA" if img.mode == "PA" else "RGB")
+                elif img.mode == "LA":
+                    img = img.convert("L")
+                arr = np.asarray(img)
+    except ImageReadError:
+        raise
+    except Exception as exc:  # decoders raise many kinds; all mean "unreadable"
+        raise ImageReadError(f"{label}: unreadable image ({type(exc).__name__}: {exc})") from exc
+    return _as_grey(np.asarray(arr), label)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read one greyscale image: TIFF, PNG, BMP or a whitespace-separated text array.
+
+    Used for static backgrounds and single patterns.
+
+    Parameters
+    ----------
+    path
+        Image file (``.tif``, ``.tiff``, ``.png``, ``.bmp``) or text file
+        (``.txt``, ``.dat``, ``.csv``) with one image row per line.
+
+    Returns
+    -------
+    numpy.ndarray
+        2D array in the file's dtype (float64 for text).
+
+    Raises
+    ------
+    ImageReadError
+        The file cannot be read or is not one greyscale image.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such image file")
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_EXTENSIONS:
+        return _decode(path, suffix, str(path))
+    try:
+        arr = np.loadtxt(path, delimiter="," if suffix == ".csv" else None, ndmin=2)
+    except ValueError as exc:
+        raise ImageReadError(f"{path}: not an image and not a text array of numbers ({exc})") from exc
+    return arr
+
+
+# -- naming schemes ------------------------------------------------------------
+
+
+def _stem(name: str) -> str:
+    base = name.rsplit("/", 1)[-1]
+    return base.rsplit(".", 1)[0]
+
+
+def _parse_aztec(names: Sequence[str]) -> tuple[np.ndarray, np.ndarray, str] | None:
+    matches = [_AZTEC.match(_stem(n)) for n in names]
+    if not all(matches):
+        return None
+    prefixes = {m.group("prefix") for m in matches}  # type: ignore[union-attr]
+    if len(prefixes) > 1:
+        counts = {p: sum(m.group("prefix") == p for m in matches) for p in prefixes}  # type: ignore[union-attr]
+        listed = ", ".join(f"{p!r} ({c} files)" for p, c in sorted(counts.items()))
+        raise ImageSourceError(f"images named row_col with different prefixes: {listed}; put one map per folder")
+    rows = np.array([int(m.group("row")) for m in matches], dtype=np.int64)  # type: ignore[union-attr]
+    cols = np.array([int(m.group("col")) for m in matches], dtype=np.int64)  # type: ignore[union-attr]
+    return rows, cols, prefixes.pop()
+
+
+def _coordinate_index(values: list[str], step: float | None, axis: str) -> np.ndarray:
+    """Indices from EDAX x/y fields: integers as they are, decimals divided by the step."""
+    if not any("." in v for v in values):
+        return np.array([int(v) for v in values], dtype=np.int64)
+    x = np.array([float(v) for v in values])
+    x0 = x.min()
+    if step is None:
+        diffs = np.diff(np.unique(x))
+        step = float(diffs.min()) if diffs.size else 1.0
+    idx = (x - x0) / step
+    rounded = np.rint(idx)
+    if np.abs(idx - rounded).max(initial=0) > 0.05:
+        raise ImageSourceError(f"EDAX {axis} coordinates are not multiples of the step {step:g} µm; give the step with --step")
+    return rounded.astype(np.int64)
+
+
+def _parse_edax(names: Sequence[str], step_um: tuple[float, float] | None) -> tuple[np.ndarray, np.ndarray, str] | None:
+    matches = [_EDAX.match(_stem(n)) for n in names]
+    if not all(matches):
+        return None
+    prefixes = {m.group("prefix") for m in matches}  # type: ignore[union-attr]
+    cols = _coordinate_index([m.group("x") for m in matches], None if step_um is None else step_um[1], "x")  # type: ignore[union-attr]
+    rows = _coordinate_index([m.group("y") for m in matches], None if step_um is None else step_um[0], "y")  # type: ignore[union-attr]
+    return rows, cols, prefixes.pop() if len(prefixes) == 1 else ""
+
+
+# -- the source ------------------------------------------------------------------
+
+
+class ImageSource:
+    """A folder or zip of pattern images with their map positions.
+
+    Use :func:`open_image_source`. ``names`` are the pattern files in natural
+    sort order; ``rows``/``cols`` their map positions when the names carry
+    them (``aztec``, ``edax``), else None (``sorted``: positions follow from
+    the map shape). :meth:`read` is safe to call from several threads.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        container: str,
+        names: list[str],
+        scheme: str,
+        rows: np.ndarray | None,
+        cols: np.ndarray | None,
+        prefix: str = "",
+        ignored: Sequence[str] = (),
+    ):
+        self.path = path
+        self.container = container
+        self.names = names
+        self.scheme = scheme
+        self.rows = rows
+        self.cols = cols
+        self.prefix = prefix
+        self.ignored = list(ignored)
+        self._local = threading.local()
+        self._handles: list[zipfile.ZipFile] = []
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __repr__(self) -> str:
+        return f"<ImageSource {self.path.name}: {len(self)} images, {self.scheme} naming ({self.container})>"
+
+    def __enter__(self) -> ImageSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the zip handles opened by reading threads."""
+        with self._lock:
+            for handle in self._handles:
+                handle.close()
+            self._handles.clear()
+        self._local = threading.local()
+
+    def label(self, i: int) -> str:
+        """The file of image ``i`` as shown in messages: ``folder/12_7.tiff`` or ``maps.zip:12_7.tiff``."""
+        if self.container == "zip":
+            return f"{self.path}:{self.names[i]}"
+        return str(self.path / self.names[i])
+
+    def _zip(self) -> zipfile.ZipFile:
+        handle = getattr(self._local, "zip", None)
+        if handle is None:
+            handle = zipfile.ZipFile(self.path)
+            self._local.zip = handle
+            with self._lock:
+                self._handles.append(handle)
+        return handle
+
+    def read(self, i: int) -> np.ndarray:
+        """Decode image ``i`` (index into :attr:`names`) to a 2D array."""
+        name = self.names[i]
+        suffix = "." + name.rsplit(".", 1)[-1].lower()
+        if self.container == "zip":
+            try:
+                data = self._zip().read(name)
+            except (zipfile.BadZipFile, OSError, EOFError, KeyError, RuntimeError) as exc:
+                # zlib.error is not importable under its own name everywhere; handled below
+                raise ImageReadError(f"{self.label(i)}: cannot read from the zip ({exc})") from exc
+            except Exception as exc:
+                raise ImageReadError(f"{self.label(i)}: cannot read from the zip ({type(exc).__name__}: {exc})") from exc
+            return _decode(data, suffix, self.label(i))
+        return _decode(self.path / name, suffix, self.label(i))
+
+    def inferred_shape(self) -> tuple[int, int] | None:
+        """Map shape from the positions in the names (max row + 1, max col + 1), when they carry them."""
+        if self.rows is None or self.cols is None or not len(self):
+            return None
+        return int(self.rows.max()) + 1, int(self.cols.max()) + 1
+
+    def positions(self, nav_shape: tuple[int, int] | None = None, *, shape_source: str = "") -> tuple[tuple[int, int], np.ndarray]:
+        """Check the images against a map and give their storage order.
+
+        Parameters
+        ----------
+        nav_shape
+            Map (rows, cols); inferred from the names when None (not for
+            ``sorted`` naming).
+        shape_source
+            Where ``nav_shape`` came from, for messages (e.g. ``"--ctf map.ctf"``).
+
+        Returns
+        -------
+        nav_shape
+            The map shape.
+        order
+            ``order[k]`` is the image (index into :attr:`names`) of the map
+            point with row-major index ``k``.
+
+        Raises
+        ------
+        ImageSourceError
+            Count mismatch, a position outside the map, a duplicate or a
+            missing position; the message names the files and positions.
+        """
+        n = len(self)
+        where = f" (from {shape_source})" if shape_source else ""
+        if self.rows is None or self.cols is None:
+            if nav_shape is None:
+                raise ImageSourceError(
+                    f"{self.path}: the {n} image names carry no map positions ({self.scheme} naming); "
+                    "give the map shape with --shape ROWSxCOLS (or --ctf/--ang)"
+                )
+            rows, cols = nav_shape
+            if n != rows * cols:
+                more = "more" if n > rows * cols else "fewer"
+                extra = f"; first image beyond the map: {self.label(rows * cols)}" if n > rows * cols else ""
+                raise ImageSourceError(
+                    f"{self.path}: {n} images but the {rows} x {cols} map{where} has {rows * cols} points "
+                    f"({more} images than map points){extra}"
+                )
+            return (rows, cols), np.arange(n, dtype=np.int64)
+
+        if nav_shape is None:
+            nav_shape = self.inferred_shape()
+            assert nav_shape is not None
+        rows, cols = nav_shape
+        r, c = self.rows, self.cols
+        outside = np.flatnonzero((r >= rows) | (c >= cols) | (r < 0) | (c < 0))
+        count_note = f"{n} images for the {rows} x {cols} map{where} of {rows * cols} points"
+        if outside.size:
+            i = int(outside[0])
+            raise ImageSourceError(
+                f"{self.label(i)}: map position (row {r[i]}, col {c[i]}) lies outside the {rows} x {cols} map{where}; "
+                f"{outside.size} image(s) outside ({count_note})"
+            )
+        flat = r * cols + c
+        order = np.full(rows * cols, -1, dtype=np.int64)
+        sort = np.argsort(flat, kind="stable")
+        dup = np.flatnonzero(np.diff(flat[sort]) == 0)
+        if dup.size:
+            a, b = int(sort[dup[0]]), int(sort[dup[0] + 1])
+            raise ImageSourceError(
+                f"duplicate map position (row {r[a]}, col {c[a]}): {self.label(a)} and {self.label(b)} "
+                f"({dup.size} duplicate(s); {count_note})"
+            )
+        order[flat] = np.arange(n)
+        missing = np.flatnonzero(order < 0)
+        if missing.size:
+            shown = ", ".join(f"(row {k // cols}, col {k % cols})" for k in missing[:5])
+            more = f" and {missing.size - 5} more" if missing.size > 5 else ""
+            raise ImageSourceError(
+                f"{self.path}: no image for map position {shown}{more} ({count_note}, {missing.size} missing)"
+            )
+        return (rows, cols), order
+
+
+def _list_folder(path: Path) -> list[str]:
+    return [p.name for p in path.iterdir() if p.is_file() and not p.name.startswith(".")]
+
+
+def _list_zip(path: Path) -> list[str]:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return [
+                info.filename
+                for info in zf.infolist()
+                if not info.is_dir()
+                and not info.filename.startswith("__MACOSX/")
+                and not info.filename.rsplit("/", 1)[-1].startswith(".")
+            ]
+    except zipfile.BadZipFile as exc:
+        raise ImageSourceError(f"{path}: not a readable zip file ({exc})") from exc
+
+
+def open_image_source(
+    path: str | os.PathLike,
+    *,
+    naming: str | None = None,
+    step_um: tuple[float, float] | None = None,
+) -> ImageSource:
+    """Open a folder or zip of pattern images and work out their map positions.
+
+    Parameters
+    ----------
+    path
+        Folder or ``.zip`` file.
+    naming
+        ``'aztec'``, ``'edax'``, ``'sorted'``, or None to recognise it from
+        the names (aztec, then edax, else sorted).
+    step_um
+        (row, col) step, used only for EDAX names holding µm coordinates.
+
+    Returns
+    -------
+    ImageSource
+
+    Raises
+    ------
+    ImageSourceError
+        No images, mixed extensions, names that do not follow the requested
+        scheme, or a corrupt zip.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np, tifffile
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> for r in range(2):
+    ...     for c in range(3):
+    ...         tifffile.imwrite(d / f"{r}_{c}.tiff", np.full((4, 5), 10 * r + c, np.uint16))
+    >>> src = open_image_source(d)
+    >>> src.scheme, src.inferred_shape()
+    ('aztec', (2, 3))
+    >>> int(src.read(src.names.index("1_2.tiff"))[0, 0])
+    12
+    """
+    path = Path(path)
+    if naming is not None and naming not in SCHEMES:
+        raise ValueError(f"naming {naming!r}: expected one of {', '.join(SCHEMES)}")
+    if path.is_dir():
+        container, all_names = "folder", _list_folder(path)
+    elif path.is_file():
+        if not zipfile.is_zipfile(path):
+            raise ImageSourceError(f"{path}: neither a folder nor a readable zip file of pattern images")
+        container, all_names = "zip", _list_zip(path)
+    else:
+        raise FileNotFoundError(f"{path}: no such folder or zip file")
+
+    images = [n for n in all_names if "." + n.rsplit(".", 1)[-1].lower() in IMAGE_EXTENSIONS and "." in n]
+    ignored = [n for n in images if "background" in n.rsplit("/", 1)[-1].lower()]
+    names = sorted((n for n in images if n not in ignored), key=natural_key)
+    if ignored:
+        _logger.info("%s: not taken as patterns: %s", path, ", ".join(ignored))
+    if not names:
+        raise ImageSourceError(f"{path}: no pattern images ({', '.join(IMAGE_EXTENSIONS)}) in this {container}")
+    exts = {n.rsplit(".", 1)[-1].lower().replace("tiff", "tif") for n in names}
+    if len(exts) > 1:
+        raise ImageSourceError(f"{path}: images of several formats ({', '.join(sorted(exts))}); keep one format per map")
+
+    parsed = None
+    scheme = "sorted"
+    if naming in (None, "aztec"):
+        parsed = _parse_aztec(names)
+        scheme = "aztec"
+    if parsed is None and naming in (None, "edax"):
+        parsed = _parse_edax(names, step_um)
+        scheme = "edax"
+    if parsed is None:
+        if naming in ("aztec", "edax"):
+            pattern = "ROW_COL.tiff" if naming == "aztec" else "..._x{X}y{Y}.ext"
+            stems = [n for n in names if not (_AZTEC if naming == "aztec" else _EDAX).match(_stem(n))]
+            raise ImageSourceError(
+                f"{path}: {len(stems)} image name(s) do not follow the {naming} scheme {pattern}, e.g. {stems[0]}"
+            )
+        return ImageSource(path, container, names, "sorted", None, None, ignored=ignored)
+    rows, cols, prefix = parsed
+    return ImageSource(path, container, names, scheme, rows, cols, prefix=prefix, ignored=ignored)
+
+
+def describe_image_source(path: str | os.PathLike | ImageSource, *, nav_shape: tuple[int, int] | None = None) -> dict[str, Any]:
+    """A JSON-ready summary of an image folder or zip (used by ``kikuchi info``).
+
+    Reads only the first image (pattern size and dtype).
+    """
+    src = path if isinstance(path, ImageSource) else open_image_source(path)
+    first = src.read(0)
+    shape = nav_shape or src.inferred_shape()
+    out: dict[str, Any] = {
+        "path": str(src.path),
+        "kind": f"image {src.container}",
+        "count": len(src),
+        "naming": src.scheme,
+        "prefix": src.prefix,
+        "first": src.names[0],
+        "last": src.names[-1],
+        "format": src.names[0].rsplit(".", 1)[-1].lower(),
+        "nav_shape": list(shape) if shape else None,
+        "pattern_shape": list(first.shape),
+        "dtype": str(first.dtype),
+        "ignored": src.ignored,
+    }
+    if shape is not None:
+        try:
+            src.positions(shape)
+            out["complete"] = True
+        except ImageSourceError as exc:
+            out["complete"] = False
+            out["problem"] = str(exc)
+    else:
+        out["complete"] = None
+        n = len(src)
+        root = math.isqrt(n)
+        out["note"] = "names carry no map positions: give --shape ROWSxCOLS to convert" + (
+            f" (a square map would be {root} x {root})" if root * root == n else ""
+        )
+    src.close()
+    return out
