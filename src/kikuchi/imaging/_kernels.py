@@ -179,8 +179,7 @@ def spectral_inertia(patterns: np.ndarray, q2: np.ndarray) -> np.ndarray:
     x /= std
     from scipy import fft as sfft
 
-    spectrum = sfft.rfft2(x, workers=1)
-    power = spectrum.real**2 + spectrum.imag**2
+    power = np.abs(sfft.rfft2(x, workers=1))  # the spectrum's modulus |F|, as kikuchipy computes it
     # rfft2 keeps half of the last axis: weight the columns that stand for two.
     w = x.shape[2]
     mult = np.full(power.shape[2], 2.0, dtype=np.float32)

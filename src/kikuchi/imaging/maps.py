@@ -22,7 +22,7 @@ from kikuchi.imaging.quality import image_quality, neighbour_dot_product
 from kikuchi.imaging.vbse import diode_array, parse_grid, vbse_array
 from kikuchi.io.mapstore import EBSDMap
 
-__all__ = ["SIGNALS", "VbseMaps", "QualityMaps", "vbse_maps", "quality_maps", "kikuchi_signal", "place_on_map"]
+__all__ = ["SIGNALS", "VbseMaps", "QualityMaps", "vbse_maps", "quality_maps", "kikuchi_signal", "kikuchi_ratio", "place_on_map"]
 
 _logger = logging.getLogger(__name__)
 
@@ -40,8 +40,8 @@ def kikuchi_signal(
     """Split patterns into the Kikuchi signal and the smooth background.
 
     The patterns are divided by the static background (when given), then
-    separated by :func:`kikuchi.process.make_signal_bg` (a wide Gaussian
-    low-pass is the background; the signal is what it leaves).
+    separated by :func:`kikuchi.process.make_signal_bg`: a Gaussian
+    low-pass is the background, ``signal = pattern - background``.
 
     Parameters
     ----------
@@ -62,12 +62,21 @@ def kikuchi_signal(
 
     patterns = np.asarray(patterns)
     if static_background is not None:
-        patterns = remove_static_background(patterns, static_background, operation="divide")
-    signal = np.empty(patterns.shape, dtype=np.float32)
-    background = np.empty(patterns.shape, dtype=np.float32)
-    for k in range(patterns.shape[0]):
-        signal[k], background[k] = make_signal_bg(patterns[k], sigma=sigma)
-    return signal, background
+        patterns = remove_static_background(patterns, static_background, operation="divide", dtype=np.float32)
+    signal, background = make_signal_bg(patterns, sigma=sigma)
+    return signal.astype(np.float32, copy=False), background.astype(np.float32, copy=False)
+
+
+def kikuchi_ratio(signal: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """``image / background = 1 + signal / background``: the Kikuchi signal as a positive ratio.
+
+    Used for the centre of mass of the Kikuchi signal, which needs weights
+    >= 0; 0 where the background is not positive.
+    """
+    out = np.zeros(signal.shape, dtype=np.float32)
+    np.divide(signal, background, out=out, where=background > 0)
+    out += np.float32(1.0)
+    return out
 
 
 def place_on_map(values: np.ndarray, index_map: np.ndarray) -> np.ndarray:
@@ -96,7 +105,8 @@ class VbseMaps:
     com_raw
         (rows, cols, 2) centre of mass (x, y) in pixels of the raw patterns.
     com_kikuchi
-        (rows, cols, 2) centre of mass of the Kikuchi signal, or None.
+        (rows, cols, 2) centre of mass of the Kikuchi signal as the ratio
+        ``pattern / background`` (positive), or None.
     diodes
         (rows, cols, 2, 3) virtual forward-scatter diodes of the raw
         patterns: [top, bottom] x [left, middle, right].
@@ -130,14 +140,16 @@ def _vbse_chunk(
     moments = pattern_moments(patterns)
     if signal == "raw":
         parts.append(vbse_array(patterns, grid=grid).reshape(n, -1))
+    elif signal == "background":  # the smooth part of the raw patterns themselves
+        parts.append(vbse_array(kikuchi_signal(patterns, sigma=sigma)[1], grid=grid).reshape(n, -1))
     kik = bg = None
-    if signal != "raw" or com_kikuchi:
+    if signal == "kikuchi" or com_kikuchi:
         kik, bg = kikuchi_signal(patterns, sigma=sigma, static_background=static_background)
-    if signal != "raw":
-        parts.append(vbse_array(kik if signal == "kikuchi" else bg, grid=grid).reshape(n, -1))
+    if signal == "kikuchi":
+        parts.append(vbse_array(kik, grid=grid).reshape(n, -1))
     parts += [moments[:, :1], moments[:, 2:4], diode_array(patterns, strip=diode_strip).reshape(n, -1)]
     if com_kikuchi:
-        parts.append(centre_of_mass(kik))
+        parts.append(centre_of_mass(kikuchi_ratio(kik, bg)))
     return np.concatenate(parts, axis=1)
 
 
@@ -166,7 +178,9 @@ def vbse_maps(
         Regions per pattern (grid rows, grid cols), e.g. ``'7x7'``.
     signal
         What the regions average: 'raw' patterns, the 'kikuchi' signal after
-        background removal, or the smooth 'background' alone.
+        background removal (static background divided out first when
+        ``static_background``), or the smooth 'background' of the raw
+        patterns alone.
     sigma
         Background low-pass width for 'kikuchi'/'background' (see
         :func:`kikuchi_signal`).

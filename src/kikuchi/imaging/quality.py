@@ -1,23 +1,30 @@
 """Pattern quality: Krieger Lassen's image quality and the neighbour dot product.
 
 Image quality (IQ)
-    The metric ``Q`` of N. C. Krieger Lassen (PhD thesis, Technical
-    University of Denmark, 1994), in the notation of Marquardt et al.,
-    Materials Characterization 129 (2017) 112, as also computed by
-    kikuchipy (``get_image_quality``)::
+    The metric ``Q`` of N. C. Krieger Lassen (PhD thesis "Automated
+    determination of crystal orientations from electron backscattering
+    patterns", Technical University of Denmark, 1994), in the notation of
+    Marquardt et al., Materials Characterization 129 (2017) 112 (used by
+    kikuchipy's ``get_image_quality``)::
 
         Q     = 1 - J / (J_res w_tot)
         J     = sum_{h,k} w(h, k) |q|^2
         J_res = (1 / N^2) sum_{h,k} |q|^2
         w_tot = sum_{h,k} w(h, k)
 
-    with ``w`` the FFT power spectrum of the pattern normalised to zero mean
-    and unit standard deviation, and ``q = (h, k)`` the integer frequency
-    vector. ``J / w_tot`` is the spectrum's moment of inertia; white noise
-    has ``J / w_tot = J_res`` (Q = 0), a pattern whose power sits in the
-    low frequencies of sharp, high-contrast Kikuchi bands approaches 1.
-    Compute it on the Kikuchi signal (background removed): the smooth
-    background of a raw pattern puts nearly all power at low frequencies.
+    with ``q = (h, k)`` the integer frequency vector of the 2-D FFT of the
+    pattern normalised to zero mean and unit standard deviation, and
+    ``w = |F(h, k)|`` the modulus of that FFT. (kikuchipy's documentation
+    calls ``w`` the power spectrum, but its code, like ours, weights by the
+    modulus; with the modulus the noise floor counts more and ``Q`` falls
+    when the Kikuchi bands blur into the noise, which is what an IQ map is
+    for. Our ``|q|^2`` are the exact integer frequencies; kikuchipy's are
+    offset by one on the positive half axes, a difference of about 1 % in
+    ``Q``.) ``J / w_tot`` is the spectrum's moment of inertia: white noise
+    has ``J / w_tot = J_res`` (Q = 0), strong Kikuchi bands with little
+    noise approach 1. Compute it on the Kikuchi signal (background
+    removed): the smooth background of a raw pattern puts nearly all
+    amplitude at the lowest frequencies.
 
 Average neighbour dot product (ADP)
     The mean over the four nearest map neighbours of the normalised dot
