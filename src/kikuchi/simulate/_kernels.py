@@ -155,21 +155,31 @@ def sample_master(north: np.ndarray, south: np.ndarray, v: np.ndarray) -> np.nda
 
 
 @numba.njit(nogil=True, cache=True)
-def project_one(north: np.ndarray, south: np.ndarray, dirs: np.ndarray, g: np.ndarray, out: np.ndarray) -> None:
-    """Project one pattern: ``out[p] = master(g @ dirs[p])`` for unit sample vectors (npix, 3)."""
-    g00, g01, g02 = g[0, 0], g[0, 1], g[0, 2]
-    g10, g11, g12 = g[1, 0], g[1, 1], g[1, 2]
-    g20, g21, g22 = g[2, 0], g[2, 1], g[2, 2]
-    for p in range(dirs.shape[0]):
-        sx, sy, sz = dirs[p, 0], dirs[p, 1], dirs[p, 2]
-        cx = g00 * sx + g01 * sy + g02 * sz
-        cy = g10 * sx + g11 * sy + g12 * sz
-        cz = g20 * sx + g21 * sy + g22 * sz
-        out[p] = _sample_one(north, south, cx, cy, cz)
+def project_pc_one(north: np.ndarray, south: np.ndarray, m: np.ndarray, pc: np.ndarray, out: np.ndarray) -> None:
+    """One pattern (h, w) for the detector-to-crystal matrix ``m`` and Bruker PC ``pc``.
+
+    The detector-frame vector of pixel (r, c) is (c + 0.5 - PCx w, PCy h - r - 0.5, DD h).
+    """
+    h, w = out.shape
+    x0 = 0.5 - pc[0] * w
+    y0 = pc[1] * h - 0.5
+    zd = pc[2] * h
+    for r in range(h):
+        yd = y0 - r
+        bx = m[0, 1] * yd + m[0, 2] * zd
+        by = m[1, 1] * yd + m[1, 2] * zd
+        bz = m[2, 1] * yd + m[2, 2] * zd
+        for c in range(w):
+            xd = x0 + c
+            vx = m[0, 0] * xd + bx
+            vy = m[1, 0] * xd + by
+            vz = m[2, 0] * xd + bz
+            norm = math.sqrt(vx * vx + vy * vy + vz * vz)
+            out[r, c] = _sample_one(north, south, vx / norm, vy / norm, vz / norm)
 
 
-@numba.njit(nogil=True, cache=True, parallel=True)
-def project_many(north: np.ndarray, south: np.ndarray, dirs: np.ndarray, dir_index: np.ndarray, g: np.ndarray, out: np.ndarray) -> None:
-    """Project patterns i = 0..n-1 with matrices g[i] and directions dirs[dir_index[i]] into out (n, npix)."""
-    for i in numba.prange(g.shape[0]):
-        project_one(north, south, dirs[dir_index[i]], g[i], out[i])
+@numba.njit(nogil=True, cache=True)
+def project_pc_many(north: np.ndarray, south: np.ndarray, m: np.ndarray, pcs: np.ndarray, pc_index: np.ndarray, out: np.ndarray) -> None:
+    """Patterns i = 0..n-1 with matrices m[i] (detector -> crystal) and PCs pcs[pc_index[i]] into out (n, h, w)."""
+    for i in range(m.shape[0]):
+        project_pc_one(north, south, m[i], pcs[pc_index[i]], out[i])
