@@ -1,0 +1,47 @@
+"""``kikuchi explore``: the map explorer in the browser.
+
+Starts a local web server on the map file and opens the page; Ctrl-C stops
+it. By default the server answers this computer only (127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import webbrowser
+
+from kikuchi.explore import Explorer
+from kikuchi.explore.server import _is_loopback, make_server
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="map file (.h5) to explore")
+    parser.add_argument("--port", type=int, default=0, help="TCP port (default: any free port)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1: this computer only; another address serves the patterns to the network)",
+    )
+    parser.add_argument("--no-browser", action="store_true", help="do not open the page in the web browser")
+
+
+def run(args: argparse.Namespace) -> int:
+    if not 0 <= args.port <= 65535:
+        raise ValueError(f"--port {args.port}: a TCP port is 0..65535 (0: any free port)")
+    try:
+        server = make_server(args.file, host=args.host, port=args.port)
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise OSError(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc} (choose another --port, or --port 0)") from exc
+    explorer = Explorer(server)
+    if not _is_loopback(args.host):
+        print(f"warning: serving {explorer.path.name} to the network on {args.host}; anyone who can reach it can read the patterns", file=sys.stderr)
+    print(f"kikuchi explore: {explorer.path.name} at {explorer.url}  (Ctrl-C to stop)", flush=True)
+    if not args.no_browser:
+        webbrowser.open(explorer.url)
+    try:
+        explorer.serve_forever()
+    except KeyboardInterrupt:
+        print("kikuchi explore: stopped", flush=True)
+    return 0

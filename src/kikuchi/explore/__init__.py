@@ -1,0 +1,164 @@
+"""The map explorer: a local web page to look at the patterns of a map.
+
+Hover the base map to see the pattern under the mouse, click to pin a point,
+average neighbours, switch between raw and corrected patterns and save a
+pattern as an exact TIFF. ``kikuchi explore FILE.h5`` opens it in the
+browser; from Jupyter, ``kikuchi.explore(path)`` shows it inline.
+
+The server is Python's standard ``http.server``; the page is static HTML,
+JavaScript and CSS shipped in ``kikuchi/explore/static`` (no CDN, no build).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+import threading
+from pathlib import Path
+
+from kikuchi.explore.server import ExplorerServer, make_server, serve_in_thread
+from kikuchi.explore.source import MapSource
+
+__all__ = ["Explorer", "MapSource", "explore"]
+
+_logger = logging.getLogger(__name__)
+
+
+class Explorer:
+    """A running explorer server (see :func:`explore`).
+
+    Attributes
+    ----------
+    url
+        Address of the page.
+    """
+
+    def __init__(self, server: ExplorerServer, *, height: int = 760):
+        self._server = server
+        self.height = int(height)
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    @property
+    def path(self) -> Path:
+        """The map file shown."""
+        return self._server.source.path
+
+    @property
+    def pinned(self) -> tuple[int, int] | None:
+        """The (row, col) pinned on the page, or None."""
+        return self._server.pinned
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and not self._stopped
+
+    def start(self) -> Explorer:
+        """Serve in a background thread (returns at once)."""
+        if self._stopped:
+            raise RuntimeError("this explorer was stopped; call kikuchi.explore(path) again")
+        if self._thread is None:
+            self._thread = serve_in_thread(self._server)
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in this thread until :meth:`stop` or Ctrl-C (then stops cleanly)."""
+        try:
+            self._server.serve_forever(poll_interval=0.2)
+        finally:
+            self._close()
+
+    def stop(self) -> None:
+        """Stop serving and close the map file."""
+        if self._stopped:
+            return
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=5)
+        self._close()
+
+    def _close(self) -> None:
+        if not self._stopped:
+            self._stopped = True
+            self._server.server_close()
+            self._server.source.close()
+
+    def __enter__(self) -> Explorer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else ("stopped" if self._stopped else "not started")
+        return f"<Explorer {self.path.name} at {self.url} ({state})>"
+
+    def _repr_html_(self) -> str:
+        if self._stopped:
+            return f"<p>kikuchi explorer of {html.escape(self.path.name)}: stopped.</p>"
+        url = html.escape(self.url, quote=True)
+        return (
+            f'<iframe src="{url}" width="100%" height="{self.height}" style="border:1px solid #ccc" '
+            f'title="kikuchi map explorer"></iframe>'
+            f'<p style="font-size:small">kikuchi explorer of {html.escape(self.path.name)} at '
+            f'<a href="{url}" target="_blank">{url}</a>; call <code>.stop()</code> to end it.</p>'
+        )
+
+
+def explore(
+    path: str | os.PathLike,
+    *,
+    port: int = 0,
+    host: str = "127.0.0.1",
+    open_browser: bool = False,
+    height: int = 760,
+) -> Explorer:
+    """Open the map explorer of a map file in a background thread.
+
+    In Jupyter the returned object shows the page inline (an IFrame);
+    elsewhere open ``.url`` in a browser (or pass ``open_browser=True``).
+
+    Parameters
+    ----------
+    path
+        Map file (see :func:`kikuchi.open`).
+    port
+        TCP port; 0 (default) takes any free port.
+    host
+        Address to bind. The default serves this computer only; any other
+        address makes the patterns readable from the network.
+    open_browser
+        Also open the page in the default web browser.
+    height
+        Height in pixels of the inline IFrame.
+
+    Returns
+    -------
+    Explorer
+        Running server; ``.stop()`` ends it, ``.pinned`` is the point
+        clicked on the page.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, urllib.request, numpy as np
+    >>> from kikuchi import MapWriter
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "m.h5"
+    >>> with MapWriter(p, nav_shape=(2, 2), pattern_shape=(3, 3), dtype="uint8") as w:
+    ...     w.write(0, np.zeros((4, 3, 3), dtype=np.uint8))
+    >>> ex = explore(p)
+    >>> urllib.request.urlopen(ex.url + "api/info").status
+    200
+    >>> ex.stop()
+    """
+    explorer = Explorer(make_server(path, host=host, port=port), height=height).start()
+    _logger.info("explorer of %s at %s", explorer.path, explorer.url)
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(explorer.url)
+    return explorer

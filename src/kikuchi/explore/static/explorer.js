@@ -1,0 +1,515 @@
+// kikuchi map explorer: the page. No framework, no build step.
+//
+// The base map is fetched once per choice (PNG); patterns arrive as binary
+// messages (24-byte header + little-endian pixels, see kikuchi/explore/encode.py).
+// At most one pattern request is in flight: while it runs, only the latest
+// wanted point is remembered, so a fast mouse never queues stale requests.
+// window.kikuchiExplorer exposes the state for tests and benchmarks.
+"use strict";
+
+(function () {
+  const HEADER_BYTES = 24;
+  const DTYPES = { 1: Uint8Array, 2: Uint16Array, 3: Float32Array };
+  const DTYPE_NAMES = { 1: "uint8", 2: "uint16", 3: "float32" };
+  const CACHE_SIZE = 64;
+  const MAP_MAX_W = 540, MAP_MAX_H = 560, PATTERN_MAX = 480;
+
+  const $ = (id) => document.getElementById(id);
+  const el = {
+    status: $("status"), file: $("file-name"),
+    mapSelect: $("map-select"), legend: $("map-legend"),
+    map: $("map"), mapOverlay: $("map-overlay"), coords: $("coords"), pinned: $("pinned"),
+    signal: $("signal-select"), opLabel: $("op-label"), op: $("op-select"),
+    npaLabel: $("npa-label"), npa: $("npa-slider"), npaValue: $("npa-value"),
+    pattern: $("pattern"), patternOverlay: $("pattern-overlay"), readout: $("pattern-readout"),
+    histogram: $("histogram"), stats: $("pattern-stats"),
+    saveTiff: $("save-tiff"), savePng: $("save-png"), processing: $("processing-list"),
+  };
+
+  const state = {
+    info: null,
+    mapName: null,
+    mapImages: new Map(),   // name -> {bitmap, meta}
+    hover: null,            // {row, col}
+    pinned: null,
+    wanted: null,           // {row, col, key, url, t0}
+    inflight: null,         // key being fetched
+    current: null,          // pattern shown: {row, col, npa, signal, dtype, h, w, data, checksum}
+    cache: new Map(),       // key -> decoded pattern (LRU by insertion order)
+    latencies: [],          // ms from the mouse reaching a point to its pattern drawn
+    requests: 0,
+    errors: [],
+    display: { mapW: 0, mapH: 0, patW: 0, patH: 0 },
+  };
+
+  // ---------------------------------------------------------------- helpers
+  function setStatus(text, isError) {
+    el.status.textContent = text;
+    el.status.classList.toggle("error", !!isError);
+    if (isError) state.errors.push(text);
+  }
+
+  async function errorText(response) {
+    try {
+      const body = await response.json();
+      return `${response.status}: ${body.error}`;
+    } catch (e) {
+      return `${response.status} ${response.statusText}`;
+    }
+  }
+
+  function fmt(x, digits) {
+    if (!Number.isFinite(x)) return String(x);
+    const a = Math.abs(x);
+    if (a !== 0 && (a >= 1e5 || a < 1e-3)) return x.toExponential(3);
+    return Number.isInteger(x) ? String(x) : x.toFixed(digits === undefined ? 3 : digits);
+  }
+
+  function micrometres(p) {
+    const [dr, dc] = state.info.step_um;
+    return `y ${fmt(p.row * dr, 2)} µm, x ${fmt(p.col * dc, 2)} µm`;
+  }
+
+  function hasPattern(p) {
+    const hp = state.info.has_pattern;
+    return !hp || hp[p.row * state.info.nav_shape[1] + p.col] === 1;
+  }
+
+  // FNV-1a (32 bit) over the little-endian bytes of the pixels: tests compare it with Python's.
+  function checksum(bytes) {
+    let h = 0x811c9dc5;
+    for (let i = 0; i < bytes.length; i++) {
+      h ^= bytes[i];
+      h = Math.imul(h, 0x01000193) >>> 0;
+    }
+    return h.toString(16).padStart(8, "0");
+  }
+
+  function decodePattern(buffer) {
+    if (buffer.byteLength < HEADER_BYTES) throw new Error("short pattern message");
+    const view = new DataView(buffer);
+    const magic = String.fromCharCode(view.getUint8(0), view.getUint8(1), view.getUint8(2), view.getUint8(3));
+    if (magic !== "KPAT" || view.getUint8(4) !== 1) throw new Error("not a kikuchi pattern message");
+    const code = view.getUint8(5);
+    const Type = DTYPES[code];
+    if (!Type) throw new Error(`unknown pattern dtype code ${code}`);
+    const h = view.getUint32(8, true), w = view.getUint32(12, true);
+    if (buffer.byteLength !== HEADER_BYTES + h * w * Type.BYTES_PER_ELEMENT) throw new Error("pattern message of wrong length");
+    // The page runs on little-endian machines (all current browsers): view the pixels in place.
+    const data = new Type(buffer, HEADER_BYTES, h * w);
+    return {
+      npa: view.getUint8(6), h, w, row: view.getInt32(16, true), col: view.getInt32(20, true),
+      dtype: DTYPE_NAMES[code], data,
+      checksum: checksum(new Uint8Array(buffer, HEADER_BYTES)),
+    };
+  }
+
+  // ------------------------------------------------------------ parameters
+  function signalInfo() {
+    return state.info.signals.find((s) => s.name === el.signal.value) || state.info.signals[0];
+  }
+
+  function patternParams(p) {
+    const params = new URLSearchParams({ row: p.row, col: p.col, npa: el.npa.value, signal: el.signal.value });
+    const sig = signalInfo();
+    if (sig.options && sig.options.op) params.set("op", el.op.value);
+    return params.toString();
+  }
+
+  // --------------------------------------------------------------- patterns
+  function show(p, t0) {
+    if (!p) return;
+    const key = patternParams(p);
+    state.wanted = { row: p.row, col: p.col, key, t0: t0 === undefined ? performance.now() : t0 };
+    pump();
+  }
+
+  function pump() {
+    const want = state.wanted;
+    if (!want) return;
+    const cached = state.cache.get(want.key);
+    if (cached) {
+      state.wanted = null;
+      draw(cached, want);
+      return;
+    }
+    if (state.inflight !== null) return;  // the latest wish is fetched when the running request ends
+    const key = want.key;
+    state.inflight = key;
+    state.requests += 1;
+    fetch(`/api/pattern?${key}`)
+      .then(async (response) => {
+        if (!response.ok) throw new Error(await errorText(response));
+        return decodePattern(await response.arrayBuffer());
+      })
+      .then((pattern) => {
+        pattern.signal = new URLSearchParams(key).get("signal");
+        pattern.key = key;
+        state.cache.set(key, pattern);
+        if (state.cache.size > CACHE_SIZE) state.cache.delete(state.cache.keys().next().value);
+        if (state.wanted && state.wanted.key === key) {
+          const w = state.wanted;
+          state.wanted = null;
+          draw(pattern, w);
+        }
+      })
+      .catch((err) => {
+        if (state.wanted && state.wanted.key === key) state.wanted = null;
+        setStatus(`pattern (${new URLSearchParams(key).get("row")}, ${new URLSearchParams(key).get("col")}): ${err.message}`, true);
+      })
+      .finally(() => {
+        state.inflight = null;
+        pump();
+      });
+  }
+
+  function draw(p, want) {
+    const canvas = el.pattern;
+    if (canvas.width !== p.w || canvas.height !== p.h) {
+      canvas.width = p.w;
+      canvas.height = p.h;
+      layoutPattern();
+    }
+    let lo = Infinity, hi = -Infinity, sum = 0;
+    const d = p.data, n = d.length;
+    for (let i = 0; i < n; i++) {
+      const v = d[i];
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+      sum += v;
+    }
+    const ctx = canvas.getContext("2d");
+    const img = ctx.createImageData(p.w, p.h);
+    const px = img.data;
+    const scale = hi > lo ? 255 / (hi - lo) : 0;
+    for (let i = 0, j = 0; i < n; i++, j += 4) {
+      const g = hi > lo ? (d[i] - lo) * scale : 128;
+      px[j] = px[j + 1] = px[j + 2] = g;
+      px[j + 3] = 255;
+    }
+    ctx.putImageData(img, 0, 0);
+    state.current = p;
+    p.min = lo; p.max = hi; p.mean = sum / n;
+    canvas.dataset.row = p.row;
+    canvas.dataset.col = p.col;
+    canvas.dataset.npa = p.npa;
+    canvas.dataset.signal = p.signal;
+    canvas.dataset.checksum = p.checksum;
+    canvas.dataset.dtype = p.dtype;
+    const ms = performance.now() - want.t0;
+    state.latencies.push(ms);
+    drawHistogram(p);
+    el.stats.textContent = `${p.w} × ${p.h} ${p.dtype} · min ${fmt(lo)} · max ${fmt(hi)} · mean ${fmt(p.mean)}`;
+    const where = `row ${p.row}, col ${p.col} (${micrometres(p)})`;
+    el.coords.textContent = `pattern at ${where}${p.npa ? ` · ${p.npa} neighbours averaged` : ""}`;
+    el.coords.dataset.row = p.row;
+    el.coords.dataset.col = p.col;
+    el.saveTiff.href = `/api/pattern.tiff?${p.key}`;
+    el.savePng.href = `/api/pattern.png?${p.key}`;
+    el.saveTiff.classList.remove("disabled");
+    el.savePng.classList.remove("disabled");
+    if (!el.status.classList.contains("error")) setStatus(`pattern shown ${fmt(ms, 1)} ms after the mouse reached it`);
+    drawPatternOverlay();
+    document.dispatchEvent(new CustomEvent("kikuchi:pattern", { detail: { row: p.row, col: p.col, ms } }));
+  }
+
+  function drawHistogram(p) {
+    const canvas = el.histogram, ctx = canvas.getContext("2d");
+    const W = canvas.width, H = canvas.height, bins = 64, counts = new Float64Array(bins);
+    const lo = p.min, hi = p.max, span = hi > lo ? hi - lo : 1;
+    for (let i = 0; i < p.data.length; i++) {
+      let b = Math.floor(((p.data[i] - lo) / span) * bins);
+      if (b >= bins) b = bins - 1;
+      if (b < 0) b = 0;
+      counts[b] += 1;
+    }
+    let top = 0;
+    for (const c of counts) top = Math.max(top, c);
+    ctx.clearRect(0, 0, W, H);
+    const plotH = H - 16, bw = W / bins;
+    ctx.fillStyle = "#4a5568";
+    for (let b = 0; b < bins; b++) {
+      const bh = top ? (counts[b] / top) * (plotH - 2) : 0;
+      ctx.fillRect(b * bw, plotH - bh, Math.max(1, bw - 1), bh);
+    }
+    ctx.fillStyle = "#333";
+    ctx.font = "11px system-ui, sans-serif";
+    ctx.textBaseline = "bottom";
+    ctx.textAlign = "left";
+    ctx.fillText(fmt(lo), 2, H);
+    ctx.textAlign = "right";
+    ctx.fillText(fmt(hi), W - 2, H);
+    ctx.textAlign = "center";
+    ctx.fillText("intensity", W / 2, H);
+    canvas.dataset.total = p.data.length;
+  }
+
+  // ------------------------------------------------------------ layout
+  function layoutMap() {
+    const [rows, cols] = state.info.nav_shape;
+    const [dr, dc] = state.info.step_um;
+    const aspect = (rows * dr) / (cols * dc);  // physical height / width
+    let w = MAP_MAX_W, h = w * aspect;
+    if (h > MAP_MAX_H) { h = MAP_MAX_H; w = h / aspect; }
+    w = Math.max(1, Math.round(w)); h = Math.max(1, Math.round(h));
+    el.map.width = cols; el.map.height = rows;
+    el.map.style.width = `${w}px`; el.map.style.height = `${h}px`;
+    const ratio = window.devicePixelRatio || 1;
+    el.mapOverlay.width = Math.round(w * ratio); el.mapOverlay.height = Math.round(h * ratio);
+    el.mapOverlay.style.width = `${w}px`; el.mapOverlay.style.height = `${h}px`;
+    state.display.mapW = w; state.display.mapH = h;
+  }
+
+  function layoutPattern() {
+    const h = el.pattern.height, w = el.pattern.width;
+    const s = PATTERN_MAX / Math.max(h, w);
+    const dw = Math.round(w * s), dh = Math.round(h * s);
+    el.pattern.style.width = `${dw}px`; el.pattern.style.height = `${dh}px`;
+    const ratio = window.devicePixelRatio || 1;
+    el.patternOverlay.width = Math.round(dw * ratio); el.patternOverlay.height = Math.round(dh * ratio);
+    el.patternOverlay.style.width = `${dw}px`; el.patternOverlay.style.height = `${dh}px`;
+    state.display.patW = dw; state.display.patH = dh;
+  }
+
+  // --------------------------------------------------------------- the map
+  async function loadMap(name) {
+    state.mapName = name;
+    let entry = state.mapImages.get(name);
+    if (!entry) {
+      setStatus(`loading map ${name}…`);
+      const response = await fetch(`/api/map?name=${encodeURIComponent(name)}`);
+      if (!response.ok) {
+        setStatus(`map ${name}: ${await errorText(response)}`, true);
+        return;
+      }
+      const meta = JSON.parse(response.headers.get("X-Map-Info") || "{}");
+      const bitmap = await createImageBitmap(await response.blob());
+      entry = { bitmap, meta };
+      state.mapImages.set(name, entry);
+      setStatus("move the mouse over the map");
+    }
+    if (state.mapName !== name) return;
+    const ctx = el.map.getContext("2d");
+    ctx.imageSmoothingEnabled = false;
+    ctx.clearRect(0, 0, el.map.width, el.map.height);
+    ctx.drawImage(entry.bitmap, 0, 0);
+    el.map.dataset.loaded = name;
+    drawLegend(entry.meta);
+  }
+
+  function drawLegend(meta) {
+    el.legend.replaceChildren();
+    if (meta.legend) {
+      for (const item of meta.legend) {
+        const span = document.createElement("span");
+        const sw = document.createElement("span");
+        sw.className = "swatch";
+        sw.style.background = item.colour;
+        span.append(sw, item.label || String(item.value));
+        el.legend.append(span);
+      }
+    } else if (meta.vmin !== undefined) {
+      const ramp = document.createElement("span");
+      ramp.className = "ramp";
+      el.legend.append(fmt(meta.vmin), ramp, fmt(meta.vmax));
+    }
+  }
+
+  function niceLength(target) {
+    const p = Math.pow(10, Math.floor(Math.log10(target)));
+    for (const m of [5, 2, 1]) if (m * p <= target) return m * p;
+    return p;
+  }
+
+  function drawMapOverlay() {
+    const c = el.mapOverlay, ctx = c.getContext("2d");
+    const ratio = c.width / state.display.mapW;
+    const [rows, cols] = state.info.nav_shape;
+    const sx = c.width / cols, sy = c.height / rows;
+    ctx.clearRect(0, 0, c.width, c.height);
+    const mark = (p, colour, size) => {
+      const x = (p.col + 0.5) * sx, y = (p.row + 0.5) * sy;
+      const r = Math.max(size * ratio, Math.min(sx, sy) / 2);
+      ctx.lineWidth = 2 * ratio;
+      ctx.strokeStyle = "rgba(0,0,0,0.7)";
+      ctx.strokeRect(x - r - ratio, y - r - ratio, 2 * r + 2 * ratio, 2 * r + 2 * ratio);
+      ctx.strokeStyle = colour;
+      ctx.strokeRect(x - r, y - r, 2 * r, 2 * r);
+    };
+    if (state.hover) mark(state.hover, "#ffd60a", 3);
+    if (state.pinned) {
+      mark(state.pinned, "#ff3b30", 5);
+      const x = (state.pinned.col + 0.5) * sx, y = (state.pinned.row + 0.5) * sy;
+      ctx.strokeStyle = "rgba(255,59,48,0.6)";
+      ctx.lineWidth = 1 * ratio;
+      ctx.beginPath();
+      ctx.moveTo(x, 0); ctx.lineTo(x, c.height);
+      ctx.moveTo(0, y); ctx.lineTo(c.width, y);
+      ctx.stroke();
+    }
+    // scale bar: a round length near a fifth of the map width
+    const widthUm = cols * state.info.step_um[1];
+    const length = niceLength(widthUm / 5);
+    const barPx = (length / widthUm) * c.width;
+    const label = `${Number(length.toPrecision(3))} µm`;
+    ctx.font = `${12 * ratio}px system-ui, sans-serif`;
+    const boxW = Math.max(barPx, ctx.measureText(label).width) + 10 * ratio;
+    const x0 = 10 * ratio, y0 = c.height - 12 * ratio;
+    ctx.fillStyle = "rgba(0,0,0,0.55)";
+    ctx.fillRect(x0 - 5 * ratio, y0 - 20 * ratio, boxW, 27 * ratio);
+    ctx.fillStyle = "#fff";
+    ctx.fillRect(x0 + (boxW - 10 * ratio - barPx) / 2, y0, barPx, 4 * ratio);
+    ctx.textAlign = "center";
+    ctx.textBaseline = "bottom";
+    ctx.fillText(label, x0 - 5 * ratio + boxW / 2, y0 - 2 * ratio);
+    el.mapOverlay.dataset.scaleBarUm = length;
+  }
+
+  function pointAt(event) {
+    const rect = el.map.getBoundingClientRect();
+    const [rows, cols] = state.info.nav_shape;
+    const col = Math.floor(((event.clientX - rect.left) / rect.width) * cols);
+    const row = Math.floor(((event.clientY - rect.top) / rect.height) * rows);
+    if (row < 0 || col < 0 || row >= rows || col >= cols) return null;
+    return { row, col };
+  }
+
+  function describePinned() {
+    if (!state.pinned) {
+      el.pinned.textContent = "no point pinned (click the map)";
+      delete el.pinned.dataset.row;
+      delete el.pinned.dataset.col;
+      return;
+    }
+    const p = state.pinned;
+    el.pinned.textContent = `pinned: row ${p.row}, col ${p.col} (${micrometres(p)}); arrow keys move it`;
+    el.pinned.dataset.row = p.row;
+    el.pinned.dataset.col = p.col;
+  }
+
+  function pin(p) {
+    state.pinned = p;
+    describePinned();
+    drawMapOverlay();
+    show(p);
+    fetch("/api/pin", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(p) })
+      .then(async (r) => { if (!r.ok) setStatus(`pin: ${await errorText(r)}`, true); })
+      .catch((e) => setStatus(`pin: ${e.message}`, true));
+  }
+
+  function onMapMove(event) {
+    const p = pointAt(event);
+    if (!p) return;
+    if (state.hover && state.hover.row === p.row && state.hover.col === p.col) return;
+    state.hover = p;
+    drawMapOverlay();
+    if (hasPattern(p)) {
+      show(p, event.timeStamp);
+    } else {
+      el.coords.textContent = `row ${p.row}, col ${p.col} (${micrometres(p)}): no pattern here`;
+    }
+  }
+
+  function onMapLeave() {
+    state.hover = null;
+    drawMapOverlay();
+    if (state.pinned) show(state.pinned);
+  }
+
+  function onKey(event) {
+    const tag = event.target && event.target.tagName;
+    if (tag === "INPUT" || tag === "SELECT" || tag === "TEXTAREA") return;
+    const moves = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
+    const m = moves[event.key];
+    if (!m || !state.pinned) return;
+    event.preventDefault();
+    const [rows, cols] = state.info.nav_shape;
+    const row = Math.min(rows - 1, Math.max(0, state.pinned.row + m[0]));
+    const col = Math.min(cols - 1, Math.max(0, state.pinned.col + m[1]));
+    state.hover = null;
+    pin({ row, col });
+  }
+
+  // ------------------------------------------------------- pattern overlay
+  function drawPatternOverlay() {
+    const c = el.patternOverlay, ctx = c.getContext("2d");
+    ctx.clearRect(0, 0, c.width, c.height);
+  }
+
+  function onPatternMove(event) {
+    const p = state.current;
+    if (!p) return;
+    const rect = el.pattern.getBoundingClientRect();
+    const x = Math.floor(((event.clientX - rect.left) / rect.width) * p.w);
+    const y = Math.floor(((event.clientY - rect.top) / rect.height) * p.h);
+    if (x < 0 || y < 0 || x >= p.w || y >= p.h) return;
+    el.readout.textContent = `pixel x ${x}, y ${y}: ${fmt(p.data[y * p.w + x])}`;
+  }
+
+  // ----------------------------------------------------------- processing
+  function describeProcessing() {
+    const sig = signalInfo();
+    el.opLabel.hidden = !(sig.options && sig.options.op);
+    const items = [["pattern", sig.label], ["neighbours averaged", el.npa.value === "0" ? "none" : `${el.npa.value} (window ${2 * el.npa.value + 1} × ${2 * el.npa.value + 1})`]];
+    if (sig.options && sig.options.op) items.push(["static background", `${el.op.value} by the file's static background`]);
+    if (sig.parameters) for (const [k, v] of Object.entries(sig.parameters)) items.push([k, typeof v === "object" ? JSON.stringify(v) : String(v)]);
+    el.processing.replaceChildren();
+    for (const [k, v] of items) {
+      const dt = document.createElement("dt"), dd = document.createElement("dd");
+      dt.textContent = k; dd.textContent = v;
+      el.processing.append(dt, dd);
+    }
+  }
+
+  function refresh() {
+    describeProcessing();
+    const p = state.hover && hasPattern(state.hover) ? state.hover : state.pinned || (state.current && { row: state.current.row, col: state.current.col });
+    if (p) show(p);
+  }
+
+  // ------------------------------------------------------------------ start
+  async function start() {
+    const response = await fetch("/api/info");
+    if (!response.ok) { setStatus(`info: ${await errorText(response)}`, true); return; }
+    const info = await response.json();
+    state.info = info;
+    el.file.textContent = `${info.file} · ${info.nav_shape[0]} × ${info.nav_shape[1]} points · step ${fmt(info.step_um[0])} × ${fmt(info.step_um[1])} µm · ${info.pattern_shape[0]} × ${info.pattern_shape[1]} ${info.dtype} patterns`;
+    for (const m of info.maps) el.mapSelect.add(new Option(m.label, m.name));
+    for (const s of info.signals) el.signal.add(new Option(s.label, s.name));
+    el.npa.max = String(info.max_npa);
+    el.npaLabel.hidden = info.max_npa === 0;
+    layoutMap();
+    drawMapOverlay();
+    describeProcessing();
+    el.map.addEventListener("mousemove", onMapMove);
+    el.map.addEventListener("mouseleave", onMapLeave);
+    el.map.addEventListener("click", (event) => { const p = pointAt(event); if (p && hasPattern(p)) { el.map.focus(); pin(p); } });
+    document.addEventListener("keydown", onKey);
+    el.pattern.addEventListener("mousemove", onPatternMove);
+    el.mapSelect.addEventListener("change", () => loadMap(el.mapSelect.value));
+    el.signal.addEventListener("change", refresh);
+    el.op.addEventListener("change", refresh);
+    el.npa.addEventListener("input", () => { el.npaValue.textContent = el.npa.value; refresh(); });
+    await loadMap(info.maps[0].name);
+    // first pattern: the first point that has one
+    const [rows, cols] = info.nav_shape;
+    for (let i = 0; i < rows * cols; i++) {
+      const p = { row: Math.floor(i / cols), col: i % cols };
+      if (hasPattern(p)) { show(p); break; }
+    }
+    document.body.dataset.ready = "1";
+  }
+
+  window.kikuchiExplorer = {
+    state,
+    show: (row, col) => show({ row, col }),
+    pin: (row, col) => pin({ row, col }),
+    currentPattern: () => state.current && {
+      row: state.current.row, col: state.current.col, npa: state.current.npa, signal: state.current.signal,
+      dtype: state.current.dtype, h: state.current.h, w: state.current.w, checksum: state.current.checksum,
+      values: Array.from(state.current.data),
+    },
+    latencies: () => state.latencies.slice(),
+  };
+  start().catch((err) => setStatus(`explorer failed to start: ${err.message}`, true));
+})();

@@ -1,0 +1,221 @@
+"""Server-level tests of the explorer: routes, binary patterns, downloads, bad requests."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+import kikuchi
+from kikuchi.explore import MapSource, explore
+from kikuchi.explore.encode import HEADER, decode_pattern, encode_pattern
+from kikuchi.explore.source import PatternQuery, RequestError
+
+from .conftest import NAV_SHAPE, PATTERN_SHAPE, STEP_UM, get
+
+
+def test_info_describes_the_map(explorer):
+    status, headers, body = get(explorer.url + "api/info")
+    assert status == 200 and headers["Content-Type"] == "application/json"
+    info = json.loads(body)
+    assert info["nav_shape"] == list(NAV_SHAPE)
+    assert info["pattern_shape"] == list(PATTERN_SHAPE)
+    assert info["step_um"] == list(STEP_UM)
+    assert info["dtype"] == "uint16"
+    assert info["has_pattern"] is None  # every point has a pattern
+    names = [m["name"] for m in info["maps"]]
+    assert names[0] == "bse" and "data:MAD" in names and "data:Phase" in names
+    assert [s["name"] for s in info["signals"]][:2] == ["raw", "static"]
+
+
+def test_page_and_static_files_are_served(explorer):
+    status, headers, body = get(explorer.url)
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    for testid in ("map", "pattern", "npa-slider", "signal-select", "save-tiff", "coords"):
+        assert f'data-testid="{testid}"' in body.decode()
+    assert "default-src 'self'" in headers["Content-Security-Policy"]
+    for route, media in (("static/explorer.js", "text/javascript"), ("static/explorer.css", "text/css")):
+        status, headers, body = get(explorer.url + route)
+        assert status == 200 and headers["Content-Type"].startswith(media) and len(body) > 1000
+
+
+@pytest.mark.parametrize("row, col", [(0, 0), (2, 5), (5, 7)])
+def test_binary_pattern_equals_the_api_pattern(explorer, map_file, row, col):
+    status, headers, body = get(explorer.url + f"api/pattern?row={row}&col={col}")
+    assert status == 200 and headers["Content-Type"] == "application/octet-stream"
+    h, w = PATTERN_SHAPE
+    assert len(body) == HEADER.size + h * w * 2  # compact: uint16, no base64
+    message = decode_pattern(body)
+    assert (message.row, message.col, message.npa) == (row, col, 0)
+    with kikuchi.open(map_file) as m:
+        expected = m.pattern(row, col)
+    assert message.pattern.dtype == np.uint16
+    np.testing.assert_array_equal(message.pattern, expected)
+
+
+def test_static_corrected_pattern(explorer, map_file):
+    with kikuchi.open(map_file) as m:
+        raw = m.pattern(3, 4).astype(np.float32)
+        background = m.static_background.astype(np.float32)
+    divided = decode_pattern(get(explorer.url + "api/pattern?row=3&col=4&signal=static")[2]).pattern
+    np.testing.assert_array_equal(divided, raw / background)
+    subtracted = decode_pattern(get(explorer.url + "api/pattern?row=3&col=4&signal=static&op=subtract")[2]).pattern
+    np.testing.assert_array_equal(subtracted, raw - background)
+
+
+def test_tiff_download_decodes_exactly(explorer, map_file):
+    status, headers, body = get(explorer.url + "api/pattern.tiff?row=4&col=1")
+    assert status == 200 and headers["Content-Type"] == "image/tiff"
+    assert headers["Content-Disposition"] == 'attachment; filename="grains_r4_c1.tiff"'
+    image = tifffile.imread(io.BytesIO(body))
+    with kikuchi.open(map_file) as m:
+        expected = m.pattern(4, 1)
+    assert image.dtype == np.uint16
+    np.testing.assert_array_equal(image, expected)
+    with tifffile.TiffFile(io.BytesIO(body)) as tif:
+        assert json.loads(tif.pages[0].description) == {"file": "grains.h5", "row": 4, "col": 1, "npa": 0, "signal": "raw"}
+
+
+def test_png_download_is_a_scaled_view(explorer, map_file):
+    status, headers, body = get(explorer.url + "api/pattern.png?row=1&col=1")
+    assert status == 200 and headers["Content-Type"] == "image/png"
+    image = np.asarray(Image.open(io.BytesIO(body)))
+    with kikuchi.open(map_file) as m:
+        expected = m.pattern(1, 1).astype(float)
+    assert image.shape == PATTERN_SHAPE and image.dtype == np.uint8
+    assert image.min() == 0 and image.max() == 255
+    assert np.corrcoef(image.ravel(), expected.ravel())[0, 1] > 0.999
+
+
+def test_map_images(explorer):
+    status, headers, body = get(explorer.url + "api/map?name=bse")
+    assert status == 200 and headers["Content-Type"] == "image/png"
+    image = np.asarray(Image.open(io.BytesIO(body)))
+    assert image.shape == NAV_SHAPE
+    meta = json.loads(headers["X-Map-Info"])
+    assert meta["name"] == "bse" and meta["vmin"] < meta["vmax"]
+    status, headers, body = get(explorer.url + "api/map?name=data:Phase")
+    assert status == 200
+    assert np.asarray(Image.open(io.BytesIO(body))).shape == (*NAV_SHAPE, 3)
+    assert [item["value"] for item in json.loads(headers["X-Map-Info"])["legend"]] == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    "query, status, message",
+    [
+        ("api/pattern?row=1", 400, "parameter 'col' is missing"),
+        ("api/pattern?row=a&col=1", 400, "parameter row='a' is not an integer"),
+        ("api/pattern?row=1.5&col=1", 400, "parameter row='1.5' is not an integer"),
+        ("api/pattern?row=99999999999&col=1", 400, "is not an integer"),
+        ("api/pattern?row=6&col=0", 404, "map position (row 6, col 0) is outside the 6 x 8 map"),
+        ("api/pattern?row=-1&col=0", 404, "is outside the 6 x 8 map"),
+        ("api/pattern?row=0&col=8", 404, "is outside the 6 x 8 map"),
+        ("api/pattern?row=0&col=0&npa=11", 400, "npa=11: neighbour averaging takes 0.."),
+        ("api/pattern?row=0&col=0&npa=-1", 400, "neighbour averaging takes 0.."),
+        ("api/pattern?row=0&col=0&signal=../../etc/passwd", 400, "is not a valid name"),
+        ("api/pattern?row=0&col=0&signal=cooked", 400, "signal 'cooked' is not offered for this file"),
+        ("api/pattern?row=0&col=0&op=subtract", 400, "signal 'raw' takes no option 'op'"),
+        ("api/pattern?row=0&col=0&signal=static&op=multiply", 400, "op='multiply': choose from divide, subtract"),
+        ("api/pattern?row=0&col=0&path=/etc/passwd", 400, "unknown parameter 'path'"),
+        ("api/pattern?row=0&row=1&col=0", 400, "parameter 'row' given twice"),
+        ("api/pattern.tiff?row=0&col=99", 404, "is outside the 6 x 8 map"),
+        ("api/map?name=../../etc/passwd", 400, "is not a valid name"),
+        ("api/map?name=nothing", 404, "no base map 'nothing'"),
+        ("api/info?x=1", 400, "unknown parameter 'x'"),
+        ("static/../source.py", 404, "no such page"),
+        ("static/%2e%2e/source.py", 404, "no such page"),
+        ("etc/passwd", 404, "no such page"),
+        ("api/pattern?" + "a=1&" * 20, 400, "malformed query string"),
+    ],
+)
+def test_bad_requests_get_4xx_and_the_server_keeps_serving(explorer, query, status, message):
+    got, headers, body = get(explorer.url + query)
+    assert got == status
+    assert headers["Content-Type"] == "application/json"
+    assert message in json.loads(body)["error"]
+    assert get(explorer.url + "api/pattern?row=0&col=0")[0] == 200
+
+
+def test_raw_http_garbage_does_not_stop_the_server(explorer):
+    host, port = explorer._server.server_address[:2]
+    for junk in (b"\x00\x01\x02 garbage\r\n\r\n", b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", b"GET / HTTP/1.1\r\n"):
+        with socket.create_connection((host, port), timeout=5) as s:
+            s.sendall(junk)
+            s.shutdown(socket.SHUT_WR)
+            reply = s.recv(200)
+        assert reply == b"" or reply.startswith((b"HTTP/1.", b'{"error": '))
+    assert get(explorer.url + "api/pattern?row=1&col=2")[0] == 200
+
+
+def test_methods_and_foreign_host_are_refused(explorer):
+    status, _, body = get(explorer.url + "api/pattern?row=0&col=0", method="DELETE")
+    assert status == 405 and "method DELETE is not allowed" in json.loads(body)["error"]
+    status, _, body = get(explorer.url + "api/info", headers={"Host": "evil.example:80"})
+    assert status == 403 and "only answers requests addressed to localhost" in json.loads(body)["error"]
+
+
+def test_pin_records_the_point(explorer):
+    status, _, body = get(explorer.url + "api/pin", method="POST", data=b'{"row": 2, "col": 3}', headers={"Content-Type": "application/json"})
+    assert status == 200 and json.loads(body) == {"pinned": [2, 3]}
+    assert explorer.pinned == (2, 3)
+    for data, message in (
+        (b'{"row": 2}', "expected {\"row\": ROW, \"col\": COL}"),
+        (b'{"row": "2", "col": 3}', "with integers"),
+        (b"not json", "body is not JSON"),
+        (b'{"row": 60, "col": 3}', "outside the 6 x 8 map"),
+    ):
+        status, _, body = get(explorer.url + "api/pin", method="POST", data=data)
+        assert status in (400, 404) and message in json.loads(body)["error"]
+    assert explorer.pinned == (2, 3)
+
+
+def test_map_with_missing_points(tmp_path):
+    """A map where some points have no pattern: 404 there, has_pattern in the info."""
+    from kikuchi.io.mapstore import MapWriter
+
+    path = tmp_path / "holes.h5"
+    with MapWriter(path, nav_shape=(2, 3), pattern_shape=(4, 5), dtype="uint8") as w:
+        w.write(0, np.arange(6 * 20, dtype=np.uint8).reshape(6, 4, 5))
+        index_map = np.array([[0, 1, -1], [3, 4, 5]])
+        del w.header["indexmap"]
+        w.header["indexmap"] = index_map
+        w.data["MAD"] = np.arange(6, dtype=np.float32)
+    with explore(path) as ex:
+        info = json.loads(get(ex.url + "api/info")[2])
+        assert info["has_pattern"] == [1, 1, 0, 1, 1, 1]
+        status, _, body = get(ex.url + "api/pattern?row=0&col=2")
+        assert status == 404 and "no pattern at map position (row 0, col 2)" in json.loads(body)["error"]
+        p = decode_pattern(get(ex.url + "api/pattern?row=1&col=2")[2]).pattern
+        assert p.dtype == np.uint8 and int(p[0, 0]) == 100
+        assert json.loads(get(ex.url + "api/info")[2])["signals"] == [{"name": "raw", "label": "raw", "options": {}}]
+        status, _, body = get(ex.url + "api/map?name=data:MAD")
+        assert status == 200, body
+        image = np.asarray(Image.open(io.BytesIO(body)))
+        assert image.shape == (2, 3, 2) and image[0, 2, 1] == 0 and image[0, 0, 1] == 255  # grey + alpha
+
+
+def test_map_source_checks_requests(map_file):
+    with MapSource(map_file) as source:
+        with pytest.raises(RequestError, match=r"outside the 6 x 8 map") as err:
+            source.pattern(PatternQuery(row=6, col=0))
+        assert err.value.status == 404
+        with pytest.raises(RequestError, match="signal 'x' is not offered"):
+            source.pattern(PatternQuery(row=0, col=0, signal="x"))
+
+
+def test_encode_rejects_bad_messages():
+    with pytest.raises(ValueError, match="a pattern message holds one 2D pattern"):
+        encode_pattern(np.zeros((2, 2, 2)), row=0, col=0)
+    good = encode_pattern(np.zeros((2, 2), dtype=np.uint16), row=0, col=0)
+    with pytest.raises(ValueError, match="shorter than its 24-byte header"):
+        decode_pattern(good[:10])
+    with pytest.raises(ValueError, match="not a kikuchi pattern message"):
+        decode_pattern(b"XXXX" + good[4:])
+    with pytest.raises(ValueError, match="expected 32 for 2 x 2 uint16"):
+        decode_pattern(good[:-1])
+    assert decode_pattern(encode_pattern(np.ones((2, 2)), row=0, col=0)).pattern.dtype == np.float32
