@@ -1,0 +1,364 @@
+"""The combined processing pipeline and its presets.
+
+The order of the steps follows the xcdskd ``process_ebsp`` function
+("Basics of Kikuchi Pattern Processing: Final Pipeline Function"), with the
+optional steps of kikuchi in between:
+
+1. hot pixel removal (optional; on the raw patterns);
+2. binning by an integer factor (the static background is binned the same way);
+3. static background correction: divide (flat field, default) or subtract;
+4. dynamic background correction: divide by (``remove_bg``) or subtract
+   (``make_signal_bg``) the Gaussian low-pass of each pattern;
+5. neighbour pattern averaging (needs the map: done by the engine or with
+   (rows, cols, h, w) input);
+6. contrast enhancement (optional): CLAHE or local normalisation;
+7. conversion to uint8 / uint16 by a percentile stretch (``clow``, ``chigh``)
+   or kept as float32;
+8. circular mask (optional).
+
+Presets, as the two calls at the end of that section of the documentation:
+``indexing`` (binned to about 80 x 60, sigma 3 px at 80 px width, stretch
+10..90 %, uint8) and ``detailed`` (full resolution, sigma 40 px at 800 px
+width, stretch 0.001..99.999 %, uint16).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from kikuchi.process.averaging import WEIGHTS, average_neighbours
+from kikuchi.process.background import KERNELS, METHODS, remove_dynamic_background, remove_static_background
+from kikuchi.process.binning import MODES, auto_binning, bin_patterns
+from kikuchi.process.contrast import circular_mask, clahe, normalize_local, rescale_to_uint
+from kikuchi.process.hot_pixels import find_hot_pixels, remove_hot_pixels
+
+__all__ = ["PRESETS", "Prepared", "ProcessingSettings", "prepare", "process_block", "process_patterns"]
+
+STATIC = ("divide", "subtract", "none")
+DYNAMIC = ("divide", "subtract", "none")
+CONTRAST = ("none", "clahe", "local")
+DTYPES = ("uint8", "uint16", "float32")
+
+
+@dataclass(frozen=True)
+class ProcessingSettings:
+    """Every parameter of the pipeline (see the module docstring for the order).
+
+    Attributes
+    ----------
+    binning
+        Integer factor, or ``'auto'``: the common divisor of the pattern
+        dimensions that brings the width closest to 80 pixels.
+    binning_mode
+        'mean' (as xcdskd's ``downsample``) or 'sum'.
+    static
+        'divide' (flat field, default), 'subtract' or 'none'. Without a
+        static background the step is skipped.
+    static_scale
+        For 'subtract': 'mean' (scaled to each pattern's mean) or a number.
+    hot_pixels
+        Threshold in robust standard deviations for hot pixel removal, or
+        None (off). Hot pixels are found on the static background when there
+        is one, else in each pattern.
+    dynamic
+        'divide' (``remove_bg``, default), 'subtract' (``make_signal_bg``) or 'none'.
+    sigma
+        Gaussian std of the dynamic background in pixels of the binned
+        pattern; None: ``sigma_per_width`` x width, or the documented
+        default (height / 8 for 'divide', width / 25 for 'subtract').
+    sigma_per_width
+        sigma as a fraction of the binned pattern width (used by the presets).
+    kernel
+        'documented' (3 sigma support) or 'untruncated'.
+    method
+        'fft' or 'direct' (the same values).
+    npa
+        Neighbour averaging half-width n ((2n+1)^2 window); 0: off.
+    npa_weights, npa_sigma
+        'flat' or 'gaussian' weights, Gaussian std in map steps.
+    contrast
+        Extra enhancement before the conversion: 'none', 'clahe', 'local'.
+    clow, chigh
+        Percentiles of the stretch to uint8/uint16.
+    dtype
+        'uint8', 'uint16' or 'float32' (no stretch).
+    mask
+        Set the pixels outside the inscribed circle to 0.
+    """
+
+    binning: int | str = 1
+    binning_mode: str = "mean"
+    static: str = "divide"
+    static_scale: str | float = "mean"
+    hot_pixels: float | None = None
+    dynamic: str = "divide"
+    sigma: float | None = None
+    sigma_per_width: float | None = None
+    kernel: str = "documented"
+    method: str = "fft"
+    npa: int = 0
+    npa_weights: str = "flat"
+    npa_sigma: float = 1.0
+    contrast: str = "none"
+    clow: float = 0.5
+    chigh: float = 99.5
+    dtype: str = "uint8"
+    mask: bool = False
+
+    def __post_init__(self) -> None:
+        def one_of(name: str, allowed: tuple[str, ...]) -> None:
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+        if not (self.binning == "auto" or (isinstance(self.binning, (int, np.integer)) and self.binning >= 1)):
+            raise ValueError(f"binning must be a positive integer or 'auto'; got {self.binning!r}")
+        one_of("binning_mode", MODES)
+        one_of("static", STATIC)
+        one_of("dynamic", DYNAMIC)
+        one_of("kernel", KERNELS)
+        one_of("method", METHODS)
+        one_of("npa_weights", WEIGHTS)
+        one_of("contrast", CONTRAST)
+        one_of("dtype", DTYPES)
+        for name in ("sigma", "sigma_per_width", "hot_pixels"):
+            value = getattr(self, name)
+            if value is not None and not (np.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be > 0 (or unset); got {value}")
+        if int(self.npa) != self.npa or self.npa < 0:
+            raise ValueError(f"npa must be an integer >= 0; got {self.npa}")
+        if not (0.0 <= self.clow < self.chigh <= 100.0):
+            raise ValueError(f"contrast percentiles must satisfy 0 <= clow < chigh <= 100; got clow={self.clow:g}, chigh={self.chigh:g}")
+        if not self.npa_sigma > 0:
+            raise ValueError(f"npa_sigma must be > 0; got {self.npa_sigma}")
+
+    def replace(self, **changes: Any) -> ProcessingSettings:
+        """A copy with some parameters changed (None values are ignored)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def binning_factor(self, pattern_shape: tuple[int, int]) -> int:
+        return auto_binning(pattern_shape) if self.binning == "auto" else int(self.binning)
+
+    def output_shape(self, pattern_shape: tuple[int, int]) -> tuple[int, int]:
+        f = self.binning_factor(pattern_shape)
+        return (pattern_shape[0] // f, pattern_shape[1] // f)
+
+    def resolved_sigma(self, pattern_shape: tuple[int, int]) -> float:
+        """sigma in pixels of the binned pattern."""
+        h, w = self.output_shape(pattern_shape)
+        if self.sigma is not None:
+            return float(self.sigma)
+        if self.sigma_per_width is not None:
+            return float(self.sigma_per_width * w)
+        return h / 8.0 if self.dynamic == "divide" else w / 25.0
+
+
+PRESETS: dict[str, ProcessingSettings] = {
+    # process_ebsp(raw, static_bg, dtype=np.uint8, binning=10, sigma=3, clow=10, chigh=90) on 800 x 600
+    "indexing": ProcessingSettings(binning="auto", sigma_per_width=3 / 80, clow=10.0, chigh=90.0, dtype="uint8"),
+    # process_ebsp(raw, static_bg, dtype=np.uint16, sigma=40, clow=0.001, chigh=99.999) on 800 x 600
+    "detailed": ProcessingSettings(binning=1, sigma_per_width=40 / 800, clow=0.001, chigh=99.999, dtype="uint16"),
+}
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What the pipeline computes once per map: the binned background, masks, sigma."""
+
+    settings: ProcessingSettings
+    pattern_shape: tuple[int, int]
+    factor: int
+    output_shape: tuple[int, int]
+    sigma: float
+    static_background: np.ndarray | None  # binned, float32
+    hot_pixel_mask: np.ndarray | None
+    circle: np.ndarray | None
+
+    def describe(self) -> dict[str, Any]:
+        """Every parameter actually used, JSON-ready (recorded in the output file)."""
+        return {
+            **self.settings.to_dict(),
+            "binning_factor": self.factor,
+            "input_pattern_shape": list(self.pattern_shape),
+            "output_pattern_shape": list(self.output_shape),
+            "sigma_px": self.sigma,
+            "static_background_used": self.static_background is not None and self.settings.static != "none",
+            "hot_pixels_found": None if self.hot_pixel_mask is None else int(self.hot_pixel_mask.sum()),
+        }
+
+
+def prepare(settings: ProcessingSettings, pattern_shape: tuple[int, int], static_background: Any = None) -> Prepared:
+    """Check the settings against the pattern shape and precompute what every chunk needs.
+
+    Raises
+    ------
+    ValueError
+        Binning that does not divide the patterns; a static background of
+        neither the pattern shape nor the binned shape.
+    """
+    pattern_shape = (int(pattern_shape[0]), int(pattern_shape[1]))
+    factor = settings.binning_factor(pattern_shape)
+    if pattern_shape[0] % factor or pattern_shape[1] % factor:
+        # bin_patterns words the error, with the divisors to choose from
+        bin_patterns(np.zeros((1, *pattern_shape), np.uint8), factor)
+    out_shape = (pattern_shape[0] // factor, pattern_shape[1] // factor)
+    bg = None
+    hot = None
+    if static_background is not None:
+        bg = np.asarray(static_background, dtype=np.float64)
+        if bg.shape == pattern_shape:
+            if settings.hot_pixels is not None:
+                hot = find_hot_pixels(bg, threshold=settings.hot_pixels)
+                bg = remove_hot_pixels(bg, mask=hot)
+            bg = bin_patterns(bg, factor, mode=settings.binning_mode) if factor > 1 else bg
+        elif bg.shape != out_shape:
+            raise ValueError(
+                f"static background of shape {bg.shape} fits neither the patterns {pattern_shape} "
+                f"nor the binned patterns {out_shape}"
+            )
+        bg = bg.astype(np.float32)
+    sigma = settings.resolved_sigma(pattern_shape)
+    circle = circular_mask(out_shape) if settings.mask else None
+    return Prepared(settings, pattern_shape, factor, out_shape, sigma, bg, hot, circle)
+
+
+def _background_stage(stack: np.ndarray, prep: Prepared, workers: int | None = None) -> np.ndarray:
+    """Steps 1-4 on a stack (n, h, w): float32 (n, h', w')."""
+    s = prep.settings
+    if s.hot_pixels is not None:
+        stack = remove_hot_pixels(stack, mask=prep.hot_pixel_mask, threshold=s.hot_pixels)
+    if prep.factor > 1:
+        x = bin_patterns(stack, prep.factor, mode=s.binning_mode)
+    else:
+        x = stack
+    x = np.asarray(x, dtype=np.float32)
+    if s.static != "none" and prep.static_background is not None:
+        x = remove_static_background(x, prep.static_background, operation=s.static, scale=s.static_scale, dtype=np.float32)
+    if s.dynamic != "none":
+        x = remove_dynamic_background(
+            x, sigma=prep.sigma, operation=s.dynamic, kernel=s.kernel, method=s.method, dtype=np.float32, workers=workers
+        )
+    return np.asarray(x, dtype=np.float32)
+
+
+def _output_stage(x: np.ndarray, prep: Prepared) -> np.ndarray:
+    """Steps 6-8 on a float stack (n, h', w')."""
+    s = prep.settings
+    if s.contrast == "clahe":
+        x = clahe(x).astype(np.float32)
+    elif s.contrast == "local":
+        x = normalize_local(x)
+    if s.dtype == "float32":
+        out = x.astype(np.float32, copy=False)
+    else:
+        out = rescale_to_uint(x, dtype=s.dtype, clow=s.clow, chigh=s.chigh)
+    if prep.circle is not None:
+        out = out * prep.circle.astype(out.dtype)
+    return out
+
+
+def process_patterns(
+    patterns: Any,
+    settings: ProcessingSettings | str = "detailed",
+    *,
+    static_background: Any = None,
+    have: Any = None,
+    workers: int | None = None,
+) -> np.ndarray:
+    """Run the whole pipeline on patterns in memory.
+
+    Parameters
+    ----------
+    patterns
+        One pattern (h, w), a stack (n, h, w), or a map (rows, cols, h, w)
+        (needed for neighbour averaging).
+    settings
+        A :class:`ProcessingSettings` or a preset name ('indexing', 'detailed').
+    static_background
+        (h, w) static background, or None (step skipped).
+    have
+        (rows, cols) bool: map points that have a pattern (map input only).
+    workers
+        Threads of scipy.fft.
+
+    Returns
+    -------
+    numpy.ndarray
+        The processed patterns, (n, h', w') or (rows, cols, h', w') or
+        (h', w'), of ``settings.dtype``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> raw = rng.poisson(100, (2, 240, 320)).astype(np.uint8)
+    >>> out = process_patterns(raw, "indexing")
+    >>> out.shape, out.dtype
+    ((2, 60, 80), dtype('uint8'))
+    """
+    if isinstance(settings, str):
+        if settings not in PRESETS:
+            raise ValueError(f"unknown preset {settings!r}; choose one of {', '.join(PRESETS)}")
+        settings = PRESETS[settings]
+    a = np.asarray(patterns)
+    if a.ndim == 4:
+        rows, cols = a.shape[:2]
+        have_ = np.ones((rows, cols), bool) if have is None else np.asarray(have, dtype=bool)
+        prep = prepare(settings, a.shape[2:], static_background)
+        return process_block(a, have=have_, core=(0, rows), prepared=prep, workers=workers)
+    if a.ndim not in (2, 3):
+        raise ValueError(f"patterns must be (h, w), (n, h, w) or (rows, cols, h, w); got shape {a.shape}")
+    if settings.npa:
+        raise ValueError("neighbour averaging (npa > 0) needs the map: give patterns as (rows, cols, h, w)")
+    stack = a[None] if a.ndim == 2 else a
+    prep = prepare(settings, stack.shape[1:], static_background)
+    out = _output_stage(_background_stage(stack, prep, workers), prep)
+    return out[0] if a.ndim == 2 else out
+
+
+def process_block(
+    block: np.ndarray,
+    *,
+    have: np.ndarray,
+    core: tuple[int, int],
+    prepared: Prepared,
+    workers: int | None = None,
+) -> np.ndarray:
+    """The chunk function of the engine: process map rows with their halo rows.
+
+    ``block`` (r, cols, h, w) holds the chunk's map rows plus halo rows;
+    returns the processed core rows ``block[core[0]:core[1]]``,
+    (core rows, cols, h', w'), zeros where ``have`` is False.
+    """
+    s = prepared.settings
+    rows, cols = block.shape[:2]
+    i0, i1 = core
+    if s.npa:
+        need = np.zeros(rows, bool)
+        need[max(0, i0 - s.npa) : min(rows, i1 + s.npa)] = True
+    else:
+        need = np.zeros(rows, bool)
+        need[i0:i1] = True
+    sel = have & need[:, None]
+    h2, w2 = prepared.output_shape
+    floats = np.zeros((rows, cols, h2, w2), dtype=np.float32)
+    if sel.any():
+        floats[sel] = _background_stage(block[sel], prepared, workers)
+    if s.npa:
+        floats = average_neighbours(
+            floats, n=s.npa, weights=s.npa_weights, sigma=s.npa_sigma, have=have, rows=(i0, i1)
+        )
+    else:
+        floats = floats[i0:i1]
+    core_have = have[i0:i1]
+    dtype = np.float32 if s.dtype == "float32" else np.dtype(s.dtype)
+    out = np.zeros((i1 - i0, cols, h2, w2), dtype=dtype)
+    if core_have.any():
+        out[core_have] = _output_stage(floats[core_have], prepared)
+    return out

@@ -1,0 +1,54 @@
+"""Contrast: the documented img_to_uint, CLAHE, local normalisation, circular mask."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kikuchi.process import circular_mask, clahe, normalize_local, remove_bg, rescale_to_uint
+from tests.process.conftest import img_to_uint
+
+
+@pytest.mark.parametrize(("dtype", "clow", "chigh"), [("uint8", 0.25, 99.75), ("uint16", 0.001, 99.999), ("uint8", 10, 90)])
+def test_rescale_equals_documented_img_to_uint(ocean, dtype, clow, chigh):
+    raw, bg = ocean
+    corrected = remove_bg(raw / bg)
+    for img in (corrected, corrected.astype(np.float32)):
+        ours = rescale_to_uint(img, dtype=dtype, clow=clow, chigh=chigh)
+        assert ours.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(ours, img_to_uint(img, clow, chigh, np.dtype(dtype).type))
+    # a stack is stretched pattern by pattern
+    stack = np.stack([corrected, 2 * corrected + 5])
+    out = rescale_to_uint(stack, dtype=dtype, clow=clow, chigh=chigh)
+    np.testing.assert_array_equal(out[1], img_to_uint(stack[1], clow, chigh, np.dtype(dtype).type))
+    top = np.iinfo(dtype).max
+    assert out.min() == 0 and out.max() == top
+    assert (out[0] == 0).mean() == pytest.approx(clow / 100, abs=2e-3)
+
+
+def test_clahe_and_local_normalisation(ocean):
+    raw, _ = ocean
+    eq = clahe(raw[::4, ::4])
+    assert eq.shape == (60, 80) and 0.0 <= eq.min() and eq.max() <= 1.0
+    img = raw.astype(float)
+    out = normalize_local(img, size=15)
+    # a direct computation at one interior pixel
+    win = img[100 - 7 : 100 + 8, 150 - 7 : 150 + 8]
+    assert out[100, 150] == pytest.approx((img[100, 150] - win.mean()) / win.std(), rel=1e-5)
+    assert abs(float(out.mean())) < 0.1 and 0.3 < float(out.std()) < 1.5
+
+
+def test_circular_mask():
+    m = circular_mask((60, 80))
+    assert m.shape == (60, 80) and m[30, 40] and not m[0, 0]
+    assert m.sum() == pytest.approx(np.pi * 30**2, rel=0.03)
+
+
+def test_bad_inputs(ocean):
+    raw, _ = ocean
+    with pytest.raises(ValueError, match="dtype must be uint8 or uint16, got int32"):
+        rescale_to_uint(raw, dtype="int32")
+    with pytest.raises(ValueError, match=r"contrast percentiles must satisfy 0 <= clow < chigh <= 100; got clow=90, chigh=10"):
+        rescale_to_uint(raw, clow=90, chigh=10)
+    with pytest.raises(ValueError, match="mask radius must be > 0, got -1"):
+        circular_mask((10, 10), radius=-1)
