@@ -1,0 +1,151 @@
+"""CIF files: read a phase (through diffpy.structure's CIF parser) and write one.
+
+Lengths in CIF files are in Å and are converted to nm. Isotropic displacement
+parameters are read from ``_atom_site_B_iso_or_equiv`` or
+``_atom_site_U_iso_or_equiv`` (B = 8 pi^2 U); an atom without one (or with 0)
+gets :data:`kikuchi.crystal.phase.DEFAULT_B_ISO_NM2`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from kikuchi.crystal import spacegroup as _sg
+from kikuchi.crystal.phase import DEFAULT_B_ISO_NM2, Atom, Phase, PhaseError, angstrom_to_nm
+from kikuchi.io._atomic import atomic_output
+
+__all__ = ["read_cif", "write_cif"]
+
+_logger = logging.getLogger(__name__)
+
+
+def read_cif(path: str | os.PathLike, *, name: str | None = None) -> Phase:
+    """A phase from a CIF file: space group, lattice and the asymmetric unit.
+
+    Parameters
+    ----------
+    path
+        CIF file.
+    name
+        Phase name; by default the CIF data block name, else the file name.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    PhaseError
+        If the file is not a readable CIF with a known space group and atoms.
+    """
+    from diffpy.structure.parsers import getParser
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"CIF file {path} not found")
+    parser = getParser("cif")
+    try:
+        structure = parser.parseFile(str(path))
+    except Exception as exc:  # diffpy raises its own StructureFormatError and others
+        raise PhaseError(f"{path}: not a readable CIF file ({exc})") from None
+    if parser.spacegroup is None or not getattr(parser.spacegroup, "number", 0):
+        raise PhaseError(f"{path}: no known space group (give _space_group_IT_number or a standard H-M symbol)")
+    number = int(parser.spacegroup.number)
+    if not 1 <= number <= 230:
+        raise PhaseError(f"{path}: space group number {number} is not a standard one (1-230)")
+    sites = parser.asymmetric_unit or list(structure)
+    if not sites:
+        raise PhaseError(f"{path}: no atom sites (_atom_site_fract_x ... loop)")
+    atoms = []
+    for site in sites:
+        u = float(site.Uisoequiv)
+        b_nm2 = u * 8 * math.pi**2 / 100.0 if u > 0 else DEFAULT_B_ISO_NM2
+        try:
+            atoms.append(Atom(site.element, tuple(np.mod(site.xyz, 1.0)), occupancy=float(site.occupancy), b_iso_nm2=b_nm2))
+        except ValueError as exc:
+            raise PhaseError(f"{path}: atom {site.label or site.element}: {exc}") from None
+    lat = structure.lattice
+    lattice = (*(angstrom_to_nm(v) for v in (lat.a, lat.b, lat.c)), lat.alpha, lat.beta, lat.gamma)
+    title = name or (structure.title or "").strip() or path.stem
+    return Phase(name=title, space_group=number, lattice=lattice, atoms=tuple(atoms), source=str(path))
+
+
+def write_cif(phase: Phase, path: str | os.PathLike) -> Path:
+    """Write a phase as a CIF file (atomically), readable by :func:`read_cif` and other programs.
+
+    Returns
+    -------
+    pathlib.Path
+        The written path.
+    """
+    path = Path(path)
+    a, b, c, alpha, beta, gamma = phase.lattice
+    rot, trans = _sg.symmetry_operations(phase.space_group)
+    block = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in phase.name) or "phase"
+    lines = [
+        f"data_{block}",
+        "# written by kikuchi",
+        f"_cell_length_a {a * 10:.6f}",
+        f"_cell_length_b {b * 10:.6f}",
+        f"_cell_length_c {c * 10:.6f}",
+        f"_cell_angle_alpha {alpha:.6f}",
+        f"_cell_angle_beta {beta:.6f}",
+        f"_cell_angle_gamma {gamma:.6f}",
+        f"_space_group_IT_number {phase.space_group}",
+        f"_symmetry_space_group_name_H-M '{phase.space_group_symbol}'",
+        "",
+        "loop_",
+        "_symmetry_equiv_pos_as_xyz",
+    ]
+    lines += [f"'{_xyz_text(r, t)}'" for r, t in zip(rot, trans)]
+    lines += [
+        "",
+        "loop_",
+        "_atom_site_label",
+        "_atom_site_type_symbol",
+        "_atom_site_fract_x",
+        "_atom_site_fract_y",
+        "_atom_site_fract_z",
+        "_atom_site_occupancy",
+        "_atom_site_B_iso_or_equiv",
+    ]
+    for i, atom in enumerate(phase.atoms, start=1):
+        x, y, z = atom.xyz
+        lines.append(
+            f"{atom.element}{i} {atom.element} {x:.8f} {y:.8f} {z:.8f} {atom.occupancy:.6f} {atom.b_iso_nm2 * 100:.6f}"
+        )
+    with atomic_output(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _xyz_text(rot: np.ndarray, trans: np.ndarray) -> str:
+    """One symmetry operation as CIF text, e.g. '-y,x-y,z+1/2'."""
+    parts = []
+    for row, t in zip(rot, trans):
+        terms = ""
+        for coeff, axis in zip(row, "xyz"):
+            k = int(round(coeff))
+            if k == 0:
+                continue
+            sign = "-" if k < 0 else ("+" if terms else "")
+            terms += f"{sign}{'' if abs(k) == 1 else abs(k)}{axis}"
+        frac = _fraction(t)
+        if frac:
+            terms += frac if frac.startswith("-") else f"+{frac}"
+        parts.append(terms or "0")
+    return ",".join(parts)
+
+
+def _fraction(value: float) -> str:
+    value = float(value) % 1.0
+    if abs(value) < 1e-9 or abs(value - 1) < 1e-9:
+        return ""
+    for den in (2, 3, 4, 6, 8, 12):
+        num = value * den
+        if abs(num - round(num)) < 1e-6:
+            return f"{int(round(num))}/{den}"
+    return f"{value:.6f}"
