@@ -15,6 +15,7 @@ import kikuchi
 from kikuchi.explore import MapSource, explore
 from kikuchi.explore.encode import HEADER, decode_pattern, encode_pattern
 from kikuchi.explore.source import PatternQuery, RequestError
+from kikuchi.process import PRESETS, average_neighbours, process_patterns, remove_static_background
 
 from .conftest import NAV_SHAPE, PATTERN_SHAPE, STEP_UM, get
 
@@ -58,14 +59,59 @@ def test_binary_pattern_equals_the_api_pattern(explorer, map_file, row, col):
     np.testing.assert_array_equal(message.pattern, expected)
 
 
-def test_static_corrected_pattern(explorer, map_file):
+def pattern_at(explorer, query: str):
+    status, headers, body = get(explorer.url + "api/pattern?" + query)
+    assert status == 200, body
+    return decode_pattern(body), json.loads(headers["X-Pattern-Info"])
+
+
+@pytest.mark.parametrize("op", ["divide", "subtract"])
+def test_static_corrected_pattern_equals_the_api(explorer, map_file, op):
     with kikuchi.open(map_file) as m:
-        raw = m.pattern(3, 4).astype(np.float32)
-        background = m.static_background.astype(np.float32)
-    divided = decode_pattern(get(explorer.url + "api/pattern?row=3&col=4&signal=static")[2]).pattern
-    np.testing.assert_array_equal(divided, raw / background)
-    subtracted = decode_pattern(get(explorer.url + "api/pattern?row=3&col=4&signal=static&op=subtract")[2]).pattern
-    np.testing.assert_array_equal(subtracted, raw - background)
+        expected = remove_static_background(m.pattern(3, 4), m.static_background, operation=op, dtype=np.float32)
+    message, info = pattern_at(explorer, f"row=3&col=4&signal=static&op={op}")
+    assert message.pattern.dtype == np.float32
+    np.testing.assert_array_equal(message.pattern, expected)
+    assert info == {"row": 3, "col": 4, "npa": 0, "signal": "static", "static_background": op}
+
+
+@pytest.mark.parametrize("row, col, npa", [(2, 3, 1), (0, 0, 2), (5, 7, 3), (3, 4, 10)])
+def test_averaging_equals_average_neighbours(explorer, map_patterns, row, col, npa):
+    expected = average_neighbours(map_patterns, n=npa)[row, col]
+    message, info = pattern_at(explorer, f"row={row}&col={col}&npa={npa}")
+    assert (message.row, message.col, message.npa) == (row, col, npa)
+    assert message.pattern.dtype == np.float32
+    np.testing.assert_array_equal(message.pattern, expected)
+    assert info["npa_window"] == f"{2 * npa + 1} x {2 * npa + 1}"
+
+
+def test_averaged_static_corrected_pattern(explorer, map_file, map_patterns):
+    with kikuchi.open(map_file) as m:
+        background = m.static_background
+    corrected = remove_static_background(map_patterns.reshape(-1, *PATTERN_SHAPE), background, dtype=np.float32)
+    expected = average_neighbours(corrected.reshape(map_patterns.shape), n=2)[1, 6]
+    np.testing.assert_array_equal(pattern_at(explorer, "row=1&col=6&npa=2&signal=static")[0].pattern, expected)
+
+
+@pytest.mark.parametrize(
+    "query, changes",
+    [
+        ("", {}),
+        ("&preset=indexing", None),
+        ("&binning=2&dynamic=subtract&sigma=6&clow=1&chigh=99&dtype=float32&mask=on", dict(binning=2, dynamic="subtract", sigma=6.0, clow=1.0, chigh=99.0, dtype="float32", mask=True)),
+    ],
+)
+@pytest.mark.parametrize("npa", [0, 1])
+def test_processed_pattern_equals_process_patterns(explorer, map_file, map_patterns, query, changes, npa):
+    settings = PRESETS["indexing"] if changes is None else PRESETS["detailed"].replace(**changes)
+    settings = settings.replace(npa=npa)
+    with kikuchi.open(map_file) as m:
+        background = m.static_background
+    expected = process_patterns(map_patterns, settings, static_background=background)[2, 5]
+    message, info = pattern_at(explorer, f"row=2&col=5&npa={npa}&signal=processed{query}")
+    assert message.pattern.dtype == expected.dtype and message.pattern.shape == expected.shape
+    np.testing.assert_array_equal(message.pattern, expected)
+    assert info["processing"]["npa"] == npa and info["processing"]["dtype"] == settings.dtype
 
 
 def test_tiff_download_decodes_exactly(explorer, map_file):
@@ -79,6 +125,23 @@ def test_tiff_download_decodes_exactly(explorer, map_file):
     np.testing.assert_array_equal(image, expected)
     with tifffile.TiffFile(io.BytesIO(body)) as tif:
         assert json.loads(tif.pages[0].description) == {"file": "grains.h5", "row": 4, "col": 1, "npa": 0, "signal": "raw"}
+
+
+def test_averaged_tiff_holds_the_exact_float_values(explorer, map_patterns):
+    body = get(explorer.url + "api/pattern.tiff?row=2&col=2&npa=1")[2]
+    image = tifffile.imread(io.BytesIO(body))
+    assert image.dtype == np.float32
+    np.testing.assert_array_equal(image, average_neighbours(map_patterns, n=1)[2, 2])
+
+
+def test_processed_tiff_is_16_bit(explorer, map_file, map_patterns):
+    status, headers, body = get(explorer.url + "api/pattern.tiff?row=0&col=1&signal=processed&preset=detailed")
+    assert status == 200 and headers["Content-Disposition"] == 'attachment; filename="grains_r0_c1_processed.tiff"'
+    image = tifffile.imread(io.BytesIO(body))
+    with kikuchi.open(map_file) as m:
+        expected = process_patterns(m.pattern(0, 1), "detailed", static_background=m.static_background)
+    assert image.dtype == np.uint16
+    np.testing.assert_array_equal(image, expected)
 
 
 def test_png_download_is_a_scaled_view(explorer, map_file):
@@ -120,6 +183,13 @@ def test_map_images(explorer):
         ("api/pattern?row=0&col=0&signal=../../etc/passwd", 400, "is not a valid name"),
         ("api/pattern?row=0&col=0&signal=cooked", 400, "signal 'cooked' is not offered for this file"),
         ("api/pattern?row=0&col=0&op=subtract", 400, "signal 'raw' takes no option 'op'"),
+        ("api/pattern?row=0&col=0&signal=processed&sigma=abc", 400, "sigma='abc' is not a number"),
+        ("api/pattern?row=0&col=0&signal=processed&sigma=nan", 400, "sigma=nan: must lie in 0.1..1000"),
+        ("api/pattern?row=0&col=0&signal=processed&sigma=0", 400, "sigma=0: must lie in 0.1..1000"),
+        ("api/pattern?row=0&col=0&signal=processed&binning=7", 400, "binning='7': choose from auto, 1, 2, 3"),
+        ("api/pattern?row=0&col=0&signal=processed&preset=fancy", 400, "preset='fancy': choose from indexing, detailed"),
+        ("api/pattern?row=0&col=0&signal=processed&clow=60&chigh=40", 400, "processing parameters: contrast percentiles must satisfy"),
+        ("api/pattern?row=0&col=0&signal=processed&dtype=/etc", 400, "parameter dtype='/etc' is not a valid value"),
         ("api/pattern?row=0&col=0&signal=static&op=multiply", 400, "op='multiply': choose from divide, subtract"),
         ("api/pattern?row=0&col=0&path=/etc/passwd", 400, "unknown parameter 'path'"),
         ("api/pattern?row=0&row=1&col=0", 400, "parameter 'row' given twice"),
@@ -192,7 +262,11 @@ def test_map_with_missing_points(tmp_path):
         assert status == 404 and "no pattern at map position (row 0, col 2)" in json.loads(body)["error"]
         p = decode_pattern(get(ex.url + "api/pattern?row=1&col=2")[2]).pattern
         assert p.dtype == np.uint8 and int(p[0, 0]) == 100
-        assert json.loads(get(ex.url + "api/info")[2])["signals"] == [{"name": "raw", "label": "raw", "options": {}}]
+        assert [s["name"] for s in json.loads(get(ex.url + "api/info")[2])["signals"]] == ["raw", "processed"]  # no static background
+        with kikuchi.open(path) as m:
+            expected = average_neighbours(m.read(0, 6), n=1, index_map=m.index_map).reshape(2, 3, 4, 5)
+        for row, col in ((0, 1), (1, 2)):  # the gap at (0, 2) is left out of the mean
+            np.testing.assert_array_equal(decode_pattern(get(ex.url + f"api/pattern?row={row}&col={col}&npa=1")[2]).pattern, expected[row, col])
         status, _, body = get(ex.url + "api/map?name=data:MAD")
         assert status == 200, body
         image = np.asarray(Image.open(io.BytesIO(body)))

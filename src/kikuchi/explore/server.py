@@ -12,8 +12,9 @@ Routes (all ``GET`` unless noted)::
     /static/explorer.js    its script, /static/explorer.css its style
     /api/info              JSON: map shape, step, pattern shape, base maps, signals
     /api/map?name=N        PNG of base map N (sent once; the page caches it)
-    /api/pattern?row=R&col=C[&npa=K][&signal=S][&op=O]
-                           binary pattern message (see kikuchi.explore.encode)
+    /api/pattern?row=R&col=C[&npa=K][&signal=S][&OPTION=VALUE...]
+                           binary pattern message (see kikuchi.explore.encode);
+                           the options of each signal are listed in /api/info
     /api/pattern.tiff?...  the same pattern as an exact TIFF download
     /api/pattern.png?...   the same pattern as an 8-bit PNG (min-max scaled)
     POST /api/pin          JSON {"row": R, "col": C}: the pinned point (Explorer.pinned)
@@ -51,9 +52,10 @@ STATIC_FILES: dict[str, tuple[str, str]] = {
 _CSP = "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'"
 _INT = re.compile(r"-?[0-9]{1,9}")
 _NAME = re.compile(r"[A-Za-z0-9_:. -]{1,64}")
+_VALUE = re.compile(r"[A-Za-z0-9_.+-]{0,32}")
 _MAX_QUERY = 1024
 _MAX_BODY = 1024
-_PATTERN_PARAMS = {"row", "col", "npa", "signal", "op"}
+_PATTERN_PARAMS = {"row", "col", "npa", "signal"}
 
 
 def _is_loopback(host: str) -> bool:
@@ -249,11 +251,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             raise RequestError(f"parameter {name}={value[:40]!r} is not a valid name")
         return value
 
+    @staticmethod
+    def _value(params: dict[str, str], name: str) -> str:
+        value = params[name]
+        if not _VALUE.fullmatch(value):
+            raise RequestError(f"parameter {name}={value[:40]!r} is not a valid value")
+        return value
+
     def _query(self, params: dict[str, str]) -> PatternQuery:
-        self._only(params, _PATTERN_PARAMS)
         source = self.server.source
+        option_names = source.option_names
+        self._only(params, _PATTERN_PARAMS | option_names)
         signal = self._name(params, "signal", source.signals[0]["name"])
-        options = tuple(sorted((k, self._name(params, k, "")) for k in ("op",) if k in params))
+        options = tuple(sorted((k, self._value(params, k)) for k in option_names if k in params))
         return PatternQuery(
             row=self._int(params, "row"),
             col=self._int(params, "col"),
@@ -287,9 +297,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _pattern(self, params: dict[str, str]) -> None:
         query = self._query(params)
-        pattern = self.server.source.pattern(query)
+        pattern, info = self.server.source.pattern_with_info(query)
         body = encode.encode_pattern(pattern, row=query.row, col=query.col, npa=query.npa)
-        self._send(200, body, "application/octet-stream")
+        self._send(200, body, "application/octet-stream", headers={"X-Pattern-Info": json.dumps(info, allow_nan=False, default=str)})
 
     def _download_name(self, query: PatternQuery, ext: str) -> str:
         stem = re.sub(r"[^A-Za-z0-9_-]+", "_", self.server.source.path.stem)[:60] or "map"
@@ -299,9 +309,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _pattern_tiff(self, params: dict[str, str]) -> None:
         query = self._query(params)
-        pattern = self.server.source.pattern(query)
-        info = {"file": self.server.source.path.name, "row": query.row, "col": query.col, "npa": query.npa, "signal": query.signal, **dict(query.options)}
-        body = encode.pattern_tiff(pattern, description=json.dumps(info))
+        pattern, info = self.server.source.pattern_with_info(query)
+        body = encode.pattern_tiff(pattern, description=json.dumps({"file": self.server.source.path.name, **info}, default=str))
         name = self._download_name(query, "tiff")
         self._send(200, body, "image/tiff", headers={"Content-Disposition": f'attachment; filename="{name}"'})
 

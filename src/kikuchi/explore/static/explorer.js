@@ -19,7 +19,7 @@
     status: $("status"), file: $("file-name"),
     mapSelect: $("map-select"), legend: $("map-legend"),
     map: $("map"), mapOverlay: $("map-overlay"), coords: $("coords"), pinned: $("pinned"),
-    signal: $("signal-select"), opLabel: $("op-label"), op: $("op-select"),
+    signal: $("signal-select"), options: $("signal-options"),
     npaLabel: $("npa-label"), npa: $("npa-slider"), npaValue: $("npa-value"),
     pattern: $("pattern"), patternOverlay: $("pattern-overlay"), readout: $("pattern-readout"),
     histogram: $("histogram"), stats: $("pattern-stats"),
@@ -111,9 +111,48 @@
 
   function patternParams(p) {
     const params = new URLSearchParams({ row: p.row, col: p.col, npa: el.npa.value, signal: el.signal.value });
-    const sig = signalInfo();
-    if (sig.options && sig.options.op) params.set("op", el.op.value);
+    for (const control of el.options.querySelectorAll("[name]")) params.set(control.name, control.value);
     return params.toString();
+  }
+
+  // One control per option of the chosen signal (kikuchi/explore/source.py declares them).
+  function buildOptions() {
+    const sig = signalInfo();
+    el.options.replaceChildren();
+    for (const [name, spec] of Object.entries(sig.options || {})) {
+      const label = document.createElement("label");
+      let control;
+      if (spec.choices) {
+        control = document.createElement("select");
+        for (const choice of spec.choices) control.add(new Option(choice, choice));
+        control.value = spec.default === null || spec.default === undefined ? spec.choices[0] : String(spec.default);
+      } else {
+        control = document.createElement("input");
+        control.type = "number";
+        control.min = spec.min; control.max = spec.max; control.step = "any";
+        control.placeholder = "preset";
+        control.value = spec.default === null || spec.default === undefined ? "" : String(spec.default);
+      }
+      control.name = name;
+      control.dataset.testid = `option-${name}`;
+      control.addEventListener("change", () => {
+        if (name === "preset") applyPreset(control.value);
+        refresh();
+      });
+      label.append(spec.unit ? `${name} (${spec.unit})` : name, control);
+      el.options.append(label);
+    }
+  }
+
+  function applyPreset(name) {
+    const preset = state.info.presets[name];
+    if (!preset) return;
+    for (const control of el.options.querySelectorAll("[name]")) {
+      if (control.name === "preset" || !(control.name in preset)) continue;
+      const v = preset[control.name];
+      if (control.name === "mask") control.value = v ? "on" : "off";
+      else control.value = v === null ? "" : String(v);
+    }
   }
 
   // --------------------------------------------------------------- patterns
@@ -140,7 +179,9 @@
     fetch(`/api/pattern?${key}`)
       .then(async (response) => {
         if (!response.ok) throw new Error(await errorText(response));
-        return decodePattern(await response.arrayBuffer());
+        const pattern = decodePattern(await response.arrayBuffer());
+        pattern.info = JSON.parse(response.headers.get("X-Pattern-Info") || "{}");
+        return pattern;
       })
       .then((pattern) => {
         pattern.signal = new URLSearchParams(key).get("signal");
@@ -209,6 +250,7 @@
     el.saveTiff.classList.remove("disabled");
     el.savePng.classList.remove("disabled");
     if (!el.status.classList.contains("error")) setStatus(`pattern shown ${fmt(ms, 1)} ms after the mouse reached it`);
+    describeProcessing();
     drawPatternOverlay();
     document.dispatchEvent(new CustomEvent("kikuchi:pattern", { detail: { row: p.row, col: p.col, ms } }));
   }
@@ -447,12 +489,22 @@
   }
 
   // ----------------------------------------------------------- processing
+  // The parameters that made the pattern shown (from the server: every value actually used).
   function describeProcessing() {
     const sig = signalInfo();
-    el.opLabel.hidden = !(sig.options && sig.options.op);
-    const items = [["pattern", sig.label], ["neighbours averaged", el.npa.value === "0" ? "none" : `${el.npa.value} (window ${2 * el.npa.value + 1} × ${2 * el.npa.value + 1})`]];
-    if (sig.options && sig.options.op) items.push(["static background", `${el.op.value} by the file's static background`]);
-    if (sig.parameters) for (const [k, v] of Object.entries(sig.parameters)) items.push([k, typeof v === "object" ? JSON.stringify(v) : String(v)]);
+    const p = state.current;
+    const items = [["pattern", sig.label]];
+    if (p && p.info) {
+      const info = p.info;
+      items.push(["neighbours averaged", info.npa ? `n = ${info.npa} (window ${info.npa_window})` : "none"]);
+      if (info.static_background) items.push(["static background", `${info.static_background} (the file's static background)`]);
+      // the form shows the chosen values; list what the pipeline resolved and the rest
+      const shown = new Set(Object.keys(sig.options || {}).concat(["npa"]));
+      if (info.processing) for (const [k, v] of Object.entries(info.processing)) {
+        if (!shown.has(k)) items.push([k.replaceAll("_", " "), typeof v === "object" && v !== null ? JSON.stringify(v) : String(v)]);
+      }
+    }
+    if (sig.parameters) for (const [k, v] of Object.entries(sig.parameters)) items.push([`stored: ${k}`, typeof v === "object" ? JSON.stringify(v) : String(v)]);
     el.processing.replaceChildren();
     for (const [k, v] of items) {
       const dt = document.createElement("dt"), dd = document.createElement("dd");
@@ -462,7 +514,6 @@
   }
 
   function refresh() {
-    describeProcessing();
     const p = state.hover && hasPattern(state.hover) ? state.hover : state.pinned || (state.current && { row: state.current.row, col: state.current.col });
     if (p) show(p);
   }
@@ -480,6 +531,7 @@
     el.npaLabel.hidden = info.max_npa === 0;
     layoutMap();
     drawMapOverlay();
+    buildOptions();
     describeProcessing();
     el.map.addEventListener("mousemove", onMapMove);
     el.map.addEventListener("mouseleave", onMapLeave);
@@ -487,8 +539,7 @@
     document.addEventListener("keydown", onKey);
     el.pattern.addEventListener("mousemove", onPatternMove);
     el.mapSelect.addEventListener("change", () => loadMap(el.mapSelect.value));
-    el.signal.addEventListener("change", refresh);
-    el.op.addEventListener("change", refresh);
+    el.signal.addEventListener("change", () => { buildOptions(); refresh(); });
     el.npa.addEventListener("input", () => { el.npaValue.textContent = el.npa.value; refresh(); });
     await loadMap(info.maps[0].name);
     // first pattern: the first point that has one
