@@ -21,7 +21,10 @@ from typing import Any
 import numpy as np
 
 from kikuchi.io.imagefolder import ImageReadError, ImageSource, open_image_source, read_image
+from kikuchi import process
 from kikuchi.io.mapstore import MapWriter
+from kikuchi.process import bin_patterns
+from kikuchi.process.binning import common_divisors
 
 __all__ = ["BinningOverflowError", "ConversionError", "convert_images"]
 
@@ -34,26 +37,18 @@ class ConversionError(ValueError):
     """The inputs of a conversion do not fit together."""
 
 
-class BinningOverflowError(ConversionError):
+class BinningOverflowError(ConversionError, process.BinningOverflowError):
     """Sum binning would exceed the range of the pattern dtype."""
 
 
-def _bin(image: np.ndarray, factor: int, mode: str) -> np.ndarray:
-    """Bin a 2D image by ``factor`` (edges that do not fill a bin are cropped) in float64 (mean) or uint64 (sum)."""
+def _bin_stack(stack: np.ndarray, factor: int, mode: str, dtype: np.dtype) -> np.ndarray:
+    """Bin a stack (n, h, w) to ``dtype``: sums checked against its range, means rounded."""
     if factor == 1:
-        return image
-    h, w = image.shape[0] // factor, image.shape[1] // factor
-    crop = image[: h * factor, : w * factor].reshape(h, factor, w, factor)
+        return stack
     if mode == "sum":
-        acc = np.uint64 if image.dtype.kind in "ub" else np.int64 if image.dtype.kind == "i" else np.float64
-        return crop.sum(axis=(1, 3), dtype=acc)
-    return crop.mean(axis=(1, 3), dtype=np.float64)
-
-
-def _to_dtype(binned: np.ndarray, dtype: np.dtype, mode: str) -> np.ndarray:
-    if dtype.kind in "ui" and mode == "mean":
-        return np.rint(binned).astype(dtype)
-    return binned.astype(dtype, copy=False)
+        return bin_patterns(stack, factor, mode="sum", dtype=dtype)
+    mean = bin_patterns(stack, factor, mode="mean")
+    return np.rint(mean).astype(dtype) if dtype.kind in "ui" else mean.astype(dtype)
 
 
 def _as_pair(step_um: float | tuple[float, float] | None) -> tuple[float, float] | None:
@@ -119,7 +114,7 @@ def _load_background(
     bg = np.asarray(background) if isinstance(background, np.ndarray) else read_image(background)
     out_shape = (raw_shape[0] // binning, raw_shape[1] // binning)
     if bg.shape == raw_shape:
-        binned = _bin(bg, binning, mode).astype(np.float64) if binning > 1 else bg
+        binned = bin_patterns(bg.astype(np.float64), binning, mode=mode) if binning > 1 else bg
     elif bg.shape == out_shape:
         binned = bg
     else:
@@ -183,8 +178,8 @@ def convert_images(
         for the mean of all patterns. Given at the detector resolution (it is
         binned like the patterns) or already binned.
     binning
-        Bin the patterns by this factor in both directions (edges that do not
-        fill a bin are cropped).
+        Bin the patterns by this factor in both directions; it must divide
+        the pattern height and width.
     bin_mode
         ``'sum'`` keeps integer counts in the input dtype and refuses a map
         whose sums exceed it; ``'mean'`` rounds the mean to the input dtype.
@@ -267,15 +262,12 @@ def convert_images(
             raise ImageReadError(f"{exc} (map position row 0, col 0)") from exc
         raw_shape = (int(first.shape[0]), int(first.shape[1]))
         dtype = first.dtype
-        if dtype.kind not in "ui" and bin_mode == "sum" and binning > 1:
-            _logger.info("patterns of dtype %s: sum binning stays %s", dtype, dtype)
         pattern_shape = (raw_shape[0] // binning, raw_shape[1] // binning)
-        if min(pattern_shape) < 1:
-            raise ConversionError(f"binning {binning} leaves nothing of {raw_shape[0]} x {raw_shape[1]} patterns")
-        if binning > 1 and (raw_shape[0] % binning or raw_shape[1] % binning):
-            _logger.warning(
-                "patterns of %d x %d are not a multiple of binning %d: the last %d rows and %d columns are cropped",
-                *raw_shape, binning, raw_shape[0] % binning, raw_shape[1] % binning,
+        if raw_shape[0] % binning or raw_shape[1] % binning:
+            divisors = common_divisors(*raw_shape)
+            raise ConversionError(
+                f"binning {binning} does not divide the {raw_shape[0]} x {raw_shape[1]} patterns of {src.label(first_index)}; "
+                f"choose one of {', '.join(map(str, divisors))}"
             )
         limit = np.iinfo(dtype).max if dtype.kind in "ui" else None
         static_bg = None
@@ -293,7 +285,7 @@ def convert_images(
         )
 
         def load_chunk(start: int, stop: int) -> tuple[np.ndarray, bytes | None]:
-            block = np.empty((stop - start, *pattern_shape), dtype=dtype)
+            stack = np.empty((stop - start, *raw_shape), dtype=dtype)
             for k in range(start, stop):
                 i = int(order[k])
                 try:
@@ -306,17 +298,19 @@ def convert_images(
                         f"{img.dtype} image, but {src.label(first_index)} is {raw_shape[0]} x {raw_shape[1]} {dtype}; "
                         "all patterns of a map must have the same size and dtype"
                     )
-                binned = _bin(img, binning, bin_mode)
-                if binning > 1 and bin_mode == "sum" and limit is not None:
-                    peak = int(binned.max())
-                    if peak > limit:
-                        raise BinningOverflowError(
-                            f"{src.label(i)} (map position row {k // cols}, col {k % cols}): sum binning by {binning} "
-                            f"gives {peak}, above {limit}, the maximum of {dtype} (checked on the actual pixel sums, "
-                            f"worst case {binning * binning} x {limit} = {binning * binning * limit}); "
-                            "use --bin-mode mean, or a smaller binning"
-                        )
-                block[k - start] = _to_dtype(binned, dtype, bin_mode)
+                stack[k - start] = img
+            try:
+                block = _bin_stack(stack, binning, bin_mode, dtype)
+            except process.BinningOverflowError:
+                peaks = bin_patterns(stack, binning, mode="sum", dtype=np.uint64).reshape(stack.shape[0], -1).max(axis=1)
+                j = int(np.flatnonzero(peaks > limit)[0])
+                k, i = start + j, int(order[start + j])
+                raise BinningOverflowError(
+                    f"{src.label(i)} (map position row {k // cols}, col {k % cols}): sum binning by {binning} "
+                    f"gives {int(peaks[j])}, above {limit}, the maximum of {dtype} (checked on the actual pixel sums; "
+                    f"the worst case is {binning * binning} x {limit} = {binning * binning * limit}); "
+                    "use --bin-mode mean, or a smaller binning"
+                ) from None
             return block, writer.encode_chunk(block)
 
         n = writer.n_patterns

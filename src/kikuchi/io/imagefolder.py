@@ -75,7 +75,8 @@ def natural_key(name: str) -> tuple[Any, ...]:
     >>> sorted(["p10.tif", "p2.tif", "p1.tif"], key=natural_key)
     ['p1.tif', 'p2.tif', 'p10.tif']
     """
-    return tuple(int(part) if part.isdigit() else part.lower() for part in _DIGITS.split(name))
+    parts = tuple(int(part) if part.isdigit() else part.lower() for part in _DIGITS.split(name))
+    return (parts, name)  # ties ("01_1", "1_01") in plain string order
 
 
 def parse_shape(text: str) -> tuple[int, int]:
@@ -123,6 +124,8 @@ def _decode(data: bytes | Path, suffix: str, label: str) -> np.ndarray:
 
             src = io.BytesIO(data) if isinstance(data, bytes) else data
             arr = tifffile.imread(src, key=0)
+            if np.size(arr) == 0:
+                raise ValueError("no image data in the TIFF")
         else:
             from PIL import Image
 
@@ -362,7 +365,7 @@ class ImageSource:
         rows, cols = nav_shape
         r, c = self.rows, self.cols
         outside = np.flatnonzero((r >= rows) | (c >= cols) | (r < 0) | (c < 0))
-        count_note = f"{n} images for the {rows} x {cols} map{where} of {rows * cols} points"
+        count_note = f"{n} images for the {rows} x {cols} map of {rows * cols} points"
         if outside.size:
             i = int(outside[0])
             raise ImageSourceError(

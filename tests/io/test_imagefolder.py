@@ -1,0 +1,229 @@
+"""Pattern-image sources: naming schemes, folders and zips, image formats, bad input."""
+
+from __future__ import annotations
+
+import zipfile
+
+import numpy as np
+import pytest
+
+from kikuchi.io.imagefolder import (
+    ImageReadError,
+    ImageSourceError,
+    describe_image_source,
+    natural_key,
+    open_image_source,
+    parse_shape,
+    read_image,
+)
+from tests.conftest import shared_file
+from tests.io._images import aztec_name, edax_name, make_folder, make_zip, pattern, write_image
+
+
+def check_every_position(src, nav_shape):
+    shape, order = src.positions(nav_shape)
+    rows, cols = shape
+    for k, i in enumerate(order):
+        np.testing.assert_array_equal(src.read(int(i)), pattern(k // cols, k % cols, src.read(int(i)).dtype))
+
+
+def test_aztec_folder(tmp_path):
+    make_folder(tmp_path / "Images", 3, 11)
+    src = open_image_source(tmp_path / "Images")
+    assert src.scheme == "aztec" and src.container == "folder" and src.prefix == ""
+    assert len(src) == 33
+    assert src.inferred_shape() == (3, 11)
+    # natural order: 0_2 before 0_10
+    assert src.names.index("0_2.tiff") < src.names.index("0_10.tiff")
+    img = src.read(src.names.index("2_10.tiff"))
+    assert img.dtype == np.uint16 and img.shape == (16, 12)
+    assert (int(img[0, 0]), int(img[0, 1])) == (2, 10)
+    check_every_position(src, None)
+
+
+def test_aztec_names_with_a_prefix(tmp_path):
+    make_folder(tmp_path / "f", 2, 3, name=lambda r, c, ext: aztec_name(r, c, ext, prefix="Map Data 1_"))
+    src = open_image_source(tmp_path / "f")
+    assert src.scheme == "aztec" and src.prefix == "Map Data 1_"
+    check_every_position(src, (2, 3))
+
+
+def test_mixed_prefixes_are_refused(tmp_path):
+    make_folder(tmp_path / "f", 1, 2, name=lambda r, c, ext: aztec_name(r, c, ext, prefix="A_"))
+    make_folder(tmp_path / "f", 1, 3, name=lambda r, c, ext: aztec_name(r, c, ext, prefix="B_"))
+    with pytest.raises(ImageSourceError, match=r"different prefixes: 'A_' \(2 files\), 'B_' \(3 files\)"):
+        open_image_source(tmp_path / "f")
+
+
+def test_background_beside_the_patterns_is_not_a_pattern(tmp_path):
+    folder = make_folder(tmp_path / "f", 2, 2)
+    write_image(folder / "StaticBackground.tiff", pattern(0, 0))
+    src = open_image_source(folder)
+    assert len(src) == 4 and src.ignored == ["StaticBackground.tiff"]
+
+
+def test_edax_names_bmp_8bit(tmp_path):
+    make_folder(tmp_path / "f", 3, 4, name=edax_name, dtype=np.uint8, ext="bmp")
+    src = open_image_source(tmp_path / "f")
+    assert src.scheme == "edax" and src.prefix == "Scan1_"
+    assert src.read(0).dtype == np.uint8
+    check_every_position(src, (3, 4))
+
+
+def test_edax_coordinates_in_micrometres(tmp_path):
+    folder = tmp_path / "f"
+    folder.mkdir()
+    for r in range(2):
+        for c in range(3):
+            write_image(folder / f"m_x{c * 0.25:.2f}y{r * 0.5:.2f}.png", pattern(r, c, np.uint8))
+    src = open_image_source(folder)
+    assert src.scheme == "edax" and src.inferred_shape() == (2, 3)
+    check_every_position(src, (2, 3))
+    assert open_image_source(folder, step_um=(0.25, 0.25)).inferred_shape() == (3, 3)  # y step 0.5 = 2 rows
+
+
+def test_sorted_names_need_a_shape(tmp_path):
+    folder = tmp_path / "f"
+    folder.mkdir()
+    for k in range(6):
+        write_image(folder / f"pattern{k + 1}.png", pattern(k // 3, k % 3, np.uint8))
+    src = open_image_source(folder)
+    assert src.scheme == "sorted" and src.inferred_shape() is None
+    with pytest.raises(ImageSourceError, match=r"carry no map positions \(sorted naming\); give the map shape with --shape"):
+        src.positions(None)
+    check_every_position(src, (2, 3))
+    with pytest.raises(ImageSourceError, match=r"6 images but the 2 x 2 map has 4 points \(more images than map points\); first image beyond the map: .*pattern5.png"):
+        src.positions((2, 2))
+    with pytest.raises(ImageSourceError, match=r"6 images but the 3 x 3 map \(from --shape\) has 9 points \(fewer images than map points\)"):
+        src.positions((3, 3), shape_source="--shape")
+
+
+def test_forced_naming(tmp_path):
+    make_folder(tmp_path / "f", 2, 2)
+    src = open_image_source(tmp_path / "f", naming="sorted")
+    assert src.scheme == "sorted" and src.rows is None
+    with pytest.raises(ImageSourceError, match=r"4 image name\(s\) do not follow the edax scheme \.\.\._x\{X\}y\{Y\}\.ext, e\.g\. 0_0\.tiff"):
+        open_image_source(tmp_path / "f", naming="edax")
+    with pytest.raises(ValueError, match="naming 'nikon': expected one of aztec, edax, sorted"):
+        open_image_source(tmp_path / "f", naming="nikon")
+
+
+def test_zip_read_without_extracting(tmp_path):
+    folder = make_folder(tmp_path / "Images", 3, 4)
+    archive = make_zip(folder, tmp_path / "patterns.zip", subdir="Images/")
+    with zipfile.ZipFile(archive, "a") as zf:
+        zf.writestr("__MACOSX/Images/._0_0.tiff", b"resource fork")
+        zf.writestr("Images/", b"")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    with open_image_source(archive) as src:
+        assert src.container == "zip" and src.scheme == "aztec" and len(src) == 12
+        assert src.names[0] == "Images/0_0.tiff"
+        assert src.label(0).endswith("patterns.zip:Images/0_0.tiff")
+        check_every_position(src, (3, 4))
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing extracted
+
+
+def test_png_16bit_and_grey_rgb(tmp_path):
+    p16 = tmp_path / "a.png"
+    write_image(p16, pattern(3, 4, np.uint16) * 300)
+    img = read_image(p16)
+    assert img.dtype == np.uint16
+    np.testing.assert_array_equal(img, pattern(3, 4, np.uint16) * 300)
+    grey = pattern(1, 2, np.uint8)
+    from PIL import Image
+
+    Image.fromarray(np.stack([grey] * 3, axis=-1)).save(tmp_path / "rgb.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "rgb.png"), grey)
+    colour = np.stack([grey, grey, grey + 1], axis=-1)
+    Image.fromarray(colour).save(tmp_path / "colour.png")
+    with pytest.raises(ImageReadError, match=r"colour.png: colour image \(3 channels\); EBSD patterns must be greyscale"):
+        read_image(tmp_path / "colour.png")
+
+
+def test_real_pattern_files():
+    bmp = read_image(shared_file("xcdskd/ocean_116_176_raw.bmp"))
+    assert bmp.shape == (240, 320) and bmp.dtype == np.uint8
+    tif = read_image(shared_file("xcdskd/Si_img8_binned.tif"))
+    assert tif.shape == (60, 80) and tif.dtype == np.uint8
+    txt = read_image(shared_file("xcdskd/ocean_map_average.dat"))
+    assert txt.shape == (240, 320) and 100 < txt.mean() < 102
+
+
+def test_unreadable_image(tmp_path):
+    bad = tmp_path / "0_1.tiff"
+    bad.write_bytes(b"II*\x00garbage")
+    with pytest.raises(ImageReadError, match=r"0_1.tiff: unreadable image"):
+        read_image(bad)
+    (tmp_path / "bg.txt").write_text("1 2 3\n4 five 6\n")
+    with pytest.raises(ImageReadError, match=r"bg.txt: not an image and not a text array of numbers"):
+        read_image(tmp_path / "bg.txt")
+    with pytest.raises(FileNotFoundError, match="no such image file"):
+        read_image(tmp_path / "none.png")
+
+
+def test_corrupt_zip_member(tmp_path):
+    folder = make_folder(tmp_path / "f", 1, 3)
+    archive = make_zip(folder, tmp_path / "p.zip", order_seed=None)
+    data = bytearray(archive.read_bytes())
+    with zipfile.ZipFile(archive) as zf:
+        info = zf.getinfo("0_1.tiff")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    data[start + 10 : start + 30] = bytes(20)  # damage the compressed data of 0_1.tiff
+    archive.write_bytes(bytes(data))
+    src = open_image_source(archive)
+    np.testing.assert_array_equal(src.read(src.names.index("0_0.tiff")), pattern(0, 0))
+    with pytest.raises(ImageReadError, match=r"p.zip:0_1.tiff: cannot read from the zip"):
+        src.read(src.names.index("0_1.tiff"))
+
+
+def test_not_a_zip_and_empty_sources(tmp_path):
+    bogus = tmp_path / "p.zip"
+    bogus.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ImageSourceError, match="p.zip: neither a folder nor a readable zip file"):
+        open_image_source(bogus)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("x")
+    with pytest.raises(ImageSourceError, match=r"empty: no pattern images \(.tif, .tiff, .png, .bmp\) in this folder"):
+        open_image_source(tmp_path / "empty")
+    with pytest.raises(FileNotFoundError, match="no such folder or zip file"):
+        open_image_source(tmp_path / "missing")
+
+
+def test_mixed_formats(tmp_path):
+    make_folder(tmp_path / "f", 1, 2)
+    write_image(tmp_path / "f" / "0_2.png", pattern(0, 2, np.uint8))
+    with pytest.raises(ImageSourceError, match=r"images of several formats \(png, tif\); keep one format per map"):
+        open_image_source(tmp_path / "f")
+
+
+def test_position_errors(tmp_path):
+    folder = make_folder(tmp_path / "f", 3, 3, skip={(1, 1), (2, 0)})
+    src = open_image_source(folder)
+    with pytest.raises(ImageSourceError, match=r"no image for map position \(row 1, col 1\), \(row 2, col 0\) \(7 images for the 3 x 3 map of 9 points, 2 missing\)"):
+        src.positions(None)
+    with pytest.raises(ImageSourceError, match=r"2_1.tiff: map position \(row 2, col 1\) lies outside the 2 x 3 map \(from --ctf a.ctf\); 2 image\(s\) outside"):
+        src.positions((2, 3), shape_source="--ctf a.ctf")
+    write_image(folder / "01_1.tiff", pattern(1, 1))
+    write_image(folder / "1_01.tiff", pattern(1, 1))
+    src = open_image_source(folder)
+    with pytest.raises(ImageSourceError, match=r"duplicate map position \(row 1, col 1\): .*01_1.tiff and .*1_01.tiff \(1 duplicate"):
+        src.positions(None)
+
+
+def test_describe(tmp_path):
+    folder = make_folder(tmp_path / "f", 2, 5, dtype=np.uint8, ext="png")
+    d = describe_image_source(folder)
+    assert d["count"] == 10 and d["naming"] == "aztec" and d["nav_shape"] == [2, 5]
+    assert d["pattern_shape"] == [16, 12] and d["dtype"] == "uint8" and d["complete"] is True
+    (folder / "1_4.png").unlink()
+    d = describe_image_source(folder)
+    assert d["complete"] is False and "no image for map position (row 1, col 4)" in d["problem"]
+
+
+def test_parse_shape_and_natural_key():
+    assert parse_shape("3x4") == (3, 4) and parse_shape(" 10 , 20 ") == (10, 20)
+    with pytest.raises(ValueError, match="map shape '3by4': expected ROWSxCOLS"):
+        parse_shape("3by4")
+    with pytest.raises(ValueError, match="rows and columns must be positive"):
+        parse_shape("0x4")
+    assert sorted(["a10b2", "a2b10", "a2b9"], key=natural_key) == ["a2b9", "a2b10", "a10b2"]
