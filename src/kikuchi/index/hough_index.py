@@ -1,0 +1,334 @@
+"""Hough indexing: detected bands -> crystal orientation, phase and fit quality per pattern.
+
+For every pattern the detected bands (:mod:`kikuchi.bands`) become plane
+normals in the sample frame through the detector geometry. Every triplet
+of bands is compared with each phase's look-up table of interplanar angles
+(:mod:`kikuchi.index.triplets`); every match proposes an orientation (least
+squares on the three band/pole pairs), scored by the number of all the
+pattern's bands it explains. The best proposal is refined by least squares
+(SVD) on all its matched bands. With several phases, the phase explaining
+most bands (then with the smallest mean angular deviation) wins.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from kikuchi.bands._kernels import COL_INTENSITY, COL_SLOPE, COL_VALID, COL_WIDTH
+from kikuchi.bands.radon import BandDetector
+from kikuchi.index import _kernels as K
+from kikuchi.index.normals import detector_homographies
+from kikuchi.index.triplets import DEFAULT_FAMILIES, TripletTable, triplet_table_for_phase
+
+__all__ = ["HoughIndexer", "IndexResult", "ERROR_CODES"]
+
+_logger = logging.getLogger(__name__)
+
+#: Error codes of the CTF format (Oxford Channel 5) and when the indexer sets them.
+ERROR_CODES = {
+    0: "Success",
+    1: "Low band contrast (fewer than 3 bands detected)",
+    2: "Low band slope (band slope below min_band_slope)",
+    3: "No solution (fewer than min_matched bands explained by any phase)",
+    4: "High MAD (mean angular deviation above max_mad_deg)",
+    5: "Not yet analysed (job cancelled before this point)",
+    6: "Unexpected error (the pattern could not be processed, e.g. not finite)",
+}
+
+#: Scale of the band contrast and band slope analogues to the 0..255 range of CTF files.
+_BC_SCALE = 255.0 / 2.0
+_BS_SCALE = 255.0 / 1.0
+
+
+@dataclass
+class IndexResult:
+    """Per-pattern results of Hough indexing (arrays of length n, storage order).
+
+    Attributes
+    ----------
+    euler
+        (n, 3) Bunge Euler angles, radians (zeros where not indexed).
+    phase_id
+        (n,) 1-based index into ``phases``; 0 where not indexed.
+    n_bands
+        (n,) bands detected.
+    n_matched
+        (n,) bands explained by the solution (CTF "Bands").
+    mad_deg
+        (n,) mean angular deviation between the band normals and the
+        matched theoretical plane normals, degrees.
+    band_contrast, band_slope
+        (n,) 0..255 analogues of Oxford's BC and BS: the mean filtered Radon
+        peak height and peak curvature of the matched bands.
+    ci
+        (n,) confidence index in [0, 1]: (bands of the best solution minus
+        bands of the best solution at least 5 degrees away) / bands detected.
+    error
+        (n,) CTF error code (:data:`ERROR_CODES`).
+    phases
+        Names of the phases (index ``phase_id - 1``).
+    tables
+        The triplet tables of the phases.
+    """
+
+    euler: np.ndarray
+    phase_id: np.ndarray
+    n_bands: np.ndarray
+    n_matched: np.ndarray
+    mad_deg: np.ndarray
+    band_contrast: np.ndarray
+    band_slope: np.ndarray
+    ci: np.ndarray
+    error: np.ndarray
+    phases: list[str] = field(default_factory=list)
+    tables: list[TripletTable] = field(default_factory=list, repr=False)
+
+    def __len__(self) -> int:
+        return int(self.phase_id.size)
+
+    @property
+    def indexed(self) -> np.ndarray:
+        """(n,) True where a solution was accepted (error 0)."""
+        return self.error == 0
+
+    def as_array(self) -> np.ndarray:
+        """(n, 11) float rows: phi1, Phi, phi2, phase_id, n_bands, n_matched, mad_deg, bc, bs, ci, error."""
+        return np.column_stack([
+            self.euler, self.phase_id, self.n_bands, self.n_matched, self.mad_deg,
+            self.band_contrast, self.band_slope, self.ci, self.error,
+        ]).astype(np.float64)
+
+    @classmethod
+    def from_array(cls, rows: np.ndarray, *, phases: list[str], tables: list[TripletTable] | None = None) -> IndexResult:
+        """Inverse of :meth:`as_array`."""
+        rows = np.asarray(rows, dtype=np.float64).reshape(-1, 11)
+        return cls(
+            euler=rows[:, :3].copy(), phase_id=rows[:, 3].astype(np.int64), n_bands=rows[:, 4].astype(np.int64),
+            n_matched=rows[:, 5].astype(np.int64), mad_deg=rows[:, 6].copy(), band_contrast=rows[:, 7].copy(),
+            band_slope=rows[:, 8].copy(), ci=rows[:, 9].copy(), error=rows[:, 10].astype(np.int64),
+            phases=list(phases), tables=list(tables or []),
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready counts and means."""
+        ok = self.indexed
+        return {
+            "points": len(self),
+            "indexed": int(ok.sum()),
+            "indexed_fraction": round(float(ok.mean()) if len(self) else 0.0, 4),
+            "mean_mad_deg": round(float(self.mad_deg[ok].mean()), 4) if ok.any() else None,
+            "mean_bands_matched": round(float(self.n_matched[ok].mean()), 3) if ok.any() else None,
+            "mean_ci": round(float(self.ci[ok].mean()), 4) if ok.any() else None,
+            "phases": {name: int((self.phase_id == i + 1).sum()) for i, name in enumerate(self.phases)},
+            "errors": {ERROR_CODES[c].split(" (")[0]: int((self.error == c).sum()) for c in sorted(set(self.error.tolist()))},
+        }
+
+
+def _as_table(phase: Any, *, n_families: int, kv: float) -> TripletTable:
+    if isinstance(phase, TripletTable):
+        return phase
+    from kikuchi.crystal import Phase
+
+    if not isinstance(phase, Phase):
+        phase = Phase.parse(phase)
+    return triplet_table_for_phase(phase, n_families=n_families, kv=kv)
+
+
+class HoughIndexer:
+    """Hough indexing of patterns of one detector against one or more phases.
+
+    Parameters
+    ----------
+    phases
+        Phases: :class:`kikuchi.crystal.Phase`, anything ``Phase.parse``
+        reads ('ni', 'fe-alpha', a CIF path, ...) or prepared
+        :class:`~kikuchi.index.triplets.TripletTable`.
+    detector
+        :class:`kikuchi.geometry.Detector` (one PC, or one per map point).
+    n_bands
+        Bands detected per pattern.
+    n_families
+        Strongest reflector families per phase in the look-up table.
+    angle_tol_deg
+        Tolerance on interplanar angles when matching triplets.
+    fit_tol_deg
+        A band is explained by an orientation when its normal is within
+        this angle of a theoretical plane normal.
+    min_matched
+        Fewest explained bands for a solution (error 3 below).
+    max_mad_deg
+        Largest accepted mean angular deviation (error 4 above).
+    min_band_slope
+        Smallest accepted band slope analogue (error 2 below; 0 disables).
+    kv
+        Accelerating voltage for the reflectors.
+    band_options
+        Options of :class:`kikuchi.bands.BandDetector`.
+
+    Examples
+    --------
+    >>> from kikuchi.geometry import Detector
+    >>> indexer = HoughIndexer(["ni"], Detector((60, 60), (0.5, 0.2, 0.55)))
+    >>> indexer.tables[0].name
+    'ni'
+    """
+
+    def __init__(
+        self,
+        phases: Any,
+        detector: Any,
+        *,
+        n_bands: int = 9,
+        n_families: int = DEFAULT_FAMILIES,
+        angle_tol_deg: float = 2.0,
+        fit_tol_deg: float = 2.0,
+        min_matched: int = 4,
+        max_mad_deg: float = 1.5,
+        min_band_slope: float = 0.0,
+        kv: float = 20.0,
+        band_options: dict[str, Any] | None = None,
+    ):
+        if isinstance(phases, (str, TripletTable)) or not hasattr(phases, "__iter__"):
+            phases = [phases]
+        phases = list(phases)
+        if not phases:
+            raise ValueError("HoughIndexer: give at least one phase")
+        if not 0 < angle_tol_deg < 10 or not 0 < fit_tol_deg < 10:
+            raise ValueError(f"HoughIndexer: angle_tol_deg and fit_tol_deg must be in (0, 10) degrees, got {angle_tol_deg}, {fit_tol_deg}")
+        if min_matched < 3:
+            raise ValueError(f"HoughIndexer: min_matched must be at least 3, got {min_matched}")
+        self.tables = [_as_table(p, n_families=n_families, kv=kv) for p in phases]
+        self.detector = detector
+        self.angle_tol = np.radians(angle_tol_deg)
+        self.cos_fit_tol = np.cos(np.radians(fit_tol_deg))
+        self.min_matched = int(min_matched)
+        self.max_mad_deg = float(max_mad_deg)
+        self.min_band_slope = float(min_band_slope)
+        self.band_detector = BandDetector(tuple(detector.shape), n_bands=n_bands, **(band_options or {}))
+        self._minv_t = detector_homographies(detector)
+
+    @property
+    def phase_names(self) -> list[str]:
+        return [t.name for t in self.tables]
+
+    def with_detector(self, detector: Any) -> HoughIndexer:
+        """A copy using another detector (same shape): for pattern centre refinement."""
+        new = object.__new__(HoughIndexer)
+        new.__dict__.update(self.__dict__)
+        new.detector = detector
+        new._minv_t = detector_homographies(detector)
+        return new
+
+    # -- steps -------------------------------------------------------------------
+    def detect(self, patterns: np.ndarray, *, workers: int = 1) -> np.ndarray:
+        """Band tables (n, n_bands, 6) of a pattern stack (see :meth:`BandDetector.detect_stack`)."""
+        return self.band_detector.detect_stack(patterns, workers=workers)
+
+    def _minv_for(self, index: np.ndarray | None, n: int) -> np.ndarray:
+        m = self._minv_t
+        if m.ndim == 2:
+            return np.broadcast_to(m, (n, 3, 3))
+        if index is None:
+            if m.shape[0] != n:
+                raise ValueError(f"the detector has {m.shape[0]} pattern centres for {n} patterns: pass index= (storage indices)")
+            return m
+        return m[np.asarray(index, dtype=np.int64)]
+
+    def index_bands(self, table: np.ndarray, *, index: np.ndarray | None = None) -> IndexResult:
+        """Index band tables (n, n_bands, 6) of :meth:`detect`.
+
+        ``index`` gives the storage index of each pattern (for per-point
+        pattern centres); default 0..n-1.
+        """
+        table = np.ascontiguousarray(table, dtype=np.float64)
+        n, nb = table.shape[:2]
+        h, w = self.detector.shape
+        minv = np.ascontiguousarray(self._minv_for(index, n))
+        normals = np.zeros((n, nb, 3))
+        n_valid = np.zeros(n, dtype=np.int64)
+        K._band_normals_stack(table, minv, (w - 1) / 2.0, (h - 1) / 2.0, normals, n_valid)
+        weights = np.ascontiguousarray(np.clip(table[:, :, COL_INTENSITY], 1e-6, None))
+        best_rot = np.tile(np.eye(3), (n, 1, 1))
+        best = np.zeros((n, 3))
+        best_phase = np.zeros(n, dtype=np.int64)
+        for k, t in enumerate(self.tables):
+            rot = np.empty((n, 3, 3))
+            res = np.zeros((n, 3))
+            K._index_stack(
+                normals, n_valid, weights, t.poles, t.triplets, t.angles, t.sign, t.first_index, self.angle_tol,
+                self.cos_fit_tol, t.symmetry, 1.0 + 2.0 * np.cos(np.radians(5.0)), 4096, rot, res,
+            )
+            better = (res[:, 0] > best[:, 0]) | ((res[:, 0] == best[:, 0]) & (res[:, 0] > 0) & (res[:, 1] < best[:, 1]))
+            best_rot[better] = rot[better]
+            best[better] = res[better]
+            best_phase[better] = k + 1
+        return self._finish(table, n_valid, best_rot, best, best_phase)
+
+    def _finish(self, table, n_valid, rot, res, phase) -> IndexResult:
+        from kikuchi.geometry import matrix_to_euler
+
+        n = table.shape[0]
+        n_matched = res[:, 0].astype(np.int64)
+        mad = np.degrees(res[:, 1])
+        second = res[:, 2]
+        valid = table[:, :, COL_VALID] > 0
+        # band contrast / slope analogues over the detected bands
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cnt = np.maximum(valid.sum(axis=1), 1)
+            mean_int = (table[:, :, COL_INTENSITY] * valid).sum(axis=1) / cnt
+            mean_slope = (table[:, :, COL_SLOPE] * valid).sum(axis=1) / cnt
+        bc = np.clip(np.round(mean_int * _BC_SCALE), 0, 255)
+        bs = np.clip(np.round(mean_slope * _BS_SCALE), 0, 255)
+        ci = np.clip((n_matched - second) / np.maximum(n_valid, 1), 0.0, 1.0)
+        error = np.zeros(n, dtype=np.int64)
+        error[n_valid < 3] = 1
+        if self.min_band_slope > 0:
+            error[(error == 0) & (bs < self.min_band_slope)] = 2
+        error[(error == 0) & (n_matched < self.min_matched)] = 3
+        error[(error == 0) & (mad > self.max_mad_deg)] = 4
+        bad = ~np.all(np.isfinite(table[:, :, :COL_VALID]), axis=(1, 2))
+        error[bad] = 6
+        ok = error == 0
+        # orientation matrix g (sample -> crystal) is the transpose of U (crystal -> sample)
+        euler = np.zeros((n, 3))
+        if ok.any():
+            euler[ok] = matrix_to_euler(np.swapaxes(rot[ok], -1, -2))
+        return IndexResult(
+            euler=euler,
+            phase_id=np.where(ok, phase, 0),
+            n_bands=n_valid.copy(),
+            n_matched=np.where(error == 1, 0, n_matched),
+            mad_deg=np.where(ok, mad, 0.0),
+            band_contrast=bc,
+            band_slope=bs,
+            ci=np.where(ok, ci, 0.0),
+            error=error,
+            phases=self.phase_names,
+            tables=self.tables,
+        )
+
+    def index(self, patterns: np.ndarray, *, index: np.ndarray | None = None, workers: int = 1) -> IndexResult:
+        """Detect bands in (n, h, w) patterns and index them (``index``: storage indices for per-point PCs)."""
+        patterns = np.asarray(patterns)
+        if patterns.ndim == 2:
+            patterns = patterns[None]
+        if patterns.ndim != 3 or patterns.shape[1:] != tuple(self.detector.shape):
+            raise ValueError(f"HoughIndexer.index: expected patterns (n, {self.detector.shape[0]}, {self.detector.shape[1]}), got {patterns.shape}")
+        n = patterns.shape[0]
+        if workers <= 1 or n < 512:
+            return self.index_bands(self.detect(patterns), index=index)
+        bounds = np.linspace(0, n, workers * 4 + 1).astype(int)
+        idx = np.arange(n) if index is None else np.asarray(index)
+
+        def work(k: int) -> np.ndarray:
+            s, e = bounds[k], bounds[k + 1]
+            return self.index_bands(self.detect(patterns[s:e]), index=idx[s:e]).as_array()
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            parts = list(pool.map(work, range(len(bounds) - 1)))
+        return IndexResult.from_array(np.concatenate(parts), phases=self.phase_names, tables=self.tables)
