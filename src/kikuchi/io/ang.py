@@ -1,0 +1,489 @@
+"""EDAX/TSL ANG orientation maps: read and write.
+
+A header of ``#`` lines, then whitespace-separated data::
+
+    # TEM_PIXperUM          1.000000
+    # x-star                0.523544       (pattern centre, EDAX convention)
+    # y-star                0.876476
+    # z-star                0.594348
+    # WorkingDistance       23.000000      (mm)
+    # SampleTiltAngle       70.000000      (newer files)
+    # CameraElevationAngle  10.000000
+    # CameraAzimuthalAngle  0.000000
+    #
+    # Phase 1
+    # MaterialName          Iron bcc (old)
+    # Formula               Fe
+    # Info
+    # Symmetry              43             (TSL symmetry code, see SYMMETRY_CODES)
+    # LatticeConstants      2.866 2.866 2.866 90 90 90   (Å, degrees)
+    # NumberFamilies        4
+    # hklFamilies           1  1  0 1 0.000000     (h k l, used in indexing, intensity[, shown])
+    # Categories 0 0 0 0 0
+    #
+    # GRID: SqrGrid                         (or HexGrid)
+    # XSTEP: 0.1
+    # YSTEP: 0.1
+    # NCOLS_ODD: 140
+    # NCOLS_EVEN: 140
+    # NROWS: 160
+    # OPERATOR: / SAMPLEID: / SCANID:
+    phi1 Phi phi2 x y IQ CI Phase [SEM Fit [PRIAS bottom, centre, top, custom]]
+
+Euler angles are Bunge, in radians. 8, 10 and 14 columns exist (and a
+``# COLUMN_HEADERS:`` line names them in OIM 8 files). Points with CI = -1
+are not indexed (as in orix); in a single-phase file the phase column is 0
+(or 1) for that phase.
+
+Examples
+--------
+>>> import numpy as np, tempfile, pathlib
+>>> from kikuchi.io.orientation_map import OrientationMap, PhaseInfo
+>>> omap = OrientationMap.from_arrays(euler=np.array([[[0.1, 0.2, 0.3], [1.0, 0.5, 2.0]]]), step_um=0.5,
+...     phases=[PhaseInfo(1, "Fe", lattice_angstrom=(2.87, 2.87, 2.87), space_group=229)])
+>>> back = read_ang(write_ang(omap, pathlib.Path(tempfile.mkdtemp()) / "fe.ang"))
+>>> back.euler.round(5).tolist(), back.phases[0].extra["ang_symmetry"]
+([[0.1, 0.2, 0.3], [1.0, 0.5, 2.0]], 43)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kikuchi.io._atomic import atomic_output
+from kikuchi.io.orientation_map import (
+    OrientationMap,
+    OrientationMapError,
+    PhaseInfo,
+    _as_int,
+    _format_column,
+    _join_rows,
+    _maybe_int,
+    _parse_number,
+    _parse_table,
+    infer_grid,
+    laue_group_of,
+)
+
+__all__ = ["AngFormatError", "COLUMN_VARIANTS", "SYMMETRY_CODES", "read_ang", "write_ang", "sniff"]
+
+_logger = logging.getLogger(__name__)
+
+# plugin metadata
+FORMAT_NAME = "ang"
+EXTENSIONS = ("ang",)
+READS = True
+WRITES = True
+
+_BASE = ("phi1", "Phi", "phi2", "x", "y", "IQ", "CI", "Phase")
+#: Data column names by column count (file names; keys in ``columns`` are lower case, see _KEYS).
+COLUMN_VARIANTS = {
+    8: _BASE,
+    10: (*_BASE, "SEM", "Fit"),
+    14: (*_BASE, "SEM", "Fit", "PRIAS Bottom Strip", "PRIAS Center Square", "PRIAS Top Strip", "Custom Value"),
+}
+_KEYS = {
+    "IQ": "iq",
+    "CI": "ci",
+    "SEM": "detector_signal",
+    "Fit": "fit",
+    "PRIAS Bottom Strip": "prias_bottom",
+    "PRIAS Center Square": "prias_center",
+    "PRIAS Top Strip": "prias_top",
+    "Custom Value": "custom",
+}
+_FILE_NAMES = {v: k for k, v in _KEYS.items()}
+#: TSL symmetry codes -> proper point group (orix's reading of the code) and Laue group.
+SYMMETRY_CODES = {
+    1: ("1", "-1"),
+    2: ("2", "2/m"),
+    20: ("121", "2/m"),
+    22: ("222", "mmm"),
+    4: ("4", "4/m"),
+    42: ("422", "4/mmm"),
+    3: ("3", "-3"),
+    32: ("321", "-3m"),
+    6: ("6", "6/m"),
+    62: ("622", "6/mmm"),
+    23: ("23", "m-3"),
+    43: ("432", "m-3m"),
+}
+_CODE_OF_LAUE = {"-1": 1, "2/m": 2, "mmm": 22, "4/m": 4, "4/mmm": 42, "-3": 3, "-3m": 32, "6/m": 6, "6/mmm": 62, "m-3": 23, "m-3m": 43}
+_PHASE_KEYS = ("MaterialName", "Formula", "Info", "Symmetry", "PointGroupID", "LatticeConstants", "NumberFamilies", "hklFamilies", "ElasticConstants", "Categories")
+_GRID_KEYS = ("GRID", "XSTEP", "YSTEP", "NCOLS_ODD", "NCOLS_EVEN", "NROWS")
+
+
+class AngFormatError(OrientationMapError):
+    """A malformed ANG file; the message names the file and line."""
+
+
+def sniff(head: str) -> bool:
+    """True when the text starts like an ANG file (a ``#`` header with ANG keys)."""
+    head = head.lstrip("\ufeff")
+    return head.startswith("#") and any(k in head for k in ("TEM_PIXperUM", "x-star", "GRID:", "NCOLS_ODD", "Phase"))
+
+
+def _split_key(content: str) -> tuple[str, str]:
+    """'GRID: SqrGrid' -> ('GRID', 'SqrGrid'); 'x-star   0.5' -> ('x-star', '0.5')."""
+    head, colon, rest = content.partition(":")
+    if colon and head.strip() and not any(c in head.strip() for c in " \t"):
+        return head.strip(), rest.strip()
+    parts = content.split(None, 1)
+    return parts[0], (parts[1].strip() if len(parts) > 1 else "")
+
+
+def _numbers(text: str, *, what: str, where: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split()]
+    except ValueError:
+        raise AngFormatError(f"{where}: {what} {text!r} are not numbers") from None
+
+
+def _finish_phase(block: dict[str, Any], *, fname: str) -> PhaseInfo:
+    where = f"{fname} line {block['_line']}: Phase {block['id']}"
+    lattice = block.get("LatticeConstants")
+    if lattice is None:
+        raise AngFormatError(f"{where}: no LatticeConstants line (a b c alpha beta gamma)")
+    values = _numbers(lattice, what="LatticeConstants", where=where)
+    if len(values) != 6:
+        raise AngFormatError(f"{where}: LatticeConstants needs 6 numbers (a b c alpha beta gamma), found {len(values)}")
+    code_text = str(block.get("Symmetry", "")).strip()
+    try:
+        code = int(code_text)
+    except ValueError:
+        raise AngFormatError(f"{where}: Symmetry {code_text!r} is not a TSL symmetry code ({sorted(SYMMETRY_CODES)})") from None
+    if code not in SYMMETRY_CODES:
+        raise AngFormatError(f"{where}: Symmetry code {code} is not one of {sorted(SYMMETRY_CODES)}")
+    point_group, laue = SYMMETRY_CODES[code]
+    families = []
+    for text in block.get("hklFamilies", []):
+        fields = text.split()
+        try:
+            hkl = tuple(int(v) for v in fields[:3])
+            rest = [_parse_number(v) for v in fields[3:]]
+        except ValueError:
+            raise AngFormatError(f"{where}: hklFamilies {text!r} must start with three integers h k l") from None
+        if len(hkl) != 3:
+            raise AngFormatError(f"{where}: hklFamilies {text!r} must start with three integers h k l")
+        family: dict[str, Any] = {"hkl": hkl}
+        for name, value in zip(("use_in_indexing", "intensity", "show_bands"), rest):
+            family[name] = value
+        if len(rest) > 3:
+            family["more"] = rest[3:]
+        families.append(family)
+    n_fam = block.get("NumberFamilies")
+    if n_fam is not None and str(n_fam).strip().isdigit() and int(n_fam) != len(families):
+        raise AngFormatError(f"{where}: NumberFamilies {n_fam} but {len(families)} hklFamilies lines")
+    extra = {"ang_symmetry": code, "formula": block.get("Formula", "")}
+    for key in ("ElasticConstants", "Categories", "PointGroupID"):
+        if key in block:
+            extra[key] = block[key]
+    return PhaseInfo(
+        id=block["id"],
+        name=str(block.get("MaterialName", f"phase{block['id']}")).strip(),
+        lattice_angstrom=tuple(values[:3]),  # type: ignore[arg-type]
+        angles_deg=tuple(values[3:]),  # type: ignore[arg-type]
+        space_group=None,
+        laue_group=laue,
+        point_group=point_group,
+        hkl_families=families,
+        comment=str(block.get("Info", "")).strip(),
+        extra=extra,
+    )
+
+
+def _column_names(header: dict[str, Any], n: int) -> list[str]:
+    names = header.get("COLUMN_HEADERS")
+    if isinstance(names, str):
+        listed = [s.strip() for s in names.split(",")]
+        if len(listed) == n:
+            mapped = [_BASE[j] if j < 8 else listed[j] for j in range(n)]
+            return mapped
+    if n in COLUMN_VARIANTS:
+        return list(COLUMN_VARIANTS[n])
+    if n > 10:
+        return [*COLUMN_VARIANTS[10], *(f"column{j + 1}" for j in range(10, n))]
+    return [*_BASE, *(f"column{j + 1}" for j in range(8, n))]
+
+
+def read_ang(path: str | os.PathLike) -> OrientationMap:
+    """Read an EDAX/TSL ANG orientation map.
+
+    Parameters
+    ----------
+    path
+        The ``.ang`` file.
+
+    Returns
+    -------
+    OrientationMap
+        Euler angles as stored (radians; the rotations orix's ANG reader
+        gives). Points with CI = -1 get phase 0 (not indexed). The grid is
+        taken from the point coordinates (``HexGrid`` stays hexagonal); where
+        the header's GRID/steps/counts disagree with the data (e.g. a
+        subsampled export), the data win and :attr:`OrientationMap.notes` says so.
+
+    Raises
+    ------
+    AngFormatError
+        Naming file and line: missing grid fields, bad phase blocks, wrong
+        column count, non-numeric fields, truncated data.
+    """
+    path = Path(path)
+    fname = path.name
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        text = path.read_text(encoding="latin-1")
+    lines = text.splitlines()
+    if not lines or not lines[0].lstrip("\ufeff").startswith("#"):
+        first = lines[0][:40] if lines else ""
+        raise AngFormatError(f"{fname} line 1: expected a '#' header line, found {first!r} (not an ANG file?)")
+    header: dict[str, Any] = {}
+    blocks: list[dict[str, Any]] = []
+    current: dict[str, Any] | None = None
+    i = 0
+    while i < len(lines) and lines[i].lstrip("\ufeff").startswith("#"):
+        content = lines[i].lstrip("\ufeff")[1:].strip()
+        i += 1
+        if not content:
+            continue
+        key, value = _split_key(content)
+        if key == "Phase" and value.split() and value.split()[0].isdigit():
+            current = {"id": int(value.split()[0]), "_line": i}
+            blocks.append(current)
+            continue
+        if key in _PHASE_KEYS:
+            if current is None:
+                raise AngFormatError(f"{fname} line {i}: {key} outside a '# Phase N' block")
+            if key == "hklFamilies":
+                current.setdefault("hklFamilies", []).append(value)
+            elif key == "ElasticConstants":
+                current.setdefault("ElasticConstants", []).append(value)
+            else:
+                current[key] = value
+            continue
+        current = None if key in _GRID_KEYS else current
+        if key == "Column names" or content.startswith("Column names"):
+            header["Column names"] = content.partition(":")[2].strip()
+            continue
+        header[key] = _parse_number(value) if key not in ("COLUMN_HEADERS", "COLUMN_UNITS", "COLUMN_NOTES") else value
+    data_start = i  # 0-based index of the first data line
+    phases = [_finish_phase(b, fname=fname) for b in blocks]
+    ids = [p.id for p in phases]
+    if len(set(ids)) != len(ids):
+        raise AngFormatError(f"{fname}: phase numbers {ids} repeat")
+    for key in _GRID_KEYS:
+        if key not in header:
+            raise AngFormatError(f"{fname}: header field '# {key}:' missing (GRID, XSTEP, YSTEP, NCOLS_ODD, NCOLS_EVEN, NROWS describe the map)")
+    grid_decl = str(header["GRID"])
+    if grid_decl not in ("SqrGrid", "HexGrid"):
+        raise AngFormatError(f"{fname}: GRID {grid_decl!r} is neither SqrGrid nor HexGrid")
+    for key in ("XSTEP", "YSTEP"):
+        if not isinstance(header[key], (int, float)) or header[key] <= 0:
+            raise AngFormatError(f"{fname}: header field {key} is {header[key]!r}, not a positive number")
+    for key in ("NCOLS_ODD", "NCOLS_EVEN", "NROWS"):
+        if not isinstance(header[key], int) or header[key] < 0:
+            raise AngFormatError(f"{fname}: header field {key} is {header[key]!r}, not a count")
+
+    body = lines[data_start:]
+    while body and not body[-1].strip():
+        body.pop()
+    if not body:
+        raise AngFormatError(f"{fname}: no data lines after the header (line {data_start}); truncated file?")
+    rows = [ln.split() for ln in body]
+    first_count = len(rows[0])
+    if first_count < 8:
+        raise AngFormatError(f"{fname} line {data_start + 1}: expected 10 columns ({' '.join(COLUMN_VARIANTS[10])}), found {first_count}")
+    names = _column_names(header, first_count)
+    cols, n_cols = _parse_table(rows, first_line=data_start + 1, names=names, required=8, fname=fname, error=AngFormatError, default_count=first_count)
+    euler = np.column_stack(cols[0:3])
+    x, y = cols[3], cols[4]
+    raw_phase = _as_int(cols[7], name="Phase", fname=fname, first_line=data_start + 1, error=AngFormatError)  # type: ignore[arg-type]
+    columns: dict[str, np.ndarray] = {}
+    for j in range(5, n_cols):
+        if j == 7 or cols[j] is None:
+            continue
+        key = _KEYS.get(names[j], names[j].lower().replace(" ", "_"))
+        columns[key] = _maybe_int(cols[j]) if key not in ("ci", "fit", "iq") else cols[j]  # type: ignore[arg-type]
+    # phase ids: a single-phase file uses 0 (or 1) for its phase
+    phase_id = raw_phase.copy()
+    if len(phases) == 1 and np.isin(raw_phase, [0, phases[0].id]).all():
+        phase_id[:] = phases[0].id
+    unknown = ~np.isin(phase_id, [0, *ids])
+    if unknown.any():
+        k = int(np.argmax(unknown))
+        raise AngFormatError(f"{fname} line {data_start + 1 + k}: phase {raw_phase[k]}, but the header lists phases {ids}")
+    phase_id[columns["ci"] == -1] = 0
+    notes: list[str] = []
+    if n_cols not in COLUMN_VARIANTS:
+        notes.append(f"{n_cols} data columns (known variants: 8, 10, 14); extra columns kept as {names[8:]}")
+
+    n = phase_id.size
+    odd, even, nrows = int(header["NCOLS_ODD"]), int(header["NCOLS_EVEN"]), int(header["NROWS"])
+    if grid_decl == "SqrGrid":
+        expected = odd * nrows
+    else:
+        expected = odd * ((nrows + 1) // 2) + even * (nrows // 2)
+    xstep, ystep = float(header["XSTEP"]), float(header["YSTEP"])
+    try:
+        grid = infer_grid(x, y, step_x=xstep, step_y=ystep)  # type: ignore[arg-type]
+    except OrientationMapError as exc:
+        if n < expected:
+            raise AngFormatError(
+                f"{fname}: the header promises {expected} points ({grid_decl}, NCOLS_ODD {odd}, NCOLS_EVEN {even}, NROWS {nrows}), "
+                f"the file holds {n} data lines (last at line {data_start + n}): truncated file?"
+            ) from None
+        raise AngFormatError(f"{fname}: {exc} (header: {grid_decl}, XSTEP {xstep}, YSTEP {ystep})") from None
+    same_step = abs(grid.step_um[1] - xstep) <= 1e-3 * xstep
+    if n < expected and same_step and (grid.kind == "hexagonal") == (grid_decl == "HexGrid"):
+        raise AngFormatError(
+            f"{fname}: the header promises {expected} points ({grid_decl}, NCOLS_ODD {odd}, NCOLS_EVEN {even}, NROWS {nrows}), "
+            f"the file holds {n} data lines (last at line {data_start + n}): truncated file?"
+        )
+    decl_kind = "square" if grid_decl == "SqrGrid" else "hexagonal"
+    if grid.kind != decl_kind:
+        notes.append(f"the header says GRID {grid_decl}, the coordinates form a {grid.kind} grid; the coordinates are used")
+    if n != expected or not same_step:
+        shape = f"{grid.nav_shape[0]} rows x {grid.nav_shape[1]} columns" if grid.nav_shape else f"{n} points"
+        notes.append(
+            f"the header says {nrows} rows x {odd}/{even} columns at XSTEP {xstep:g} µm, the data hold {shape} "
+            f"at {grid.step_um[1]:g} µm (a subsampled or cropped export); the data coordinates are used"
+        )
+    if grid.order is not None:
+        notes.append("points were not stored row by row; they are kept row-major")
+        o = grid.order
+        euler, phase_id, x, y = euler[o], phase_id[o], x[o], y[o]  # type: ignore[index]
+        columns = {k: v[o] for k, v in columns.items()}
+    for note in notes:
+        _logger.info("%s: %s", fname, note)
+    return OrientationMap(
+        euler=euler, phase_id=phase_id, x_um=x, y_um=y, grid=grid.kind, nav_shape=grid.nav_shape,  # type: ignore[arg-type]
+        step_um=grid.step_um, columns=columns, phases=phases, header=header, source_format="ang",
+        hex_ncols=grid.hex_ncols, path=path, notes=notes,
+    )
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.6f}"
+    return str(value)
+
+
+def _symmetry_code(phase: PhaseInfo) -> int:
+    code = phase.extra.get("ang_symmetry")
+    if code in SYMMETRY_CODES and SYMMETRY_CODES[code][1] == phase.laue_group:
+        return int(code)
+    if phase.laue_group not in _CODE_OF_LAUE:
+        raise AngFormatError(f"phase {phase.id} ({phase.name}): Laue group {phase.laue_group!r} has no TSL symmetry code; give a space group or point group")
+    return _CODE_OF_LAUE[phase.laue_group]  # type: ignore[index]
+
+
+def _fmt_lattice(value: float) -> str:
+    return f"{value:.3f}" if round(value, 3) == value else f"{value:.6g}"
+
+
+def write_ang(omap: OrientationMap, path: str | os.PathLike) -> Path:
+    """Write an orientation map as an EDAX/TSL ANG file (atomic: temporary name, then rename).
+
+    10 columns (14 when the map has the PRIAS/custom columns): Euler angles
+    in radians and x, y, IQ, CI, SEM signal and fit with 5 decimals. Points
+    that are not indexed get CI = -1 and phase 0; a map without CI (e.g. from
+    a CTF file) gets CI = 0 on indexed points. Columns the map lacks are 0.
+    Header fields of ``omap.header`` are written back; the grid fields come
+    from the map itself (GRID HexGrid with NCOLS_ODD/EVEN for hexagonal maps).
+    An interactive point list has no ANG form and is refused.
+    """
+    path = Path(path)
+    if omap.grid == "interactive":
+        raise AngFormatError(f"{path.name}: an interactive point list cannot be written as ANG (ANG files hold SqrGrid or HexGrid maps)")
+    h = omap.header
+    out: list[str] = []
+    for key, default in (("TEM_PIXperUM", 1.0), ("x-star", 0.0), ("y-star", 0.0), ("z-star", 0.0), ("WorkingDistance", 0.0)):
+        out.append(f"# {key:<22}{_fmt(h.get(key, default))}")
+    for key in ("SampleTiltAngle", "CameraElevationAngle", "CameraAzimuthalAngle", "CameraDistance"):
+        if key in h:
+            out.append(f"# {key:<22}{_fmt(h[key])}")
+    out.append("#")
+    for p in omap.phases:
+        out += [
+            f"# Phase {p.id}",
+            f"# MaterialName  \t{p.name}",
+            f"# Formula     \t{p.extra.get('formula', '') or p.name}",
+            f"# Info          \t{p.comment}".rstrip(),
+            f"# Symmetry              {_symmetry_code(p)}",
+        ]
+        if "PointGroupID" in p.extra:
+            out.append(f"# PointGroupID  {p.extra['PointGroupID']}")
+        out.append("# LatticeConstants      " + " ".join(_fmt_lattice(v) for v in (*p.lattice_angstrom, *p.angles_deg)))
+        out.append(f"# NumberFamilies        {len(p.hkl_families)}")
+        for fam in p.hkl_families:
+            fields = [f"{v:3d}" for v in fam["hkl"]]
+            for name in ("use_in_indexing", "intensity", "show_bands"):
+                if name in fam:
+                    v = fam[name]
+                    fields.append(f"{v:.6f}" if isinstance(v, float) else str(v))
+            fields += [str(v) for v in fam.get("more", [])]
+            out.append("# hklFamilies   \t" + " ".join(fields))
+        for text in p.extra.get("ElasticConstants", []):
+            out.append(f"# ElasticConstants \t{text}")
+        if "Categories" in p.extra:
+            out.append(f"# Categories {p.extra['Categories']}")
+        out.append("#")
+    if omap.grid == "hexagonal":
+        odd, even = omap.hex_ncols  # type: ignore[misc]
+        rows = omap.nav_shape[0]  # type: ignore[index]
+        grid_lines = ["# GRID: HexGrid", f"# XSTEP: {_fmt(omap.step_um[1])}", f"# YSTEP: {_fmt(omap.step_um[0])}"]
+    else:
+        rows, odd = omap.nav_shape  # type: ignore[misc]
+        even = odd
+        grid_lines = ["# GRID: SqrGrid", f"# XSTEP: {_fmt(omap.step_um[1])}", f"# YSTEP: {_fmt(omap.step_um[0])}"]
+    out += [*grid_lines, f"# NCOLS_ODD: {odd}", f"# NCOLS_EVEN: {even}", f"# NROWS: {rows}", "#"]
+    for key in ("OPERATOR", "SAMPLEID", "SCANID"):
+        out += [f"# {key}: \t{_fmt(h.get(key, ''))}".rstrip(), "#"]
+    skip = {
+        "TEM_PIXperUM", "x-star", "y-star", "z-star", "WorkingDistance", "SampleTiltAngle", "CameraElevationAngle",
+        "CameraAzimuthalAngle", "CameraDistance", "OPERATOR", "SAMPLEID", "SCANID", "COLUMN_COUNT", "COLUMN_HEADERS",
+        "COLUMN_UNITS", "COLUMN_NOTES", "Column names", "HEADER", "NOTES", *_GRID_KEYS,
+    }  # fmt: skip
+    for key, value in h.items():
+        if key not in skip and not isinstance(value, (dict, list)) and re.fullmatch(r"[A-Za-z][\w\-]*", key):
+            out.append(f"# {key}: {_fmt(value)}")
+    wide = any(k in omap.columns for k in ("prias_bottom", "prias_center", "prias_top", "custom"))
+    names = COLUMN_VARIANTS[14 if wide else 10]
+    out.append(f"# COLUMN_COUNT: {len(names)}")
+    out.append("# COLUMN_HEADERS: " + ", ".join("Phase index" if nm == "Phase" else nm for nm in names))
+    out.append("#")
+
+    n = len(omap)
+    indexed = omap.phase_id > 0
+    parts = [_format_column(omap.euler[:, k], 5) for k in range(3)]
+    parts += [_format_column(omap.x_um, 5), _format_column(omap.y_um, 5)]
+    for name in names[5:]:
+        if name == "Phase":
+            parts.append(_format_column(np.where(indexed, omap.phase_id, 0).astype(np.int32), 0))
+            continue
+        key = _KEYS[name]
+        values = np.asarray(omap.columns[key], dtype=np.float64) if key in omap.columns else np.zeros(n)
+        if key == "ci":
+            values = np.where(indexed, values, -1.0)
+        parts.append(_format_column(values, 5))
+    text = "\n".join(out) + "\n" + _join_rows(parts, "  ")
+    with atomic_output(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path
+
+
+# plugin entry points
+read = read_ang
+write = write_ang
