@@ -44,7 +44,7 @@ def dask_inprocess():
     import logging
 
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None, silence_logs=logging.ERROR
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0", silence_logs=logging.ERROR
     )
     client = distributed.Client(cluster, set_as_default=False)
     yield client

@@ -139,7 +139,8 @@ def run_chunk(
         (``block=True``): ``func(block (r, cols, h, w), have=(r, cols) bool,
         core=(i0, i1), **kwargs)`` receives the chunk's rows with their halo
         (points without a pattern are zeros, ``have`` False) and returns
-        results for the core rows ``block[i0:i1]``, shape ``(i1 - i0, cols, ...)``.
+        results for the core rows ``block[i0:i1]``, shape ``(i1 - i0, cols, ...)``
+        (or a tuple of such arrays).
     kwargs
         Keyword arguments of ``func``.
     block
@@ -170,9 +171,10 @@ def run_chunk(
         core = (chunk.r0 - lo, chunk.r1 - lo)
         result = _call(func, chunk, data, have=have, core=core, **kwargs)
         expected = (chunk.r1 - chunk.r0, m.nav_shape[1])
-        if np.shape(result)[:2] != expected:
+        first = result[0] if isinstance(result, tuple) else result
+        if np.shape(first)[:2] != expected:
             raise ValueError(
-                f"{getattr(func, '__name__', func)} returned shape {np.shape(result)} for map rows "
+                f"{getattr(func, '__name__', func)} returned shape {np.shape(first)} for map rows "
                 f"{chunk.r0}:{chunk.r1}; expected (rows, cols, ...) = {expected}"
             )
         return index_map[chunk.r0 : chunk.r1], result

@@ -85,7 +85,7 @@ def dask_client(scheduler: Any = None, *, workers: int | None = None, timeout_s:
         return
     n = workers or max(1, os.cpu_count() or 1)
     cluster = LocalCluster(
-        n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+        n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=logging.ERROR
     )
     client = Client(cluster, set_as_default=False)
     try:

@@ -1,0 +1,328 @@
+"""Process a whole map file into a new map file, chunk by chunk, resumably."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kikuchi.engine._chunks import default_chunk_rows, plan_chunks
+from kikuchi.engine._executors import resolve_workers, run_chunks
+from kikuchi.engine._resumable import ResumableMapWriter
+from kikuchi.io.mapstore import PROCESSED, RAW, EBSDMap, MapFileError, open_map
+from kikuchi.process.pipeline import PRESETS, Prepared, ProcessingSettings, prepare, process_block
+
+__all__ = ["load_static_background", "mean_pattern", "process_map", "process_pattern_at"]
+
+_logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".bmp", ".jpg", ".jpeg")
+
+
+def mean_pattern(ebsd_map: EBSDMap, *, progress: bool = True) -> np.ndarray:
+    """The mean of all patterns of a map (a static background estimate), streamed chunk by chunk.
+
+    Only the points of the map that have a pattern count.
+    """
+    from kikuchi.engine._executors import progress_bar
+
+    total = np.zeros(ebsd_map.pattern_shape, dtype=np.float64)
+    on_map = np.zeros(ebsd_map.n_patterns, dtype=bool)
+    on_map[ebsd_map.index_map[ebsd_map.index_map >= 0]] = True
+    count = int(on_map.sum())
+    if count == 0:
+        raise MapFileError(f"{ebsd_map.path}: the map has no pattern to average")
+    with progress_bar(count, progress=progress, desc="mean pattern") as bar:
+        for start, stop, block in ebsd_map.iter_chunks():
+            sel = on_map[start:stop]
+            total += block[sel].sum(axis=0, dtype=np.float64)
+            bar.update(int(sel.sum()))
+    return total / count
+
+
+def load_static_background(source: Any, *, ebsd_map: EBSDMap | None = None, progress: bool = True) -> tuple[np.ndarray | None, str]:
+    """The static background to use, and a description of where it came from.
+
+    Parameters
+    ----------
+    source
+        ``'file'``: the one stored in the map (None when it has none);
+        ``'mean'``: the mean pattern of the map; ``'none'`` / None: no static
+        background; a path: another map file (its static background), a
+        ``.npy`` array, a text file (``.dat``, ``.txt``, ``.csv``: a matrix
+        of numbers) or an image (TIFF, PNG, BMP); or an array.
+    ebsd_map
+        The map (for 'file' and 'mean').
+    """
+    if source is None or (isinstance(source, str) and source == "none"):
+        return None, "none"
+    if isinstance(source, np.ndarray):
+        return source, "array"
+    if isinstance(source, str) and source in ("file", "mean"):
+        if ebsd_map is None:
+            raise ValueError(f"static background {source!r} needs the map")
+        if source == "file":
+            bg = ebsd_map.static_background
+            return bg, f"{ebsd_map.path.name}:StaticBackground" if bg is not None else "none (the map has none)"
+        return mean_pattern(ebsd_map, progress=progress), f"mean of {ebsd_map.path.name}"
+    path = Path(source)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such static background file (give 'file', 'mean', a map file, .npy, .dat/.txt or an image)")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".h5", ".hdf5", ".h5ebsd"):
+            with open_map(path) as other:
+                bg = other.static_background
+            if bg is None:
+                raise MapFileError(f"{path}: this map file holds no static background")
+        elif suffix == ".npy":
+            bg = np.load(path)
+        elif suffix in (".dat", ".txt", ".csv"):
+            bg = np.loadtxt(path, delimiter="," if suffix == ".csv" else None)
+        elif suffix in (".tif", ".tiff"):
+            import tifffile
+
+            bg = tifffile.imread(path)
+        elif suffix in IMAGE_SUFFIXES:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                bg = np.asarray(im.convert("F") if im.mode not in ("L", "I;16", "I", "F") else im)
+        else:
+            raise ValueError(f"{path}: unknown static background format '{suffix}' (use .h5, .npy, .dat/.txt, .tif, .png, .bmp)")
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, (MapFileError, FileNotFoundError)) or str(path) in str(exc):
+            raise
+        raise ValueError(f"{path}: cannot read a static background: {exc}") from exc
+    bg = np.asarray(bg)
+    if bg.ndim != 2:
+        raise ValueError(f"{path}: a static background must be one image (h, w), got shape {bg.shape}")
+    return bg, str(path)
+
+
+def _settings(settings: ProcessingSettings | str) -> ProcessingSettings:
+    if isinstance(settings, str):
+        if settings not in PRESETS:
+            raise ValueError(f"unknown preset {settings!r}; choose one of {', '.join(PRESETS)}")
+        return PRESETS[settings]
+    return settings
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def process_chunk(
+    block: np.ndarray, *, have: np.ndarray, core: tuple[int, int], prepared: Prepared, raw_means: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Chunk function of :func:`process_map`: processed core rows and the mean of each raw pattern."""
+    out = process_block(block, have=have, core=core, prepared=prepared, workers=1)
+    i0, i1 = core
+    means = np.full(have[i0:i1].shape, np.nan)
+    if raw_means:
+        core_have = have[i0:i1]
+        means[core_have] = block[i0:i1][core_have].reshape(int(core_have.sum()), -1).mean(axis=1, dtype=np.float64)
+    return out, means
+
+
+def process_map(
+    source: EBSDMap | str | os.PathLike,
+    output: str | os.PathLike,
+    settings: ProcessingSettings | str = "indexing",
+    *,
+    static_background: Any = "file",
+    executor: str = "serial",
+    workers: int | None = None,
+    scheduler: Any = None,
+    progress: bool = True,
+    chunk_rows: int | None = None,
+    resume: bool = False,
+    dataset: str | None = None,
+) -> Path:
+    """Process every pattern of a map and write a new map file.
+
+    The output's ``Scan/EBSD/Data/Patterns`` holds the processed patterns;
+    its header records every parameter (``Processing``), and the map data of
+    the input are copied: step, pattern centre, tilts, voltage, binning,
+    phases, orientations, the BSE map (mean of each raw pattern) and the
+    static background (binned as the patterns).
+
+    The map is streamed in bands of map rows (with halo rows for neighbour
+    averaging): memory stays bounded by a few chunks whatever the map size.
+    The output is written under ``.NAME.partial`` and renamed when complete;
+    after an interruption the partial file is kept, and ``resume=True``
+    continues it from the chunks already complete.
+
+    Parameters
+    ----------
+    source
+        The map (open, or a path).
+    output
+        Output map file; must not be the input.
+    settings
+        :class:`ProcessingSettings` or a preset name.
+    static_background
+        See :func:`load_static_background` ('file', 'mean', 'none', a path
+        or an array).
+    executor, workers, scheduler, progress, chunk_rows
+        As :func:`kikuchi.engine.map_reduce`.
+    resume
+        Continue the partial output of an interrupted run with the same
+        input and parameters.
+    dataset
+        Pattern dataset of a path ``source`` (default: the raw patterns).
+
+    Returns
+    -------
+    pathlib.Path
+        The output path.
+
+    Raises
+    ------
+    ValueError
+        Output equal to the input; bad settings for these patterns (binning
+        that does not divide them, a static background of the wrong shape).
+    SchedulerUnreachableError
+        The scheduler address does not answer.
+    """
+    settings = _settings(settings)
+    resolve_workers(executor, workers)
+    own = not isinstance(source, EBSDMap)
+    m = open_map(source, dataset=dataset) if own else source
+    try:
+        output = Path(output)
+        if _same_file(m.path, output):
+            raise ValueError(f"output {output} is the input map file; choose another output path (nothing was written)")
+        bg, bg_source = load_static_background(static_background, ebsd_map=m, progress=progress)
+        prepared = prepare(settings, m.pattern_shape, bg if settings.static != "none" else None)
+        parameters = {
+            **prepared.describe(),
+            "input": str(m.path.resolve()),
+            "input_dataset": m.dataset,
+            "static_background_source": bg_source if settings.static != "none" else "not used",
+        }
+        st = m.path.stat()
+        fingerprint = {**parameters, "input_size": st.st_size, "input_mtime_ns": st.st_mtime_ns}
+        halo = int(settings.npa)
+        chunk_rows = chunk_rows or default_chunk_rows(m, halo_rows=halo)
+        chunks = plan_chunks(m.nav_shape[0], chunk_rows, halo)
+        have_map = m.index_map >= 0
+        stored_bse = "bse_map" in m.data and m.data["bse_map"].shape == m.nav_shape
+        with ResumableMapWriter(
+            output,
+            nav_shape=m.nav_shape,
+            pattern_shape=prepared.output_shape,
+            dtype=np.float32 if settings.dtype == "float32" else settings.dtype,
+            step_um=m.step_um,
+            dataset=PROCESSED,
+            resume=resume,
+            fingerprint=fingerprint,
+        ) as writer:
+            if writer.resumed_patterns == 0:
+                _copy_metadata(m, writer, prepared, stored_bse)
+            writer.set_processing(parameters)
+            done = writer.written.reshape(m.nav_shape)
+            todo = [c for c in chunks if not done[c.r0 : c.r1].all()]
+            if len(todo) < len(chunks):
+                _logger.info("%s: %d of %d chunks already complete", output, len(chunks) - len(todo), len(chunks))
+            cols = m.nav_shape[1]
+
+            def write(chunk: Any, _indices: np.ndarray, result: Any) -> None:
+                patterns, means = result
+                if not stored_bse and m.dataset == RAW:
+                    writer.data["bse_map"][chunk.r0 : chunk.r1] = means
+                writer.write(chunk.r0 * cols, patterns.reshape(-1, *prepared.output_shape))
+
+            try:
+                run_chunks(
+                    m,
+                    todo,
+                    process_chunk,
+                    {"prepared": prepared, "raw_means": not stored_bse and m.dataset == RAW},
+                    write,
+                    block=True,
+                    positions=False,
+                    executor=executor,
+                    workers=workers,
+                    scheduler=scheduler,
+                    progress=progress,
+                    desc="process",
+                )
+            except KeyboardInterrupt:
+                n_done = int(writer.written.sum())
+                _logger.warning(
+                    "interrupted with %d of %d patterns complete; the partial output %s is kept: "
+                    "run the same command with --resume to continue",
+                    n_done,
+                    writer.n_patterns,
+                    writer.partial_path,
+                )
+                raise
+            if not have_map.all():
+                writer.header["indexmap"][...] = np.where(have_map, np.arange(have_map.size).reshape(have_map.shape), -1)
+    finally:
+        if own:
+            m.close()
+    return output
+
+
+def _copy_metadata(m: EBSDMap, writer: ResumableMapWriter, prepared: Prepared, stored_bse: bool) -> None:
+    """Copy the map data of the input into the output (once, at the start)."""
+    if stored_bse:
+        writer.data["bse_map"] = np.asarray(m.data["bse_map"][()], dtype=np.float64)
+    elif m.dataset == RAW:
+        writer.data.create_dataset("bse_map", shape=m.nav_shape, dtype=np.float64, fillvalue=np.nan)
+    if prepared.static_background is not None:
+        writer.set_static_background(prepared.static_background)
+    pc = m.pattern_centre
+    if pc is not None:
+        writer.set_pattern_centre(pc.pcx.ravel(), pc.pcy.ravel(), pc.dd.ravel(), convention=pc.convention)
+    euler = m.euler
+    if euler is not None:
+        writer.set_euler(euler)
+    phases = m.phases
+    if phases:
+        writer.set_phases(phases)
+    pixel = m.header.attrs.get("PixelSize") if m.flavour == "xcdskd" else None
+    writer.set_attrs(
+        SampleTilt=m.sample_tilt_deg,
+        CameraTilt=m.camera_tilt_deg,
+        AcceleratingVoltage=m.kv,
+        Binning=m.binning * prepared.factor,
+        PixelSize=None if pixel is None else float(np.asarray(pixel).reshape(-1)[0]) * prepared.factor,
+    )
+
+
+def process_pattern_at(
+    ebsd_map: EBSDMap,
+    row: int,
+    col: int,
+    settings: ProcessingSettings | str = "detailed",
+    *,
+    static_background: Any = "file",
+) -> np.ndarray:
+    """The processed pattern at map position (row, col), with its neighbours when averaging.
+
+    Reads only the (2n+1) x (2n+1) neighbourhood needed; the result equals
+    the pattern at (row, col) of :func:`process_map` with the same settings.
+    """
+    settings = _settings(settings)
+    m = ebsd_map
+    m.pattern(row, col)  # raises a clear error outside the map or where there is no pattern
+    bg, _ = load_static_background(static_background, ebsd_map=m, progress=False)
+    prepared = prepare(settings, m.pattern_shape, bg if settings.static != "none" else None)
+    n = int(settings.npa)
+    r0, r1 = max(0, row - n), min(m.nav_shape[0], row + n + 1)
+    c0, c1 = max(0, col - n), min(m.nav_shape[1], col + n + 1)
+    block = m.read_rows(r0, r1)[:, c0:c1]
+    have = m.index_map[r0:r1, c0:c1] >= 0
+    out = process_block(block, have=have, core=(row - r0, row - r0 + 1), prepared=prepared)
+    return out[0, col - c0]
