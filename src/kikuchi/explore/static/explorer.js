@@ -67,7 +67,8 @@
 
   function micrometres(p) {
     const [dr, dc] = state.info.step_um;
-    return `y ${fmt(p.row * dr, 2)} µm, x ${fmt(p.col * dc, 2)} µm`;
+    const digits = Math.min(dr, dc) < 0.05 ? 3 : 2;
+    return `y ${(p.row * dr).toFixed(digits)} µm, x ${(p.col * dc).toFixed(digits)} µm`;
   }
 
   function hasPattern(p) {
@@ -83,6 +84,13 @@
       h = Math.imul(h, 0x01000193) >>> 0;
     }
     return h.toString(16).padStart(8, "0");
+  }
+
+  function toBase64(typed) {
+    const bytes = new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
+    let text = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+    return btoa(text);
   }
 
   function decodePattern(buffer) {
@@ -558,7 +566,7 @@
     currentPattern: () => state.current && {
       row: state.current.row, col: state.current.col, npa: state.current.npa, signal: state.current.signal,
       dtype: state.current.dtype, h: state.current.h, w: state.current.w, checksum: state.current.checksum,
-      values: Array.from(state.current.data),
+      bytes: toBase64(state.current.data),  // little-endian pixels (compact to hand to tests)
     },
     latencies: () => state.latencies.slice(),
   };
