@@ -8,7 +8,6 @@ gets :data:`kikuchi.crystal.phase.DEFAULT_B_ISO_NM2`.
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 from pathlib import Path
@@ -20,8 +19,6 @@ from kikuchi.crystal.phase import DEFAULT_B_ISO_NM2, Atom, Phase, PhaseError, an
 from kikuchi.io._atomic import atomic_output
 
 __all__ = ["read_cif", "write_cif"]
-
-_logger = logging.getLogger(__name__)
 
 
 def read_cif(path: str | os.PathLike, *, name: str | None = None) -> Phase:
@@ -69,8 +66,18 @@ def read_cif(path: str | os.PathLike, *, name: str | None = None) -> Phase:
             raise PhaseError(f"{path}: atom {site.label or site.element}: {exc}") from None
     lat = structure.lattice
     lattice = (*(angstrom_to_nm(v) for v in (lat.a, lat.b, lat.c)), lat.alpha, lat.beta, lat.gamma)
-    title = name or (structure.title or "").strip() or path.stem
+    title = name or _data_block_name(path) or path.stem
     return Phase(name=title, space_group=number, lattice=lattice, atoms=tuple(atoms), source=str(path))
+
+
+def _data_block_name(path: Path) -> str:
+    """Name of the first ``data_`` block of a CIF file ('' if none)."""
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            stripped = line.strip()
+            if stripped.lower().startswith("data_"):
+                return stripped[5:].strip()
+    return ""
 
 
 def write_cif(phase: Phase, path: str | os.PathLike) -> Path:

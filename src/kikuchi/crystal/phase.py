@@ -329,12 +329,15 @@ class Phase:
         from diffpy.structure import Lattice, Structure
         from orix.crystal_map import Phase as OrixPhase
 
-        a, b, c, alpha, beta, gamma = self.lattice
         atoms = [
             DiffpyAtom(at.element, list(at.xyz), occupancy=at.occupancy, Uisoequiv=at.b_iso_nm2 * 100.0 / (8 * math.pi**2))
             for at in self.atoms
         ]
-        structure = Structure(atoms=atoms, lattice=Lattice(a * 10, b * 10, c * 10, alpha, beta, gamma))
+        # Build the lattice from our base (x || a, z || c*), orix's alignment: with
+        # diffpy's default base orix would re-place the atoms keeping their
+        # Cartesian positions, which changes the fractional coordinates of
+        # hexagonal phases (Ga at 1/3, 2/3, 0 would move to 0.577, 0.577, 0).
+        structure = Structure(atoms=atoms, lattice=Lattice(base=self.direct_matrix * 10.0))
         return OrixPhase(name=self.name, space_group=self.space_group, structure=structure)
 
     @classmethod
@@ -464,7 +467,7 @@ class Phase:
         if number is not None and not 1 <= number <= 230:
             number = None
         if number is None:
-            symmetry = _get(info, "point_group") or _get(info, "laue_group")
+            symmetry = _get(info, "laue_group") or _get(info, "point_group")
             if symmetry is None:
                 raise PhaseError(f"{where}: neither a space group nor a point/Laue group is given")
             centring = _centring_from_families(_get(info, "hkl_families"))
@@ -482,6 +485,7 @@ class Phase:
     @classmethod
     def _with_assumed_atoms(cls, name: str, number: int, lattice: Sequence[float], *, source: str) -> Phase:
         element = _element_from_name(name)
+        phase = cls(name=name, space_group=number, lattice=tuple(lattice), atoms=(Atom(element, (0.0, 0.0, 0.0)),), source=source)
         n_sites = len(_sg.expand_site((0.0, 0.0, 0.0), number))
         warnings.warn(
             f"phase {name!r} (space group {_sg.space_group_symbol(number)}, {number}) lists no atoms: "
@@ -490,7 +494,7 @@ class Phase:
             AssumedAtomsWarning,
             stacklevel=3,
         )
-        return cls(name=name, space_group=number, lattice=tuple(lattice), atoms=(Atom(element, (0.0, 0.0, 0.0)),), source=source)
+        return phase
 
     def __str__(self) -> str:
         a, b, c, al, be, ga = self.lattice
@@ -508,7 +512,8 @@ def _centring_from_families(families: Any) -> str:
     if families is None:
         return "P"
     try:
-        hkl = np.array([[int(round(float(v))) for v in list(f)[:3]] for f in families])
+        rows = [f.get("hkl") if isinstance(f, Mapping) else f for f in families]
+        hkl = np.array([[int(round(float(v))) for v in list(r)[:3]] for r in rows])
     except (TypeError, ValueError):
         return "P"
     if hkl.ndim != 2 or len(hkl) < 2:
@@ -530,6 +535,8 @@ def _element_from_name(name: str) -> str:
     if match and match.group(1) in ELEMENTS:
         return match.group(1)
     for token in re.split(r"[^A-Za-z]+", name):
+        if token.lower() in _ELEMENT_NAMES:
+            return _ELEMENT_NAMES[token.lower()]
         if token and token.lower() in {e.lower() for e in ELEMENTS}:
             return normalise_element(token)
     return "Fe"
