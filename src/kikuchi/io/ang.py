@@ -99,10 +99,10 @@ _KEYS = {
     "Custom Value": "custom",
 }
 _FILE_NAMES = {v: k for k, v in _KEYS.items()}
-#: TSL symmetry codes -> proper point group (orix's reading of the code) and Laue group.
+#: TSL symmetry codes -> point group as orix reads the code (its _EDAX_POINT_GROUP_ALIASES) and Laue group.
 SYMMETRY_CODES = {
     1: ("1", "-1"),
-    2: ("2", "2/m"),
+    2: ("2/m", "2/m"),
     20: ("121", "2/m"),
     22: ("222", "mmm"),
     4: ("4", "4/m"),
