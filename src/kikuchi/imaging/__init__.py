@@ -21,7 +21,7 @@ from kikuchi.imaging.images import (
     remove_line_gradient,
     rgb_image,
 )
-from kikuchi.imaging.maps import QualityMaps, VbseMaps, kikuchi_signal, quality_maps, vbse_maps
+from kikuchi.imaging.maps import QualityMaps, VbseMaps, kikuchi_signal, quality_maps, vbse_map, vbse_maps
 from kikuchi.imaging.quality import image_quality, neighbour_dot_product
 from kikuchi.imaging.vbse import diode_array, parse_grid, region_weights, strip_weights, total_bse, vbse_array
 
@@ -52,5 +52,6 @@ __all__ = [
     "strip_weights",
     "total_bse",
     "vbse_array",
+    "vbse_map",
     "vbse_maps",
 ]

@@ -22,7 +22,7 @@ from kikuchi.imaging.quality import image_quality, neighbour_dot_product
 from kikuchi.imaging.vbse import diode_array, parse_grid, vbse_array
 from kikuchi.io.mapstore import EBSDMap
 
-__all__ = ["SIGNALS", "VbseMaps", "QualityMaps", "vbse_maps", "quality_maps", "kikuchi_signal", "kikuchi_ratio", "place_on_map"]
+__all__ = ["SIGNALS", "vbse_map", "VbseMaps", "QualityMaps", "vbse_maps", "quality_maps", "kikuchi_signal", "kikuchi_ratio", "place_on_map"]
 
 _logger = logging.getLogger(__name__)
 
@@ -151,6 +151,66 @@ def _vbse_chunk(
     if com_kikuchi:
         parts.append(centre_of_mass(kikuchi_ratio(kik, bg)))
     return np.concatenate(parts, axis=1)
+
+
+def _vbse_only(
+    patterns: np.ndarray, *, grid: tuple[int, int], signal: str, sigma: float | None, static_background: np.ndarray | None
+) -> np.ndarray:
+    if signal == "kikuchi":
+        patterns = kikuchi_signal(patterns, sigma=sigma, static_background=static_background)[0]
+    elif signal == "background":
+        patterns = kikuchi_signal(patterns, sigma=sigma)[1]
+    return vbse_array(patterns, grid=grid).astype(np.float32)
+
+
+def vbse_map(
+    ebsd_map: EBSDMap,
+    *,
+    grid: str | Sequence[int] | int = (7, 7),
+    signal: str = "raw",
+    sigma: float | None = None,
+    static_background: bool = True,
+    executor: str = "serial",
+    workers: int | None = None,
+    scheduler: Any = None,
+    progress: bool = True,
+    chunk_rows: int | None = None,
+) -> np.ndarray:
+    """The virtual BSE array of a whole map, and nothing else (the fastest pass).
+
+    Parameters are those of :func:`vbse_maps`.
+
+    Returns
+    -------
+    numpy.ndarray
+        (rows, cols, grid rows, grid cols) float32, NaN where the map has no pattern.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from kikuchi.io.mapstore import MapWriter, open_map
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "m.h5"
+    >>> with MapWriter(p, nav_shape=(2, 2), pattern_shape=(4, 6), dtype="uint8") as w:
+    ...     w.write(0, np.arange(4 * 24, dtype=np.uint8).reshape(4, 4, 6))
+    >>> with open_map(p) as m:
+    ...     vbse_map(m, grid=(1, 2), progress=False)[1, 1].tolist()
+    [[82.0, 85.0]]
+    """
+    gr, gc = parse_grid(grid)
+    if signal not in SIGNALS:
+        raise ValueError(f"signal {signal!r}: expected one of {', '.join(SIGNALS)}")
+    bg = ebsd_map.static_background if static_background else None
+    flat = map_reduce(
+        ebsd_map,
+        _vbse_only,
+        kwargs=dict(grid=(gr, gc), signal=signal, sigma=sigma, static_background=bg),
+        executor=executor,
+        workers=workers,
+        scheduler=scheduler,
+        progress=progress,
+        chunk_rows=chunk_rows,
+    )
+    return place_on_map(flat, ebsd_map.index_map).astype(np.float32)
 
 
 def vbse_maps(
