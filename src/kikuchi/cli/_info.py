@@ -102,7 +102,8 @@ def _format(desc: dict[str, Any], indent: int = 0) -> list[str]:
         elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
             lines.append(f"{pad}{label}:")
             for item in value:
-                lines.append(f"{pad}  - " + ", ".join(f"{k}: {_format_value(v)}" for k, v in item.items()))
+                shown = {k: v for k, v in item.items() if not isinstance(v, dict) and v not in ([], "", None)}
+                lines.append(f"{pad}  - " + ", ".join(f"{k.replace('_', ' ')}: {_format_value(v)}" for k, v in shown.items()))
         elif isinstance(value, list) and not value:
             lines.append(f"{pad}{label:<{width}}  (none)")
         else:

@@ -21,10 +21,7 @@ from typing import Any
 import numpy as np
 
 from kikuchi.io.imagefolder import ImageReadError, ImageSource, open_image_source, read_image
-from kikuchi import process
 from kikuchi.io.mapstore import MapWriter
-from kikuchi.process import bin_patterns
-from kikuchi.process.binning import common_divisors
 
 __all__ = ["BinningOverflowError", "ConversionError", "convert_images"]
 
@@ -37,7 +34,7 @@ class ConversionError(ValueError):
     """The inputs of a conversion do not fit together."""
 
 
-class BinningOverflowError(ConversionError, process.BinningOverflowError):
+class BinningOverflowError(ConversionError):
     """Sum binning would exceed the range of the pattern dtype."""
 
 
@@ -45,6 +42,8 @@ def _bin_stack(stack: np.ndarray, factor: int, mode: str, dtype: np.dtype) -> np
     """Bin a stack (n, h, w) to ``dtype``: sums checked against its range, means rounded."""
     if factor == 1:
         return stack
+    from kikuchi.process import bin_patterns  # numba: imported only when binning
+
     if mode == "sum":
         return bin_patterns(stack, factor, mode="sum", dtype=dtype)
     mean = bin_patterns(stack, factor, mode="mean")
@@ -114,6 +113,8 @@ def _load_background(
     bg = np.asarray(background) if isinstance(background, np.ndarray) else read_image(background)
     out_shape = (raw_shape[0] // binning, raw_shape[1] // binning)
     if bg.shape == raw_shape:
+        from kikuchi.process import bin_patterns
+
         binned = bin_patterns(bg.astype(np.float64), binning, mode=mode) if binning > 1 else bg
     elif bg.shape == out_shape:
         binned = bg
@@ -264,6 +265,8 @@ def convert_images(
         dtype = first.dtype
         pattern_shape = (raw_shape[0] // binning, raw_shape[1] // binning)
         if raw_shape[0] % binning or raw_shape[1] % binning:
+            from kikuchi.process.binning import common_divisors
+
             divisors = common_divisors(*raw_shape)
             raise ConversionError(
                 f"binning {binning} does not divide the {raw_shape[0]} x {raw_shape[1]} patterns of {src.label(first_index)}; "
@@ -301,7 +304,11 @@ def convert_images(
                 stack[k - start] = img
             try:
                 block = _bin_stack(stack, binning, bin_mode, dtype)
-            except process.BinningOverflowError:
+            except ValueError as exc:
+                from kikuchi.process import BinningOverflowError as SumOverflow, bin_patterns
+
+                if not isinstance(exc, SumOverflow):
+                    raise
                 peaks = bin_patterns(stack, binning, mode="sum", dtype=np.uint64).reshape(stack.shape[0], -1).max(axis=1)
                 j = int(np.flatnonzero(peaks > limit)[0])
                 k, i = start + j, int(order[start + j])
