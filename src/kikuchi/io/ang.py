@@ -476,6 +476,9 @@ def write_ang(omap: OrientationMap, path: str | os.PathLike) -> Path:
         key = _KEYS[name]
         values = np.asarray(omap.columns[key], dtype=np.float64) if key in omap.columns else np.zeros(n)
         if key == "ci":
+            clash = int((indexed & (values == -1)).sum())
+            if clash:
+                _logger.warning("%s: %d indexed points have CI = -1, which ANG readers take as not indexed", path.name, clash)
             values = np.where(indexed, values, -1.0)
         parts.append(_format_column(values, 5))
     text = "\n".join(out) + "\n" + _join_rows(parts, "  ")

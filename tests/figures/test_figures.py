@@ -1,0 +1,128 @@
+"""Figures: PNG map images with scale bar and colour bar, IPF/phase/Euler colours."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kikuchi.figures import (
+    euler_rgb,
+    ipf_colours,
+    ipf_key_image,
+    ipf_rgb,
+    nice_scale_bar_um,
+    phase_colours,
+    phase_rgb,
+    render_map_image,
+    save_map_image,
+)
+from kikuchi.io.orientation_map import PhaseInfo
+
+NI = PhaseInfo(1, "Ni", lattice_angstrom=(3.524,) * 3, space_group=225)
+TI = PhaseInfo(2, "Ti", lattice_angstrom=(2.951, 2.951, 4.684), angles_deg=(90, 90, 120), space_group=194)
+
+
+def _png_size(path):
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.format, im.size
+
+
+def test_save_map_image_png_with_colour_bar(tmp_path, rng):
+    image = np.ma.masked_less(rng.random((40, 60)), 0.1)
+    out = save_map_image(image, tmp_path / "bc.png", step_um=0.15, title="BC", colorbar_label="band contrast")
+    fmt, (w, h) = _png_size(out)
+    assert fmt == "PNG" and w > h > 100
+    assert not (tmp_path / ".bc.png.partial").exists()
+
+
+def test_figure_parts(rng):
+    fig = render_map_image(rng.random((20, 30)), step_um=(0.5, 0.5), colorbar_label="MAD (°)")
+    assert len(fig.axes) == 2  # map and colour bar
+    assert fig.axes[1].get_ylabel() == "MAD (°)"
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts == ["2 µm"]  # 15 µm wide: a 2 µm bar (1, 2, 5 x 10^k near a fifth of the width)
+    no_bar = render_map_image(rng.random((20, 30)), step_um=1.0)
+    assert len(no_bar.axes) == 1
+    rgb = render_map_image(rng.random((20, 30, 3)), step_um=1.0, colorbar_label="ignored for RGB")
+    assert len(rgb.axes) == 1
+    legend = render_map_image(np.zeros((4, 4, 3)), step_um=1.0, legend=[("Ni", (1, 0, 0)), ("Ti", (0, 1, 0))])
+    assert [t.get_text() for t in legend.axes[0].get_legend().get_texts()] == ["Ni", "Ti"]
+    small = render_map_image(np.zeros((10, 10)), step_um=0.01)
+    assert [t.get_text() for t in small.axes[0].texts] == ["20 nm"]
+
+
+def test_no_pyplot_state_is_left(tmp_path):
+    import matplotlib.pyplot as plt
+
+    before = plt.get_fignums()
+    save_map_image(np.zeros((5, 5)), tmp_path / "z.png", step_um=1.0, colorbar_label="zero")
+    assert plt.get_fignums() == before
+
+
+def test_bad_images(tmp_path):
+    with pytest.raises(ValueError, match=r"image must be \(rows, cols\) or \(rows, cols, 3\|4\), got shape \(5,\)"):
+        save_map_image(np.zeros(5), tmp_path / "a.png", step_um=1.0)
+    with pytest.raises(ValueError, match="step_um must be positive"):
+        save_map_image(np.zeros((5, 5)), tmp_path / "a.png", step_um=0.0)
+    with pytest.raises(ValueError, match="map width must be positive"):
+        nice_scale_bar_um(0.0)
+    assert not (tmp_path / "a.png").exists()
+
+
+def test_ipf_colours_of_cubic_directions():
+    # identity: [001] || z red; [100] || x red too; a 45° turn about x puts [011] || z: green
+    assert ipf_colours(np.zeros((1, 3)), NI, "z")[0] == pytest.approx([1, 0, 0], abs=1e-6)
+    assert ipf_colours(np.zeros((1, 3)), NI, "x")[0] == pytest.approx([1, 0, 0], abs=1e-6)
+    green = ipf_colours(np.radians([[0.0, 45.0, 0.0]]), NI, "z")[0]
+    assert green == pytest.approx([0, 1, 0], abs=0.01)  # orix key: 0.005 red left at the [101] corner
+    # [111] || z: blue
+    blue = ipf_colours(np.array([[np.pi / 4, np.arccos(1 / np.sqrt(3)), 0.0]]), "m-3m", "z")[0]
+    assert blue == pytest.approx([0, 0, 1], abs=1e-6)
+
+
+def test_ipf_colours_agree_with_orix(rng):
+    from orix.plot import IPFColorKeyTSL
+    from orix.quaternion import Orientation
+    from orix.vector import Vector3d
+
+    euler = rng.uniform(0, 1, (50, 3)) * [2 * np.pi, np.pi, 2 * np.pi]
+    ori = Orientation.from_euler(euler, symmetry=TI.to_orix().point_group)
+    expected = IPFColorKeyTSL(ori.symmetry, direction=Vector3d.yvector()).orientation2color(ori)
+    assert np.allclose(ipf_colours(euler, TI, "y"), expected)
+    assert np.allclose(ipf_colours(ori, TI, "y"), expected)
+
+
+def test_ipf_rgb_of_a_two_phase_map(rng):
+    euler = rng.uniform(0, 1, (3, 4, 3))
+    pid = np.array([[1, 1, 0, 2], [2, 2, 1, 1], [0, 0, 1, 2]])
+    rgb = ipf_rgb(euler, pid, [NI, TI], direction="z")
+    assert rgb.shape == (3, 4, 3)
+    assert np.all(rgb[pid == 0] == 0)
+    assert np.allclose(rgb[pid == 2], ipf_colours(euler[pid == 2], TI, "z"))
+    dict_phases = [NI.to_map_phase(), TI.to_map_phase()]
+    assert np.allclose(ipf_rgb(euler, pid, dict_phases), rgb)
+
+
+def test_ipf_key_image():
+    key = ipf_key_image("m-3m", size=200)
+    assert key.ndim == 3 and key.shape[2] == 4
+    alpha = key[..., 3]
+    assert 0 < alpha.mean() < 1  # the sector and transparent surroundings
+    colours = key[alpha > 0, :3]
+    for corner in ([1, 0, 0], [0, 1, 0], [0, 0, 1]):
+        assert np.min(np.linalg.norm(colours - corner, axis=1)) < 0.15
+    with pytest.raises(ValueError, match="IPF direction must be 'x', 'y', 'z' or a vector"):
+        ipf_colours(np.zeros((1, 3)), NI, "w")
+
+
+def test_phase_and_euler_colours():
+    colours = phase_colours([NI, TI])
+    assert colours[0] == (0.0, 0.0, 0.0) and colours[1] != colours[2]
+    rgb, legend = phase_rgb(np.array([[1, 2], [0, 1]]), [NI, TI])
+    assert rgb[0, 0].tolist() == list(colours[1]) and rgb[1, 0].tolist() == [0, 0, 0]
+    assert [label for label, _ in legend] == ["not indexed", "Ni", "Ti"]
+    e = euler_rgb(np.array([[np.pi, np.pi / 2, np.pi / 2]]), np.array([1]))
+    assert e[0] == pytest.approx([0.5, 0.5, 0.25])
+    assert euler_rgb(np.ones((1, 3)), np.array([0]))[0].tolist() == [0, 0, 0]
