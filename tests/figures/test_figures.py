@@ -77,8 +77,8 @@ def test_ipf_colours_of_cubic_directions():
     assert ipf_colours(np.zeros((1, 3)), NI, "x")[0] == pytest.approx([1, 0, 0], abs=1e-6)
     green = ipf_colours(np.radians([[0.0, 45.0, 0.0]]), NI, "z")[0]
     assert green == pytest.approx([0, 1, 0], abs=0.01)  # orix key: 0.005 red left at the [101] corner
-    # [111] || z: blue
-    blue = ipf_colours(np.array([[np.pi / 4, np.arccos(1 / np.sqrt(3)), 0.0]]), "m-3m", "z")[0]
+    # [111] || z: blue (the crystal direction along sample z is (sin phi2 sin Phi, cos phi2 sin Phi, cos Phi))
+    blue = ipf_colours(np.array([[0.0, np.arccos(1 / np.sqrt(3)), np.pi / 4]]), "m-3m", "z")[0]
     assert blue == pytest.approx([0, 0, 1], abs=1e-6)
 
 
