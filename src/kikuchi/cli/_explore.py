@@ -10,12 +10,14 @@ import argparse
 import sys
 import webbrowser
 
-from kikuchi.explore import Explorer
-from kikuchi.explore.server import _is_loopback, make_server
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="map file (.h5) to explore")
+    parser.add_argument(
+        "--orientations",
+        metavar="CTF_OR_ANG",
+        help="orientation map indexed from this map (same grid): IPF, phase, BC/MAD maps and simulated band lines",
+    )
     parser.add_argument("--port", type=int, default=0, help="TCP port (default: any free port)")
     parser.add_argument(
         "--host",
@@ -26,12 +28,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kikuchi.explore import Explorer
+    from kikuchi.explore.server import _is_loopback, make_server
+
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port {args.port}: a TCP port is 0..65535 (0: any free port)")
     try:
-        server = make_server(args.file, host=args.host, port=args.port)
+        server = make_server(args.file, host=args.host, port=args.port, orientations=args.orientations)
     except OSError as exc:
-        if isinstance(exc, FileNotFoundError):
+        if isinstance(exc, FileNotFoundError) or exc.errno is None:
             raise
         raise OSError(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc} (choose another --port, or --port 0)") from exc
     explorer = Explorer(server)

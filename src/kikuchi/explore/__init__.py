@@ -113,6 +113,7 @@ class Explorer:
 def explore(
     path: str | os.PathLike,
     *,
+    orientations: str | os.PathLike | None = None,
     port: int = 0,
     host: str = "127.0.0.1",
     open_browser: bool = False,
@@ -127,6 +128,11 @@ def explore(
     ----------
     path
         Map file (see :func:`kikuchi.open`).
+    orientations
+        Orientation map (CTF or ANG) indexed from this map, on the same
+        grid: adds IPF colours, the phase map, its columns (band contrast,
+        MAD, ...) and simulated band lines. By default the Euler angles
+        stored in the map file are used, if any.
     port
         TCP port; 0 (default) takes any free port.
     host
@@ -155,7 +161,7 @@ def explore(
     200
     >>> ex.stop()
     """
-    explorer = Explorer(make_server(path, host=host, port=port), height=height).start()
+    explorer = Explorer(make_server(path, host=host, port=port, orientations=orientations), height=height).start()
     _logger.info("explorer of %s at %s", explorer.path, explorer.url)
     if open_browser:
         import webbrowser

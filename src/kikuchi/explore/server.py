@@ -17,6 +17,7 @@ Routes (all ``GET`` unless noted)::
                            the options of each signal are listed in /api/info
     /api/pattern.tiff?...  the same pattern as an exact TIFF download
     /api/pattern.png?...   the same pattern as an 8-bit PNG (min-max scaled)
+    /api/bands?...[&n_bands=K]  JSON: bands detected in that pattern (end points, rho, theta)
     POST /api/pin          JSON {"row": R, "col": C}: the pinned point (Explorer.pinned)
 """
 
@@ -108,15 +109,17 @@ class ExplorerServer(http.server.ThreadingHTTPServer):
         _logger.exception("explorer: error while serving %s", client_address)
 
 
-def make_server(path: str | Path, *, host: str = "127.0.0.1", port: int = 0) -> ExplorerServer:
-    """Open the map file and bind a server to it (not yet serving).
+def make_server(
+    path: str | Path, *, host: str = "127.0.0.1", port: int = 0, orientations: str | Path | None = None
+) -> ExplorerServer:
+    """Open the map file (and orientation map) and bind a server to it (not yet serving).
 
     Raises
     ------
     OSError
         When the address cannot be bound (port in use, unknown host).
     """
-    source = MapSource(path)
+    source = MapSource(path, orientations=orientations)
     try:
         return ExplorerServer(source, host=host, port=port)
     except BaseException:
@@ -212,6 +215,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 "/api/pattern": self._pattern,
                 "/api/pattern.tiff": self._pattern_tiff,
                 "/api/pattern.png": self._pattern_png,
+                "/api/bands": self._bands,
             }
         )
 
@@ -320,6 +324,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = encode.image_png(encode.display_uint8(pattern))
         name = self._download_name(query, "png")
         self._send(200, body, "image/png", headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    def _bands(self, params: dict[str, str]) -> None:
+        n_bands = self._int(params, "n_bands", 9)
+        query = self._query({k: v for k, v in params.items() if k != "n_bands"})
+        self._json(self.server.source.bands(query, n_bands=n_bands))
 
     def _pin(self, params: dict[str, str]) -> None:
         self._only(params, set())

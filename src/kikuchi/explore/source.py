@@ -14,18 +14,16 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kikuchi.explore.encode import display_uint8, image_png
+from kikuchi.explore.layers import PointOrientations, find_layers, orientations_from_file, orientations_from_map
 from kikuchi.io.mapstore import PROCESSED, RAW, EBSDMap, open_map
-from kikuchi.process import PRESETS, process_patterns, remove_static_background
-from kikuchi.process.pipeline import CONTRAST, DTYPES, DYNAMIC, STATIC, prepare, process_block
 
-__all__ = ["MapLayer", "MapSource", "PatternQuery", "RequestError", "MAX_NPA"]
+__all__ = ["MapSource", "PatternQuery", "RequestError", "MAX_NPA"]
 
 _logger = logging.getLogger(__name__)
 
@@ -35,51 +33,10 @@ MAX_NPA = 10
 PATTERN_CACHE_BYTES = 128 << 20
 #: Finished patterns (averaged, processed) kept for repeated requests (a save after a look).
 _RESULTS = 32
+#: Most bands the band overlay detects.
+MAX_BANDS = 30
 #: Preset of the "fully processed" signal when the page names none.
 DEFAULT_PRESET = "detailed"
-
-# Per-point datasets of the map store that are geometry, not maps to look at.
-_NOT_MAPS = {"X BEAM", "Y BEAM", "BEAM X", "BEAM Y", "X Position", "Y Position", "PCX", "PCY", "DD", "phi1", "PHI", "phi2"}
-# Friendly names of per-point datasets that indexing or imaging may store.
-_LABELS = {
-    "bse_map": "BSE (mean intensity)",
-    "IQ": "image quality",
-    "iq": "image quality",
-    "BC": "band contrast",
-    "bc": "band contrast",
-    "BS": "band slope",
-    "bs": "band slope",
-    "MAD": "MAD (°)",
-    "mad": "MAD (°)",
-    "CI": "confidence index",
-    "ci": "confidence index",
-    "Fit": "fit (°)",
-    "fit": "fit (°)",
-    "Phase": "phase",
-    "phase": "phase",
-    "Bands": "detected bands",
-    "bands": "detected bands",
-    "Error": "indexing error code",
-    "error": "indexing error code",
-}
-_CATEGORICAL = {"Phase", "phase", "phase_id", "Error", "error", "Bands", "bands"}
-# Colours of categorical maps (phase 0 / not indexed is black).
-_PALETTE = np.array(
-    [
-        (0, 0, 0),
-        (230, 57, 70),
-        (69, 123, 157),
-        (42, 157, 143),
-        (233, 196, 106),
-        (244, 162, 97),
-        (131, 56, 236),
-        (58, 134, 255),
-        (255, 190, 11),
-        (138, 201, 38),
-    ],
-    dtype=np.uint8,
-)
-
 
 class RequestError(ValueError):
     """A request the explorer refuses; ``status`` is the HTTP status to answer with."""
@@ -102,27 +59,6 @@ class PatternQuery:
     @property
     def key(self) -> tuple:
         return (self.row, self.col, self.npa, self.signal, self.options)
-
-
-@dataclass
-class MapLayer:
-    """One base map the page can show.
-
-    ``kind`` is 'scalar' (grey values with a range), 'rgb' (colour image) or
-    'categorical' (integer classes with a legend). ``compute`` returns the
-    (rows, cols) or (rows, cols, 3) array the first time the map is asked for.
-    """
-
-    name: str
-    label: str
-    kind: str
-    compute: Callable[[], np.ndarray]
-    note: str = ""
-    _png: bytes | None = field(default=None, repr=False)
-    _meta: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "label": self.label, "kind": self.kind, "note": self.note, **self._meta}
 
 
 class _PatternCache:
@@ -221,18 +157,6 @@ def _window_mean(block: np.ndarray, have: np.ndarray, i: int, j: int, n: int) ->
     return out
 
 
-def _capability(module: str, *names: str) -> tuple[Any, ...] | None:
-    """The attributes ``names`` of ``module``, or None when that part of kikuchi is not available."""
-    import importlib
-
-    try:
-        mod = importlib.import_module(module)
-        return tuple(getattr(mod, n) for n in names)
-    except (ImportError, AttributeError) as exc:
-        _logger.debug("explorer: %s.%s not available (%s)", module, "/".join(names), exc)
-        return None
-
-
 class MapSource:
     """Patterns and base maps of one map file, for the explorer server.
 
@@ -240,6 +164,10 @@ class MapSource:
     ----------
     path
         Map file (see :func:`kikuchi.open`).
+    orientations
+        Orientation map (CTF/ANG path, same grid) whose orientations and
+        columns the explorer shows; default: the Euler angles stored in the
+        map file, if any.
     cache_bytes
         Memory for decoded patterns (the HDF5 chunk cache comes on top).
 
@@ -255,7 +183,13 @@ class MapSource:
     100
     """
 
-    def __init__(self, path: str | Path, *, cache_bytes: int = PATTERN_CACHE_BYTES):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        orientations: str | Path | PointOrientations | None = None,
+        cache_bytes: int = PATTERN_CACHE_BYTES,
+    ):
         self.path = Path(path)
         self.map = open_map(self.path)
         self._closers: list[Callable[[], None]] = [self.map.close]
@@ -267,9 +201,13 @@ class MapSource:
                 self._closers.append(stored.close)
                 self._stored = _Patterns(stored, cache_bytes // 2)
             self._static_background = self.map.static_background
-            self.layers: dict[str, MapLayer] = {}
-            self._find_layers()
-            self._layer_lock = threading.Lock()
+            if orientations is None:
+                self.orientations = orientations_from_map(self.map)
+            elif isinstance(orientations, PointOrientations):
+                self.orientations = orientations
+            else:
+                self.orientations = orientations_from_file(orientations, self.map.nav_shape)
+            self.layers = find_layers(self.map, self.orientations)
             self._results: OrderedDict[tuple, tuple[np.ndarray, dict[str, Any]]] = OrderedDict()
             self._results_lock = threading.Lock()
             self.signals = self._signals()
@@ -318,6 +256,9 @@ class MapSource:
         return out
 
     def _processing_options(self) -> dict[str, Any]:
+        from kikuchi.process import PRESETS
+        from kikuchi.process.pipeline import CONTRAST, DTYPES, DYNAMIC, STATIC
+
         h, w = self.map.pattern_shape
         divisors = [f for f in range(1, 17) if h % f == 0 and w % f == 0]
         default = PRESETS[DEFAULT_PRESET]
@@ -356,10 +297,17 @@ class MapSource:
             "has_pattern": None if have.all() else have.astype(int).ravel().tolist(),
             "max_npa": MAX_NPA,
             "signals": self.signals,
-            "presets": {name: settings.to_dict() for name, settings in PRESETS.items()},
+            "presets": _presets(),
             "maps": [layer.describe() for layer in self.layers.values()],
             "static_background": self._static_background is not None,
+            "overlays": self.overlays,
+            "orientations": None if self.orientations is None else self.orientations.source,
         }
+
+    @property
+    def overlays(self) -> list[str]:
+        """Overlays the page may draw on the pattern: 'bands' (detected) and 'lines' (simulated, when orientations are known)."""
+        return ["bands"]
 
     # -- patterns ------------------------------------------------------------
     def check_position(self, row: int, col: int) -> None:
@@ -412,6 +360,8 @@ class MapSource:
         source = self._stored if (query.signal == "stored" and self._stored is not None) else self._base
         block, have, (i, j) = source.window(query.row, query.col, query.npa)
         if query.signal == "static":
+            from kikuchi.process import remove_static_background
+
             op = options.get("op", "divide")
             info["static_background"] = op
             corrected = np.zeros(block.shape, dtype=np.float32)
@@ -422,6 +372,9 @@ class MapSource:
         return _window_mean(block, have, i, j, query.npa), info
 
     def _processed(self, query: PatternQuery, options: dict[str, Any], info: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+        from kikuchi.process import PRESETS, process_patterns
+        from kikuchi.process.pipeline import prepare, process_block
+
         settings = PRESETS[options.pop("preset", DEFAULT_PRESET)]
         changes: dict[str, Any] = {}
         for key, value in options.items():
@@ -445,75 +398,46 @@ class MapSource:
         out = process_block(block, have=have, core=(i, i + 1), prepared=prepared)
         return np.array(out[0, j]), info
 
+    # -- overlays --------------------------------------------------------------
+    def bands(self, query: PatternQuery, *, n_bands: int = 9) -> dict[str, Any]:
+        """Kikuchi bands detected in the pattern of ``query`` (grey-level Radon transform).
+
+        Returns a JSON-ready dict: the pattern ``shape`` and, per band, its
+        centre line's end points ``x0, y0, x1, y1`` on the pattern border
+        (pixel coordinates: x = column, y = row) with ``rho_px``,
+        ``theta_deg``, ``intensity`` and ``width_px``, strongest first.
+        """
+        from kikuchi.bands import detect_bands
+
+        if not 1 <= n_bands <= MAX_BANDS:
+            raise RequestError(f"n_bands={n_bands}: detect 1..{MAX_BANDS} bands")
+        pattern = self.pattern(query)
+        found = detect_bands(pattern, n_bands=n_bands)
+        ends = found.endpoints(pattern.shape)
+        bands = [
+            {
+                "x0": float(e[0]), "y0": float(e[1]), "x1": float(e[2]), "y1": float(e[3]),
+                "rho_px": float(r), "theta_deg": float(np.degrees(t)), "intensity": float(i), "width_px": float(w),
+            }
+            for e, r, t, i, w in zip(ends, found.rho, found.theta, found.intensity, found.width)
+            if np.isfinite(e).all()
+        ]
+        return {"row": query.row, "col": query.col, "shape": list(pattern.shape), "bands": bands}
+
     # -- base maps -----------------------------------------------------------
-    def _find_layers(self) -> None:
-        m = self.map
-        self._add(MapLayer("bse", _LABELS["bse_map"], "scalar", lambda: m.bse_map))
-        n = m.n_patterns
-        rows, cols = m.nav_shape
-        for name, ds in m.data.items():
-            if not hasattr(ds, "shape") or name in _NOT_MAPS or name == "bse_map" or ds.dtype.kind not in "iufb":
-                continue
-            if ds.shape == (n,):
-                self._add(
-                    MapLayer(
-                        f"data:{name}",
-                        _LABELS.get(name, name),
-                        "categorical" if name in _CATEGORICAL else "scalar",
-                        lambda name=name: self._per_point(name),
-                    )
-                )
-            elif ds.shape == (rows, cols) or ds.shape == (rows, cols, 3):
-                kind = "rgb" if ds.ndim == 3 else ("categorical" if name in _CATEGORICAL else "scalar")
-                self._add(MapLayer(f"data:{name}", _LABELS.get(name, name), kind, lambda ds=ds: np.asarray(ds[()])))
-
-    def _add(self, layer: MapLayer) -> None:
-        self.layers[layer.name] = layer
-
-    def _per_point(self, name: str) -> np.ndarray:
-        values = np.asarray(self.map.data[name][()], dtype=np.float64)
-        out = np.full(self.map.nav_shape, np.nan)
-        have = self.map.index_map >= 0
-        out[have] = values[self.map.index_map[have]]
-        return out
-
     def map_png(self, name: str) -> tuple[bytes, dict[str, Any]]:
         """PNG of base map ``name`` (computed once) and its description (range, legend)."""
         layer = self.layers.get(name)
         if layer is None:
             raise RequestError(f"no base map {name!r} (this file offers {', '.join(self.layers)})", status=404)
-        with self._layer_lock:
-            if layer._png is None:
-                layer._png, layer._meta = _render(layer.compute(), layer.kind)
-        return layer._png, layer.describe()
+        return layer.png()
 
 
-def _render(values: np.ndarray, kind: str) -> tuple[bytes, dict[str, Any]]:
-    """8-bit PNG of a map and what the page needs to label it."""
-    values = np.asarray(values)
-    if kind == "rgb":
-        rgb = values.astype(np.float64)
-        valid = np.isfinite(rgb).all(axis=-1)
-        if rgb[valid].size and rgb[valid].max() <= 1.0:
-            rgb = rgb * 255.0
-        rgb8 = np.clip(np.rint(np.nan_to_num(rgb)), 0, 255).astype(np.uint8)
-        return image_png(rgb8, alpha=None if valid.all() else valid), {}
-    valid = np.isfinite(values)
-    if kind == "categorical":
-        classes = np.where(valid, values, 0).astype(np.int64)
-        present = sorted(int(v) for v in np.unique(classes[valid]))
-        rgb8 = _PALETTE[np.mod(classes, len(_PALETTE))]
-        legend = [{"value": v, "colour": "#%02x%02x%02x" % tuple(_PALETTE[v % len(_PALETTE)].tolist())} for v in present]
-        return image_png(rgb8, alpha=None if valid.all() else valid), {"legend": legend}
-    finite = values[valid]
-    if finite.size:
-        low, high = (float(v) for v in np.percentile(finite, [0.5, 99.5]))
-        if high <= low:
-            low, high = float(finite.min()), float(finite.max())
-    else:
-        low = high = 0.0
-    grey = display_uint8(values, low=low, high=high)
-    return image_png(grey, alpha=None if valid.all() else valid), {"vmin": low, "vmax": high}
+def _presets() -> dict[str, dict[str, Any]]:
+    """Every parameter of each processing preset (the page fills its form from them)."""
+    from kikuchi.process import PRESETS
+
+    return {name: settings.to_dict() for name, settings in PRESETS.items()}
 
 
 def _parse_options(signal: dict[str, Any], given: dict[str, str]) -> dict[str, Any]:

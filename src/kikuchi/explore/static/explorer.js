@@ -481,9 +481,83 @@
   }
 
   // ------------------------------------------------------- pattern overlay
+  // Overlays are fetched for the pattern shown, one request at a time, and drawn only if
+  // that pattern is still the one shown.
+  const overlays = {
+    bands: { checkbox: $("overlay-bands"), route: "/api/bands", data: null, inflight: null, colour: "rgba(0, 229, 255, 0.9)" },
+    lines: { checkbox: $("overlay-lines"), route: "/api/lines", data: null, inflight: null, colour: "rgba(255, 214, 10, 0.95)" },
+  };
+
   function drawPatternOverlay() {
+    const p = state.current;
+    for (const [name, o] of Object.entries(overlays)) {
+      if (!o.checkbox.checked || !p) continue;
+      if (o.data && o.data.key === p.key) continue;
+      if (o.inflight === p.key) continue;
+      fetchOverlay(name, o, p.key);
+    }
+    paintOverlays();
+  }
+
+  function fetchOverlay(name, o, key) {
+    if (o.inflight !== null) { o.pending = true; return; }
+    o.inflight = key;
+    fetch(`${o.route}?${key}`)
+      .then(async (r) => {
+        if (!r.ok) throw new Error(await errorText(r));
+        return r.json();
+      })
+      .then((data) => { data.key = key; o.data = data; })
+      .catch((err) => { o.data = { key, error: err.message }; setStatus(`${name}: ${err.message}`, true); })
+      .finally(() => {
+        o.inflight = null;
+        const again = o.pending; o.pending = false;
+        if (again || (state.current && state.current.key !== key)) drawPatternOverlay();
+        else paintOverlays();
+      });
+  }
+
+  function paintOverlays() {
     const c = el.patternOverlay, ctx = c.getContext("2d");
     ctx.clearRect(0, 0, c.width, c.height);
+    const p = state.current;
+    if (!p) return;
+    const ratio = window.devicePixelRatio || 1;
+    const sx = c.width / p.w, sy = c.height / p.h;
+    const X = (x) => (x + 0.5) * sx, Y = (y) => (y + 0.5) * sy;
+    ctx.font = `${11 * ratio}px system-ui, sans-serif`;
+    ctx.textBaseline = "middle";
+    ctx.textAlign = "center";
+    let drawn = [];
+    for (const [name, o] of Object.entries(overlays)) {
+      if (!o.checkbox.checked || !o.data || o.data.key !== p.key || !o.data.bands) continue;
+      const n = o.data.bands.length;
+      o.data.bands.forEach((b, i) => {
+        ctx.strokeStyle = o.colour;
+        ctx.lineWidth = (name === "bands" ? 1.5 : 1.2) * ratio;
+        ctx.setLineDash(name === "lines" ? [6 * ratio, 4 * ratio] : []);
+        ctx.beginPath();
+        ctx.moveTo(X(b.x0), Y(b.y0));
+        ctx.lineTo(X(b.x1), Y(b.y1));
+        ctx.stroke();
+        const label = name === "bands" ? String(i + 1) : b.hkl;
+        if (label) {
+          // label near the line's first third, on a dark backing so it reads on any pattern
+          const t = name === "bands" ? 0.12 : 0.5;
+          const lx = X(b.x0 + t * (b.x1 - b.x0)), ly = Y(b.y0 + t * (b.y1 - b.y0));
+          const wText = ctx.measureText(label).width + 6 * ratio;
+          ctx.setLineDash([]);
+          ctx.fillStyle = "rgba(0,0,0,0.6)";
+          ctx.fillRect(lx - wText / 2, ly - 8 * ratio, wText, 16 * ratio);
+          ctx.fillStyle = o.colour;
+          ctx.fillText(label, lx, ly);
+        }
+      });
+      drawn.push(`${n} ${name === "bands" ? "detected bands" : "simulated band lines"}`);
+    }
+    ctx.setLineDash([]);
+    c.dataset.drawn = drawn.join(", ");
+    c.dataset.key = p.key;
   }
 
   function onPatternMove(event) {
@@ -549,6 +623,11 @@
     el.mapSelect.addEventListener("change", () => loadMap(el.mapSelect.value));
     el.signal.addEventListener("change", () => { buildOptions(); refresh(); });
     el.npa.addEventListener("input", () => { el.npaValue.textContent = el.npa.value; refresh(); });
+    for (const o of Object.values(overlays)) o.checkbox.addEventListener("change", drawPatternOverlay);
+    const overlayNames = info.overlays || [];
+    $("bands-label").hidden = !overlayNames.includes("bands");
+    $("lines-label").hidden = !overlayNames.includes("lines");
+    $("overlay-controls").hidden = overlayNames.length === 0;
     await loadMap(info.maps[0].name);
     // first pattern: the first point that has one
     const [rows, cols] = info.nav_shape;

@@ -1,0 +1,100 @@
+"""The ``kikuchi explore`` command: start, serve, stop on Ctrl-C, bad input."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from .conftest import get
+
+
+def start(*args: str) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kikuchi.cli.main", "explore", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    line = proc.stdout.readline()
+    match = re.search(r"at (http://\S+/)", line)
+    if not match:
+        proc.kill()
+        raise AssertionError(f"no URL in {line!r}; stderr: {proc.stderr.read()}")
+    return proc, match.group(1)
+
+
+def test_explore_serves_and_stops_cleanly_on_ctrl_c(map_file):
+    proc, url = start(str(map_file), "--no-browser")
+    try:
+        assert url.startswith("http://127.0.0.1:")
+        status, _, body = get(url + "api/info")
+        assert status == 200 and json.loads(body)["file"] == "grains.h5"
+        assert get(url + "api/pattern?row=1&col=1")[0] == 200
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "kikuchi explore: stopped" in out
+    assert "Traceback" not in err
+
+
+def test_explore_on_a_given_port(map_file):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc, url = start(str(map_file), "--no-browser", "--port", str(port))
+    try:
+        assert url == f"http://127.0.0.1:{port}/"
+        # a second explorer on the same port is refused with a clear message
+        second = subprocess.run(
+            [sys.executable, "-m", "kikuchi.cli.main", "explore", str(map_file), "--no-browser", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode == 2
+        assert f"kikuchi explore: error: cannot serve on 127.0.0.1:{port}" in second.stderr
+        assert "choose another --port, or --port 0" in second.stderr
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)
+
+
+def test_explore_bad_input(cli, tmp_path, map_file):
+    result = cli("explore", tmp_path / "missing.h5", "--no-browser")
+    assert result.returncode == 2 and "missing.h5: no such map file" in result.stderr
+    bad = tmp_path / "bad.h5"
+    bad.write_text("not hdf5")
+    result = cli("explore", bad, "--no-browser")
+    assert result.returncode == 2 and "bad.h5: not a readable HDF5 file" in result.stderr
+    result = cli("explore", map_file, "--no-browser", "--port", "70000")
+    assert result.returncode == 2 and "--port 70000: a TCP port is 0..65535" in result.stderr
+    result = cli("explore", map_file, "--no-browser", "--orientations", tmp_path / "none.ctf")
+    assert result.returncode == 2 and "none.ctf" in result.stderr
+    help_text = cli("explore", "--help").stdout
+    for option in ("--port", "--host", "--no-browser", "--orientations"):
+        assert option in help_text
+
+
+def test_non_loopback_host_warns(map_file):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kikuchi.cli.main", "explore", str(map_file), "--no-browser", "--host", "0.0.0.0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert "at http://0.0.0.0:" in line
+        time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert "warning: serving grains.h5 to the network on 0.0.0.0" in err
