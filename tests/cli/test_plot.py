@@ -1,0 +1,81 @@
+"""``kikuchi plot`` through a subprocess: CTF/ANG map figures, map files, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from kikuchi.io.mapstore import MapWriter
+from kikuchi.io.orientation_map import PhaseInfo
+from tests.conftest import shared_file
+
+GAN = "xcdskd/GaN_polytype_mixing.ctf"
+
+
+def _png(path):
+    with Image.open(path) as im:
+        assert im.format == "PNG"
+        return np.asarray(im.convert("RGB"))
+
+
+def test_plot_band_contrast_of_phase_1_where_bc_above_10(cli, tmp_path):
+    out = tmp_path / "bc.png"
+    proc = cli("plot", shared_file(GAN), "--map", "bc", "--phase", "1", "--where", "bc>10", "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(out)
+    img = _png(out)
+    assert img.shape[1] > img.shape[0] > 200
+    assert len(np.unique(img.reshape(-1, 3), axis=0)) > 50  # a grey map, a colour bar and labels
+
+
+def test_plot_orientation_figures_of_gan(cli, tmp_path):
+    for kind in ("ipf-z", "error"):
+        out = tmp_path / f"{kind}.png"
+        proc = cli("plot", shared_file(GAN), "--map", kind, "-o", out, "--title", kind)
+        assert proc.returncode == 0, proc.stderr
+        assert _png(out).size > 0
+
+
+def test_plot_ang_and_hexagonal_ctf(cli, tmp_path):
+    proc = cli("plot", shared_file("mtex/S00.ANG"), "--map", "ci", "--where", "ci>0.1", "-o", tmp_path / "ci.png")
+    assert proc.returncode == 0, proc.stderr
+    proc = cli("plot", shared_file("mtex/testdata_hex.ctf"), "--map", "mad", "-o", tmp_path / "hex.png")
+    assert proc.returncode == 0, proc.stderr
+    assert "resampled from a hexagonal grid to a square grid (nearest neighbour, step 1 µm)" in proc.stderr
+
+
+def test_plot_map_file_bse_and_ipf(cli, tmp_path, rng):
+    path = tmp_path / "m.h5"
+    patterns = rng.integers(0, 1000, (6, 8, 8)).astype(np.uint16)
+    with MapWriter(path, nav_shape=(2, 3), pattern_shape=(8, 8), dtype="uint16", step_um=(0.5, 0.5)) as w:
+        w.write(0, patterns)
+        w.set_euler(rng.uniform(0, 1, (2, 3, 3)))
+        w.set_phases([PhaseInfo(1, "Ni", lattice_angstrom=(3.524,) * 3, space_group=225).to_map_phase()])
+    proc = cli("plot", path, "--map", "bse", "-o", tmp_path / "bse.png")
+    assert proc.returncode == 0, proc.stderr
+    proc = cli("plot", path, "--map", "ipf-x", "-o", tmp_path / "ipf.png")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "ipf.png").exists()
+    proc = cli("plot", path, "--map", "bc", "-o", tmp_path / "bc.png")
+    assert proc.returncode == 2
+    assert "--map bc is not available for a map file; use bse, euler or ipf-x/y/z" in proc.stderr
+
+
+def test_plot_bad_input(cli, tmp_path):
+    gan = shared_file(GAN)
+    proc = cli("plot", gan, "--map", "bse", "-o", tmp_path / "x.png")
+    assert proc.returncode == 2
+    assert "kikuchi plot: error: --map bse needs a pattern map file (.h5); GaN_polytype_mixing.ctf is an orientation map" in proc.stderr
+    proc = cli("plot", gan, "--map", "iq", "-o", tmp_path / "x.png")
+    assert proc.returncode == 2 and "GaN_polytype_mixing.ctf has no column 'iq'; it has phase_id" in proc.stderr
+    proc = cli("plot", gan, "--map", "bc", "--where", "bc is big", "-o", tmp_path / "x.png")
+    assert proc.returncode == 2 and "--where 'bc is big': expected COLUMN OP NUMBER" in proc.stderr
+    proc = cli("plot", tmp_path / "none.ctf", "--map", "bc", "-o", tmp_path / "x.png")
+    assert proc.returncode == 2 and "none.ctf: no such file" in proc.stderr
+    bad = tmp_path / "twins.ctf"
+    bad.write_text("Channel Text File\nJobMode\tGrid\n")
+    proc = cli("plot", bad, "--map", "bc", "-o", tmp_path / "x.png")
+    assert proc.returncode == 2 and "twins.ctf: no column header line" in proc.stderr
+    proc = cli("plot", gan, "--map", "bc", "-o", tmp_path / "x.jpg")
+    assert proc.returncode == 2 and "figures are PNG" in proc.stderr
+    assert not (tmp_path / "x.png").exists()
