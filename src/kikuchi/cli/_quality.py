@@ -1,0 +1,50 @@
+"""``kikuchi quality``: pattern quality maps (image quality, neighbour dot product, mean, std).
+
+Writes ``DIR/quality.h5`` (datasets ``iq``, ``adp``, ``mean``, ``std``,
+(map rows, map cols) float32), one PNG per map (scale bar in µm, colour
+bar) and an ``index.html``. See docs/imaging.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from kikuchi.cli._vbse import add_engine_arguments, add_input_arguments, engine_options
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_input_arguments(parser)
+    parser.add_argument(
+        "--signal",
+        choices=("kikuchi", "raw", "background"),
+        default="kikuchi",
+        help="patterns of the IQ and dot products: the Kikuchi signal (default), raw patterns or the smooth background",
+    )
+    add_engine_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    import kikuchi
+    from kikuchi.imaging import quality_maps
+    from kikuchi.imaging.gallery import write_quality_gallery
+
+    if args.sigma is not None and not args.sigma > 0:
+        raise ValueError(f"--sigma must be a positive number of pixels, got {args.sigma:g}")
+    t0 = time.perf_counter()
+    with kikuchi.open(args.input, dataset=args.dataset) as m:
+        maps = quality_maps(
+            m,
+            signal=args.signal,
+            sigma=args.sigma,
+            static_background=not args.no_static_background,
+            progress=not args.quiet and sys.stderr.isatty(),
+            **engine_options(args),
+        )
+        n = m.n_patterns
+    t1 = time.perf_counter()
+    index = write_quality_gallery(maps, args.output, remove_gradient=args.remove_gradient)
+    if not args.quiet:
+        print(f"{n} patterns: quality maps of the {args.signal} signal in {t1 - t0:.1f} s; figures in {time.perf_counter() - t1:.1f} s: {index}")
+    return 0

@@ -1,0 +1,139 @@
+"""``kikuchi vbse``: virtual BSE arrays, colour images, centre of mass and diodes of a map.
+
+Writes ``DIR/vbse.h5`` (dataset ``vbse`` of shape (map rows, map cols, grid
+rows, grid cols) float32, plus ``bse``, ``com_raw``, ``com_kikuchi``,
+``diodes``, ``rgb``) and a gallery of PNGs (scale bar in µm, colour bar
+where the image has units) with an ``index.html`` that shows them side by
+side with captions. See docs/imaging.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+_logger = logging.getLogger(__name__)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """How the map is streamed: serially (default), on threads or on a dask cluster."""
+    g = parser.add_argument_group("execution").add_mutually_exclusive_group()
+    g.add_argument("--threads", type=_positive_int, metavar="N", help="run on N threads of this process")
+    g.add_argument("--workers", type=_positive_int, metavar="N", help="run on a local dask cluster of N worker processes")
+    g.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on a running dask.distributed cluster")
+
+
+def engine_options(args: argparse.Namespace) -> dict:
+    if args.scheduler:
+        return {"executor": "distributed", "scheduler": args.scheduler}
+    if args.workers:
+        return {"executor": "distributed", "workers": args.workers}
+    if args.threads:
+        return {"executor": "threads", "workers": args.threads}
+    return {"executor": "serial"}
+
+
+def add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", type=Path, metavar="IN.h5", help="map file")
+    parser.add_argument("-o", "--output", type=Path, required=True, metavar="DIR", help="output folder (created)")
+    parser.add_argument("--dataset", choices=("RawPatterns", "Patterns"), help="pattern dataset (default: RawPatterns when present)")
+    parser.add_argument("--sigma", type=float, metavar="PX", help="Gaussian std of the smooth background (default: pattern width / 25)")
+    parser.add_argument("--no-static-background", action="store_true", help="do not divide by the file's static background first")
+    parser.add_argument("--remove-gradient", action="store_true", help="remove scan-line drifts (a line fitted per map row) from every image")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary line")
+
+
+def parse_regions(text: str, grid: tuple[int, int]) -> list[tuple[int, int]]:
+    """``'6:0,6:3,6:6'`` (grid row:grid col) or ``'42,45,48'`` (row-major region numbers) -> three regions."""
+    gr, gc = grid
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 3:
+        raise ValueError(f"--rgb {text!r}: expected three regions R,G,B such as '6:0,6:3,6:6' or '42,45,48'")
+    regions = []
+    for part in parts:
+        try:
+            if ":" in part:
+                i, j = (int(v) for v in part.split(":"))
+            else:
+                i, j = divmod(int(part), gc)
+        except ValueError:
+            raise ValueError(f"--rgb {text!r}: region {part!r} is neither ROW:COL nor a region number") from None
+        if not (0 <= i < gr and 0 <= j < gc):
+            raise ValueError(f"--rgb {text!r}: region {part!r} is outside the {gr} x {gc} grid (ROW 0..{gr - 1}, COL 0..{gc - 1})")
+        regions.append((i, j))
+    return regions
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_input_arguments(parser)
+    parser.add_argument("--grid", default="7x7", metavar="ROWSxCOLS", help="regions per pattern (default 7x7; any grid)")
+    parser.add_argument(
+        "--signal",
+        choices=("raw", "kikuchi", "background"),
+        default="raw",
+        help="what the regions average: raw patterns (default), the Kikuchi signal after background removal, or the smooth background",
+    )
+    parser.add_argument(
+        "--rgb",
+        metavar="R,G,B",
+        help="regions of the colour image, ROW:COL or row-major numbers (default: left, middle, right of the bottom grid row)",
+    )
+    parser.add_argument("--n-std", type=float, default=2.0, metavar="K", help="colour channels span median +- K std (default 2)")
+    parser.add_argument("--diode-strip", type=float, default=0.15, metavar="F", help="height of the diode strips, fraction of the pattern (default 0.15)")
+    parser.add_argument("--no-kikuchi-com", action="store_true", help="skip the centre of mass of the Kikuchi signal (saves a background removal per pattern)")
+    parser.add_argument("--region-pngs", action="store_true", help="also write one PNG per region")
+    parser.add_argument("--no-png", action="store_true", help="write vbse.h5 only (no PNG gallery)")
+    add_engine_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    import kikuchi
+    from kikuchi.imaging import parse_grid, vbse_maps
+    from kikuchi.imaging.gallery import save_vbse_h5, write_vbse_gallery
+
+    grid = parse_grid(args.grid)
+    regions = parse_regions(args.rgb, grid) if args.rgb else None
+    if args.sigma is not None and not args.sigma > 0:
+        raise ValueError(f"--sigma must be a positive number of pixels, got {args.sigma:g}")
+    if not args.n_std > 0:
+        raise ValueError(f"--n-std must be > 0, got {args.n_std:g}")
+    t0 = time.perf_counter()
+    with kikuchi.open(args.input, dataset=args.dataset) as m:
+        maps = vbse_maps(
+            m,
+            grid=grid,
+            signal=args.signal,
+            sigma=args.sigma,
+            com_kikuchi=not args.no_kikuchi_com,
+            diode_strip=args.diode_strip,
+            static_background=not args.no_static_background,
+            progress=not args.quiet and sys.stderr.isatty(),
+            **engine_options(args),
+        )
+        n = m.n_patterns
+    t1 = time.perf_counter()
+    if args.no_png:
+        written = save_vbse_h5(maps, Path(args.output) / "vbse.h5", rgb_regions=regions)
+    else:
+        written = write_vbse_gallery(
+            maps, args.output, rgb_regions=regions, remove_gradient=args.remove_gradient, region_pngs=args.region_pngs, n_std=args.n_std
+        )
+    if not args.quiet:
+        print(
+            f"{n} patterns, {grid[0]}x{grid[1]} grid of the {args.signal} signal in {t1 - t0:.1f} s; "
+            f"output in {time.perf_counter() - t1:.1f} s: {written}"
+        )
+    return 0

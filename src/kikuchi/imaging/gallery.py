@@ -1,0 +1,317 @@
+"""Writing imaging results: arrays to HDF5, images to PNG, and an HTML gallery.
+
+Every file goes through :func:`kikuchi.io._atomic.atomic_output` (PNG files
+through :func:`kikuchi.figures.save_map_image`), so an interrupted run never
+leaves a complete-looking file behind.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from kikuchi.imaging.centre_of_mass import hillshade
+from kikuchi.imaging.images import (
+    asymmetry,
+    default_rgb_regions,
+    differential_rgb_image,
+    grid_col_images,
+    grid_row_images,
+    montage,
+    remove_line_gradient,
+    rgb_image,
+)
+from kikuchi.imaging.maps import QualityMaps, VbseMaps
+from kikuchi.io._atomic import atomic_output
+
+__all__ = ["GalleryImage", "save_vbse_h5", "save_quality_h5", "write_vbse_gallery", "write_quality_gallery", "write_index_html"]
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GalleryImage:
+    """One PNG of a gallery and its caption."""
+
+    file: str
+    title: str
+    caption: str
+
+
+def _write_h5(path: Path, datasets: dict[str, tuple[np.ndarray, str]], attrs: dict[str, object]) -> Path:
+    with atomic_output(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            for name, (data, description) in datasets.items():
+                ds = f.create_dataset(name, data=np.asarray(data, dtype=np.float32), compression="gzip", compression_opts=4)
+                ds.attrs["description"] = description
+            for key, value in attrs.items():
+                f.attrs[key] = value if isinstance(value, (int, float, str)) else json.dumps(value)
+    return path
+
+
+def save_vbse_h5(maps: VbseMaps, path: str | os.PathLike, *, rgb_regions: Sequence[tuple[int, int]] | None = None) -> Path:
+    """Write the arrays of :class:`VbseMaps` to ``path`` (float32, NaN where no pattern).
+
+    Datasets: ``vbse`` (rows, cols, grid rows, grid cols), ``bse`` (rows,
+    cols), ``com_raw`` and ``com_kikuchi`` (rows, cols, 2: x, y in pixels),
+    ``diodes`` (rows, cols, 2, 3: [top, bottom] x [left, middle, right]),
+    ``rgb`` (rows, cols, 3). Attributes: grid, signal, step_um,
+    pattern_shape, rgb_regions, settings (JSON).
+    """
+    regions = default_rgb_regions(maps.grid) if rgb_regions is None else [tuple(r) for r in rgb_regions]
+    datasets = {
+        "vbse": (maps.vbse, f"mean intensity of each of the {maps.grid[0]} x {maps.grid[1]} regions of the {maps.signal} patterns"),
+        "bse": (maps.bse, "total BSE image: mean intensity of each raw pattern"),
+        "com_raw": (maps.com_raw, "centre of mass (x = column, y = row) of each raw pattern, pixels"),
+        "diodes": (maps.diodes, "virtual forward-scatter diodes: [top, bottom] strip x [left, middle, right], mean raw intensity"),
+        "rgb": (rgb_image(maps.vbse, regions=regions), f"colour image, red/green/blue = regions {regions}"),
+    }
+    if maps.com_kikuchi is not None:
+        datasets["com_kikuchi"] = (maps.com_kikuchi, "centre of mass of the Kikuchi signal (pattern / background), pixels")
+    attrs = {
+        "grid": list(maps.grid),
+        "signal": maps.signal,
+        "step_um": list(maps.step_um),
+        "pattern_shape": list(maps.pattern_shape),
+        "rgb_regions": [list(r) for r in regions],
+        "settings": maps.settings,
+    }
+    return _write_h5(Path(path), datasets, attrs)
+
+
+def save_quality_h5(maps: QualityMaps, path: str | os.PathLike) -> Path:
+    """Write the quality maps (iq, adp, mean, std; float32) to ``path``."""
+    datasets = {
+        "iq": (maps.iq, f"Krieger Lassen image quality Q of the {maps.signal} patterns"),
+        "adp": (maps.adp, f"average normalised dot product with the 4 nearest neighbours ({maps.signal} patterns)"),
+        "mean": (maps.mean, "mean intensity of each raw pattern"),
+        "std": (maps.std, "standard deviation of the intensity of each raw pattern"),
+    }
+    return _write_h5(Path(path), datasets, {"signal": maps.signal, "step_um": list(maps.step_um), "settings": maps.settings})
+
+
+def write_index_html(directory: str | os.PathLike, images: Sequence[GalleryImage], *, title: str, notes: Sequence[str] = ()) -> Path:
+    """A self-contained ``index.html`` showing the images side by side with captions (relative links)."""
+    directory = Path(directory)
+    cards = "\n".join(
+        f'<figure><a href="{html.escape(im.file)}"><img src="{html.escape(im.file)}" alt="{html.escape(im.title)}"></a>'
+        f"<figcaption><b>{html.escape(im.title)}</b><br>{html.escape(im.caption)}</figcaption></figure>"
+        for im in images
+    )
+    note_html = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: sans-serif; margin: 1.5em; background: #fafafa; color: #222; }}
+main {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(340px, 1fr)); gap: 1.2em; }}
+figure {{ margin: 0; background: #fff; border: 1px solid #ddd; padding: 0.6em; }}
+img {{ width: 100%; height: auto; image-rendering: pixelated; }}
+figcaption {{ font-size: 0.9em; margin-top: 0.4em; }}
+</style></head>
+<body><h1>{html.escape(title)}</h1><ul>{note_html}</ul>
+<main>
+{cards}
+</main></body></html>
+"""
+    path = directory / "index.html"
+    with atomic_output(path) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    return path
+
+
+class _Gallery:
+    """Collects PNGs written with save_map_image and their captions."""
+
+    def __init__(self, directory: Path, step_um: tuple[float, float], remove_gradient: bool):
+        from kikuchi.figures import save_map_image
+
+        self._save = save_map_image
+        self.directory = directory
+        self.step_um = step_um
+        self.remove_gradient = remove_gradient
+        self.images: list[GalleryImage] = []
+
+    def fix(self, image: np.ndarray) -> np.ndarray:
+        """The optional scan-line drift removal, applied to every map image."""
+        return remove_line_gradient(image) if self.remove_gradient else image
+
+    def add(self, file: str, image: np.ndarray, title: str, caption: str, *, colorbar_label: str | None = None, cmap: str = "gray", **kwargs) -> None:
+        if not np.isfinite(image).any():
+            _logger.warning("%s: no finite values, image skipped", file)
+            return
+        self._save(image, self.directory / file, step_um=self.step_um, title=title, cmap=cmap, colorbar_label=colorbar_label, **kwargs)
+        self.images.append(GalleryImage(file, title, caption))
+
+
+def write_vbse_gallery(
+    maps: VbseMaps,
+    directory: str | os.PathLike,
+    *,
+    rgb_regions: Sequence[tuple[int, int]] | None = None,
+    remove_gradient: bool = False,
+    region_pngs: bool = False,
+    n_std: float = 2.0,
+) -> Path:
+    """Write ``vbse.h5``, the PNG gallery and ``index.html`` into ``directory``.
+
+    Parameters
+    ----------
+    maps
+        Result of :func:`kikuchi.imaging.vbse_maps`.
+    directory
+        Output folder (created).
+    rgb_regions
+        (grid row, grid col) of the red, green and blue channels; default
+        left, middle and right of the bottom grid row.
+    remove_gradient
+        Remove scan-line drifts (:func:`kikuchi.imaging.remove_line_gradient`)
+        from every image before it is drawn (``vbse.h5`` keeps the arrays
+        as measured).
+    region_pngs
+        Also write one PNG per region.
+    n_std
+        Colour channel span, standard deviations either side of the median.
+
+    Returns
+    -------
+    Path
+        The ``index.html``.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    gr, gc = maps.grid
+    regions = default_rgb_regions(maps.grid) if rgb_regions is None else [tuple(int(v) for v in r) for r in rgb_regions]
+    for i, j in regions:
+        if not (0 <= i < gr and 0 <= j < gc):
+            raise ValueError(f"colour region ({i}, {j}) is outside the {gr} x {gc} grid (rows 0..{gr - 1}, cols 0..{gc - 1})")
+    save_vbse_h5(maps, directory / "vbse.h5", rgb_regions=regions)
+    g = _Gallery(directory, maps.step_um, remove_gradient)
+    unit = "intensity (counts)" if maps.signal == "raw" else f"{maps.signal} signal"
+    # every region image, drift-corrected when asked: (gr, gc, rows, cols) and back as a vbse array
+    vbse = np.stack([[g.fix(maps.vbse[:, :, i, j]) for j in range(gc)] for i in range(gr)])
+    vbse_map = np.moveaxis(vbse, (0, 1), (2, 3))
+
+    g.add("bse.png", g.fix(maps.bse), "Total BSE", "Mean intensity of each raw pattern.", colorbar_label="mean intensity (counts)")
+    g.add(
+        "vbse_regions_common.png",
+        montage(vbse),
+        f"Virtual BSE array {gr} x {gc}, common scale",
+        f"Each tile is the image of one region of the {maps.signal} patterns, placed as the region lies on the detector "
+        "(top of the detector at the top); one intensity scale for all.",
+        colorbar_label=unit,
+    )
+    g.add(
+        "vbse_regions_individual.png",
+        montage(vbse, scale="individual"),
+        f"Virtual BSE array {gr} x {gc}, individual scales",
+        "The same tiles, each stretched between its own 0.5 and 99.5 percentiles: contrast within every region.",
+    )
+    rows_img, cols_img = grid_row_images(vbse_map), grid_col_images(vbse_map)
+    g.add("vbse_grid_rows.png", montage(rows_img[:, None]), "Grid rows", "Each grid row averaged over its regions, top to bottom; common scale.", colorbar_label=unit)
+    g.add("vbse_grid_cols.png", montage(cols_img[None]), "Grid columns", "Each grid column averaged over its regions, left to right; common scale.", colorbar_label=unit)
+    g.add(
+        "vbse_grid_rows_individual.png",
+        montage(rows_img[:, None], scale="individual"),
+        "Grid rows, individual scales",
+        "Each grid row image stretched on its own.",
+    )
+    names = ", ".join(f"({i}, {j})" for i, j in regions)
+    g.add(
+        "rgb.png",
+        rgb_image(vbse_map, regions=regions, n_std=n_std),
+        "Colour virtual BSE",
+        f"Red, green, blue = regions {names} (grid row, grid col); each channel spans its median +- {n_std:g} standard deviations. "
+        "Grains of different orientation take different colours.",
+    )
+    if gr >= 2:
+        g.add(
+            "rgb_differential.png",
+            differential_rgb_image(vbse_map, n_std=n_std),
+            "Differential colour",
+            f"Red, green, blue = left, middle, right ratio of grid row {gr - 1} to grid row {gr - 2}: the slow change of the "
+            "background down the detector cancels.",
+        )
+    g.add(
+        "asymmetry_left_right.png",
+        asymmetry(cols_img[0], cols_img[-1]),
+        "Asymmetry left / right",
+        "(a - b) / (a + b) of the leftmost (a) and rightmost (b) grid column.",
+        colorbar_label="(a - b) / (a + b)",
+        cmap="RdBu_r",
+    )
+    g.add(
+        "asymmetry_top_bottom.png",
+        asymmetry(rows_img[0], rows_img[-1]),
+        "Asymmetry top / bottom",
+        "(a - b) / (a + b) of the top (a) and bottom (b) grid row.",
+        colorbar_label="(a - b) / (a + b)",
+        cmap="RdBu_r",
+    )
+    for name, com in (("raw", maps.com_raw), ("kikuchi", maps.com_kikuchi)):
+        if com is None:
+            continue
+        what = "raw patterns" if name == "raw" else "Kikuchi signal (pattern / background)"
+        cx, cy = g.fix(com[..., 0]), g.fix(com[..., 1])
+        g.add(f"com_{name}_x.png", cx, f"Centre of mass x, {name}", f"Column of the intensity centre of mass of the {what}.", colorbar_label="x (pixels)", cmap="viridis")
+        g.add(f"com_{name}_y.png", cy, f"Centre of mass y, {name}", f"Row of the intensity centre of mass of the {what}.", colorbar_label="y (pixels)", cmap="viridis")
+        g.add(
+            f"com_{name}_shaded.png",
+            hillshade(np.stack([cx, cy], axis=-1)),
+            f"Centre of mass, shaded, {name}",
+            "Hill-shading of the centre-of-mass shift read as a surface slope, lit from the upper left: topography.",
+        )
+    diodes = np.stack([[g.fix(maps.diodes[:, :, i, j]) for j in range(3)] for i in range(2)])
+    g.add(
+        "diodes.png",
+        montage(diodes),
+        "Virtual forward-scatter diodes",
+        "Top row: strip at the top of the detector, bottom row: strip at the bottom; left, middle, right. Mean raw intensity.",
+        colorbar_label="mean intensity (counts)",
+    )
+    for i, strip in enumerate(("top", "bottom")):
+        g.add(
+            f"diodes_{strip}_rgb.png",
+            np.stack([_norm(diodes[i, j], n_std) for j in range(3)], axis=-1),
+            f"Diodes {strip}, colour",
+            f"Red, green, blue = left, middle, right diode of the {strip} strip, each around its median +- {n_std:g} std.",
+        )
+    if region_pngs:
+        for i in range(gr):
+            for j in range(gc):
+                g.add(f"region_{i}_{j}.png", vbse[i, j], f"Region ({i}, {j})", f"Grid row {i}, grid column {j}.", colorbar_label=unit)
+    notes = [
+        f"Source: {maps.settings.get('source', '?')} ({maps.settings.get('dataset', '?')}), "
+        f"patterns {maps.pattern_shape[0]} x {maps.pattern_shape[1]}, map step {maps.step_um[0]:g} x {maps.step_um[1]:g} µm.",
+        f"Signal of the virtual BSE array: {maps.signal}. Arrays: vbse.h5.",
+    ]
+    if remove_gradient:
+        notes.append("Scan-line drifts removed from every image (one straight line fitted and subtracted per map row).")
+    return write_index_html(directory, g.images, title="Virtual BSE imaging", notes=notes)
+
+
+def _norm(image: np.ndarray, n_std: float) -> np.ndarray:
+    from kikuchi.imaging.images import normalise_channel
+
+    return normalise_channel(image, n_std=n_std)
+
+
+def write_quality_gallery(maps: QualityMaps, directory: str | os.PathLike, *, remove_gradient: bool = False) -> Path:
+    """Write ``quality.h5``, the quality map PNGs and ``index.html`` into ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_quality_h5(maps, directory / "quality.h5")
+    g = _Gallery(directory, maps.step_um, remove_gradient)
+    g.add("iq.png", g.fix(maps.iq), "Image quality", f"Krieger Lassen's Q from the FFT spectrum of the {maps.signal} patterns (0: noise, 1: strong bands).", colorbar_label="image quality Q")
+    g.add("adp.png", g.fix(maps.adp), "Neighbour dot product", f"Mean normalised dot product with the 4 nearest neighbours ({maps.signal} patterns): low at boundaries.", colorbar_label="dot product")
+    g.add("mean.png", g.fix(maps.mean), "Mean", "Mean intensity of each raw pattern.", colorbar_label="mean intensity (counts)")
+    g.add("std.png", g.fix(maps.std), "Standard deviation", "Standard deviation of the intensity of each raw pattern.", colorbar_label="std (counts)")
+    notes = [f"Source: {maps.settings.get('source', '?')}; map step {maps.step_um[0]:g} x {maps.step_um[1]:g} µm. Arrays: quality.h5."]
+    return write_index_html(directory, g.images, title="Pattern quality maps", notes=notes)
