@@ -211,7 +211,7 @@ class PhaseInfo:
         return cls(
             id=int(phase["id"]),
             name=str(phase.get("name", f"phase{phase['id']}")),
-            lattice_angstrom=tuple(10.0 * v for v in lattice[:3]),  # type: ignore[arg-type]
+            lattice_angstrom=tuple(round(10.0 * v, 9) for v in lattice[:3]),  # type: ignore[arg-type]
             angles_deg=tuple(lattice[3:6]),  # type: ignore[arg-type]
             space_group=phase.get("space_group"),
             point_group=phase.get("point_group"),
