@@ -160,11 +160,10 @@ def build_triplet_table(
     )
 
 
-def laue_rotations(point_group: Any) -> np.ndarray:
-    """(S, 3, 3) proper rotations of the Laue group of an orix point group."""
-    laue = point_group.laue
-    proper = laue.proper_subgroup
-    return np.asarray(proper.to_matrix(), dtype=np.float64)
+def laue_rotations(phase: Any) -> np.ndarray:
+    """(S, 3, 3) proper rotations of the Laue group of a :class:`kikuchi.crystal.Phase` (Cartesian crystal frame)."""
+    ops = np.asarray(phase.point_group_matrices(laue=True), dtype=np.float64)
+    return ops[np.linalg.det(ops) > 0]
 
 
 def triplet_table_for_phase(phase: Any, *, n_families: int = DEFAULT_FAMILIES, kv: float = 20.0, families: list | None = None) -> TripletTable:
@@ -219,6 +218,6 @@ def triplet_table_for_phase(phase: Any, *, n_families: int = DEFAULT_FAMILIES, k
     sel = np.isin(fam, chosen)
     remap = {f: k for k, f in enumerate(chosen)}
     return build_triplet_table(
-        normals[sel], hkl[sel], np.array([remap[f] for f in fam[sel]]), laue_rotations(phase.point_group),
+        normals[sel], hkl[sel], np.array([remap[f] for f in fam[sel]]), laue_rotations(phase),
         name=str(phase.name), phase=phase,
     )

@@ -1,0 +1,239 @@
+"""Hough indexing of a whole map file on the engine, and the orientation map it gives."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from kikuchi.index.hough_index import HoughIndexer, IndexResult
+
+__all__ = ["index_map", "MapIndexing", "prepare_patterns", "to_orientation_map", "phase_info"]
+
+_logger = logging.getLogger(__name__)
+
+
+def prepare_patterns(
+    patterns: np.ndarray, *, static_background: np.ndarray | None = None, dynamic_sigma: float | None = None, dynamic: bool = True
+) -> np.ndarray:
+    """Background-corrected float32 patterns for band detection.
+
+    Static background removal (division by the detector's static background,
+    when given), then dynamic background removal (division by a Gaussian
+    low-pass of each pattern), both from :mod:`kikuchi.process`.
+    """
+    from kikuchi.process import remove_dynamic_background, remove_static_background
+
+    p = np.asarray(patterns, dtype=np.float32)
+    if static_background is not None:
+        p = remove_static_background(p, static_background, operation="divide", dtype=np.float32)
+    if dynamic:
+        p = remove_dynamic_background(p, sigma=dynamic_sigma)
+    return np.asarray(p, dtype=np.float32)
+
+
+def _index_chunk(
+    patterns: np.ndarray, *, indexer: HoughIndexer, static_background: Any, dynamic: bool, dynamic_sigma: Any,
+    ncols: int, rows: np.ndarray, cols: np.ndarray,
+) -> np.ndarray:
+    """Engine chunk function: (n, h, w) raw patterns -> (n, 11) result rows."""
+    p = prepare_patterns(patterns, static_background=static_background, dynamic=dynamic, dynamic_sigma=dynamic_sigma)
+    flat = np.asarray(rows, dtype=np.int64) * ncols + np.asarray(cols, dtype=np.int64)
+    return indexer.index(p, index=flat).as_array()
+
+
+@dataclass
+class MapIndexing:
+    """Indexing of a map: the per-pattern result (storage order) and how it was obtained."""
+
+    result: IndexResult
+    nav_shape: tuple[int, int]
+    index_map: np.ndarray
+    step_um: tuple[float, float]
+    detector: Any
+    phases: list[Any]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_orientation_map(self, *, header: dict[str, Any] | None = None) -> Any:
+        return to_orientation_map(self, header=header)
+
+
+def phase_info(phases: list[Any]) -> list[Any]:
+    """:class:`kikuchi.io.orientation_map.PhaseInfo` (ids 1, 2, ...) of crystal phases."""
+    from kikuchi.io.orientation_map import PhaseInfo
+
+    out = []
+    for k, p in enumerate(phases):
+        a, b, c, al, be, ga = p.lattice
+        out.append(PhaseInfo(id=k + 1, name=str(p.name), lattice_angstrom=(10 * a, 10 * b, 10 * c), angles_deg=(al, be, ga), space_group=int(p.space_group)))
+    return out
+
+
+def to_orientation_map(indexing: MapIndexing, *, header: dict[str, Any] | None = None) -> Any:
+    """An :class:`~kikuchi.io.orientation_map.OrientationMap` with CTF (bands, error, mad, bc, bs) and ANG (iq, ci, fit) columns.
+
+    Points without a pattern get error 5 ("not yet analysed").
+    """
+    from kikuchi.io.orientation_map import OrientationMap
+
+    r = indexing.result
+    nr, nc = indexing.nav_shape
+    im = indexing.index_map
+    have = im >= 0
+    n_map = nr * nc
+    idx = np.where(have, im, 0).ravel()
+
+    def place(values: np.ndarray, fill: float) -> np.ndarray:
+        out = np.asarray(values)[idx].astype(np.float64)
+        out[~have.ravel()] = fill
+        return out
+
+    euler = np.stack([place(r.euler[:, k], 0.0) for k in range(3)], axis=1)
+    phase_id = place(r.phase_id, 0).astype(np.int64)
+    columns = {
+        "bands": place(r.n_matched, 0).astype(np.int64),
+        "error": place(r.error, 5).astype(np.int64),
+        "mad": place(r.mad_deg, 0.0),
+        "bc": place(r.band_contrast, 0).astype(np.int64),
+        "bs": place(r.band_slope, 0).astype(np.int64),
+        "iq": place(r.band_contrast, 0.0),
+        "ci": place(r.ci, -1.0),
+        "fit": place(r.mad_deg, 0.0),
+    }
+    info = dict(header or {})
+    det = indexing.detector
+    pcm = det.pc_mean
+    info.setdefault("indexing", "kikuchi Hough indexing")
+    info.setdefault("pattern_centre_bruker", [round(float(v), 6) for v in pcm])
+    info.setdefault("sample_tilt_deg", float(det.sample_tilt_deg))
+    assert euler.shape[0] == n_map
+    return OrientationMap.from_arrays(
+        euler=euler, phase_id=phase_id, nav_shape=(nr, nc), step_um=indexing.step_um,
+        phases=phase_info(indexing.phases), columns=columns, header=info,
+    )
+
+
+def _subset(index_map: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """About ``n`` map positions on a regular grid over the map (rows, cols)."""
+    nr, nc = index_map.shape
+    g = max(1, int(np.ceil(np.sqrt(n))))
+    rr = np.unique(np.linspace(0, nr - 1, min(g, nr)).round().astype(int))
+    cc = np.unique(np.linspace(0, nc - 1, min(g, nc)).round().astype(int))
+    r, c = np.meshgrid(rr, cc, indexing="ij")
+    r, c = r.ravel(), c.ravel()
+    ok = index_map[r, c] >= 0
+    return r[ok], c[ok]
+
+
+def index_map(
+    ebsd_map: Any,
+    phases: Any,
+    *,
+    detector: Any = None,
+    dataset: str | None = None,
+    static_background: Any = "file",
+    dynamic: bool = True,
+    dynamic_sigma: float | None = None,
+    refine_pc: str | None = None,
+    refine_points: int = 100,
+    executor: str = "serial",
+    workers: int | None = None,
+    scheduler: Any = None,
+    progress: bool = True,
+    **indexer_options: Any,
+) -> MapIndexing:
+    """Hough-index every pattern of a map file.
+
+    Parameters
+    ----------
+    ebsd_map
+        An open :class:`kikuchi.io.mapstore.EBSDMap`.
+    phases
+        Phase names or :class:`kikuchi.crystal.Phase` objects (one or more).
+    detector
+        :class:`kikuchi.geometry.Detector`; default the map's own
+        (``ebsd_map.detector``: PCs and tilts from the file).
+    dataset
+        'RawPatterns' or 'Patterns'; default the map's current dataset.
+    static_background
+        'file' (the map's static background, if any), None, or an array.
+        Used only on raw patterns.
+    dynamic, dynamic_sigma
+        Divide each pattern by its Gaussian low-pass (raw patterns only).
+    refine_pc
+        None, 'mean' (refine one PC on about ``refine_points`` patterns
+        spread over the map) or 'plane' (refine in 3 x 3 blocks and fit a
+        PC plane over the map).
+    executor, workers, scheduler, progress
+        See :func:`kikuchi.engine.map_reduce`.
+    **indexer_options
+        Options of :class:`~kikuchi.index.HoughIndexer`.
+
+    Returns
+    -------
+    MapIndexing
+    """
+    from kikuchi.crystal import Phase
+    from kikuchi.engine import map_reduce
+    from kikuchi.io.mapstore import PROCESSED
+
+    if isinstance(phases, (str, Phase)):
+        phases = [phases]
+    phases = [p if isinstance(p, Phase) else Phase.parse(p) for p in phases]
+    if dataset is not None and dataset != ebsd_map.dataset:
+        ebsd_map = ebsd_map.with_dataset(dataset)
+    raw = ebsd_map.dataset != PROCESSED
+    bg = None
+    if raw:
+        if isinstance(static_background, str):
+            if static_background != "file":
+                raise ValueError(f"static_background must be 'file', None or an array, got {static_background!r}")
+            bg = ebsd_map.static_background
+        elif static_background is not None:
+            bg = np.asarray(static_background)
+    detector = ebsd_map.detector if detector is None else detector
+    if tuple(detector.shape) != tuple(ebsd_map.pattern_shape):
+        raise ValueError(f"{ebsd_map.path}: detector shape {tuple(detector.shape)} differs from the pattern shape {ebsd_map.pattern_shape}")
+    nr, nc = ebsd_map.nav_shape
+    if detector.n_pc not in (1, nr * nc):
+        raise ValueError(f"{ebsd_map.path}: the detector has {detector.n_pc} pattern centres for a {nr} x {nc} map")
+    kv = ebsd_map.kv or 20.0
+    indexer_options.setdefault("kv", kv)
+    indexer = HoughIndexer(phases, detector, **indexer_options)
+    settings: dict[str, Any] = {
+        "phases": [p.name for p in phases], "dataset": ebsd_map.dataset, "static_background": bg is not None and raw,
+        "dynamic_background": bool(dynamic and raw), "pc_in_bruker": [round(float(v), 6) for v in detector.pc_mean],
+    }
+    if refine_pc not in (None, "none"):
+        if refine_pc not in ("mean", "plane"):
+            raise ValueError(f"refine_pc must be None, 'mean' or 'plane', got {refine_pc!r}")
+        from kikuchi.index.pattern_centre import fit_pc_plane, refine_pattern_centre
+
+        r, c = _subset(ebsd_map.index_map, refine_points, np.random.default_rng(0))
+        pats = ebsd_map.read_indices(ebsd_map.index_map[r, c])
+        pats = prepare_patterns(pats, static_background=bg, dynamic=dynamic and raw, dynamic_sigma=dynamic_sigma)
+        if refine_pc == "mean":
+            ref = refine_pattern_centre(indexer, pats)
+            detector = detector.with_pc(ref["pc"])
+            settings["pc_refinement"] = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in ref.items()}
+        else:
+            pc_map, info = fit_pc_plane(indexer, pats, r, c, (nr, nc))
+            detector = detector.with_pc(pc_map)
+            settings["pc_refinement"] = info
+        indexer = indexer.with_detector(detector)
+        settings["pc_in_bruker"] = [round(float(v), 6) for v in detector.pc_mean]
+    rows_all = map_reduce(
+        ebsd_map, _index_chunk,
+        kwargs={"indexer": indexer, "static_background": bg, "dynamic": bool(dynamic and raw), "dynamic_sigma": dynamic_sigma, "ncols": nc},
+        executor=executor, workers=workers, scheduler=scheduler, progress=progress, positions=True,
+    )
+    result = IndexResult.from_array(rows_all, phases=indexer.phase_names, tables=indexer.tables)
+    have = np.zeros(ebsd_map.n_patterns, dtype=bool)
+    have[ebsd_map.index_map[ebsd_map.index_map >= 0]] = True
+    result.error[~have] = 5
+    return MapIndexing(
+        result=result, nav_shape=(nr, nc), index_map=ebsd_map.index_map.copy(), step_um=tuple(ebsd_map.step_um),
+        detector=detector, phases=phases, settings=settings,
+    )
