@@ -1,6 +1,6 @@
 """numba kernels of the crystal package: kinematical band intensities on the sphere.
 
-Private; the public wrapper is :func:`kikuchi.simulate.kinematical.kinematical_master_pattern`.
+Private; the public wrapper is :func:`kikuchi.simulate.kinematical.kinematical_intensity`.
 """
 
 from __future__ import annotations
@@ -13,43 +13,65 @@ import numpy as np
 
 @numba.njit(nogil=True, cache=True)
 def band_intensity(
-    vectors: np.ndarray,
-    normals: np.ndarray,
-    theta: np.ndarray,
-    edge: np.ndarray,
-    weight: np.ndarray,
-    line_depth: float,
-    line_width: float,
-    out: np.ndarray,
+    vectors: np.ndarray, normals: np.ndarray, reach: np.ndarray, table: np.ndarray, block: int, out: np.ndarray
 ) -> None:
-    """Sum of band profiles at unit vectors (m, 3) into ``out`` (m,).
+    """Sum of tabulated band profiles at unit vectors (m, 3) into ``out`` (m,).
 
-    With x = asin(|n_i . v|) the angle of v from the plane of reflector i,
-    its contribution is
+    Reflector i contributes ``table[i]`` linearly interpolated at
+    c = |n_i . v| on the grid ``c = reach[i] * j / (n_tab - 1)``, nothing where
+    c >= reach[i] (the table holds the weight and ends at 0).
 
-        weight[i] * ( (1 + tanh((theta[i] - x) / edge[i])) / 2
-                      - line_depth * exp(-((x - theta[i] - w) / w)^2 / 2) ),  w = line_width * edge[i],
-
-    a band of half-width theta[i] with smooth edges, bordered outside by dark
-    (deficiency) lines. Terms beyond theta + max(8, 6 line_width) edge are
-    skipped (below 1e-7 of the weight).
+    Consecutive vectors are taken in blocks of ``block``: a reflector whose
+    band cannot reach the cone around the block's mean direction that holds
+    all of its vectors is skipped for the whole block. The result does not
+    depend on the order of the vectors; the speed does (neighbours in the
+    array should be neighbours on the sphere).
     """
-    n_ref = normals.shape[0]
-    reach = np.empty(n_ref)
+    n_ref, n_tab = table.shape
+    scale = np.empty(n_ref)
+    reach_angle = np.empty(n_ref)
     for i in range(n_ref):
-        reach[i] = math.sin(min(theta[i] + max(8.0, 6.0 * line_width) * edge[i], 0.5 * math.pi))
-    for k in range(vectors.shape[0]):
-        vx, vy, vz = vectors[k, 0], vectors[k, 1], vectors[k, 2]
-        total = 0.0
+        scale[i] = (n_tab - 1) / reach[i]
+        reach_angle[i] = math.asin(min(reach[i], 1.0))
+    last = n_tab - 2
+    active = np.empty(n_ref, dtype=np.int64)
+    m = vectors.shape[0]
+    for start in range(0, m, block):
+        stop = min(start + block, m)
+        # cone around the block: mean direction and largest angle to it
+        cx, cy, cz = 0.0, 0.0, 0.0
+        for k in range(start, stop):
+            cx += vectors[k, 0]
+            cy += vectors[k, 1]
+            cz += vectors[k, 2]
+        norm = math.sqrt(cx * cx + cy * cy + cz * cz)
+        radius = math.pi
+        if norm > 1e-12:
+            cx, cy, cz = cx / norm, cy / norm, cz / norm
+            lowest = 1.0
+            for k in range(start, stop):
+                d = vectors[k, 0] * cx + vectors[k, 1] * cy + vectors[k, 2] * cz
+                lowest = min(lowest, d)
+            radius = math.acos(max(-1.0, min(1.0, lowest))) + 1e-9
+        n_active = 0
         for i in range(n_ref):
-            c = abs(normals[i, 0] * vx + normals[i, 1] * vy + normals[i, 2] * vz)
-            if c >= reach[i]:
-                continue
-            x = math.asin(min(c, 1.0))
-            value = 0.5 * (1.0 + math.tanh((theta[i] - x) / edge[i]))
-            if line_depth != 0.0:
-                w = line_width * edge[i]
-                u = (x - theta[i] - w) / w
-                value -= line_depth * math.exp(-0.5 * u * u)
-            total += weight[i] * value
-        out[k] = total
+            limit = reach_angle[i] + radius
+            if limit < 0.5 * math.pi:
+                c = abs(normals[i, 0] * cx + normals[i, 1] * cy + normals[i, 2] * cz)
+                if c >= math.sin(limit):
+                    continue
+            active[n_active] = i
+            n_active += 1
+        for k in range(start, stop):
+            vx, vy, vz = vectors[k, 0], vectors[k, 1], vectors[k, 2]
+            total = 0.0
+            for a in range(n_active):
+                i = active[a]
+                c = abs(normals[i, 0] * vx + normals[i, 1] * vy + normals[i, 2] * vz)
+                if c >= reach[i]:
+                    continue
+                pos = c * scale[i]
+                j = min(int(pos), last)
+                f = pos - j
+                total += table[i, j] + f * (table[i, j + 1] - table[i, j])
+            out[k] = total

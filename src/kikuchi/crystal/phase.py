@@ -246,6 +246,24 @@ class Phase:
         """orix Laue group: the point group with the inversion added."""
         return self.point_group.laue
 
+    def point_group_matrices(self, *, laue: bool = False) -> np.ndarray:
+        """Point group operations (m, 3, 3) as Cartesian matrices in the crystal frame.
+
+        Taken from the rotation parts R of the space group: ``A.T @ R @ inv(A.T)``
+        with A the :attr:`direct_matrix`. ``laue=True`` adds the inversion.
+
+        Examples
+        --------
+        >>> len(Phase.parse("gan-wurtzite").point_group_matrices()), len(Phase.parse("mg").point_group_matrices())
+        (12, 24)
+        """
+        rot, _ = _sg.symmetry_operations(self.space_group)
+        rot = np.unique(np.round(rot).astype(np.int64), axis=0).astype(np.float64)
+        if laue:
+            rot = np.unique(np.concatenate([rot, -rot]).astype(np.int64), axis=0).astype(np.float64)
+        at = self.direct_matrix.T
+        return at @ rot @ np.linalg.inv(at)
+
     @property
     def direct_matrix(self) -> np.ndarray:
         """Rows a, b, c (3, 3) in nm in the Cartesian crystal frame (x || a, z || c*)."""
