@@ -297,12 +297,11 @@ def read_ang(path: str | os.PathLike) -> OrientationMap:
         body.pop()
     if not body:
         raise AngFormatError(f"{fname}: no data lines after the header (line {data_start}); truncated file?")
-    rows = [ln.split() for ln in body]
-    first_count = len(rows[0])
+    first_count = len(body[0].split())
     if first_count < 8:
         raise AngFormatError(f"{fname} line {data_start + 1}: expected 10 columns ({' '.join(COLUMN_VARIANTS[10])}), found {first_count}")
     names = _column_names(header, first_count)
-    cols, n_cols = _parse_table(rows, first_line=data_start + 1, names=names, required=8, fname=fname, error=AngFormatError, default_count=first_count)
+    cols, n_cols = _parse_table(body, sep=None, first_line=data_start + 1, names=names, required=8, fname=fname, error=AngFormatError, default_count=first_count)
     euler = np.column_stack(cols[0:3])
     x, y = cols[3], cols[4]
     raw_phase = _as_int(cols[7], name="Phase", fname=fname, first_line=data_start + 1, error=AngFormatError)  # type: ignore[arg-type]

@@ -246,8 +246,7 @@ def read_ctf(path: str | os.PathLike) -> OrientationMap:
         body.pop()
     if not body:
         raise CtfFormatError(f"{fname}: no data lines after the column header (line {data_start}); truncated file?")
-    rows = [ln.split("\t") for ln in body]
-    cols, n_cols = _parse_table(rows, first_line=data_start + 1, names=COLUMNS, required=_REQUIRED, fname=fname, error=CtfFormatError)
+    cols, n_cols = _parse_table(body, sep="\t", first_line=data_start + 1, names=COLUMNS, required=_REQUIRED, fname=fname, error=CtfFormatError)
     phase_id = _as_int(cols[0], name="Phase", fname=fname, first_line=data_start + 1, error=CtfFormatError)  # type: ignore[arg-type]
     bad = (phase_id < 0) | (phase_id > len(phases))
     if bad.any():

@@ -805,8 +805,9 @@ def _parse_number(text: str) -> int | float | str:
 
 
 def _parse_table(
-    rows: list[list[str]],
+    lines: list[str],
     *,
+    sep: str | None,
     first_line: int,
     names: Sequence[str],
     required: int,
@@ -816,14 +817,23 @@ def _parse_table(
 ) -> tuple[list[np.ndarray | None], int]:
     """Columns of a text table as float arrays (NaN where a field is empty).
 
-    ``rows`` are the split data lines, the first at file line ``first_line``.
+    ``lines`` are the data lines, the first at file line ``first_line``,
+    fields separated by ``sep`` (None: any whitespace).
     Every line must have the file's column count: ``default_count`` (or
     ``len(names)``) when most lines have it, else the count of most lines
     (a file that consistently leaves trailing columns out). Columns beyond
     a line's end or empty on every line come back as None.
     """
-    n = len(rows)
+    n = len(lines)
     full = default_count or len(names)
+    try:  # fast path: numpy's C parser, when every field is a number
+        flat = np.loadtxt(lines, delimiter=sep, comments=None, dtype=np.float64, ndmin=2)
+    except ValueError:
+        pass
+    else:
+        if flat.shape[1] >= required and np.isfinite(flat[:, :required]).all():
+            return [flat[:, j].copy() for j in range(flat.shape[1])], int(flat.shape[1])
+    rows = [ln.split(sep) for ln in lines]
     counts = np.fromiter((len(r) for r in rows), dtype=np.int64, count=n)
     values, freq = np.unique(counts, return_counts=True)
     expected = full if (counts == full).sum() * 2 >= n else int(values[np.argmax(freq)])
@@ -846,13 +856,6 @@ def _parse_table(
     if expected < required:
         raise error(f"{fname} line {first_line}: expected {full} columns ({describe(full)}), found {expected}")
     out: list[np.ndarray | None] = []
-    try:  # fast path: every field a number
-        flat = np.array([f for r in rows for f in r], dtype=np.float64).reshape(n, expected)
-    except ValueError:
-        pass
-    else:
-        if np.isfinite(flat[:, :required]).all():
-            return [flat[:, j].copy() for j in range(expected)], expected
     table = np.array(rows, dtype=str).reshape(n, expected)
     for j in range(expected):
         col = table[:, j]
