@@ -158,3 +158,19 @@ def test_cli_errors(cli, tmp_path):
     proc = cli("simulate", "-o", tmp_path / "x.h5", "--pc", "10,20,15000", "--pc-convention", "emsoft", "--shape", "2x2")
     assert proc.returncode == 2 and "pass px_size_um" in proc.stderr
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_top_level_simulate_is_callable_after_submodule_imports(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import kikuchi.simulate.lambert, kikuchi, sys\n"
+        "out = kikuchi.simulate(sys.argv[1], shape=(2, 2), pattern_shape=(10, 10), grains=1, noise=None,"
+        " master_pattern=sys.argv[2], progress=False)\n"
+        "print(out.name, callable(kikuchi.simulate), kikuchi.simulate.simulate is not None)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "t.h5"), str(shared_file(MP_FILE))],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["t.h5", "True", "True"]

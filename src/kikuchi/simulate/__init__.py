@@ -8,6 +8,8 @@ imported lazily, so ``import kikuchi.simulate`` stays light.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 __all__ = [
@@ -39,6 +41,21 @@ def simulate(*args: Any, **kwargs: Any) -> Any:
     from kikuchi.simulate.synthetic import simulate as _simulate
 
     return _simulate(*args, **kwargs)
+
+
+class _CallableModule(types.ModuleType):
+    """``kikuchi.simulate`` is both this package and the top-level ``kikuchi.simulate(...)`` function.
+
+    Importing any ``kikuchi.simulate.<module>`` binds the package as the
+    attribute ``simulate`` of ``kikuchi``; calling the package calls
+    :func:`simulate`, so ``kikuchi.simulate(path, ...)`` works either way.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return simulate(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 
 def __getattr__(name: str) -> Any:
