@@ -210,8 +210,9 @@ def remove_bg(img: Any, *, sigma: float | None = None, support: float | None = N
     background = gaussian_lowpass(img, sigma=sigma, support=support, **options)
     image = np.asarray(img, dtype=background.dtype)
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = image / background
-    out[~np.isfinite(out)] = 0.0
+        out = np.divide(image, background, out=background)
+    if not np.isfinite(out).all():
+        out[~np.isfinite(out)] = 0.0
     return out
 
 
