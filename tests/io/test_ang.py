@@ -196,6 +196,12 @@ def test_hexagonal_grid(tmp_path):
     assert back.grid == "hexagonal" and back.hex_ncols == (3, 2)
     assert np.array_equal(back.x_um, omap.x_um) and np.array_equal(back.euler, omap.euler)
     assert "# GRID: HexGrid" in (tmp_path / "hex2.ang").read_text()
+    # the same hexagonal map through a CTF file (whose header cannot say hexagonal)
+    from kikuchi.io.ctf import read_ctf, write_ctf
+
+    via_ctf = read_ctf(write_ctf(omap, tmp_path / "hex.ctf"))
+    assert via_ctf.grid == "hexagonal" and via_ctf.hex_ncols == (3, 2)
+    assert np.allclose(via_ctf.euler, omap.euler, atol=1e-6) and np.array_equal(via_ctf.phase_id, omap.phase_id)
     square = omap.to_square_grid()
     assert square.nav_shape == (2, 3)
     # every square position copies its nearest measured point

@@ -337,6 +337,14 @@ def test_points_off_the_grid(tmp_path):
     assert "form neither a complete square grid" in msg and "XCells 3" in msg
 
 
+def test_writer_invents_no_microscope_values(tmp_path):
+    omap = OrientationMap.from_arrays(euler=np.zeros((1, 2, 3)), phases=[PhaseInfo(1, "Ni", space_group=225)])
+    lines = write_ctf(omap, tmp_path / "a.ctf").read_text().splitlines()
+    assert lines[11] == "Euler angles refer to Sample Coordinate system (CS0)!"
+    back = read_ctf(tmp_path / "a.ctf")
+    assert "KV" not in back.header and back.header["Euler angles refer to"] == "Sample Coordinate system (CS0)!"
+
+
 def test_writer_is_atomic_and_refuses_bad_phase(tmp_path):
     omap = OrientationMap.from_arrays(euler=np.zeros((1, 2, 3)), phases=[PhaseInfo(1, "X", point_group=None)])
     with pytest.raises(CtfFormatError, match="has no CTF code"):

@@ -285,16 +285,15 @@ def read_ctf(path: str | os.PathLike) -> OrientationMap:
 
     ncols, nrows = int(header["XCells"]), int(header["YCells"])
     expected = ncols * nrows
-    if n < expected:
-        raise CtfFormatError(
-            f"{fname}: the header promises XCells {ncols} x YCells {nrows} = {expected} points, "
-            f"the file holds {n} data lines (last at line {last_line}): truncated file?"
-        )
-    if n > expected:
-        raise CtfFormatError(f"{fname}: the header promises XCells {ncols} x YCells {nrows} = {expected} points, the file holds {n} data lines")
+    truncated = (
+        f"{fname}: the header promises XCells {ncols} x YCells {nrows} = {expected} points, "
+        f"the file holds {n} data lines (last at line {last_line}): truncated file?"
+    )
     try:
         grid = infer_grid(x, y, step_x=float(header["XStep"]), step_y=float(header["YStep"]))  # type: ignore[arg-type]
     except OrientationMapError as exc:
+        if n < expected:
+            raise CtfFormatError(truncated) from None
         raise CtfFormatError(f"{fname}: {exc} (header: XCells {ncols}, YCells {nrows}, XStep {header['XStep']}, YStep {header['YStep']})") from None
     if grid.kind == "hexagonal":
         notes.append(
@@ -302,6 +301,8 @@ def read_ctf(path: str | os.PathLike) -> OrientationMap:
             f"every other row shifted by {grid.step_um[1] / 2:.4g} µm), which a CTF header cannot say (JobMode Grid)"
         )
     elif grid.nav_shape != (nrows, ncols):
+        if n < expected:
+            raise CtfFormatError(truncated)
         raise CtfFormatError(f"{fname}: the coordinates form a {grid.nav_shape[0]} x {grid.nav_shape[1]} grid, the header says YCells {nrows} x XCells {ncols}")  # type: ignore[index]
     if grid.order is not None:
         notes.append("points were not stored row by row; they are kept row-major")
@@ -358,6 +359,8 @@ def write_ctf(omap: OrientationMap, path: str | os.PathLike) -> Path:
         out += ["JobMode\tInteractive", f"NoMeas\t{n}"]
     else:
         rows, cols = omap.nav_shape  # type: ignore[misc]
+        if omap.grid == "hexagonal" and omap.hex_ncols is not None:
+            cols = omap.hex_ncols[0]  # points of the first row; the coordinates carry the layout
         out += ["JobMode\tGrid", f"XCells\t{cols}", f"YCells\t{rows}"]
     xstep = omap.step_um[1] if omap.step_um[1] > 0 else h.get("XStep", 0.0)
     ystep = omap.step_um[0] if omap.grid == "square" else h.get("YStep", xstep)
@@ -368,8 +371,6 @@ def write_ctf(omap: OrientationMap, path: str | os.PathLike) -> Path:
     for key in CS0_KEYS:
         if key in h:
             cs0 += [key, _fmt_header(h[key])]
-    if len(cs0) == 1:
-        cs0 += ["Mag", "0.0000", "Coverage", "100", "Device", "0", "KV", "0.0000", "TiltAngle", "70.0000", "TiltAxis", "0"]
     out.append("\t".join(cs0))
     skip = {"Prj", "Author", "JobMode", "XCells", "YCells", "NoMeas", "XStep", "YStep", "AcqE1", "AcqE2", "AcqE3", _CS0_PREFIX, "Phases", "Columns", *CS0_KEYS}
     for key, value in h.items():
