@@ -446,3 +446,52 @@ def test_writer_rejects_bad_blocks(tmp_path):
         with pytest.raises(MapPositionError, match="patterns 1:3 outside the map of 2 patterns"):
             w.write(1, np.zeros((2, H, W)))
         w.write(0, np.zeros((2, H, W)))
+
+
+# -- raw chunk reads (inflating outside h5py's lock) ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("filters", "direct"),
+    [
+        ({}, True),
+        ({"compression": "gzip", "compression_opts": 9}, True),
+        ({"compression": "gzip", "shuffle": True}, True),
+        ({"shuffle": True}, True),
+        ({"compression": "lzf"}, False),
+        ({"compression": "gzip", "fletcher32": True}, False),
+    ],
+)
+@pytest.mark.parametrize("dtype", ["<u2", ">u2", "u1", "<f4"])
+def test_chunk_reads_equal_h5py_reads(tmp_path, filters, direct, dtype):
+    """Whatever the filters, byte order or stored chunks, read() gives what h5py gives."""
+    path = tmp_path / "m.h5"
+    rng = np.random.default_rng(5)
+    patterns = rng.integers(0, 250, (11, H, W)).astype(dtype)
+    with h5py.File(path, "w") as f:
+        f["Scan/EBSD/Header/NCOLS"] = 4
+        f["Scan/EBSD/Header/NROWS"] = 3
+        d = f.create_dataset("Scan/EBSD/Data/RawPatterns", shape=(11, H, W), dtype=dtype, chunks=(4, H, W), **filters)
+        d[0:8] = patterns[0:8]  # the last chunk is never stored: it reads as the fill value
+        f["Scan/EBSD/Data/X BEAM"] = np.arange(11) % 4
+        f["Scan/EBSD/Data/Y BEAM"] = np.arange(11) // 4
+    expected = patterns.copy()
+    expected[8:] = 0
+    with open_map(path) as m:
+        assert (m._chunk_decoder() is not None) == (direct and np.dtype(dtype).isnative)
+        for start, stop in [(0, 11), (1, 6), (3, 4), (4, 8), (7, 11), (8, 11)]:
+            np.testing.assert_array_equal(m.read(start, stop), expected[start:stop])
+        np.testing.assert_array_equal(m.read_indices(np.array([10, 2, 5, 2])), expected[[10, 2, 5, 2]])
+
+
+def test_contiguous_dataset_is_read_by_h5py(tmp_path):
+    path = tmp_path / "m.h5"
+    patterns = np.arange(6 * H * W, dtype=np.uint16).reshape(6, H, W)
+    with h5py.File(path, "w") as f:
+        f["Scan/EBSD/Header/NCOLS"] = 3
+        f["Scan/EBSD/Header/NROWS"] = 2
+        f["Scan/EBSD/Data/RawPatterns"] = patterns
+    with open_map(path) as m:
+        assert m._chunk_decoder() is None
+        np.testing.assert_array_equal(m.read(2, 5), patterns[2:5])
+        np.testing.assert_array_equal(m.read_all()[1, 2], patterns[5])

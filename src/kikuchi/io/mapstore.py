@@ -85,6 +85,15 @@ def _deflate(raw: np.ndarray, level: int) -> bytes:
     return zlib.compress(raw, level)
 
 
+def _inflate(raw: bytes) -> bytes:
+    """Decompress a zlib stream (ISA-L when the optional package ``isal`` is installed)."""
+    try:
+        from isal import isal_zlib
+    except ImportError:
+        return zlib.decompress(raw)
+    return isal_zlib.decompress(raw)
+
+
 class MapFileError(ValueError):
     """A map file is missing something or is inconsistent."""
 
@@ -398,9 +407,61 @@ class EBSDMap:
         """Patterns ``start:stop`` in storage order, shape (n, h, w)."""
         stop = self.n_patterns if stop is None else min(stop, self.n_patterns)
         out = np.empty((max(0, stop - start), *self.pattern_shape), dtype=self.dtype)
-        if out.shape[0]:
+        if out.shape[0] and not self._read_chunks_direct(start, stop, out):
             self._patterns.read_direct(out, np.s_[start:stop])
         return out
+
+    def _chunk_decoder(self) -> tuple[int, bool, bool] | None:
+        """(patterns per chunk, deflate, shuffle) when chunks can be decoded here, else None."""
+        if not hasattr(self, "_decoder"):
+            self._decoder = None
+            d = self._patterns
+            if d.chunks is not None and d.chunks[1:] == d.shape[1:] and d.dtype.isnative and d.dtype.kind in "uif":
+                plist = d.id.get_create_plist()
+                names = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+                known = {h5py.h5z.FILTER_SHUFFLE: "shuffle", h5py.h5z.FILTER_DEFLATE: "deflate"}
+                if all(f in known for f in names) and names in ([], [h5py.h5z.FILTER_DEFLATE], [h5py.h5z.FILTER_SHUFFLE],
+                                                               [h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_DEFLATE]):
+                    self._decoder = (int(d.chunks[0]), h5py.h5z.FILTER_DEFLATE in names, h5py.h5z.FILTER_SHUFFLE in names)
+        return self._decoder
+
+    def _read_chunks_direct(self, start: int, stop: int, out: np.ndarray) -> bool:
+        """Read ``start:stop`` by raw chunk reads, inflating outside h5py's lock.
+
+        h5py serialises every HDF5 call, filters included, so threads reading
+        one file decompress one at a time; reading the stored bytes (fast) and
+        inflating here (zlib/ISA-L release the GIL) lets them decompress in
+        parallel. Only for whole-pattern chunks with deflate and/or shuffle or
+        no filter; returns False (the caller reads through h5py) otherwise, or
+        when a chunk is not stored or was stored with a filter skipped.
+        """
+        decoder = self._chunk_decoder()
+        if decoder is None:
+            return False
+        per_chunk, deflate, shuffle = decoder
+        size = self.dtype.itemsize
+        first, last = start // per_chunk, (stop - 1) // per_chunk
+        chunk_shape = (per_chunk, *self.pattern_shape)
+        try:
+            raws = []
+            for k in range(first, last + 1):
+                mask, raw = self._patterns.id.read_direct_chunk((k * per_chunk, 0, 0))
+                if mask:
+                    return False
+                raws.append(raw)
+        except (OSError, ValueError, KeyError, RuntimeError):
+            return False
+        for k, raw in zip(range(first, last + 1), raws):
+            data = _inflate(raw) if deflate else raw
+            buf = np.frombuffer(data, dtype=np.uint8)
+            if buf.size != size * int(np.prod(chunk_shape)):
+                return False
+            if shuffle and size > 1:
+                buf = np.ascontiguousarray(buf.reshape(size, -1).T)
+            chunk = buf.view(self.dtype).reshape(chunk_shape)
+            lo, hi = max(start, k * per_chunk), min(stop, (k + 1) * per_chunk)
+            out[lo - start : hi - start] = chunk[lo - k * per_chunk : hi - k * per_chunk]
+        return True
 
     def read_indices(self, indices: np.ndarray) -> np.ndarray:
         """Patterns at arbitrary storage indices (any order, repeats allowed)."""
