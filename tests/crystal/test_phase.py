@@ -85,6 +85,23 @@ def test_orix_round_trip_and_point_groups():
     assert Phase.parse("gan-zincblende").point_group.name == "-43m"
 
 
+@pytest.mark.parametrize("name", ["gan-wurtzite", "ti-alpha", "si"])
+def test_point_group_matrices_are_orix_symmetry(name):
+    phase = Phase.parse(name)
+    ours = phase.point_group_matrices()
+    np.testing.assert_allclose(np.abs(np.linalg.det(ours)), 1, atol=1e-12)
+    np.testing.assert_allclose(ours @ ours.transpose(0, 2, 1), np.broadcast_to(np.eye(3), ours.shape), atol=1e-12)
+    # orix stores improper operations as a rotation plus an inversion flag
+    det = np.linalg.det(ours)
+    proper_parts = ours * det[:, None, None]
+    theirs = np.asarray(phase.point_group.to_matrix())
+    improper = np.asarray(phase.point_group.improper).ravel()
+    assert len(ours) == len(theirs) and np.sum(det < 0) == np.sum(improper)
+    for m, inv in zip(theirs, improper):  # the same set of operations
+        match = np.abs(proper_parts - m).max(axis=(1, 2)) < 1e-9
+        assert np.any(match & ((det < 0) == inv))
+
+
 def test_hexagonal_site_generation():
     # hcp: 2c sites (1/3, 2/3, 1/4) and (2/3, 1/3, 3/4)
     np.testing.assert_allclose(expand_site([1 / 3, 2 / 3, 0.25], 194), [[1 / 3, 2 / 3, 0.25], [2 / 3, 1 / 3, 0.75]], atol=1e-9)

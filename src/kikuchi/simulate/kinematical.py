@@ -23,9 +23,9 @@ projected onto detectors like a dynamical EMsoft master pattern.
 
 The defaults (edge_fraction 0.1, D = 1, L = 2, gamma = 0.5) were chosen on
 the 9 real Ni patterns of kikuchipy's ``nickel_ebsd_small``: normalised
-cross-correlation 0.31-0.42 with the background-corrected patterns (the EMsoft
-dynamical master pattern gives 0.35-0.47), against
-0.18-0.24 for plain top-hat bands with gamma = 1 (D = 0).
+cross-correlation 0.32-0.43 with the background-corrected patterns (the EMsoft
+dynamical master pattern gives 0.36-0.47), against 0.19-0.25 for plain top-hat
+bands with gamma = 1 (D = 0). See docs/crystal.md.
 
 The result is cached on disk (one ``.npz`` per phase, kV, size and model
 parameters; atomic writes) in ``$KIKUCHI_CACHE_DIR``, else
