@@ -123,3 +123,20 @@ def test_bad_inputs():
         zone_axes(DET, EULER)
     with pytest.raises(ValueError, match="pass Reflectors with a phase, or direct_matrix"):
         zone_axes(DET, EULER, uvw=[[1, 0, 0]])
+
+
+def test_kinematical_ni_bands_are_symmetric_about_their_centre_lines():
+    kinematical = pytest.importorskip("kikuchi.simulate.kinematical")
+    crystal = pytest.importorskip("kikuchi.crystal")
+    master = kinematical.kinematical_master_pattern("ni", kv=20.0, cache=False)
+    refl = crystal.reflectors("ni", kv=20.0, n=14)  # {111} and {200}
+    pattern = project_patterns(master, DET, EULER)[0].astype(float)
+    offsets = np.linspace(-6, 6, 121)
+    checked = 0
+    for hkl, seg in band_lines(DET, EULER, refl):
+        if sorted(abs(v) for v in hkl) not in ([1, 1, 1], [0, 0, 2]) or np.hypot(seg[2] - seg[0], seg[3] - seg[1]) < 60:
+            continue  # strong bands, long enough that the profile is not dominated by crossing bands
+        prof = _profile(pattern, seg, offsets)
+        assert np.abs(prof - prof[::-1]).max() < 0.05 * np.ptp(prof), hkl
+        checked += 1
+    assert checked >= 3
