@@ -72,3 +72,11 @@ def test_info_bad_paths(cli, tmp_path):
     bad.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
     proc = cli("info", bad)
     assert proc.returncode == 2 and "bad.h5: not a readable HDF5 file" in proc.stderr
+
+
+def test_info_ang(cli):
+    proc = cli("info", shared_file("mtex/S00.ANG"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    desc = json.loads(proc.stdout)
+    assert desc["kind"] == "orientation map" and desc["format"] == "ang"
+    assert desc["phases"] and desc["phases"][0]["hkl_families"]

@@ -495,3 +495,21 @@ def test_contiguous_dataset_is_read_by_h5py(tmp_path):
         assert m._chunk_decoder() is None
         np.testing.assert_array_equal(m.read(2, 5), patterns[2:5])
         np.testing.assert_array_equal(m.read_all()[1, 2], patterns[5])
+
+
+def test_without_isal_zlib_encodes_and_inflates(tmp_path, monkeypatch):
+    """ISA-L is optional: without it zlib writes and reads the same chunks."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "isal", None)  # import isal -> ImportError
+    path = tmp_path / "m.h5"
+    rng = np.random.default_rng(9)
+    patterns = rng.integers(0, 4000, (7, H, W)).astype(np.uint16)
+    with MapWriter(path, nav_shape=(1, 7), pattern_shape=(H, W), dtype=np.uint16, chunk_patterns=3) as w:
+        for s in range(0, 7, 3):
+            w.write(s, patterns[s : s + 3], encoded=w.encode_chunk(patterns[s : s + 3]))
+    with open_map(path) as m:
+        assert m._chunk_decoder() == (3, True, True)
+        np.testing.assert_array_equal(m.read(), patterns)
+    with h5py.File(path) as f:
+        np.testing.assert_array_equal(f["Scan/EBSD/Data/RawPatterns"][()], patterns)
