@@ -162,6 +162,8 @@ class Detector:
         header = getattr(ebsd_map, "header", None)
         if header is not None and "PixelSize" in getattr(header, "attrs", {}):
             px = float(np.asarray(header.attrs["PixelSize"]).ravel()[0])
+        elif header is not None and "detector_pixel_size" in header:  # kikuchipy h5ebsd
+            px = float(np.asarray(header["detector_pixel_size"][()]).ravel()[0]) or None
         if pcd is None:
             _logger.warning("%s: no pattern centre in the file; assuming (0.5, 0.5, 0.5) (Bruker)", getattr(ebsd_map, "path", "map"))
             pc: Any = (0.5, 0.5, 0.5)
