@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 
 from kikuchi.io.ang import COLUMN_VARIANTS, SYMMETRY_CODES, AngFormatError, read_ang, write_ang
 from kikuchi.io.orientation_map import OrientationMap, OrientationMapError, PhaseInfo
 from tests.conftest import shared_file
+from tests.io._omap_helpers import orix_load, write_text
 
 S00 = "mtex/S00.ANG"
 
@@ -93,18 +92,6 @@ def ang_text(
     return "\n".join(head + data) + "\n"
 
 
-def write_text(tmp_path, name: str, text: str):
-    path = tmp_path / name
-    path.write_text(text)
-    return path
-
-
-def orix_load(path):
-    from orix.io import load
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return load(str(path))
 
 
 # ---------------------------------------------------------------- the real file

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 
 from kikuchi.io.ctf import COLUMNS, ERROR_CODES, CtfFormatError, read_ctf, write_ctf
 from kikuchi.io.orientation_map import OrientationMap, OrientationMapError, PhaseInfo
 from tests.conftest import shared_file
+from tests.io._omap_helpers import orix_load, write_text
 
 GAN = "xcdskd/GaN_polytype_mixing.ctf"
 CS0 = (
@@ -64,18 +63,6 @@ def ctf_text(
     return "\n".join(header + data) + "\n"
 
 
-def write_text(tmp_path, name: str, text: str):
-    path = tmp_path / name
-    path.write_text(text)
-    return path
-
-
-def orix_load(path):
-    from orix.io import load
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # orix warns about space groups derived from Laue groups
-        return load(str(path))
 
 
 # ---------------------------------------------------------------- real files

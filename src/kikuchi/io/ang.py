@@ -63,12 +63,14 @@ from kikuchi.io.orientation_map import (
     PhaseInfo,
     _as_int,
     _format_column,
+    _format_header_value,
+    _format_lattice_value,
+    _gridded_map,
     _join_rows,
     _maybe_int,
     _parse_number,
     _parse_table,
     infer_grid,
-    laue_group_of,
 )
 
 __all__ = ["AngFormatError", "COLUMN_VARIANTS", "SYMMETRY_CODES", "read_ang", "write_ang", "sniff"]
@@ -355,28 +357,14 @@ def read_ang(path: str | os.PathLike) -> OrientationMap:
             f"the header says {nrows} rows x {odd}/{even} columns at XSTEP {xstep:g} µm, the data hold {shape} "
             f"at {grid.step_um[1]:g} µm (a subsampled or cropped export); the data coordinates are used"
         )
-    if grid.order is not None:
-        notes.append("points were not stored row by row; they are kept row-major")
-        o = grid.order
-        euler, phase_id, x, y = euler[o], phase_id[o], x[o], y[o]  # type: ignore[index]
-        columns = {k: v[o] for k, v in columns.items()}
-    for note in notes:
-        _logger.info("%s: %s", fname, note)
-    return OrientationMap(
-        euler=euler, phase_id=phase_id, x_um=x, y_um=y, grid=grid.kind, nav_shape=grid.nav_shape,  # type: ignore[arg-type]
-        step_um=grid.step_um, columns=columns, phases=phases, header=header, source_format="ang",
-        hex_ncols=grid.hex_ncols, path=path, notes=notes,
-    )
+    return _gridded_map(
+        grid, euler=euler, phase_id=phase_id, x=x, y=y, columns=columns, notes=notes, fname=fname,  # type: ignore[arg-type]
+        phases=phases, header=header, source_format="ang", path=path,
+    )  # fmt: skip
 
 
 def _fmt(value: Any) -> str:
-    if isinstance(value, bool):
-        return str(int(value))
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
-        return f"{float(value):.6f}"
-    return str(value)
+    return _format_header_value(value, 6)
 
 
 def _symmetry_code(phase: PhaseInfo) -> int:
@@ -386,10 +374,6 @@ def _symmetry_code(phase: PhaseInfo) -> int:
     if phase.laue_group not in _CODE_OF_LAUE:
         raise AngFormatError(f"phase {phase.id} ({phase.name}): Laue group {phase.laue_group!r} has no TSL symmetry code; give a space group or point group")
     return _CODE_OF_LAUE[phase.laue_group]  # type: ignore[index]
-
-
-def _fmt_lattice(value: float) -> str:
-    return f"{value:.3f}" if round(value, 3) == value else f"{value:.6g}"
 
 
 def write_ang(omap: OrientationMap, path: str | os.PathLike) -> Path:
@@ -424,7 +408,7 @@ def write_ang(omap: OrientationMap, path: str | os.PathLike) -> Path:
         ]
         if "PointGroupID" in p.extra:
             out.append(f"# PointGroupID  {p.extra['PointGroupID']}")
-        out.append("# LatticeConstants      " + " ".join(_fmt_lattice(v) for v in (*p.lattice_angstrom, *p.angles_deg)))
+        out.append("# LatticeConstants      " + " ".join(_format_lattice_value(v) for v in (*p.lattice_angstrom, *p.angles_deg)))
         out.append(f"# NumberFamilies        {len(p.hkl_families)}")
         for fam in p.hkl_families:
             fields = [f"{v:3d}" for v in fam["hkl"]]

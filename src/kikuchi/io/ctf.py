@@ -52,6 +52,9 @@ from kikuchi.io.orientation_map import (
     PhaseInfo,
     _as_int,
     _format_column,
+    _format_header_value,
+    _format_lattice_value,
+    _gridded_map,
     _join_rows,
     _maybe_int,
     _parse_number,
@@ -304,33 +307,14 @@ def read_ctf(path: str | os.PathLike) -> OrientationMap:
         if n < expected:
             raise CtfFormatError(truncated)
         raise CtfFormatError(f"{fname}: the coordinates form a {grid.nav_shape[0]} x {grid.nav_shape[1]} grid, the header says YCells {nrows} x XCells {ncols}")  # type: ignore[index]
-    if grid.order is not None:
-        notes.append("points were not stored row by row; they are kept row-major")
-        o = grid.order
-        euler, phase_id, x, y = euler[o], phase_id[o], x[o], y[o]  # type: ignore[index]
-        columns = {k: v[o] for k, v in columns.items()}
-    for note in notes:
-        _logger.info("%s: %s", fname, note)
-    return OrientationMap(
-        euler=euler, phase_id=phase_id, x_um=x, y_um=y, grid=grid.kind, nav_shape=grid.nav_shape,  # type: ignore[arg-type]
-        step_um=grid.step_um, columns=columns, phases=phases, header=header, source_format="ctf",
-        hex_ncols=grid.hex_ncols, path=path, notes=notes,
-    )
+    return _gridded_map(
+        grid, euler=euler, phase_id=phase_id, x=x, y=y, columns=columns, notes=notes, fname=fname,  # type: ignore[arg-type]
+        phases=phases, header=header, source_format="ctf", path=path,
+    )  # fmt: skip
 
 
 def _fmt_header(value: Any) -> str:
-    if isinstance(value, bool):
-        return str(int(value))
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
-        return f"{float(value):.4f}"
-    return str(value)
-
-
-def _fmt_num(value: float) -> str:
-    value = float(value)
-    return f"{value:.3f}" if round(value, 3) == value else f"{value:.6g}"
+    return _format_header_value(value, 4)
 
 
 def _laue_code(phase: PhaseInfo) -> int:
@@ -386,8 +370,8 @@ def write_ctf(omap: OrientationMap, path: str | os.PathLike) -> Path:
         out.append(
             "\t".join(
                 [
-                    ";".join(_fmt_num(v) for v in p.lattice_angstrom),
-                    ";".join(_fmt_num(v) for v in p.angles_deg),
+                    ";".join(_format_lattice_value(v) for v in p.lattice_angstrom),
+                    ";".join(_format_lattice_value(v) for v in p.angles_deg),
                     p.name,
                     str(_laue_code(p)),
                     str(p.space_group or 0),

@@ -923,3 +923,46 @@ def _join_rows(columns: Sequence[tuple[str, list[Any]]], sep: str) -> str:
         return ""
     fmt = sep.join(c[0] for c in columns)
     return "\n".join([fmt % row for row in zip(*(c[1] for c in columns))]) + "\n"
+
+
+def _format_header_value(value: Any, decimals: int) -> str:
+    """A header value as text: integers as such, floats with ``decimals``."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(int(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.{decimals}f}"
+    return str(value)
+
+
+def _format_lattice_value(value: float) -> str:
+    """A lattice length or angle with 3 decimals, or more digits where it has them."""
+    value = float(value)
+    return f"{value:.3f}" if round(value, 3) == value else f"{value:.6g}"
+
+
+def _gridded_map(
+    grid: _Grid,
+    *,
+    euler: np.ndarray,
+    phase_id: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    columns: dict[str, np.ndarray],
+    notes: list[str],
+    fname: str,
+    **fields: Any,
+) -> OrientationMap:
+    """The OrientationMap of a reader's points on ``grid`` (reordered row-major when needed)."""
+    if grid.order is not None:
+        notes.append("points were not stored row by row; they are kept row-major")
+        o = grid.order
+        euler, phase_id, x, y = euler[o], phase_id[o], x[o], y[o]
+        columns = {k: v[o] for k, v in columns.items()}
+    for note in notes:
+        _logger.info("%s: %s", fname, note)
+    return OrientationMap(
+        euler=euler, phase_id=phase_id, x_um=x, y_um=y, grid=grid.kind, nav_shape=grid.nav_shape,
+        step_um=grid.step_um, columns=columns, hex_ncols=grid.hex_ncols, notes=notes, **fields,
+    )  # fmt: skip
