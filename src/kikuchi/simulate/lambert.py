@@ -26,6 +26,17 @@ def _check_size(size: int) -> int:
     return size
 
 
+def as_direction_array(vectors: np.ndarray, what: str) -> tuple[np.ndarray, tuple[int, ...]]:
+    """(n, 3) C-contiguous float64 copy of (..., 3) directions and their leading shape; rejects zero vectors."""
+    v = np.asarray(vectors, dtype=np.float64)
+    if v.ndim == 0 or v.shape[-1] != 3:
+        raise ValueError(f"vectors must have a last axis of length 3, got shape {v.shape}")
+    flat = np.ascontiguousarray(v.reshape(-1, 3))
+    if flat.size and not np.all(np.any(flat != 0, axis=1)):
+        raise ValueError(f"{what}: a zero vector has no direction")
+    return flat, v.shape[:-1]
+
+
 def lambert_grid_vectors(size: int) -> np.ndarray:
     """Unit vectors of every pixel of EMsoft's square Lambert grids.
 
@@ -83,12 +94,6 @@ def vectors_to_lambert(vectors: np.ndarray, size: int) -> tuple[np.ndarray, np.n
     ([0, 1], [200.0, 200.0], [400.0, 200.0])
     """
     size = _check_size(size)
-    v = np.asarray(vectors, dtype=np.float64)
-    if v.ndim == 0 or v.shape[-1] != 3:
-        raise ValueError(f"vectors must have a last axis of length 3, got shape {v.shape}")
-    flat = np.ascontiguousarray(v.reshape(-1, 3))
-    if flat.size and not np.all(np.any(flat != 0, axis=1)):
-        raise ValueError("vectors_to_lambert: a zero vector has no direction")
+    flat, shape = as_direction_array(vectors, "vectors_to_lambert")
     hemi, rows, cols = _kernels.vectors_to_lambert(flat, size)
-    shape = v.shape[:-1]
     return hemi.reshape(shape), rows.reshape(shape), cols.reshape(shape)

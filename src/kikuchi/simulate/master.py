@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from kikuchi.simulate import _kernels
+from kikuchi.simulate.lambert import as_direction_array
 
 __all__ = ["MasterPattern", "MasterPatternError"]
 
@@ -95,13 +96,8 @@ class MasterPattern:
         numpy.ndarray
             (...) float32 intensities.
         """
-        v = np.asarray(vectors_crystal, dtype=np.float64)
-        if v.ndim == 0 or v.shape[-1] != 3:
-            raise ValueError(f"vectors must have a last axis of length 3, got shape {v.shape}")
-        flat = np.ascontiguousarray(v.reshape(-1, 3))
-        if flat.size and not np.all(np.any(flat != 0, axis=1)):
-            raise ValueError("MasterPattern.sample: a zero vector has no direction")
-        return _kernels.sample_master(self.north, self.south, flat).reshape(v.shape[:-1])
+        flat, shape = as_direction_array(vectors_crystal, "MasterPattern.sample")
+        return _kernels.sample_master(self.north, self.south, flat).reshape(shape)
 
     def normalized(self) -> MasterPattern:
         """A copy with intensities scaled to zero mean and unit standard deviation over both hemispheres."""
