@@ -1,0 +1,188 @@
+"""Speed and memory of the processing chain against kikuchipy and a batched FFT floor.
+
+Run by hand (kikuchipy is the optional ``bench`` extra, never imported by kikuchi)::
+
+    .venv/bin/python benchmarks/process.py            # both maps, memory at 1x and 10x
+    .venv/bin/python benchmarks/process.py --quick    # smaller maps, no 10x memory run
+
+On two generated map files (10,000 patterns of 60 x 60 uint8; 1,000 of
+240 x 240 uint16) it times the chain static background (divide) + dynamic
+background (divide, Gaussian sigma = height / 8) + 3 x 3 neighbour
+averaging, output in the input dtype:
+
+* kikuchi ``process_patterns`` on the map in memory, and ``process_map``
+  file to file (read, process, compress, write), serial and on threads;
+* kikuchipy ``remove_static_background`` + ``remove_dynamic_background`` +
+  ``average_neighbour_patterns`` on the same arrays in memory;
+* the dynamic background alone: kikuchi ``remove_dynamic_background`` against
+  the floor, a batched ``scipy.fft`` Gaussian low-pass (rfft2 of the stack at
+  its own size times the Gaussian transfer function, irfft2, divide) on the
+  same float32 arrays.
+
+Peak memory: ``process_map`` of a map and of a map 10 times larger, each
+in a fresh subprocess (peak RSS: VmHWM of /proc/self/status, Linux).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import scipy.fft
+
+from kikuchi.engine import process_map
+from kikuchi.io.mapstore import MapWriter, open_map
+from kikuchi.process import ProcessingSettings, process_patterns, remove_dynamic_background
+
+
+def synthetic_map(path: Path, nav_shape: tuple[int, int], pattern_shape: tuple[int, int], dtype: str, seed: int = 0) -> Path:
+    """A map of patterns with a smooth background, a few bands that change over the map, and noise."""
+    if path.exists():
+        return path
+    rng = np.random.default_rng(seed)
+    rows, cols = nav_shape
+    h, w = pattern_shape
+    top = 200.0 if dtype == "uint8" else 40000.0
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    bg = 0.55 + 0.4 * np.exp(-((yy - 0.35) ** 2 + (xx - 0.5) ** 2) / 0.18)
+    with MapWriter(path, nav_shape=nav_shape, pattern_shape=pattern_shape, dtype=dtype) as wr:
+        for r in range(rows):
+            angle = 0.3 * r / rows + np.linspace(0, 2.0, cols)[:, None, None]
+            bands = sum(
+                np.cos(2 * np.pi * k * (xx * np.cos(angle + a) + yy * np.sin(angle + a))) for k, a in ((9, 0.0), (7, 1.1), (11, 2.2))
+            )
+            mean = top * bg * (1 + 0.06 * bands)
+            pats = rng.poisson(np.maximum(mean, 0) / (4 if dtype == "uint8" else 40)) * (4 if dtype == "uint8" else 40)
+            wr.write_rows(r, np.clip(pats, 0, np.iinfo(dtype).max).astype(dtype)[None])
+        wr.set_static_background((top * bg).astype(np.float32))
+    return path
+
+
+def timed(func, repeat: int = 1) -> float:
+    best = np.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        func()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def fft_floor(stack: np.ndarray, sigma: float, workers: int) -> np.ndarray:
+    """Batched Gaussian high-pass by division at the image size (periodic borders: the floor, not a correct filter)."""
+    h, w = stack.shape[1:]
+    fr = scipy.fft.fftfreq(h)[:, None]
+    fc = scipy.fft.rfftfreq(w)[None, :]
+    transfer = np.exp(-2 * np.pi**2 * sigma**2 * (fr**2 + fc**2)).astype(np.float32)
+    low = scipy.fft.irfft2(scipy.fft.rfft2(stack, axes=(1, 2), workers=workers) * transfer, s=(h, w), axes=(1, 2), workers=workers)
+    return stack / low
+
+
+def kikuchipy_chain(patterns: np.ndarray, background: np.ndarray) -> np.ndarray:
+    import kikuchipy as kp
+
+    s = kp.signals.EBSD(patterns.copy())
+    s.static_background = background.astype(patterns.dtype)
+    s.remove_static_background(operation="divide", show_progressbar=False)
+    s.remove_dynamic_background(operation="divide", show_progressbar=False)
+    s.average_neighbour_patterns(window="rectangular", window_shape=(3, 3), show_progressbar=False)
+    return np.asarray(s.data)
+
+
+def bench_map(path: Path, workers: int, repeat: int) -> dict:
+    with open_map(path) as m:
+        patterns = m.read_all()
+        background = m.static_background
+        n = m.n_patterns
+        h, w = m.pattern_shape
+    settings = ProcessingSettings(npa=1, dtype=str(patterns.dtype), clow=0.0, chigh=100.0)
+    sigma = h / 8.0
+    result: dict = {"map": path.name, "patterns": n, "pattern_shape": [h, w], "dtype": str(patterns.dtype)}
+    # the whole chain in memory
+    t = timed(lambda: process_patterns(patterns, settings, static_background=background), repeat)
+    result["kikuchi_chain_in_memory_pps"] = n / t
+    out = Path(tempfile.mkdtemp()) / "out.h5"
+    for executor in ("serial", "threads"):
+        t = timed(lambda ex=executor: process_map(path, out, settings, executor=ex, workers=workers, progress=False), 1)
+        result[f"kikuchi_process_map_{executor}_pps"] = n / t
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t = timed(lambda: kikuchipy_chain(patterns, background), 1)
+        result["kikuchipy_chain_in_memory_pps"] = n / t
+        result["speedup_chain_in_memory"] = result["kikuchi_chain_in_memory_pps"] / result["kikuchipy_chain_in_memory_pps"]
+        result["speedup_process_map_threads_vs_kikuchipy_in_memory"] = (
+            result["kikuchi_process_map_threads_pps"] / result["kikuchipy_chain_in_memory_pps"]
+        )
+    except ImportError:
+        result["kikuchipy"] = "not installed (pip install kikuchipy)"
+    # dynamic background alone against the FFT floor, same float32 arrays
+    stack = (patterns.reshape(n, h, w) / background).astype(np.float32)
+    for fft_workers in (1, workers):
+        t_floor = timed(lambda fw=fft_workers: fft_floor(stack, sigma, fw), repeat)
+        t_ours = timed(lambda fw=fft_workers: remove_dynamic_background(stack, sigma=sigma, dtype=np.float32, workers=fw), repeat)
+        t_direct = timed(lambda: remove_dynamic_background(stack, sigma=sigma, dtype=np.float32, method="direct"), repeat)
+        result[f"dynamic_fft_floor_pps_workers{fft_workers}"] = n / t_floor
+        result[f"dynamic_kikuchi_fft_pps_workers{fft_workers}"] = n / t_ours
+        result[f"dynamic_kikuchi_over_floor_time_workers{fft_workers}"] = t_ours / t_floor
+    result["dynamic_kikuchi_direct_pps"] = n / t_direct
+    return result
+
+
+_CHILD = """
+import sys, time
+from kikuchi.engine import process_map
+from kikuchi.process import ProcessingSettings
+t0 = time.perf_counter()
+process_map(sys.argv[1], sys.argv[2], ProcessingSettings(npa=1, clow=0.0, chigh=100.0), executor="threads", workers=int(sys.argv[3]), progress=False)
+dt = time.perf_counter() - t0
+# VmHWM: peak RSS of this process image (ru_maxrss would include the parent's, inherited through fork)
+hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM"))
+print(int(hwm.split()[1]) / 1024, dt)
+"""
+
+
+def peak_memory(path: Path, workers: int) -> tuple[float, float]:
+    out = path.with_name(path.stem + "_out.h5")
+    proc = subprocess.run([sys.executable, "-c", _CHILD, str(path), str(out), str(workers)], capture_output=True, text=True, check=True)
+    rss, dt = proc.stdout.split()
+    out.unlink(missing_ok=True)
+    return float(rss), float(dt)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="maps 10x smaller, no 10x memory run")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "kikuchi-bench")
+    args = parser.parse_args()
+    args.data.mkdir(parents=True, exist_ok=True)
+    scale = 10 if args.quick else 1
+    maps = [
+        synthetic_map(args.data / f"small_{10000 // scale}.h5", (100 // scale, 100), (60, 60), "uint8"),
+        synthetic_map(args.data / f"large_{1000 // scale}.h5", (40 // scale, 25), (240, 240), "uint16", seed=1),
+    ]
+    print(f"kikuchi processing benchmark, {args.workers} workers, {os.cpu_count()} CPUs")
+    results = [bench_map(p, args.workers, args.repeat) for p in maps]
+    for r in results:
+        print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in r.items()}, indent=1))
+    memory = {}
+    base = maps[0]
+    memory["1x"] = (base.name, *peak_memory(base, args.workers))
+    if not args.quick:
+        big = synthetic_map(args.data / "small_100000.h5", (1000, 100), (60, 60), "uint8", seed=2)
+        memory["10x"] = (big.name, *peak_memory(big, args.workers))
+    for k, (name, rss, dt) in memory.items():
+        print(f"peak RSS {k}: {name}: {rss:.0f} MiB ({dt:.1f} s)")
+
+
+if __name__ == "__main__":
+    main()
