@@ -195,6 +195,20 @@ def test_hexagonal_grid(tmp_path):
     assert square.map("iq")[0].tolist() == [100, 101, 102]
 
 
+def test_oim8_style_header(tmp_path):
+    phase = PHASE_NI.replace("# Categories 0 0 0 0 0", "# PointGroupID 131\n" + "\n".join(["# ElasticConstants \t0.000000 0.000000 0.000000 0.000000 0.000000 0.000000"] * 6) + "\n# Categories0 0 0 0 0")
+    text = "# HEADER: Start\n" + ang_text(phases=(phase, PHASE_TI), extra_header="# VERSION 8\n# HEADER: End")
+    omap = read_ang(write_text(tmp_path, "oim8.ang", text))
+    ni = omap.phases[0]
+    assert ni.extra["PointGroupID"] == "131" and len(ni.extra["ElasticConstants"]) == 6
+    assert ni.extra["Categories"] == "0 0 0 0 0"
+    assert omap.header["VERSION"] == 8 and omap.header["SampleTiltAngle"] == 70.0
+    back = read_ang(write_ang(omap, tmp_path / "again.ang"))
+    assert back.phases[0].extra == ni.extra and back.header["VERSION"] == 8
+    assert [f["hkl"] for f in back.phases[0].hkl_families] == [(1, 1, 1), (2, 0, 0)]
+    assert back.phases[0].hkl_families[0]["show_bands"] == 1
+
+
 def test_single_phase_file_uses_phase_zero(tmp_path):
     text = ang_text(phases=(PHASE_NI,))
     lines = text.splitlines()

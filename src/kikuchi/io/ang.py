@@ -133,6 +133,8 @@ def sniff(head: str) -> bool:
 
 def _split_key(content: str) -> tuple[str, str]:
     """'GRID: SqrGrid' -> ('GRID', 'SqrGrid'); 'x-star   0.5' -> ('x-star', '0.5')."""
+    if content.startswith("Categories"):  # OIM writes "Categories0 0 0 0 0"
+        return "Categories", content[len("Categories") :].strip()
     head, colon, rest = content.partition(":")
     if colon and head.strip() and not any(c in head.strip() for c in " \t"):
         return head.strip(), rest.strip()
