@@ -287,7 +287,8 @@ def _detect_stack(
             s2 += v * v
         mu = s / n_pix
         var = s2 / n_pix - mu * mu
-        sd = np.sqrt(var) if var > 0.0 else 1.0
+        flat = var <= 1e-10 * (mu * mu + 1e-30)
+        sd = np.sqrt(var) if not flat else 1.0
         _radon_one(img, pix, lo, wt, count, radon)
         for t in range(n_theta):
             for r in range(n_rho):
@@ -304,7 +305,7 @@ def _detect_stack(
         for b in range(n_bands):
             for c in range(out.shape[2]):
                 out[i, b, c] = 0.0
-        if vmax <= 0.0:
+        if flat or vmax <= 1e-6:
             continue
         n_pk = _peaks_one(filt, valid, n_bands, min_dist_rho, min_dist_theta, rel_threshold * vmax,
                           cand_t, cand_r, cand_v, pk_t, pk_r)
