@@ -251,11 +251,24 @@ def test_header_phase_without_atoms_warns():
     assert phase.lattice == (0.515, 0.521, 0.531, 90.0, 99.2, 90.0)
 
 
+def test_header_phase_with_laue_group_only_and_builtin_name():
+    # no hkl families: the built-in phase of the name fixes the space group
+    info = {"name": "Nickel", "laue_group": "m-3m", "lattice_angstrom": (3.52, 3.52, 3.52), "angles_deg": (90, 90, 90)}
+    phase = Phase.parse(info)  # parse() hands dicts to from_phase_info
+    assert phase.space_group == 225 and phase.atoms == BUILTIN_PHASES["ni"].atoms
+    # an unknown name and no families: the symmorphic primitive group, with a warning
+    info = {"name": "Unknownite", "laue_group": "6/mmm", "lattice_angstrom": (3, 3, 5), "angles_deg": (90, 90, 120)}
+    with pytest.warns(AssumedAtomsWarning, match=r"P6/mmm, 191"):
+        assert Phase.from_phase_info(info).space_group == 191
+
+
 def test_header_phase_errors():
     with pytest.raises(PhaseError, match="phase 'x': no lattice parameters"):
         Phase.from_phase_info({"name": "x", "space_group": 225})
     with pytest.raises(PhaseError, match="phase 'x': neither a space group nor a point/Laue group"):
         Phase.from_phase_info({"name": "x", "lattice": [0.3, 0.3, 0.3, 90, 90, 90]})
+    with pytest.raises(PhaseError, match="phase 'x': unknown point group 'bogus'"):
+        Phase.from_phase_info({"name": "x", "laue_group": "bogus", "lattice": [0.3, 0.3, 0.3, 90, 90, 90]})
 
 
 def test_ctf_header_phases():

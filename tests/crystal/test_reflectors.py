@@ -174,3 +174,9 @@ def test_hexagonal_families():
 def test_reflector_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         reflectors("ni", **kwargs)
+
+
+def test_reflectors_need_atoms():
+    empty = Phase("empty", 225, (0.4, 0.4, 0.4, 90, 90, 90))
+    with pytest.raises(ValueError, match="phase 'empty' has no atom sites"):
+        reflectors(empty)

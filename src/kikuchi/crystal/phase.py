@@ -396,8 +396,11 @@ class Phase:
         return BUILTIN_PHASES[key]
 
     @classmethod
-    def parse(cls, text: str | Path | Phase) -> Phase:
+    def parse(cls, text: str | Path | Phase | Mapping[str, Any]) -> Phase:
         """A phase from a built-in name, a CIF path or ``NAME:SPACEGROUP:a[,b,c,alpha,beta,gamma]``.
+
+        A :class:`Phase` is returned as it is; a map file phase dict or a
+        ``PhaseInfo`` goes to :meth:`from_phase_info`.
 
         The compact form takes the space group as number or symbol and 1 (cubic),
         2 (a, c: tetragonal, hexagonal, trigonal), 3 (a, b, c with the crystal
@@ -423,6 +426,8 @@ class Phase:
         """
         if isinstance(text, Phase):
             return text
+        if isinstance(text, Mapping) or hasattr(text, "lattice_angstrom"):
+            return cls.from_phase_info(text)
         if isinstance(text, Path) or str(text).lower().endswith(".cif"):
             return cls.from_cif(text)
         text = str(text).strip()
@@ -488,11 +493,17 @@ class Phase:
             symmetry = _get(info, "laue_group") or _get(info, "point_group")
             if symmetry is None:
                 raise PhaseError(f"{where}: neither a space group nor a point/Laue group is given")
-            centring = _centring_from_families(_get(info, "hkl_families"))
             try:
-                number = _sg.default_space_group(str(symmetry), centring=centring)
+                laue = _sg.laue_group_name(_sg.default_space_group(str(symmetry)))
             except ValueError as exc:
                 raise PhaseError(f"{where}: {exc}") from None
+            centring = _centring_from_families(_get(info, "hkl_families"))
+            named = _builtin_key(name)
+            if named is not None and _sg.laue_group_name(BUILTIN_PHASES[named].space_group) == laue and centring == "P":
+                # a built-in phase of that name and Laue class: take its space group
+                number = BUILTIN_PHASES[named].space_group
+            else:
+                number = _sg.default_space_group(str(symmetry), centring=centring)
             _logger.info("%s: no space group in the file, assuming %s (%d)", where, _sg.space_group_symbol(number), number)
         key = _builtin_key(name, space_group=number)
         if key is not None:

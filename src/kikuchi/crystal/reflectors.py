@@ -205,6 +205,8 @@ def reflectors(
     1.209
     """
     phase = Phase.parse(phase)
+    if not phase.atoms:
+        raise ValueError(f"phase {phase.name!r} has no atom sites: structure factors need atoms (give a CIF file or a built-in phase)")
     if d_min_nm is None:
         d_min_nm = 0.05
     if not d_min_nm > 0:
