@@ -138,3 +138,11 @@ def test_bad_inputs_write_nothing(small_map, tmp_path):
     with pytest.raises(FileNotFoundError, match="no such static background file"):
         process_map(small_map, out, SETTINGS, static_background=tmp_path / "nope.dat", progress=False)
     assert not out.exists() and not partial_path(out).exists()
+
+
+def test_processing_a_processed_file_does_not_apply_the_background_twice(small_map, tmp_path):
+    first = process_map(small_map, tmp_path / "a.h5", SETTINGS.replace(npa=0), progress=False)
+    again = process_map(first, tmp_path / "b.h5", SETTINGS.replace(npa=0, dynamic="none"), progress=False, dataset="Patterns")
+    p = read(again)[2]
+    assert p["static_background_source"] == "not used" or p["static_background_source"].startswith("none (already applied")
+    assert not p["static_background_used"]

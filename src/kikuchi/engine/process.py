@@ -65,6 +65,9 @@ def load_static_background(source: Any, *, ebsd_map: EBSDMap | None = None, prog
         if ebsd_map is None:
             raise ValueError(f"static background {source!r} needs the map")
         if source == "file":
+            done = (ebsd_map.processing or {}).get("static_background_used") if ebsd_map.dataset == PROCESSED else False
+            if done:  # the stored background was already divided out of these processed patterns
+                return None, "none (already applied to these processed patterns)"
             bg = ebsd_map.static_background
             return bg, f"{ebsd_map.path.name}:StaticBackground" if bg is not None else "none (the map has none)"
         return mean_pattern(ebsd_map, progress=progress), f"mean of {ebsd_map.path.name}"

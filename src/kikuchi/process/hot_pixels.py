@@ -16,14 +16,16 @@ def _median3(stack: np.ndarray) -> np.ndarray:
     return scipy.ndimage.median_filter(stack, size=(1, 3, 3), mode="nearest")
 
 
-def find_hot_pixels(image: Any, *, threshold: float = 6.0, dead: bool = False) -> np.ndarray:
+def find_hot_pixels(image: Any, *, threshold: float = 6.0, min_relative: float = 0.05, dead: bool = False) -> np.ndarray:
     """Pixels that stand out from their 3 x 3 neighbourhood.
 
     A pixel is hot when it exceeds the median of its 3 x 3 neighbourhood by
     more than ``threshold`` robust standard deviations (1.4826 x the median
-    absolute deviation of image - median over the image). Best run on the
-    static background or the mean pattern of a map: hot pixels are a
-    property of the detector.
+    absolute deviation of image - median over the image) and by more than
+    ``min_relative`` of that median (on a smooth image such as an averaged
+    static background the MAD is tiny; the relative bound keeps ordinary
+    structure out). Best run on the static background or the mean pattern
+    of a map: hot pixels are a property of the detector.
 
     Parameters
     ----------
@@ -31,6 +33,8 @@ def find_hot_pixels(image: Any, *, threshold: float = 6.0, dead: bool = False) -
         One image (h, w).
     threshold
         In robust standard deviations, > 0.
+    min_relative
+        Least deviation as a fraction of the local median.
     dead
         Also flag pixels as far below their neighbourhood.
 
@@ -51,12 +55,14 @@ def find_hot_pixels(image: Any, *, threshold: float = 6.0, dead: bool = False) -
         raise ValueError(f"image must be (h, w); got shape {img.shape}")
     if not threshold > 0:
         raise ValueError(f"threshold must be > 0, got {threshold}")
-    resid = img - _median3(img[None])[0]
+    med = _median3(img[None])[0]
+    resid = img - med
     mad = float(np.median(np.abs(resid - np.median(resid))))
     scale = 1.4826 * mad if mad > 0 else float(np.std(resid)) or 1.0
-    mask = resid > threshold * scale
+    bound = np.maximum(threshold * scale, min_relative * np.abs(med))
+    mask = resid > bound
     if dead:
-        mask |= resid < -threshold * scale
+        mask |= resid < -bound
     return mask
 
 
