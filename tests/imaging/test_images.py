@@ -125,3 +125,38 @@ def test_colour_image_separates_two_grains(rng):
     # every point is nearer to its own grain's colour
     nearer_a = np.linalg.norm(rgb - mean_a, axis=-1) < np.linalg.norm(rgb - mean_b, axis=-1)
     np.testing.assert_array_equal(nearer_a, grain == 0)
+
+
+@pytest.fixture(scope="module")
+def simulated_two_grains(tmp_path_factory):
+    """A synthetic 8 x 10 map of two grains (kikuchi.simulate, Ni, low noise) and its true grain ids."""
+    import kikuchi
+
+    path = kikuchi.simulate(tmp_path_factory.mktemp("sim") / "two.h5", shape=(8, 10), grains=2, noise="low", seed=5, progress=False)
+    with kikuchi.open(path) as m:
+        return path, m.read_all(), m.header["Truth/grain_id"][()]
+
+
+def test_colour_image_separates_two_simulated_grains(simulated_two_grains):
+    _, patterns, grain = simulated_two_grains
+    assert set(np.unique(grain)) == {0, 1} and min((grain == 0).sum(), (grain == 1).sum()) >= 20
+    rgb = rgb_image(vbse_array(patterns, grid=(7, 7)))
+    mean_a, mean_b = rgb[grain == 0].mean(axis=0), rgb[grain == 1].mean(axis=0)
+    spread = max(rgb[grain == 0].std(axis=0).max(), rgb[grain == 1].std(axis=0).max())
+    assert np.linalg.norm(mean_a - mean_b) > 4 * spread
+    nearer_a = np.linalg.norm(rgb - mean_a, axis=-1) < np.linalg.norm(rgb - mean_b, axis=-1)
+    np.testing.assert_array_equal(nearer_a, grain == 0)
+
+
+def test_neighbour_dot_product_marks_the_simulated_boundary(simulated_two_grains):
+    import kikuchi
+    from scipy import ndimage
+
+    from kikuchi.imaging import quality_maps
+
+    path, _, grain = simulated_two_grains
+    with kikuchi.open(path) as m:
+        q = quality_maps(m, progress=False, chunk_rows=3)
+    boundary = ndimage.maximum_filter(grain, size=3) != ndimage.minimum_filter(grain, size=3)
+    assert boundary.any()
+    assert q.adp[boundary].max() < q.adp[~boundary].min() - 0.1

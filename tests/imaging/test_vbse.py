@@ -52,6 +52,13 @@ def test_vbse_is_the_weight_matrix_product(rng):
     np.testing.assert_allclose(vbse_array(u16, grid=(7, 7)), wr @ u16.astype(np.float64) @ wc.T, rtol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "int32", "uint64", "float32", "float64"])
+def test_every_pattern_dtype(rng, dtype):
+    patterns = rng.integers(0, 200, size=(2, 9, 11)).astype(dtype)
+    expected = region_weights(9, 4) @ patterns.astype(np.float64) @ region_weights(11, 3).T
+    np.testing.assert_allclose(vbse_array(patterns, grid=(4, 3)), expected, rtol=1e-12)
+
+
 def test_region_weights_cover_each_pixel_once():
     w = region_weights(61, 7)
     # every pixel is shared out completely: sum over regions of (weight * region length) == 1

@@ -245,7 +245,7 @@ def write_vbse_gallery(
         "Asymmetry left / right",
         "(a - b) / (a + b) of the leftmost (a) and rightmost (b) grid column.",
         colorbar_label="(a - b) / (a + b)",
-        cmap="RdBu_r",
+        cmap="viridis",
     )
     g.add(
         "asymmetry_top_bottom.png",
@@ -253,7 +253,7 @@ def write_vbse_gallery(
         "Asymmetry top / bottom",
         "(a - b) / (a + b) of the top (a) and bottom (b) grid row.",
         colorbar_label="(a - b) / (a + b)",
-        cmap="RdBu_r",
+        cmap="viridis",
     )
     for name, com in (("raw", maps.com_raw), ("kikuchi", maps.com_kikuchi)):
         if com is None:

@@ -105,8 +105,8 @@ def _check_stack(patterns: np.ndarray) -> np.ndarray:
         raise ValueError(f"patterns must be (h, w), (n, h, w) or (rows, cols, h, w), got shape {patterns.shape}")
     if patterns.dtype.kind not in "uif":
         raise ValueError(f"patterns must be integer or float, got dtype {patterns.dtype}")
-    if patterns.dtype.kind == "f" and patterns.dtype != np.float32:
-        patterns = patterns.astype(np.float64, copy=False)
+    if (patterns.dtype.kind == "f" and patterns.dtype != np.float32) or patterns.dtype == np.uint64:
+        patterns = patterns.astype(np.float64, copy=False)  # uint64 sums would not fit the int64 accumulator
     return patterns
 
 
