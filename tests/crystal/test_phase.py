@@ -68,6 +68,18 @@ def test_crystal_frame_is_orix(lattice):
     np.testing.assert_allclose(phase.direct_matrix @ phase.reciprocal_matrix.T, np.eye(3), atol=1e-12)
 
 
+@pytest.mark.parametrize("name", ["gan-wurtzite", "ti-alpha", "ni"])
+def test_plane_normals_and_axes_are_orix_miller_vectors(name):
+    from orix.vector import Miller
+
+    phase = Phase.parse(name)
+    hkl = [[1, 0, 0], [1, 1, 0], [0, 0, 1], [1, 0, 1], [1, -2, 3]]
+    orix_phase = phase.to_orix()
+    np.testing.assert_allclose(phase.plane_normals(hkl), Miller(hkl=hkl, phase=orix_phase).unit.data, atol=1e-12)
+    axes = Miller(uvw=np.eye(3), phase=orix_phase).data / 10.0  # Å -> nm
+    np.testing.assert_allclose(axes, phase.direct_matrix, atol=1e-12)
+
+
 def test_orix_round_trip_and_point_groups():
     for name in REQUIRED_BUILTINS:
         phase = Phase.parse(name)

@@ -42,13 +42,17 @@ def structure_factor(phase: Phase, hkl: Any) -> np.ndarray:
     hkl = np.atleast_2d(np.asarray(hkl, dtype=np.float64))
     elements, xyz, occupancy, b_iso = phase.unit_cell()
     s_nm = 0.5 / phase.d_spacing_nm(hkl)  # (n,)
+    elements = np.array(elements)
+    # per-atom amplitude occ f(s) exp(-B s^2): (n, m)
+    amplitude = np.empty((len(hkl), len(elements)))
+    for element in np.unique(elements):
+        f = electron_scattering_factor(str(element), s_nm / 10.0)  # table in 1/Å
+        for j in np.flatnonzero(elements == element):
+            amplitude[:, j] = occupancy[j] * f * np.exp(-b_iso[j] * s_nm**2)
     out = np.zeros(len(hkl), dtype=np.complex128)
-    phases = np.exp(2j * np.pi * (hkl @ xyz.T))  # (n, m)
-    for element in sorted(set(elements)):
-        f = electron_scattering_factor(element, s_nm / 10.0)  # table in 1/Å
-        for j in np.flatnonzero(np.array(elements) == element):
-            dw = np.exp(-b_iso[j] * s_nm**2)
-            out += occupancy[j] * f * dw * phases[:, j]
+    for start in range(0, len(hkl), 8192):  # bounded memory
+        sl = slice(start, start + 8192)
+        out[sl] = np.sum(amplitude[sl] * np.exp(2j * np.pi * (hkl[sl] @ xyz.T)), axis=1)
     return out
 
 
@@ -70,13 +74,15 @@ def symmetry_families(phase: Phase, hkl: Any) -> tuple[np.ndarray, np.ndarray]:
     hkl = np.atleast_2d(np.asarray(hkl, dtype=np.int64))
     rot, _ = _sg.symmetry_operations(phase.space_group)
     rotations = np.unique(np.round(rot).astype(np.int64), axis=0)
-    equivalents = np.einsum("ni,mij->nmj", hkl, rotations)  # h R
-    equivalents = np.concatenate([equivalents, -equivalents], axis=1)
-    # lexicographic maximum over the orbit
-    scale = 2 * int(np.abs(equivalents).max(initial=0)) + 1
-    keys = (equivalents[..., 0] * scale + equivalents[..., 1]) * scale + equivalents[..., 2]
-    keys = keys - (equivalents < 0).sum(axis=2) * scale**3  # prefer members without minus signs
-    best = np.take_along_axis(equivalents, keys.argmax(axis=1)[:, None, None], axis=1)[:, 0, :]
+    scale = 2 * int(np.abs(hkl).max(initial=0)) * 3 + 1  # |h R| <= 3 max|h| (hexagonal R has entries up to 1)
+    best = np.empty_like(hkl)
+    for start in range(0, len(hkl), 2048):  # bounded memory: (block, 2 m, 3)
+        block = np.einsum("ni,mij->nmj", hkl[start : start + 2048], rotations)  # h R
+        block = np.concatenate([block, -block], axis=1)
+        # the member with the fewest minus signs, then the lexicographic maximum
+        keys = (block[..., 0] * scale + block[..., 1]) * scale + block[..., 2]
+        keys = keys - (block < 0).sum(axis=2) * scale**3
+        best[start : start + 2048] = np.take_along_axis(block, keys.argmax(axis=1)[:, None, None], axis=1)[:, 0, :]
     reps, index = np.unique(best, axis=0, return_inverse=True)
     return index.ravel(), reps
 

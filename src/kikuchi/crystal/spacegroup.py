@@ -162,11 +162,15 @@ def absent_by_symmetry(hkl: np.ndarray, number: int) -> np.ndarray:
     """
     hkl = np.atleast_2d(np.asarray(hkl, dtype=np.float64))
     rot, trans = symmetry_operations(int(number))
-    mapped = np.einsum("ni,mij->nmj", hkl, rot)  # h R for every operation
-    fixed = np.all(np.abs(mapped - hkl[:, None, :]) < 1e-8, axis=2)
-    phase = hkl @ trans.T  # (n, m)
-    non_integer = np.abs(phase - np.round(phase)) > 1e-6
-    return np.any(fixed & non_integer, axis=1)
+    out = np.zeros(len(hkl), dtype=bool)
+    for start in range(0, len(hkl), 4096):  # bounded memory: (block, m, 3)
+        h = hkl[start : start + 4096]
+        mapped = np.einsum("ni,mij->nmj", h, rot)  # h R for every operation
+        fixed = np.all(np.abs(mapped - h[:, None, :]) < 1e-8, axis=2)
+        phase = h @ trans.T  # (n, m)
+        non_integer = np.abs(phase - np.round(phase)) > 1e-6
+        out[start : start + 4096] = np.any(fixed & non_integer, axis=1)
+    return out
 
 
 @functools.lru_cache(maxsize=None)
