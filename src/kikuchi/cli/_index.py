@@ -1,0 +1,223 @@
+"""``kikuchi index``: Hough indexing of a map file to an orientation map (CTF, ANG or HDF5)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+_logger = logging.getLogger(__name__)
+
+_OUTPUTS = (".ctf", ".ang", ".h5", ".hdf5")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", type=Path, help="map file (.h5)")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="orientation map: OUT.ctf, OUT.ang or OUT.h5")
+    parser.add_argument(
+        "--phase", action="append", required=True, metavar="PHASE",
+        help="phase to index (repeat for several): a built-in name (ni, al, fe-alpha, ...), a CIF path or NAME:SPACEGROUP:a[,b,c,alpha,beta,gamma]",
+    )
+    g = parser.add_argument_group("geometry (default: from the map file)")
+    g.add_argument("--pc", metavar="X,Y,Z", help="pattern centre for the whole map")
+    g.add_argument("--pc-convention", default="bruker", choices=("bruker", "edax", "tsl", "oxford", "emsoft"), help="convention of --pc (default bruker)")
+    g.add_argument("--sample-tilt", type=float, metavar="DEG", help="sample tilt in degrees (default: the file's, else 70)")
+    g.add_argument("--camera-tilt", type=float, metavar="DEG", help="detector tilt in degrees (default: the file's, else 0)")
+    g.add_argument("--px-size", type=float, metavar="UM", help="unbinned detector pixel size in µm (EMsoft PCs)")
+    g.add_argument(
+        "--refine-pc", nargs="?", const="mean", choices=("mean", "plane"), default=None,
+        help="refine the PC on ~100 patterns spread over the map first (mean: one PC; plane: a PC plane over the map)",
+    )
+    h = parser.add_argument_group("indexing")
+    h.add_argument("--dataset", choices=("RawPatterns", "Patterns"), help="patterns to index (default: the map's default dataset)")
+    h.add_argument("--no-background", action="store_true", help="no static/dynamic background removal of raw patterns before detection")
+    h.add_argument("--n-bands", type=_positive_int, default=9, help="bands detected per pattern (default 9)")
+    h.add_argument("--families", type=_positive_int, default=5, help="strongest reflector families per phase (default 5)")
+    h.add_argument("--angle-tol", type=float, default=2.0, metavar="DEG", help="interplanar angle tolerance (default 2)")
+    h.add_argument("--max-mad", type=float, default=1.5, metavar="DEG", help="largest accepted MAD (default 1.5)")
+    h.add_argument("--min-bands", type=_positive_int, default=4, help="fewest matched bands for a solution (default 4)")
+    run = parser.add_argument_group("execution").add_mutually_exclusive_group()
+    run.add_argument("--threads", type=_positive_int, metavar="N", help="run on N threads of this process")
+    run.add_argument("--workers", type=_positive_int, metavar="N", help="run on a local dask cluster of N worker processes")
+    run.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on a running dask.distributed cluster")
+    parser.add_argument("--figure", type=Path, metavar="PNG", help="index summary figure: IPF-Z map (next to the truth when the map has one), MAD, band contrast")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def _parse_pc(text: str) -> np.ndarray:
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 3:
+        raise ValueError(f"--pc must be three numbers X,Y,Z, got {text!r}")
+    return np.array(values)
+
+
+def build_detector(ebsd_map: Any, args: argparse.Namespace) -> Any:
+    """The detector of the map, with the PC and tilts of the command line where given."""
+    from kikuchi.geometry import Detector
+
+    base = ebsd_map.detector if ebsd_map.pattern_centre is not None or args.pc is None else None
+    tilt = args.sample_tilt if args.sample_tilt is not None else ebsd_map.sample_tilt_deg
+    cam = args.camera_tilt if args.camera_tilt is not None else ebsd_map.camera_tilt_deg
+    if args.pc is not None:
+        pc = _parse_pc(args.pc)
+        return Detector(
+            ebsd_map.pattern_shape, pc, convention=args.pc_convention, sample_tilt_deg=tilt, camera_tilt_deg=cam,
+            binning=ebsd_map.binning, px_size_um=args.px_size,
+        )
+    if ebsd_map.pattern_centre is None:
+        raise ValueError(f"{ebsd_map.path}: the map has no pattern centre; give one with --pc X,Y,Z [--pc-convention ...]")
+    assert base is not None
+    if args.sample_tilt is None and args.camera_tilt is None:
+        return base
+    return Detector(ebsd_map.pattern_shape, base.pc, sample_tilt_deg=tilt, camera_tilt_deg=cam, binning=base.binning, px_size_um=base.px_size_um)
+
+
+def truth_of(ebsd_map: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """(euler (rows, cols, 3) rad, phase_id (rows, cols)) of the map's truth or reference orientations, or None."""
+    header = ebsd_map.header
+    if "Truth" in header and "euler" in header["Truth"]:
+        g = header["Truth"]
+        euler = np.asarray(g["euler"][()], dtype=np.float64)
+        pid = np.asarray(g["phase_id"][()], dtype=np.int64) if "phase_id" in g else np.ones(euler.shape[:2], dtype=np.int64)
+        return euler, pid
+    euler = ebsd_map.euler
+    if euler is None:
+        return None
+    pid = np.where(np.all(np.isfinite(euler), axis=-1), 1, 0)
+    return np.nan_to_num(euler), pid
+
+
+def accuracy(omap: Any, truth: tuple[np.ndarray, np.ndarray], phases: list[Any]) -> dict[str, Any]:
+    """Misorientation (with crystal symmetry, via orix) between indexed points and the truth."""
+    from orix.quaternion import Orientation
+
+    euler_t, pid_t = truth
+    euler_t = euler_t.reshape(-1, 3)
+    pid_t = pid_t.reshape(-1)
+    pid = omap.phase_id
+    mis = np.full(pid.size, 180.0)
+    for k, ph in enumerate(phases, start=1):
+        sel = (pid == k) & (pid_t == k)
+        if sel.any():
+            sym = ph.point_group.laue
+            a = Orientation.from_euler(omap.euler[sel], sym)
+            b = Orientation.from_euler(euler_t[sel], sym)
+            mis[sel] = np.degrees(a.angle_with(b))
+    known = pid_t > 0
+    m = mis[known]
+    good = m < 5
+    return {
+        "points": int(known.sum()),
+        "within_1deg": round(float((m < 1).mean()), 4),
+        "within_2deg": round(float((m < 2).mean()), 4),
+        "within_5deg": round(float((m < 5).mean()), 4),
+        "mean_error_deg_within_5": round(float(m[good].mean()), 4) if good.any() else None,
+        "phase_correct": round(float((pid[known] == pid_t[known]).mean()), 4),
+    }
+
+
+def write_h5(indexing: Any, omap: Any, path: Path) -> Path:
+    """Results as HDF5: /Indexing/<column> (rows, cols) arrays, Euler angles in radians, phases and settings as JSON."""
+    import h5py
+
+    from kikuchi.io._atomic import atomic_output
+
+    nr, nc = indexing.nav_shape
+    with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
+        g = f.create_group("Indexing")
+        for k, name in enumerate(("phi1", "PHI", "phi2")):
+            g[name] = omap.euler[:, k].reshape(nr, nc)
+        g["phase_id"] = omap.phase_id.reshape(nr, nc).astype(np.int32)
+        for name, values in omap.columns.items():
+            g[name] = np.asarray(values).reshape(nr, nc)
+        g.attrs["phases"] = json.dumps([p.to_dict() for p in indexing.phases], default=str)
+        g.attrs["settings"] = json.dumps(indexing.settings, default=str)
+        g.attrs["step_um"] = np.asarray(indexing.step_um, dtype=np.float64)
+        g.attrs["error_codes"] = json.dumps(_error_codes())
+    return path
+
+
+def _error_codes() -> dict[str, str]:
+    from kikuchi.index import ERROR_CODES
+
+    return {str(k): v for k, v in ERROR_CODES.items()}
+
+
+def run(args: argparse.Namespace) -> int:
+    from kikuchi.crystal import Phase
+    from kikuchi.index import index_map
+    from kikuchi.io.mapstore import open_map
+
+    suffix = args.output.suffix.lower()
+    if suffix not in _OUTPUTS:
+        raise ValueError(f"{args.output}: output must end in .ctf, .ang or .h5")
+    if args.output.resolve() == args.input.resolve():
+        raise ValueError(f"{args.output}: the output must not be the input map")
+    if args.figure is not None and args.figure.suffix.lower() != ".png":
+        raise ValueError(f"{args.figure}: the figure is written as PNG; give a .png name")
+    phases = [Phase.parse(p) for p in args.phase]
+    names = [p.name for p in phases]
+    if len(set(names)) != len(names):
+        raise ValueError(f"--phase given twice: {', '.join(names)}")
+    executor, workers = "serial", None
+    if args.threads:
+        executor, workers = ("threads", args.threads) if args.threads > 1 else ("serial", None)
+    elif args.workers:
+        executor, workers = "distributed", args.workers
+    elif args.scheduler:
+        executor = "distributed"
+    with open_map(args.input) as m:
+        detector = build_detector(m, args)
+        indexing = index_map(
+            m, phases, detector=detector, dataset=args.dataset, static_background=None if args.no_background else "file",
+            dynamic=not args.no_background, refine_pc=args.refine_pc, executor=executor, workers=workers,
+            scheduler=args.scheduler, progress=not args.no_progress, n_bands=args.n_bands, n_families=args.families,
+            angle_tol_deg=args.angle_tol, max_mad_deg=args.max_mad, min_matched=args.min_bands,
+        )
+        truth = truth_of(m)
+        source = m.path.name
+    omap = indexing.to_orientation_map(header={"source_map": source})
+    if suffix in (".h5", ".hdf5"):
+        write_h5(indexing, omap, args.output)
+    else:
+        omap.write(args.output)
+    summary: dict[str, Any] = {"input": str(args.input), "output": str(args.output), **indexing.result.summary()}
+    summary["pattern_centre_bruker"] = indexing.settings.get("pc_in_bruker")
+    if "pc_refinement" in indexing.settings:
+        summary["pc_refinement"] = indexing.settings["pc_refinement"]
+    if truth is not None:
+        summary["accuracy"] = accuracy(omap, truth, phases)
+    if args.figure is not None:
+        from kikuchi.index.figures import index_summary_figure
+
+        index_summary_figure(omap, args.figure, truth=truth, phases=phases, title=source)
+        summary["figure"] = str(args.figure)
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        print(f"{source}: indexed {summary['indexed']} of {summary['points']} points ({100 * summary['indexed_fraction']:.1f}%), "
+              f"mean MAD {summary['mean_mad_deg']} deg, phases {summary['phases']}")
+        if "accuracy" in summary:
+            a = summary["accuracy"]
+            print(f"against the map's reference orientations: {100 * a['within_1deg']:.1f}% within 1 deg, "
+                  f"{100 * a['within_2deg']:.1f}% within 2 deg, {100 * a['within_5deg']:.1f}% within 5 deg, mean {a['mean_error_deg_within_5']} deg")
+        print(f"written: {args.output}" + (f", {args.figure}" if args.figure else ""))
+    return 0

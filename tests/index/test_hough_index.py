@@ -1,0 +1,137 @@
+"""Hough indexing: simulated patterns index back to their orientations; the 9 real Ni patterns."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kikuchi.geometry import Detector, euler_to_matrix
+from kikuchi.index import ERROR_CODES, HoughIndexer, IndexResult, index_map, refine_pattern_centre
+from tests.conftest import shared_file
+
+PC = (0.4251, 0.2134, 0.5007)
+
+
+def _misorientation_deg(euler_a, euler_b, phase="ni"):
+    from orix.quaternion import Orientation
+
+    from kikuchi.crystal import Phase
+
+    sym = Phase.parse(phase).point_group.laue
+    return np.degrees(Orientation.from_euler(euler_a, sym).angle_with(Orientation.from_euler(euler_b, sym)))
+
+
+@pytest.fixture(scope="module")
+def master():
+    from kikuchi.simulate.master import MasterPattern
+
+    return MasterPattern.from_emsoft(shared_file("kikuchipy/ni_mc_mp_20kv_uint8_gzip_opts9.h5"))
+
+
+@pytest.fixture(scope="module")
+def simulated(master):
+    from kikuchi.simulate.projection import project_patterns
+
+    euler = _random_euler(40, 3)
+    det = Detector((60, 60), PC)
+    patterns = project_patterns(master, det, euler)
+    rng = np.random.default_rng(5)
+    patterns = patterns + 0.2 * patterns.std() * rng.standard_normal(patterns.shape).astype(np.float32)
+    return det, euler, patterns
+
+
+def _random_euler(n, seed):
+    rng = np.random.default_rng(seed)
+    return np.column_stack([rng.uniform(0, 2 * np.pi, n), np.arccos(rng.uniform(-1, 1, n)), rng.uniform(0, 2 * np.pi, n)])
+
+
+def test_simulated_patterns_index_back(simulated):
+    det, euler, patterns = simulated
+    result = HoughIndexer(["ni"], det).index(patterns)
+    mis = _misorientation_deg(result.euler, euler)
+    assert result.indexed.all()
+    assert (mis < 1.0).mean() >= 0.95 and (mis < 2.0).all()
+    assert np.median(mis) < 0.4
+    assert np.all(result.n_matched >= 6) and np.all(result.n_matched <= result.n_bands)
+    assert np.all(result.mad_deg < 1.5) and np.all((result.ci > 0) & (result.ci <= 1))
+    assert np.all((result.band_contrast > 0) & (result.band_contrast <= 255))
+    assert set(result.phase_id.tolist()) == {1}
+
+
+def test_threads_give_the_same_result(simulated):
+    det, _, patterns = simulated
+    ix = HoughIndexer(["ni"], det)
+    many = np.concatenate([patterns] * 13)  # 520 patterns: split over threads
+    a = ix.index(many)
+    b = ix.index(many, workers=2)
+    np.testing.assert_allclose(a.euler, b.euler)
+    np.testing.assert_array_equal(a.error, b.error)
+
+
+def test_phase_selection_between_fcc_and_bcc(simulated):
+    det, euler, patterns = simulated
+    result = HoughIndexer(["fe-alpha", "ni"], det).index(patterns[:12])
+    assert result.phases == ["fe-alpha", "ni"]
+    assert (result.phase_id == 2).mean() >= 0.9
+
+
+def test_error_codes_for_flat_and_broken_patterns():
+    det = Detector((60, 60), PC)
+    pats = np.zeros((3, 60, 60), np.float32)
+    pats[1] = 5.0
+    pats[2, 10, 10] = np.nan
+    result = HoughIndexer(["ni"], det).index(pats)
+    assert result.error[0] == 1 and result.error[1] == 1  # no bands
+    assert result.error[2] in (1, 6)
+    assert np.all(result.phase_id == 0) and np.all(result.euler == 0)
+    assert ERROR_CODES[3].startswith("No solution") and ERROR_CODES[4].startswith("High MAD")
+
+
+def test_result_array_round_trip(simulated):
+    det, _, patterns = simulated
+    r = HoughIndexer(["ni"], det).index(patterns[:5])
+    back = IndexResult.from_array(r.as_array(), phases=r.phases)
+    np.testing.assert_array_equal(back.error, r.error)
+    np.testing.assert_allclose(back.euler, r.euler)
+    s = r.summary()
+    assert s["points"] == 5 and s["phases"] == {"ni": int((r.phase_id == 1).sum())}
+
+
+def test_pattern_centre_refinement_recovers_pc(simulated):
+    det, euler, patterns = simulated
+    wrong = det.with_pc(np.array(PC) + [0.012, -0.01, 0.015])
+    ix = HoughIndexer(["ni"], wrong)
+    ref = refine_pattern_centre(ix, patterns[:25])
+    assert ref["mad_after_deg"] < ref["mad_before_deg"]
+    assert np.abs(ref["pc"] - PC).max() < 0.004
+    fixed = ix.with_detector(det.with_pc(ref["pc"])).index(patterns)
+    assert np.median(_misorientation_deg(fixed.euler, euler)) < 0.5
+
+
+def test_bad_input_messages():
+    det = Detector((60, 60), PC)
+    with pytest.raises(ValueError, match="at least one phase"):
+        HoughIndexer([], det)
+    with pytest.raises(ValueError, match="min_matched must be at least 3"):
+        HoughIndexer(["ni"], det, min_matched=2)
+    with pytest.raises(ValueError, match="angle_tol_deg and fit_tol_deg"):
+        HoughIndexer(["ni"], det, angle_tol_deg=20)
+    with pytest.raises(ValueError, match=r"expected patterns \(n, 60, 60\)"):
+        HoughIndexer(["ni"], det).index(np.zeros((2, 50, 50)))
+
+
+def test_real_nickel_patterns_match_reference():
+    import kikuchi
+
+    with kikuchi.open(shared_file("kikuchipy/nickel_ebsd_small.h5")) as m:
+        indexing = index_map(m, ["ni"], progress=False)
+        reference = m.euler.reshape(-1, 3)
+    r = indexing.result
+    assert r.indexed.all()
+    mis = _misorientation_deg(r.euler, reference)
+    assert np.all(mis < 1.0), mis
+    assert mis.mean() < 0.5, mis
+    # the two grains of the map: patterns {0, 3, 6} and the rest
+    g = euler_to_matrix(r.euler)
+    assert _misorientation_deg(r.euler[[0]], r.euler[[3]])[0] < 1 and _misorientation_deg(r.euler[[0]], r.euler[[1]])[0] > 10
+    assert g.shape == (9, 3, 3)
