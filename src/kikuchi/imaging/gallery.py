@@ -223,6 +223,12 @@ def write_vbse_gallery(
         "Grid rows, individual scales",
         "Each grid row image stretched on its own.",
     )
+    g.add(
+        "vbse_grid_cols_individual.png",
+        montage(cols_img[None], scale="individual"),
+        "Grid columns, individual scales",
+        "Each grid column image stretched on its own.",
+    )
     names = ", ".join(f"({i}, {j})" for i, j in regions)
     g.add(
         "rgb.png",
