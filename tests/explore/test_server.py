@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import socket
+import time
 
 import numpy as np
 import pytest
@@ -293,3 +294,20 @@ def test_encode_rejects_bad_messages():
     with pytest.raises(ValueError, match="expected 32 for 2 x 2 uint16"):
         decode_pattern(good[:-1])
     assert decode_pattern(encode_pattern(np.ones((2, 2)), row=0, col=0)).pattern.dtype == np.float32
+
+
+def test_chunks_around_a_requested_point_are_read_ahead(map_file):
+    with MapSource(map_file) as source:
+        patterns = source._base
+        assert patterns.chunk == 9  # 240 x 240 uint16: nine patterns per 1 MiB chunk
+        assert patterns.chunks_near(2, 3, rows=1, cols=1) == [2, 1, 3]  # own chunk first, then rows 1 and 3
+        source.pattern(PatternQuery(row=2, col=3))
+        below = int(source.map.index_map[3, 3])  # one row down: another chunk
+        for _ in range(200):
+            if patterns.cache.get_many(np.array([below])):
+                break
+            time.sleep(0.01)
+        assert patterns.cache.get_many(np.array([below])), "the chunk one row below was not read ahead"
+        with kikuchi.open(map_file) as m:
+            np.testing.assert_array_equal(patterns.cache.get_many(np.array([below]))[below], m.pattern(3, 3))
+    assert patterns._prefetch._thread is None or not patterns._prefetch._thread.is_alive()

@@ -135,6 +135,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     timeout = 120
 
     # -- plumbing ----------------------------------------------------------
+    def setup(self) -> None:
+        super().setup()
+        # Small answers must not wait for the client's delayed ACK (Nagle): 40 ms otherwise.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (BaseHTTPRequestHandler's name)
         _logger.debug("explorer %s: " + format, self.address_string(), *args)
 
@@ -149,9 +154,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header(key, value)
         if "Cache-Control" not in (headers or {}):
             self.send_header("Cache-Control", "no-store")
-        self.end_headers()
+        # headers and body in one write: one TCP segment train, no wait between them
+        parts = getattr(self, "_headers_buffer", [])
+        if self.request_version != "HTTP/0.9":
+            parts.append(b"\r\n")
         if self.command != "HEAD":
-            self.wfile.write(body)
+            parts.append(body)
+        self.wfile.write(b"".join(parts))
+        self._headers_buffer = []
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Malformed HTTP (bad request line, unknown method, ...): a JSON error, then close."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -94,12 +95,49 @@ class _PatternCache:
 
 
 class _Patterns:
-    """Cached reading of one pattern dataset of the map file."""
+    """Cached reading of one pattern dataset of the map file, whole HDF5 chunks at a time.
 
-    def __init__(self, ebsd_map: EBSDMap, cache_bytes: int):
+    Decompressing a chunk is most of the cost of a new pattern (about 10 ms
+    for a 1 MiB chunk of nine 240 x 240 uint16 patterns), so every pattern
+    of a chunk read goes into the cache, and a background thread reads the
+    chunks around the last requested point while no request is running: the
+    next point under a moving mouse is usually there already.
+    """
+
+    def __init__(self, ebsd_map: EBSDMap, cache_bytes: int, *, prefetch: bool = True):
         self.map = ebsd_map
         self.cache = _PatternCache(cache_bytes)
+        self.chunk = max(1, ebsd_map.chunk_patterns)
         self._lock = threading.Lock()
+        self._active = 0
+        self._active_lock = threading.Lock()
+        self._prefetch = _Prefetcher(self) if prefetch else None
+
+    def close(self) -> None:
+        if self._prefetch is not None:
+            self._prefetch.stop()
+
+    @property
+    def busy(self) -> bool:
+        return self._active > 0
+
+    def has_chunk(self, chunk: int) -> bool:
+        start = chunk * self.chunk
+        stop = min(start + self.chunk, self.map.n_patterns)
+        return len(self.cache.get_many(np.array([start, stop - 1]))) == 2
+
+    def load_chunks(self, chunks: np.ndarray) -> dict[int, np.ndarray]:
+        """Read whole chunks (runs of consecutive chunks in one call) into the cache."""
+        read: dict[int, np.ndarray] = {}
+        n = self.map.n_patterns
+        breaks = np.flatnonzero(np.diff(chunks) != 1) + 1
+        with self._lock:  # h5py serialises reads anyway; one reader at a time keeps the order
+            for run in np.split(chunks, breaks):
+                start, stop = int(run[0]) * self.chunk, min((int(run[-1]) + 1) * self.chunk, n)
+                block = self.map.read(start, stop)
+                read.update(zip(range(start, stop), block))
+        self.cache.put_many(read)
+        return read
 
     def window(self, row: int, col: int, radius: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
         """Patterns of the map block within ``radius`` of (row, col), clipped to the map.
@@ -108,30 +146,94 @@ class _Patterns:
         pattern), the (n_rows, n_cols) mask of points with a pattern and the
         position of (row, col) inside the block.
         """
-        rows, cols = self.map.nav_shape
-        r0, r1 = max(0, row - radius), min(rows, row + radius + 1)
-        c0, c1 = max(0, col - radius), min(cols, col + radius + 1)
-        sub_index = self.map.index_map[r0:r1, c0:c1]
-        have = sub_index >= 0
-        wanted = np.unique(sub_index[have])
-        found = self.cache.get_many(wanted)
-        missing = np.array([i for i in wanted.tolist() if i not in found], dtype=np.int64)
-        if missing.size:
-            read: dict[int, np.ndarray] = {}
-            # Contiguous runs of storage indices are read in one call each (one map row
-            # of the window is one run for row-major files).
-            breaks = np.flatnonzero(np.diff(missing) != 1) + 1
-            with self._lock:  # h5py serialises anyway; keep the chunk cache warm in order
-                for run in np.split(missing, breaks):
-                    block = self.map.read(int(run[0]), int(run[-1]) + 1)
-                    read.update(zip(run.tolist(), block))
-            self.cache.put_many(read)
-            found.update(read)
-        h, w = self.map.pattern_shape
-        out = np.zeros((r1 - r0, c1 - c0, h, w), dtype=self.map.dtype)
-        for (i, j), k in zip(np.argwhere(have).tolist(), sub_index[have].tolist()):
-            out[i, j] = found[k]
+        with self._active_lock:
+            self._active += 1
+        try:
+            rows, cols = self.map.nav_shape
+            r0, r1 = max(0, row - radius), min(rows, row + radius + 1)
+            c0, c1 = max(0, col - radius), min(cols, col + radius + 1)
+            sub_index = self.map.index_map[r0:r1, c0:c1]
+            have = sub_index >= 0
+            wanted = np.unique(sub_index[have])
+            found = self.cache.get_many(wanted)
+            missing = np.array([i for i in wanted.tolist() if i not in found], dtype=np.int64)
+            if missing.size:
+                read = self.load_chunks(np.unique(missing // self.chunk))
+                found.update((i, read[i]) for i in missing.tolist())
+            h, w = self.map.pattern_shape
+            out = np.zeros((r1 - r0, c1 - c0, h, w), dtype=self.map.dtype)
+            for (i, j), k in zip(np.argwhere(have).tolist(), sub_index[have].tolist()):
+                out[i, j] = found[k]
+        finally:
+            with self._active_lock:
+                self._active -= 1
+        if self._prefetch is not None:
+            self._prefetch.hint(row, col, radius)
         return out, have, (row - r0, col - c0)
+
+    def chunks_near(self, row: int, col: int, *, rows: int = 1, cols: int = 2) -> list[int]:
+        """Chunks of the points within ``rows`` map rows and ``cols`` columns of (row, col), nearest first."""
+        n_rows, n_cols = self.map.nav_shape
+        dr, dc = np.mgrid[-rows : rows + 1, -cols : cols + 1]
+        order = np.argsort((dr**2 + dc**2).ravel(), kind="stable")
+        r = row + dr.ravel()[order]
+        c = col + dc.ravel()[order]
+        inside = (r >= 0) & (r < n_rows) & (c >= 0) & (c < n_cols)
+        index = self.map.index_map[r[inside], c[inside]]
+        chunks = index[index >= 0] // self.chunk
+        _, first = np.unique(chunks, return_index=True)
+        return chunks[np.sort(first)].tolist()
+
+
+class _Prefetcher:
+    """Background thread: reads the chunks around the last hinted point while the server is idle."""
+
+    def __init__(self, patterns: _Patterns):
+        self._patterns = patterns
+        self._target: tuple[int, int, int] | None = None
+        self._stopped = False
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def hint(self, row: int, col: int, radius: int = 0) -> None:
+        """Read ahead around (row, col): the windows of radius ``radius`` of the neighbouring points."""
+        with self._cond:
+            if self._stopped:
+                return
+            self._target = (row, col, radius)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="kikuchi-explore-prefetch", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._target is None and not self._stopped:
+                    self._cond.wait()
+                if self._stopped:
+                    return
+                row, col, radius = self._target
+                self._target = None
+            for chunk in self._patterns.chunks_near(row, col, rows=radius + 1, cols=radius + 2):
+                while self._patterns.busy and not self._stopped:
+                    time.sleep(0.002)  # requests first
+                with self._cond:
+                    if self._stopped or self._target is not None:
+                        break  # a newer point: start again around it
+                if not self._patterns.has_chunk(chunk):
+                    try:
+                        self._patterns.load_chunks(np.array([chunk]))
+                    except Exception:  # a closed or broken file: the request path reports it
+                        _logger.debug("explorer: prefetch of chunk %d failed", chunk, exc_info=True)
+                        return
 
 
 def _window_mean(block: np.ndarray, have: np.ndarray, i: int, j: int, n: int) -> np.ndarray:
@@ -170,6 +272,9 @@ class MapSource:
         map file, if any.
     cache_bytes
         Memory for decoded patterns (the HDF5 chunk cache comes on top).
+    prefetch
+        Read the chunks around the last requested point in a background
+        thread while no request runs.
 
     Examples
     --------
@@ -189,17 +294,18 @@ class MapSource:
         *,
         orientations: str | Path | PointOrientations | None = None,
         cache_bytes: int = PATTERN_CACHE_BYTES,
+        prefetch: bool = True,
     ):
         self.path = Path(path)
         self.map = open_map(self.path)
         self._closers: list[Callable[[], None]] = [self.map.close]
         try:
-            self._base = _Patterns(self.map, cache_bytes)
+            self._base = _Patterns(self.map, cache_bytes, prefetch=prefetch)
             self._stored: _Patterns | None = None
             if self.map.dataset == RAW and PROCESSED in self.map.datasets:
                 stored = self.map.with_dataset(PROCESSED)
                 self._closers.append(stored.close)
-                self._stored = _Patterns(stored, cache_bytes // 2)
+                self._stored = _Patterns(stored, cache_bytes // 2, prefetch=prefetch)
             self._static_background = self.map.static_background
             if orientations is None:
                 self.orientations = orientations_from_map(self.map)
@@ -217,7 +323,10 @@ class MapSource:
 
     # -- lifetime ------------------------------------------------------------
     def close(self) -> None:
-        """Close the map file(s)."""
+        """Stop reading ahead and close the map file(s)."""
+        for patterns in (getattr(self, "_base", None), getattr(self, "_stored", None)):
+            if patterns is not None:
+                patterns.close()
         for close in reversed(self._closers):
             close()
         self._closers.clear()

@@ -37,6 +37,8 @@
     current: null,          // pattern shown: {row, col, npa, signal, dtype, h, w, data, checksum}
     cache: new Map(),       // key -> decoded pattern (LRU by insertion order)
     latencies: [],          // ms from the mouse reaching a point to its pattern drawn
+    timings: [],            // per drawn pattern: {ms, fetchMs (request -> decoded), drawMs}
+    framed: [],             // ms from the mouse reaching a point to the next frame after drawing
     requests: 0,
     errors: [],
     display: { mapW: 0, mapH: 0, patW: 0, patH: 0 },
@@ -184,11 +186,13 @@
     const key = want.key;
     state.inflight = key;
     state.requests += 1;
+    const tSent = performance.now();
     fetch(`/api/pattern?${key}`)
       .then(async (response) => {
         if (!response.ok) throw new Error(await errorText(response));
         const pattern = decodePattern(await response.arrayBuffer());
         pattern.info = JSON.parse(response.headers.get("X-Pattern-Info") || "{}");
+        pattern.fetchMs = performance.now() - tSent;  // request sent -> bytes decoded
         return pattern;
       })
       .then((pattern) => {
@@ -213,6 +217,7 @@
   }
 
   function draw(p, want) {
+    const tDraw = performance.now();
     const canvas = el.pattern;
     if (canvas.width !== p.w || canvas.height !== p.h) {
       canvas.width = p.w;
@@ -245,8 +250,6 @@
     canvas.dataset.signal = p.signal;
     canvas.dataset.checksum = p.checksum;
     canvas.dataset.dtype = p.dtype;
-    const ms = performance.now() - want.t0;
-    state.latencies.push(ms);
     drawHistogram(p);
     el.stats.textContent = `${p.w} × ${p.h} ${p.dtype} · min ${fmt(lo)} · max ${fmt(hi)} · mean ${fmt(p.mean)}`;
     const where = `row ${p.row}, col ${p.col} (${micrometres(p)})`;
@@ -257,9 +260,14 @@
     el.savePng.href = `/api/pattern.png?${p.key}`;
     el.saveTiff.classList.remove("disabled");
     el.savePng.classList.remove("disabled");
-    if (!el.status.classList.contains("error")) setStatus(`pattern shown ${fmt(ms, 1)} ms after the mouse reached it`);
     describeProcessing();
     drawPatternOverlay();
+    const ms = performance.now() - want.t0;
+    state.latencies.push(ms);
+    state.timings.push({ ms, fetchMs: p.fetchMs === undefined ? 0 : p.fetchMs, drawMs: performance.now() - tDraw });
+    p.fetchMs = undefined;  // a second draw of a cached pattern fetches nothing
+    requestAnimationFrame(() => state.framed.push(performance.now() - want.t0));  // on screen with the next frame
+    if (!el.status.classList.contains("error")) setStatus(`pattern shown ${fmt(ms, 1)} ms after the mouse reached it`);
     document.dispatchEvent(new CustomEvent("kikuchi:pattern", { detail: { row: p.row, col: p.col, ms } }));
   }
 
