@@ -136,3 +136,12 @@ def test_from_map(tmp_path):
     assert det.sample_tilt_deg == 68.0 and det.camera_tilt_deg == 5.0
     assert det.pc.shape == (2, 3, 3)
     np.testing.assert_allclose(det.pc[1, 2], [0.5, 0.7, 0.6], atol=1e-6)
+
+
+def test_pixel_to_crystal_and_back(rng):
+    det = Detector((40, 50), (0.45, 0.35, 0.55), camera_tilt_deg=6.0)
+    euler = rng.uniform(0, 3, 3)
+    d = det.crystal_directions(euler)
+    np.testing.assert_allclose(d, det.pixel_directions() @ euler_to_matrix(euler).T, atol=1e-12)
+    r, c, vis = det.project_crystal(d[12, 31], euler)
+    assert (float(r), float(c), bool(vis)) == pytest.approx((12.0, 31.0, True))

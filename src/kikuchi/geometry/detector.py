@@ -285,6 +285,18 @@ class Detector:
         v /= np.linalg.norm(v, axis=-1, keepdims=True)
         return v
 
+    def crystal_directions(self, euler_rad: Any, index: Any = None) -> np.ndarray:
+        """Unit vectors (h, w, 3) to each pixel centre in the CRYSTAL frame of orientation ``euler_rad`` (3,)."""
+        from kikuchi.geometry.orientation import sample_to_crystal
+
+        return sample_to_crystal(self.pixel_directions(index), np.asarray(euler_rad, dtype=np.float64).reshape(3))
+
+    def project_crystal(self, vectors_crystal: Any, euler_rad: Any, index: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Pixel (row, col, visible) of crystal-frame directions for orientation ``euler_rad`` (see :meth:`project`)."""
+        from kikuchi.geometry.orientation import crystal_to_sample
+
+        return self.project(crystal_to_sample(vectors_crystal, np.asarray(euler_rad, dtype=np.float64).reshape(3)), index=index)
+
     def gnomonic(self, vectors_sample: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Gnomonic coordinates (x, y) in units of the detector distance, and whether in front of the screen."""
         v = np.asarray(vectors_sample, dtype=np.float64)
