@@ -15,17 +15,9 @@ import sys
 import time
 from pathlib import Path
 
+from kikuchi.cli._process import _positive_int  # the same check as `kikuchi process --threads`
+
 _logger = logging.getLogger(__name__)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:

@@ -26,6 +26,7 @@ from kikuchi.imaging.images import (
     grid_col_images,
     grid_row_images,
     montage,
+    normalise_channel,
     remove_line_gradient,
     rgb_image,
 )
@@ -285,7 +286,7 @@ def write_vbse_gallery(
     for i, strip in enumerate(("top", "bottom")):
         g.add(
             f"diodes_{strip}_rgb.png",
-            np.stack([_norm(diodes[i, j], n_std) for j in range(3)], axis=-1),
+            np.stack([normalise_channel(diodes[i, j], n_std=n_std) for j in range(3)], axis=-1),
             f"Diodes {strip}, colour",
             f"Red, green, blue = left, middle, right diode of the {strip} strip, each around its median +- {n_std:g} std.",
         )
@@ -301,12 +302,6 @@ def write_vbse_gallery(
     if remove_gradient:
         notes.append("Scan-line drifts removed from every image (one straight line fitted and subtracted per map row).")
     return write_index_html(directory, g.images, title="Virtual BSE imaging", notes=notes)
-
-
-def _norm(image: np.ndarray, n_std: float) -> np.ndarray:
-    from kikuchi.imaging.images import normalise_channel
-
-    return normalise_channel(image, n_std=n_std)
 
 
 def write_quality_gallery(maps: QualityMaps, directory: str | os.PathLike, *, remove_gradient: bool = False) -> Path:

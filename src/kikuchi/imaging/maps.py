@@ -153,6 +153,24 @@ def _vbse_chunk(
     return np.concatenate(parts, axis=1)
 
 
+def _stream(
+    ebsd_map: EBSDMap,
+    func: Any,
+    *,
+    signal: str,
+    static_background: bool,
+    engine: dict[str, Any],
+    halo_rows: int = 0,
+    **kwargs: Any,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """One engine pass of ``func``; per-pattern results placed on the map (rows, cols, k), and the static background used."""
+    if signal not in SIGNALS:
+        raise ValueError(f"signal {signal!r}: expected one of {', '.join(SIGNALS)}")
+    bg = ebsd_map.static_background if static_background else None
+    flat = map_reduce(ebsd_map, func, kwargs=dict(signal=signal, static_background=bg, **kwargs), halo_rows=halo_rows, **engine)
+    return place_on_map(flat.reshape(ebsd_map.n_patterns, -1), ebsd_map.index_map), bg
+
+
 def _vbse_only(
     patterns: np.ndarray, *, grid: tuple[int, int], signal: str, sigma: float | None, static_background: np.ndarray | None
 ) -> np.ndarray:
@@ -197,20 +215,11 @@ def vbse_map(
     [[82.0, 85.0]]
     """
     gr, gc = parse_grid(grid)
-    if signal not in SIGNALS:
-        raise ValueError(f"signal {signal!r}: expected one of {', '.join(SIGNALS)}")
-    bg = ebsd_map.static_background if static_background else None
-    flat = map_reduce(
-        ebsd_map,
-        _vbse_only,
-        kwargs=dict(grid=(gr, gc), signal=signal, sigma=sigma, static_background=bg),
-        executor=executor,
-        workers=workers,
-        scheduler=scheduler,
-        progress=progress,
-        chunk_rows=chunk_rows,
-    )
-    return place_on_map(flat, ebsd_map.index_map).astype(np.float32)
+    values, _ = _stream(
+        ebsd_map, _vbse_only, signal=signal, static_background=static_background, grid=(gr, gc), sigma=sigma,
+        engine=dict(executor=executor, workers=workers, scheduler=scheduler, progress=progress, chunk_rows=chunk_rows),
+    )  # fmt: skip
+    return values.reshape(*ebsd_map.nav_shape, gr, gc).astype(np.float32)
 
 
 def vbse_maps(
@@ -260,28 +269,11 @@ def vbse_maps(
     VbseMaps
     """
     gr, gc = parse_grid(grid)
-    if signal not in SIGNALS:
-        raise ValueError(f"signal {signal!r}: expected one of {', '.join(SIGNALS)}")
-    bg = ebsd_map.static_background if static_background else None
-    kwargs = dict(
-        grid=(gr, gc),
-        signal=signal,
-        sigma=sigma,
-        static_background=bg,
-        com_kikuchi=com_kikuchi,
-        diode_strip=diode_strip,
-    )
-    flat = map_reduce(
-        ebsd_map,
-        _vbse_chunk,
-        kwargs=kwargs,
-        executor=executor,
-        workers=workers,
-        scheduler=scheduler,
-        progress=progress,
-        chunk_rows=chunk_rows,
-    )
-    values = place_on_map(flat.reshape(ebsd_map.n_patterns, -1), ebsd_map.index_map)
+    values, bg = _stream(
+        ebsd_map, _vbse_chunk, signal=signal, static_background=static_background, grid=(gr, gc), sigma=sigma,
+        com_kikuchi=com_kikuchi, diode_strip=diode_strip,
+        engine=dict(executor=executor, workers=workers, scheduler=scheduler, progress=progress, chunk_rows=chunk_rows),
+    )  # fmt: skip
     k = gr * gc
     return VbseMaps(
         vbse=values[..., :k].reshape(*ebsd_map.nav_shape, gr, gc),
@@ -385,21 +377,10 @@ def quality_maps(
     -------
     QualityMaps
     """
-    if signal not in SIGNALS:
-        raise ValueError(f"signal {signal!r}: expected one of {', '.join(SIGNALS)}")
-    bg = ebsd_map.static_background if static_background else None
-    flat = map_reduce(
-        ebsd_map,
-        _quality_block,
-        kwargs=dict(signal=signal, sigma=sigma, static_background=bg),
-        executor=executor,
-        workers=workers,
-        scheduler=scheduler,
-        progress=progress,
-        halo_rows=1,
-        chunk_rows=chunk_rows,
-    )
-    values = place_on_map(flat.reshape(ebsd_map.n_patterns, 4), ebsd_map.index_map)
+    values, bg = _stream(
+        ebsd_map, _quality_block, signal=signal, static_background=static_background, sigma=sigma, halo_rows=1,
+        engine=dict(executor=executor, workers=workers, scheduler=scheduler, progress=progress, chunk_rows=chunk_rows),
+    )  # fmt: skip
     return QualityMaps(
         iq=values[..., 0],
         adp=values[..., 1],
