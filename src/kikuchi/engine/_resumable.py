@@ -118,7 +118,18 @@ class ResumableMapWriter(MapWriter):
 
     def write(self, start: int, patterns: np.ndarray, **kwargs: Any) -> None:
         """Write patterns, flush them, then mark them complete in the partial file."""
-        super().write(start, patterns, **kwargs)
+        self.write_block(start, patterns, encoded=[kwargs["encoded"]] if kwargs.get("encoded") is not None else None)
+
+    def write_block(self, start: int, patterns: np.ndarray, *, encoded: list[bytes] | None = None) -> None:
+        """Write a block of whole HDF5 chunks (``encoded``: one stored chunk each, from
+        :meth:`encode_chunk`) or any patterns (``encoded=None``); flush; mark them complete."""
+        patterns = np.asarray(patterns)
+        if encoded is None:
+            super().write(start, patterns)
+        else:
+            cp = self.chunk_patterns
+            for k, blob in enumerate(encoded):
+                super().write(start + k * cp, patterns[k * cp : (k + 1) * cp], encoded=blob)
         stop = start + len(patterns)
         self.h5.flush()
         self.h5[_RECORD][start:stop] = 1

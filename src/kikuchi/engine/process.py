@@ -12,7 +12,7 @@ import numpy as np
 from kikuchi.engine._chunks import default_chunk_rows, plan_chunks
 from kikuchi.engine._executors import resolve_workers, run_chunks
 from kikuchi.engine._resumable import ResumableMapWriter
-from kikuchi.io.mapstore import PROCESSED, RAW, EBSDMap, MapFileError, open_map
+from kikuchi.io.mapstore import PROCESSED, RAW, EBSDMap, MapFileError, MapWriter, default_chunk_patterns, open_map
 from kikuchi.process.pipeline import PRESETS, Prepared, ProcessingSettings, prepare, process_block
 
 __all__ = ["load_static_background", "mean_pattern", "process_map", "process_pattern_at"]
@@ -124,16 +124,65 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def process_chunk(
-    block: np.ndarray, *, have: np.ndarray, core: tuple[int, int], prepared: Prepared, raw_means: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
-    """Chunk function of :func:`process_map`: processed core rows and the mean of each raw pattern."""
+    block: np.ndarray,
+    *,
+    have: np.ndarray,
+    core: tuple[int, int],
+    prepared: Prepared,
+    raw_means: bool = True,
+    encoder: dict[str, Any] | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[bytes] | None]:
+    """Chunk function of :func:`process_map`.
+
+    Returns the processed core rows, the mean of each raw pattern and, with
+    ``encoder`` (keyword arguments of a :class:`MapWriter` with the output's
+    chunk size and filter; it is never opened), the compressed HDF5 chunks
+    of the rows: the workers compress in parallel and the single writer only
+    stores bytes.
+    """
     out = process_block(block, have=have, core=core, prepared=prepared, workers=1)
     i0, i1 = core
     means = np.full(have[i0:i1].shape, np.nan)
     if raw_means:
         core_have = have[i0:i1]
         means[core_have] = block[i0:i1][core_have].reshape(int(core_have.sum()), -1).mean(axis=1, dtype=np.float64)
-    return out, means
+    encoded = None
+    if encoder is not None:
+        coder = MapWriter(**encoder)
+        flat = out.reshape(-1, *out.shape[2:])
+        cp = coder.chunk_patterns
+        encoded = [coder.encode_chunk(flat[k : k + cp]) for k in range(0, len(flat), cp)]
+        if any(e is None for e in encoded):
+            encoded = None
+    return out, means, encoded
+
+
+def aligned_chunk_patterns(
+    nav_shape: tuple[int, int], pattern_shape: tuple[int, int], dtype: Any, chunk_rows: int | None = None
+) -> tuple[int, int]:
+    """HDF5 chunk size of the output and the map rows per HDF5 chunk, so that bands of whole
+    map rows are made of whole HDF5 chunks: ``(chunk_patterns, rows_per_chunk)``.
+
+    Whole map rows per chunk when a row is small (a divisor of ``chunk_rows``
+    when given); otherwise the largest divisor of the row length that keeps a
+    chunk near the default size (rows_per_chunk 1).
+
+    >>> aligned_chunk_patterns((100, 100), (60, 60), "uint8")
+    (200, 2)
+    >>> aligned_chunk_patterns((100, 100), (60, 60), "uint8", chunk_rows=9)
+    (100, 1)
+    >>> aligned_chunk_patterns((40, 25), (240, 240), "uint16")
+    (5, 1)
+    """
+    rows, cols = nav_shape
+    target = default_chunk_patterns(pattern_shape, dtype)
+    if cols <= target:
+        per = max(1, min(rows, target // cols))
+        if chunk_rows is not None:
+            per = max(d for d in range(1, min(per, chunk_rows) + 1) if chunk_rows % d == 0)
+        return cols * per, per
+    divisor = max(d for d in range(1, target + 1) if cols % d == 0)
+    return divisor, 1
 
 
 def process_map(
@@ -215,19 +264,22 @@ def process_map(
         st = m.path.stat()
         fingerprint = {**parameters, "input_size": st.st_size, "input_mtime_ns": st.st_mtime_ns}
         halo = int(settings.npa)
+        out_dtype = np.dtype(np.float32 if settings.dtype == "float32" else settings.dtype)
+        chunk_patterns, rows_per_chunk = aligned_chunk_patterns(m.nav_shape, prepared.output_shape, out_dtype, chunk_rows)
         chunk_rows = chunk_rows or default_chunk_rows(m, halo_rows=halo)
+        chunk_rows = max(rows_per_chunk, chunk_rows // rows_per_chunk * rows_per_chunk)
         chunks = plan_chunks(m.nav_shape[0], chunk_rows, halo)
         have_map = m.index_map >= 0
         stored_bse = "bse_map" in m.data and m.data["bse_map"].shape == m.nav_shape
+        layout = {
+            "nav_shape": m.nav_shape,
+            "pattern_shape": prepared.output_shape,
+            "dtype": out_dtype,
+            "chunk_patterns": chunk_patterns,
+        }
+        encoder = {**layout, "path": output, "nav_shape": (1, chunk_patterns)}
         with ResumableMapWriter(
-            output,
-            nav_shape=m.nav_shape,
-            pattern_shape=prepared.output_shape,
-            dtype=np.float32 if settings.dtype == "float32" else settings.dtype,
-            step_um=m.step_um,
-            dataset=PROCESSED,
-            resume=resume,
-            fingerprint=fingerprint,
+            output, **layout, step_um=m.step_um, dataset=PROCESSED, resume=resume, fingerprint=fingerprint
         ) as writer:
             if writer.resumed_patterns == 0:
                 _copy_metadata(m, writer, prepared, stored_bse)
@@ -239,17 +291,21 @@ def process_map(
             cols = m.nav_shape[1]
 
             def write(chunk: Any, _indices: np.ndarray, result: Any) -> None:
-                patterns, means = result
+                patterns, means, encoded = result
                 if not stored_bse and m.dataset == RAW:
                     writer.data["bse_map"][chunk.r0 : chunk.r1] = means
-                writer.write(chunk.r0 * cols, patterns.reshape(-1, *prepared.output_shape))
+                writer.write_block(chunk.r0 * cols, patterns.reshape(-1, *prepared.output_shape), encoded=encoded)
 
             try:
                 run_chunks(
                     m,
                     todo,
                     process_chunk,
-                    {"prepared": prepared, "raw_means": not stored_bse and m.dataset == RAW},
+                    {
+                        "prepared": prepared,
+                        "raw_means": not stored_bse and m.dataset == RAW,
+                        "encoder": encoder if MapWriter(**encoder).can_encode else None,
+                    },
                     write,
                     block=True,
                     positions=False,
