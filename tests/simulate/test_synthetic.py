@@ -174,3 +174,22 @@ def test_top_level_simulate_is_callable_after_submodule_imports(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["t.h5", "True", "True"]
+
+
+def test_phase_lists():
+    from kikuchi.simulate.synthetic import _parse_phases
+
+    assert [p.space_group for p in _parse_phases("ni,fe-alpha")] == [225, 229]
+    assert [p.space_group for p in _parse_phases("Ti:194:2.95,4.68")] == [194]
+    assert [p.space_group for p in _parse_phases("Ti:194:2.95,4.68; ni")] == [194, 225]
+
+
+def test_two_phase_synthetic_map(tmp_path):
+    out = simulate(tmp_path / "two.h5", phase="ni,fe-alpha", shape=(6, 6), pattern_shape=(20, 20), grains=6, noise=None, seed=4, progress=False)
+    with kikuchi.open(out) as m:
+        assert [p["space_group"] for p in m.phases] == [225, 229]
+        ids = m.header["Truth/phase_id"][()]
+        grains = m.header["Truth/grain_id"][()]
+    assert set(np.unique(ids)) <= {1, 2}
+    for g in np.unique(grains):  # one phase per grain
+        assert len(np.unique(ids[grains == g])) == 1

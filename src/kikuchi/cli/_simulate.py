@@ -50,7 +50,7 @@ def _noise(text: str) -> str | float:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", required=True, type=Path, help="output map file (.h5)")
     parser.add_argument("--from-map", type=Path, metavar="MAP", help="simulate every point of this CTF/ANG orientation map")
-    parser.add_argument("--phase", help="phase(s): built-in name (ni, al, fe-alpha, ...), NAME:SG:a[,b,c,al,be,ga] or CIF; comma-separated for several (default ni, or the map's)")
+    parser.add_argument("--phase", help="phase(s): built-in name (ni, al, fe-alpha, ...), NAME:SG:a[,b,c,al,be,ga] or CIF; several as 'ni,fe-alpha' or separated by ';' (default ni, or the map's)")
     parser.add_argument("--shape", type=_shape, default=(40, 50), help="map ROWSxCOLS of a synthetic map (default 40x50)")
     parser.add_argument("--pattern-shape", type=_shape, default=(60, 60), help="pattern ROWSxCOLS (default 60x60)")
     parser.add_argument("--grains", type=int, default=25, help="Voronoi grains of a synthetic map (default 25)")

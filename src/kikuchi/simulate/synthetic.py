@@ -117,7 +117,13 @@ def _gradient_orientations(
 def _parse_phases(phase: Any) -> list[Any]:
     from kikuchi.crystal import Phase
 
-    items = phase if isinstance(phase, (list, tuple)) else str(phase).split(",") if isinstance(phase, str) else [phase]
+    if isinstance(phase, (list, tuple)):
+        items = list(phase)
+    elif isinstance(phase, str):
+        # several phases: 'ni,fe-alpha' or, with compact forms that hold commas, 'Ti:194:2.95,4.68;ni'
+        items = phase.split(";") if ";" in phase else [phase] if ":" in phase else phase.split(",")
+    else:
+        items = [phase]
     return [Phase.parse(p.strip() if isinstance(p, str) else p) for p in items if not (isinstance(p, str) and not p.strip())]
 
 
