@@ -12,6 +12,7 @@ from kikuchi.cli.main import main
 from kikuchi.engine import process_pattern_at
 from kikuchi.process import PRESETS
 from tests.conftest import shared_file
+from tests.cli.test_process import expect_errors
 from tests.engine.conftest import write_map
 
 
@@ -56,15 +57,8 @@ def test_bad_inputs(cli, map16, tmp_path, capsys):
         (["--at", "0,0", "--process", "detailed", "--sigma", "0", "-o", tmp_path / "a.tif"], "--sigma must be a positive number of pixels, got 0"),
         (["--at", "0,0", "-o", path], "is the input map file"),
     ]
-    for i, (extra, message) in enumerate(cases):
-        argv = ["pattern", str(path), *map(str, extra)]
-        if i == 0:  # one through a subprocess, exactly as a user runs it
-            proc = cli(*argv)
-            code, err = proc.returncode, proc.stderr
-        else:  # the others through the same entry point in this process (fast)
-            code, err = main(argv), capsys.readouterr().err
-        assert code == 2, (extra, err)
-        assert message in err, (extra, err)
+    for err in expect_errors(cli, capsys, ["pattern", str(path)], cases):
+        assert err.startswith("kikuchi pattern: error: ")
     with pytest.raises(SystemExit) as exit_info:  # argparse rejects the position itself
         main(["pattern", str(path), "--at", "1", "-o", str(tmp_path / "a.tif")])
     assert exit_info.value.code == 2 and "expected ROW,COL (two integers), got '1'" in capsys.readouterr().err

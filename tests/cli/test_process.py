@@ -15,6 +15,24 @@ from tests.conftest import shared_file
 from tests.engine.conftest import write_map
 
 
+def expect_errors(cli, capsys, argv, cases):
+    """Run each case (extra arguments, expected message): exit code 2 and the message on stderr.
+
+    The first case goes through a subprocess, exactly as a user runs it; the others through the
+    same entry point in this process (fast). Yields each stderr for further checks.
+    """
+    for i, (extra, message) in enumerate(cases):
+        args = [*argv, *map(str, extra)]
+        if i == 0:
+            proc = cli(*args)
+            code, err = proc.returncode, proc.stderr
+        else:
+            code, err = main(args), capsys.readouterr().err
+        assert code == 2, (extra, err)
+        assert message in err, (extra, err)
+        yield err
+
+
 @pytest.fixture
 def map_file(tmp_path, rng):
     """A 6 x 4 map of 30 x 40 uint16 patterns with a static background."""
@@ -90,15 +108,7 @@ def test_bad_inputs_clear_errors_nothing_overwritten(cli, map_file, tmp_path, ca
         (["--scheduler", "tcp://127.0.0.1:9", "--scheduler-timeout", "0.5"], "cannot reach the dask scheduler at tcp://127.0.0.1:9"),
         (["--static-background", tmp_path / "missing.dat"], "missing.dat: no such static background file"),
     ]
-    for i, (extra, message) in enumerate(cases):
-        argv = ["process", str(map_file), "-o", str(out), *map(str, extra)]
-        if i == 0:  # one through a subprocess, exactly as a user runs it
-            proc = cli(*argv)
-            code, err = proc.returncode, proc.stderr
-        else:  # the others through the same entry point in this process (fast)
-            code, err = main(argv), capsys.readouterr().err
-        assert code == 2, (extra, err)
-        assert message in err, (extra, err)
+    for err in expect_errors(cli, capsys, ["process", str(map_file), "-o", str(out)], cases):
         assert err.startswith("kikuchi process: error: ")
         assert out.read_bytes() == b"keep me" and not partial_path(out).exists()
     before = map_file.read_bytes()
