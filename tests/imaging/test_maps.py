@@ -82,7 +82,8 @@ def test_quality_maps_equal_the_array_functions(small_map):
         background = m.static_background
         q = quality_maps(m, progress=False, chunk_rows=2)
         raw = quality_maps(m, signal="raw", progress=False, chunk_rows=3)
-    kik = kikuchi_signal(patterns.reshape(-1, 30, 32), static_background=background)[0].reshape(patterns.shape)
+    # default background width for quality: pattern width / 8
+    kik = kikuchi_signal(patterns.reshape(-1, 30, 32), sigma=32 / 8, static_background=background)[0].reshape(patterns.shape)
     np.testing.assert_allclose(q.iq, image_quality(kik), rtol=1e-5)
     np.testing.assert_allclose(q.adp, neighbour_dot_product(kik), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(raw.adp, neighbour_dot_product(patterns), rtol=1e-9)

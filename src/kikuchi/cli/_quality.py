@@ -15,7 +15,7 @@ from kikuchi.cli._vbse import add_engine_arguments, add_input_arguments, engine_
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_input_arguments(parser)
+    add_input_arguments(parser, sigma_default="pattern width / 8")
     parser.add_argument(
         "--signal",
         choices=("kikuchi", "raw", "background"),

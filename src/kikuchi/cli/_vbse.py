@@ -38,11 +38,11 @@ def engine_options(args: argparse.Namespace) -> dict:
     return {"executor": "serial"}
 
 
-def add_input_arguments(parser: argparse.ArgumentParser) -> None:
+def add_input_arguments(parser: argparse.ArgumentParser, *, sigma_default: str = "pattern width / 25") -> None:
     parser.add_argument("input", type=Path, metavar="IN.h5", help="map file")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="DIR", help="output folder (created)")
     parser.add_argument("--dataset", choices=("RawPatterns", "Patterns"), help="pattern dataset (default: RawPatterns when present)")
-    parser.add_argument("--sigma", type=float, metavar="PX", help="Gaussian std of the smooth background (default: pattern width / 25)")
+    parser.add_argument("--sigma", type=float, metavar="PX", help=f"Gaussian std of the smooth background (default: {sigma_default})")
     parser.add_argument("--no-static-background", action="store_true", help="do not divide by the file's static background first")
     parser.add_argument("--remove-gradient", action="store_true", help="remove scan-line drifts (a line fitted per map row) from every image")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary line")

@@ -368,8 +368,13 @@ def quality_maps(
         Patterns the IQ and dot products are computed on: 'kikuchi'
         (default: background removed, as the IQ definition expects), 'raw'
         or 'background'. Mean and std are always of the raw patterns.
-    sigma, static_background
-        Background removal (see :func:`vbse_maps`).
+    sigma
+        Width (pixels) of the Gaussian background removed before the IQ and
+        dot products; default pattern width / 8 (kikuchipy's default for
+        its dynamic background), wider than for :func:`vbse_maps`, so the
+        Kikuchi bands stay in the signal.
+    static_background
+        Divide by the file's static background first (see :func:`vbse_maps`).
     executor, workers, scheduler, progress, chunk_rows
         How the map is streamed (:func:`kikuchi.engine.map_reduce`).
 
@@ -377,6 +382,8 @@ def quality_maps(
     -------
     QualityMaps
     """
+    if sigma is None:  # a wide background, as kikuchipy's dynamic background before its IQ
+        sigma = ebsd_map.pattern_shape[1] / 8.0
     values, bg = _stream(
         ebsd_map, _quality_block, signal=signal, static_background=static_background, sigma=sigma, halo_rows=1,
         engine=dict(executor=executor, workers=workers, scheduler=scheduler, progress=progress, chunk_rows=chunk_rows),
