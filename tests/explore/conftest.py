@@ -130,3 +130,12 @@ def artifacts() -> Path:
     out = Path(__file__).resolve().parents[2] / "test-artifacts" / "explore"
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+@pytest.fixture(scope="session")
+def simulated_map(tmp_path_factory) -> Path:
+    """A small simulated Ni map of known orientations (kikuchi.simulate): 240 x 240 uint16 patterns."""
+    from kikuchi.simulate import simulate
+
+    path = tmp_path_factory.mktemp("explore_sim") / "ni_grains.h5"
+    return simulate(path, shape=(4, 6), pattern_shape=(240, 240), grains=3, bit_depth=16, noise="low", seed=3, progress=False)

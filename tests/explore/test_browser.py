@@ -212,3 +212,37 @@ def test_base_map_choice_and_screenshot(page, artifacts):
     assert (artifacts / "explorer.png").stat().st_size > 10000
     latencies = page.evaluate("() => window.kikuchiExplorer.latencies()")
     (artifacts / "latencies_ms.json").write_text(json.dumps(latencies))
+
+
+def test_overlays_on_a_simulated_map_and_screenshot(browser, simulated_map, artifacts):
+    """Detected bands and simulated band lines (hkl) drawn over a simulated Ni pattern, IPF base map."""
+    with explore(simulated_map) as ex:
+        context = browser.new_context(viewport={"width": 1280, "height": 1000})
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(ex.url)
+        page.wait_for_selector("body[data-ready='1']", timeout=15000)
+        assert page.get_by_test_id("overlay-lines").is_visible() and page.get_by_test_id("overlay-bands").is_visible()
+        page.get_by_test_id("map-select").select_option("ipf-z")
+        page.wait_for_function("() => document.querySelector('[data-testid=map]').dataset.loaded === 'ipf-z'")
+        page.get_by_test_id("signal-select").select_option("processed")
+        page.get_by_test_id("overlay-bands").check()
+        page.get_by_test_id("overlay-lines").check()
+        box = page.get_by_test_id("map").bounding_box()
+        page.mouse.click(box["x"] + 4.5 * box["width"] / 6, box["y"] + 1.5 * box["height"] / 4)
+        page.wait_for_function(
+            """() => { const o = document.querySelector('#pattern-overlay');
+                       return o.dataset.drawn && o.dataset.drawn.includes('detected bands')
+                              && o.dataset.drawn.includes('simulated band lines')
+                              && document.querySelector('[data-testid=pattern]').dataset.signal === 'processed'
+                              && document.querySelector('[data-testid=pattern]').dataset.col === '4'; }""",
+            timeout=20000,
+        )
+        drawn = page.locator("#pattern-overlay").get_attribute("data-drawn")
+        assert "9 detected bands" in drawn
+        n_lines = int(drawn.split(", ")[1].split()[0])
+        assert n_lines > 5
+        page.screenshot(path=str(artifacts / "explorer_overlays.png"), full_page=True)
+        context.close()
+        assert errors == []

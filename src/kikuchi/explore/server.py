@@ -18,6 +18,7 @@ Routes (all ``GET`` unless noted)::
     /api/pattern.tiff?...  the same pattern as an exact TIFF download
     /api/pattern.png?...   the same pattern as an 8-bit PNG (min-max scaled)
     /api/bands?...[&n_bands=K]  JSON: bands detected in that pattern (end points, rho, theta)
+    /api/lines?row=R&col=C JSON: simulated band centre lines with hkl for the point's orientation
     POST /api/pin          JSON {"row": R, "col": C}: the pinned point (Explorer.pinned)
 """
 
@@ -226,6 +227,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 "/api/pattern.tiff": self._pattern_tiff,
                 "/api/pattern.png": self._pattern_png,
                 "/api/bands": self._bands,
+                "/api/lines": self._lines,
             }
         )
 
@@ -339,6 +341,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         n_bands = self._int(params, "n_bands", 9)
         query = self._query({k: v for k, v in params.items() if k != "n_bands"})
         self._json(self.server.source.bands(query, n_bands=n_bands))
+
+    def _lines(self, params: dict[str, str]) -> None:
+        self._json(self.server.source.lines(self._query(params)))
 
     def _pin(self, params: dict[str, str]) -> None:
         self._only(params, set())

@@ -314,6 +314,9 @@ class MapSource:
             else:
                 self.orientations = orientations_from_file(orientations, self.map.nav_shape)
             self.layers = find_layers(self.map, self.orientations)
+            self._lines_lock = threading.Lock()
+            self._detector: Any = None
+            self._reflectors: dict[int, Any] = {}
             self._results: OrderedDict[tuple, tuple[np.ndarray, dict[str, Any]]] = OrderedDict()
             self._results_lock = threading.Lock()
             self.signals = self._signals()
@@ -416,7 +419,7 @@ class MapSource:
     @property
     def overlays(self) -> list[str]:
         """Overlays the page may draw on the pattern: 'bands' (detected) and 'lines' (simulated, when orientations are known)."""
-        return ["bands"]
+        return ["bands", "lines"] if self.orientations is not None and self.orientations.phases else ["bands"]
 
     # -- patterns ------------------------------------------------------------
     def check_position(self, row: int, col: int) -> None:
@@ -533,6 +536,43 @@ class MapSource:
         ]
         return {"row": query.row, "col": query.col, "shape": list(pattern.shape), "bands": bands}
 
+    def lines(self, query: PatternQuery) -> dict[str, Any]:
+        """Simulated band centre lines (with hkl) for the orientation at the point of ``query``.
+
+        Geometry from the map file's detector (pattern centre per point,
+        tilts), orientation and phase from the orientations of the explorer,
+        the strongest reflectors of the phase (:func:`kikuchi.crystal.reflectors`).
+        Returns a JSON-ready dict: detector ``shape`` and per line ``hkl`` and
+        end points ``x0, y0, x1, y1`` (x = column, y = row, pixels of the
+        unbinned pattern); no lines where the point has no orientation.
+        """
+        self.check_position(query.row, query.col)
+        if "lines" not in self.overlays:
+            raise RequestError("this map has no orientations: no simulated band lines (give an orientation map, --orientations)")
+        from kikuchi.simulate.geometric import band_lines
+
+        o = self.orientations
+        assert o is not None
+        answer: dict[str, Any] = {"row": query.row, "col": query.col, "shape": list(self.map.pattern_shape), "bands": []}
+        phase = o.phase_of(query.row, query.col)
+        if phase is None:
+            answer["note"] = "no orientation at this point"
+            return answer
+        euler = o.euler[query.row, query.col]
+        with self._lines_lock:
+            if self._detector is None:
+                self._detector = self.map.detector
+            refl = self._reflectors.get(int(phase["id"]))
+            if refl is None:
+                refl = self._reflectors[int(phase["id"])] = _phase_reflectors(phase, kv=self.map.kv or 20.0)
+        lines = band_lines(self._detector, euler, refl, index=(query.row, query.col))
+        answer["phase"] = str(phase.get("name", phase["id"]))
+        answer["euler_deg"] = [round(float(v), 3) for v in np.degrees(euler)]
+        answer["bands"] = [
+            {"hkl": _hkl_label(hkl), "x0": x0, "y0": y0, "x1": x1, "y1": y1} for hkl, (x0, y0, x1, y1) in lines
+        ]
+        return answer
+
     # -- base maps -----------------------------------------------------------
     def map_png(self, name: str) -> tuple[bytes, dict[str, Any]]:
         """PNG of base map ``name`` (computed once) and its description (range, legend)."""
@@ -540,6 +580,32 @@ class MapSource:
         if layer is None:
             raise RequestError(f"no base map {name!r} (this file offers {', '.join(self.layers)})", status=404)
         return layer.png()
+
+
+#: Reflectors drawn as simulated band lines: the strongest families up to this many planes.
+LINE_REFLECTORS = 30
+
+
+def _phase_reflectors(phase: dict[str, Any], *, kv: float) -> Any:
+    """The strongest reflectors of a map file phase (atoms assumed quietly when the file has none)."""
+    import warnings
+
+    from kikuchi.crystal import AssumedAtomsWarning, Phase, reflectors
+
+    with warnings.catch_warnings():
+        # band positions do not depend on the atoms; only which weak bands are left out does
+        warnings.simplefilter("ignore", AssumedAtomsWarning)
+        return reflectors(Phase.from_phase_info(phase), kv=kv, n=LINE_REFLECTORS)
+
+
+def _hkl_label(hkl: tuple[int, ...]) -> str:
+    """Miller indices as written on figures: (1-11), (10-12) for 4 indices, with spaces when any index has two digits.
+
+    >>> _hkl_label((1, -1, 1)), _hkl_label((0, 0, 12))
+    ('(1-11)', '(0 0 12)')
+    """
+    sep = " " if any(abs(int(v)) > 9 for v in hkl) else ""
+    return "(" + sep.join(str(int(v)) for v in hkl) + ")"
 
 
 def _presets() -> dict[str, dict[str, Any]]:

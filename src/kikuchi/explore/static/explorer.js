@@ -531,15 +531,16 @@
     const p = state.current;
     if (!p) return;
     const ratio = window.devicePixelRatio || 1;
-    const sx = c.width / p.w, sy = c.height / p.h;
-    const X = (x) => (x + 0.5) * sx, Y = (y) => (y + 0.5) * sy;
     ctx.font = `${11 * ratio}px system-ui, sans-serif`;
     ctx.textBaseline = "middle";
     ctx.textAlign = "center";
-    let drawn = [];
+    const drawn = [], placed = [], labels = [];
     for (const [name, o] of Object.entries(overlays)) {
       if (!o.checkbox.checked || !o.data || o.data.key !== p.key || !o.data.bands) continue;
       const n = o.data.bands.length;
+      // pixel coordinates of the pattern the overlay was made for (simulated lines: the unbinned detector)
+      const [oh, ow] = o.data.shape;
+      const X = (x) => ((x + 0.5) / ow) * c.width, Y = (y) => ((y + 0.5) / oh) * c.height;
       o.data.bands.forEach((b, i) => {
         ctx.strokeStyle = o.colour;
         ctx.lineWidth = (name === "bands" ? 1.5 : 1.2) * ratio;
@@ -549,21 +550,26 @@
         ctx.lineTo(X(b.x1), Y(b.y1));
         ctx.stroke();
         const label = name === "bands" ? String(i + 1) : b.hkl;
-        if (label) {
-          // label near the line's first third, on a dark backing so it reads on any pattern
-          const t = name === "bands" ? 0.12 : 0.5;
-          const lx = X(b.x0 + t * (b.x1 - b.x0)), ly = Y(b.y0 + t * (b.y1 - b.y0));
-          const wText = ctx.measureText(label).width + 6 * ratio;
-          ctx.setLineDash([]);
-          ctx.fillStyle = "rgba(0,0,0,0.6)";
-          ctx.fillRect(lx - wText / 2, ly - 8 * ratio, wText, 16 * ratio);
-          ctx.fillStyle = o.colour;
-          ctx.fillText(label, lx, ly);
-        }
+        if (label) labels.push({ label, b, X, Y, colour: o.colour, tries: name === "bands" ? [0.06, 0.94, 0.2, 0.8] : [0.5, 0.3, 0.7, 0.15, 0.85, 0.4, 0.6] });
       });
-      drawn.push(`${n} ${name === "bands" ? "detected bands" : "simulated band lines"}`);
+      drawn.push(`${n} ${name === "bands" ? "detected bands" : "simulated band lines"}${o.data.note ? ` (${o.data.note})` : ""}`);
     }
+    // labels over all lines, each where it covers no earlier label, on a dark backing
     ctx.setLineDash([]);
+    for (const { label, b, X, Y, colour, tries } of labels) {
+      const wText = ctx.measureText(label).width + 6 * ratio, hText = 16 * ratio;
+      for (const t of tries) {
+        const lx = X(b.x0 + t * (b.x1 - b.x0)), ly = Y(b.y0 + t * (b.y1 - b.y0));
+        const box = [lx - wText / 2, ly - hText / 2, wText, hText];
+        if (placed.some((q) => box[0] < q[0] + q[2] && q[0] < box[0] + box[2] && box[1] < q[1] + q[3] && q[1] < box[1] + box[3])) continue;
+        placed.push(box);
+        ctx.fillStyle = "rgba(0,0,0,0.6)";
+        ctx.fillRect(box[0], box[1], box[2], box[3]);
+        ctx.fillStyle = colour;
+        ctx.fillText(label, lx, ly);
+        break;
+      }
+    }
     c.dataset.drawn = drawn.join(", ");
     c.dataset.key = p.key;
   }
