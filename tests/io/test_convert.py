@@ -12,6 +12,7 @@ import kikuchi
 from kikuchi.io.convert import BinningOverflowError, ConversionError, convert_images
 from kikuchi.io.imagefolder import ImageReadError, ImageSource, ImageSourceError, open_image_source
 from kikuchi.io.mapstore import open_map
+from tests.conftest import shared_file
 from tests.io._images import H, W, edax_name, make_folder, make_zip, pattern, write_image
 
 
@@ -202,6 +203,16 @@ def test_geometry_from_ctf(tmp_path):
     with pytest.raises(ConversionError, match=r"--shape 3x5 differs from .*Map Data 1.ctf: 3 rows x 4 columns"):
         convert_images(folder, tmp_path / "n.h5", ctf=ctf, nav_shape=(3, 5), progress=False)
     assert not (tmp_path / "n.h5").exists()
+
+
+def test_geometry_options_that_do_not_fit(tmp_path):
+    folder = make_folder(tmp_path / "f", 2, 2)
+    with pytest.raises(ConversionError, match="give either --ctf or --ang, not both"):
+        convert_images(folder, tmp_path / "m.h5", ctf=tmp_path / "a.ctf", ang=tmp_path / "a.ang", progress=False)
+    hexagonal = shared_file("mtex/testdata_hex.ctf")
+    with pytest.raises(ConversionError, match="testdata_hex.ctf: a hexagonal grid cannot be stored as a rows x cols pattern map"):
+        convert_images(folder, tmp_path / "m.h5", ctf=hexagonal, progress=False)
+    only(tmp_path)
 
 
 # -- bad input: an error naming file and position, no output left ------------------------

@@ -129,6 +129,31 @@ def _load_background(
     return np.asarray(binned, dtype=np.float32)
 
 
+def _resolve_geometry(
+    nav_shape: tuple[int, int] | None,
+    step: tuple[float, float] | None,
+    ctf: str | os.PathLike | None,
+    ang: str | os.PathLike | None,
+) -> tuple[tuple[int, int] | None, tuple[float, float] | None, Any, str]:
+    """Map shape, step, orientation map and where the shape came from (for messages)."""
+    if ctf is not None and ang is not None:
+        raise ConversionError("give either --ctf or --ang, not both")
+    geometry_file = ctf if ctf is not None else ang
+    if geometry_file is None:
+        shape = None if nav_shape is None else (int(nav_shape[0]), int(nav_shape[1]))
+        return shape, step, None, "--shape" if shape is not None else ""
+    omap = _read_orientation_geometry(Path(geometry_file))
+    omap_shape = (int(omap.nav_shape[0]), int(omap.nav_shape[1]))
+    if nav_shape is not None and tuple(nav_shape) != omap_shape:
+        raise ConversionError(
+            f"--shape {nav_shape[0]}x{nav_shape[1]} differs from {geometry_file}: "
+            f"{omap_shape[0]} rows x {omap_shape[1]} columns; give one of them"
+        )
+    if step is None:
+        step = (float(omap.step_um[0]), float(omap.step_um[1]))
+    return omap_shape, step, omap, f"{'--ctf' if ctf is not None else '--ang'} {geometry_file}"
+
+
 def _background_label(background: Any) -> str | None:
     if background is None or isinstance(background, str):
         return background
@@ -228,29 +253,12 @@ def convert_images(
         raise ConversionError(f"binning {binning}: expected a positive integer")
     if bin_mode not in BIN_MODES:
         raise ConversionError(f"bin mode {bin_mode!r}: expected 'sum' or 'mean'")
-    if ctf is not None and ang is not None:
-        raise ConversionError("give either --ctf or --ang, not both")
     step = _as_pair(step_um)
 
-    omap = None
-    shape_source = "--shape" if nav_shape is not None else ""
-    geometry_file = ctf if ctf is not None else ang
-    if geometry_file is not None:
-        omap = _read_orientation_geometry(Path(geometry_file))
-        omap_shape = (int(omap.nav_shape[0]), int(omap.nav_shape[1]))
-        if nav_shape is not None and tuple(nav_shape) != omap_shape:
-            raise ConversionError(
-                f"--shape {nav_shape[0]}x{nav_shape[1]} differs from {geometry_file}: "
-                f"{omap_shape[0]} rows x {omap_shape[1]} columns; give one of them"
-            )
-        nav_shape = omap_shape
-        shape_source = f"{'--ctf' if ctf is not None else '--ang'} {geometry_file}"
-        if step is None:
-            step = (float(omap.step_um[0]), float(omap.step_um[1]))
-
+    nav_shape, step, omap, shape_source = _resolve_geometry(nav_shape, step, ctf, ang)
     src = source if isinstance(source, ImageSource) else open_image_source(source, naming=naming, step_um=step)
     try:
-        nav_shape, order = src.positions(None if nav_shape is None else tuple(nav_shape), shape_source=shape_source)  # type: ignore[arg-type]
+        nav_shape, order = src.positions(nav_shape, shape_source=shape_source)
         if step is None:
             _logger.warning("%s: no step given (--step, --ctf or --ang); storing 1.0 µm", src.path)
             step = (1.0, 1.0)
@@ -323,7 +331,7 @@ def convert_images(
         n = writer.n_patterns
         step_n = writer.chunk_patterns
         workers = max(1, int(workers or os.cpu_count() or 1))
-        bg_sum = np.zeros(pattern_shape, dtype=np.float64) if background is not None and isinstance(background, str) and background == "mean" else None
+        bg_sum = np.zeros(pattern_shape, dtype=np.float64) if isinstance(background, str) and background == "mean" else None
 
         from tqdm.auto import tqdm
 
