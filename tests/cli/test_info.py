@@ -80,3 +80,5 @@ def test_info_ang(cli):
     desc = json.loads(proc.stdout)
     assert desc["kind"] == "orientation map" and desc["format"] == "ang"
     assert desc["phases"] and desc["phases"][0]["hkl_families"]
+    text = cli("info", shared_file("mtex/S00.ANG")).stdout
+    assert "hkl families: {110} {200} {211} {310}" in text

@@ -77,6 +77,10 @@ def _format_value(value: Any) -> str:
         return f"{value:.6g}"
     if isinstance(value, list) and all(isinstance(v, (int, float)) for v in value) and value:
         return " x ".join(_format_value(v) for v in value) if len(value) <= 3 else ", ".join(_format_value(v) for v in value)
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        if all("hkl" in v for v in value):  # hkl families: {110} {200} ...
+            return " ".join("{" + "".join(str(i) for i in v["hkl"]) + "}" for v in value)
+        return f"{len(value)} entries"
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return ", ".join(value) if value else "(none)"
     if value is None:
