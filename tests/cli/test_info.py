@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from kikuchi.io.convert import convert_images
 from tests.conftest import shared_file
@@ -36,6 +37,13 @@ def test_info_kikuchipy_file(cli):
     desc = json.loads(proc.stdout)
     assert desc["flavour"] == "kikuchipy" and desc["nav_shape"] == [3, 3] and desc["pattern_shape"] == [60, 60]
     assert desc["phases"][0]["name"] == "ni"
+    import h5py
+
+    with h5py.File(shared_file("kikuchipy/nickel_ebsd_small.h5")) as f:
+        stored = np.rad2deg(f["Scan 1/EBSD/CrystalMap/crystal_map/data/phi1"][()])
+    phi1 = desc["summary"]["phi1_deg"]  # the stored orientations (not reduced to the fundamental zone)
+    assert phi1["missing"] == 0
+    assert [phi1["min"], phi1["mean"], phi1["max"]] == pytest.approx([stored.min(), stored.mean(), stored.max()])
     assert np.allclose(desc["pattern_centre"]["mean"], [0.4251, 0.2134, 0.5007], atol=1e-4)
 
 

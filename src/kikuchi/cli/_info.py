@@ -44,15 +44,25 @@ def describe_path(path: Path) -> dict[str, Any]:
 
         with open_map(path) as m:
             desc = m.describe()
+            columns: dict[str, np.ndarray] = {}
             if "bse_map" in m.data:  # stored by the converter; never computed here (it reads every pattern)
-                bse = m.bse_map
-                finite = bse[np.isfinite(bse)]
-                if finite.size:
-                    desc["summary"] = {
-                        "bse": {"min": float(finite.min()), "mean": float(finite.mean()), "max": float(finite.max()), "missing": int(bse.size - finite.size)}
-                    }
+                columns["bse"] = m.bse_map
+            euler = m.euler
+            if euler is not None:
+                for k, name in enumerate(("phi1_deg", "PHI_deg", "phi2_deg")):
+                    columns[name] = np.rad2deg(euler[..., k])
+            summary = {name: _column_summary(values) for name, values in columns.items()}
+            if summary:
+                desc["summary"] = summary
             return desc
     raise ValueError(f"{path}: not a map file (HDF5), CTF/ANG file, or folder/zip of pattern images")
+
+
+def _column_summary(values: np.ndarray) -> dict[str, Any]:
+    """min, mean, max of the finite values and how many points have none (NaN: no pattern / not indexed)."""
+    finite = values[np.isfinite(values)]
+    stats = (float(finite.min()), float(finite.mean()), float(finite.max())) if finite.size else (None, None, None)
+    return {"min": stats[0], "mean": stats[1], "max": stats[2], "missing": int(values.size - finite.size)}
 
 
 def _plain(value: Any) -> Any:
