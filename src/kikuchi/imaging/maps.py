@@ -85,8 +85,9 @@ def place_on_map(values: np.ndarray, index_map: np.ndarray) -> np.ndarray:
     >>> place_on_map(np.array([1.0, 2.0]), np.array([[1, -1]])).tolist()
     [[2.0, nan]]
     """
-    values = np.asarray(values, dtype=np.float64)
-    out = np.full((*index_map.shape, *values.shape[1:]), np.nan)
+    values = np.asarray(values)
+    dtype = np.float32 if values.dtype == np.float32 else np.float64  # float32 results stay float32 (memory)
+    out = np.full((*index_map.shape, *values.shape[1:]), np.nan, dtype=dtype)
     have = index_map >= 0
     out[have] = values[index_map[have]]
     return out
@@ -94,7 +95,7 @@ def place_on_map(values: np.ndarray, index_map: np.ndarray) -> np.ndarray:
 
 @dataclass
 class VbseMaps:
-    """Images of one pass over a map (all NaN where the map has no pattern).
+    """Images of one pass over a map (float32, NaN where the map has no pattern).
 
     Attributes
     ----------
@@ -134,7 +135,7 @@ def _vbse_chunk(
     com_kikuchi: bool,
     diode_strip: float,
 ) -> np.ndarray:
-    """Per pattern: [vbse (gr * gc), bse, com raw (2), diodes (6), com kikuchi (2)]."""
+    """Per pattern: [vbse (gr * gc), bse, com raw (2), diodes (6), com kikuchi (2)], float32."""
     n = patterns.shape[0]
     parts = []
     moments = pattern_moments(patterns)
@@ -150,7 +151,7 @@ def _vbse_chunk(
     parts += [moments[:, :1], moments[:, 2:4], diode_array(patterns, strip=diode_strip).reshape(n, -1)]
     if com_kikuchi:
         parts.append(centre_of_mass(kikuchi_ratio(kik, bg)))
-    return np.concatenate(parts, axis=1)
+    return np.concatenate(parts, axis=1).astype(np.float32)
 
 
 def _stream(
@@ -219,7 +220,7 @@ def vbse_map(
         ebsd_map, _vbse_only, signal=signal, static_background=static_background, grid=(gr, gc), sigma=sigma,
         engine=dict(executor=executor, workers=workers, scheduler=scheduler, progress=progress, chunk_rows=chunk_rows),
     )  # fmt: skip
-    return values.reshape(*ebsd_map.nav_shape, gr, gc).astype(np.float32)
+    return values.reshape(*ebsd_map.nav_shape, gr, gc)
 
 
 def vbse_maps(
