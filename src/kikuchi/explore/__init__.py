@@ -14,7 +14,9 @@ from __future__ import annotations
 import html
 import logging
 import os
+import sys
 import threading
+import types
 from pathlib import Path
 
 from kikuchi.explore.server import ExplorerServer, make_server, serve_in_thread
@@ -168,3 +170,19 @@ def explore(
 
         webbrowser.open(explorer.url)
     return explorer
+
+
+class _ExploreModule(types.ModuleType):
+    """This package, callable as :func:`explore`.
+
+    ``kikuchi.explore`` names both this subpackage and the function (the
+    top-level export). Once the subpackage is imported, Python binds
+    ``kikuchi.explore`` to it, so the module forwards calls to the function:
+    ``kikuchi.explore(path)`` works whichever of the two the name holds.
+    """
+
+    def __call__(self, *args: object, **kwargs: object) -> Explorer:
+        return explore(*args, **kwargs)  # type: ignore[arg-type]
+
+
+sys.modules[__name__].__class__ = _ExploreModule
