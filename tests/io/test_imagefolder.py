@@ -82,6 +82,13 @@ def test_edax_coordinates_in_micrometres(tmp_path):
     assert open_image_source(folder, step_um=(0.25, 0.25)).inferred_shape() == (3, 3)  # y step 0.5 = 2 rows
 
 
+def test_edax_names_with_a_separator_and_8bit_tiff(tmp_path):
+    make_folder(tmp_path / "f", 2, 3, name=lambda r, c, ext: f"Map-x{c}_y{r}.{ext}", dtype=np.uint8, ext="tif")
+    src = open_image_source(tmp_path / "f")
+    assert src.scheme == "edax" and src.read(0).dtype == np.uint8
+    check_every_position(src, (2, 3))
+
+
 def test_sorted_names_need_a_shape(tmp_path):
     folder = tmp_path / "f"
     folder.mkdir()

@@ -8,7 +8,8 @@ Three naming schemes give each image its map position (row, col):
     ``Image_12_7.tiff``): the last two ``_``-separated integers are row and
     column; every file must carry the same prefix.
 ``edax``
-    ``..._x{X}y{Y}.ext`` as exported by EDAX OIM: X is the column, Y the row.
+    ``..._x{X}y{Y}.ext`` as exported by EDAX OIM (also ``x{X}_y{Y}``): X is the
+    column, Y the row.
     Integers are indices; decimals are beam coordinates in µm and are divided
     by the step (``step_um`` or the smallest spacing found).
 ``sorted``
@@ -57,7 +58,7 @@ SCHEMES = ("aztec", "edax", "sorted")
 
 # the prefix is empty or ends in a non-digit, so "Map1_0_0" is prefix "Map1_", row 0, col 0
 _AZTEC = re.compile(r"^(?P<prefix>(?:.*\D)?)(?P<row>\d+)_(?P<col>\d+)$")
-_EDAX = re.compile(r"^(?P<prefix>(?:.*[_\-\s.])?)x(?P<x>\d+(?:\.\d+)?)y(?P<y>\d+(?:\.\d+)?)$", re.IGNORECASE)
+_EDAX = re.compile(r"^(?P<prefix>(?:.*[_\-\s.])?)x(?P<x>\d+(?:\.\d+)?)[_\-]?y(?P<y>\d+(?:\.\d+)?)$", re.IGNORECASE)
 _DIGITS = re.compile(r"(\d+)")
 
 
