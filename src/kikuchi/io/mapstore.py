@@ -468,6 +468,11 @@ class EBSDMap:
         indices = np.asarray(indices, dtype=np.int64)
         if indices.size == 0:
             return np.empty((0, *self.pattern_shape), dtype=self.dtype)
+        flat = indices.reshape(-1)
+        lo = int(flat[0])
+        if 0 <= lo and lo + flat.size <= self.n_patterns and np.array_equal(flat, np.arange(lo, lo + flat.size)):
+            # one contiguous run in storage order (row-major maps): read it straight into place
+            return self.read(lo, lo + flat.size).reshape(*indices.shape, *self.pattern_shape)
         uniq, inverse = np.unique(indices, return_inverse=True)
         if uniq[0] < 0 or uniq[-1] >= self.n_patterns:
             raise MapPositionError(f"{self.path}: pattern index out of range 0..{self.n_patterns - 1}")
