@@ -311,3 +311,23 @@ def test_chunks_around_a_requested_point_are_read_ahead(map_file):
         with kikuchi.open(map_file) as m:
             np.testing.assert_array_equal(patterns.cache.get_many(np.array([below]))[below], m.pattern(3, 3))
     assert patterns._prefetch._thread is None or not patterns._prefetch._thread.is_alive()
+
+
+def test_map_of_processed_patterns_only(tmp_path):
+    """A map file written by `kikuchi process` holds only 'Patterns': the explorer shows those."""
+    from kikuchi.io.mapstore import MapWriter
+
+    path = tmp_path / "processed.h5"
+    patterns = np.arange(6 * 20, dtype=np.uint8).reshape(2, 3, 4, 5)
+    with MapWriter(path, nav_shape=(2, 3), pattern_shape=(4, 5), dtype="uint8", dataset="Patterns") as w:
+        w.write_rows(0, patterns)
+        w.set_processing({"preset": "indexing"})
+    with explore(path) as ex:
+        info = json.loads(get(ex.url + "api/info")[2])
+        assert info["dataset"] == "Patterns"
+        assert info["signals"] == [{"name": "stored", "label": "stored processed (Patterns)", "options": {}, "parameters": {"preset": "indexing"}}]
+        np.testing.assert_array_equal(decode_pattern(get(ex.url + "api/pattern?row=1&col=0")[2]).pattern, patterns[1, 0])
+        status, _, body = get(ex.url + "api/pattern?row=1&col=0&signal=raw")
+        assert status == 400 and "signal 'raw' is not offered for this file (choose from stored)" in json.loads(body)["error"]
+        averaged = decode_pattern(get(ex.url + "api/pattern?row=1&col=0&npa=1&signal=stored")[2]).pattern
+        np.testing.assert_array_equal(averaged, average_neighbours(patterns, n=1)[1, 0])
