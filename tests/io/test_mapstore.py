@@ -236,6 +236,13 @@ def test_encoded_chunks_read_back_identically(tmp_path, compression):
         np.testing.assert_allclose(m.bse_map[0], patterns.reshape(23, -1).mean(axis=1))
 
 
+def test_chunk_larger_than_the_map_is_capped(tmp_path):
+    with MapWriter(tmp_path / "m.h5", nav_shape=(1, 3), pattern_shape=(H, W), dtype="uint8", chunk_patterns=100) as w:
+        w.write(0, np.ones((3, H, W)))
+    with open_map(tmp_path / "m.h5") as m:
+        assert m.chunk_patterns == 3
+
+
 def test_default_chunk_size_is_about_one_mebibyte():
     assert default_chunk_patterns((240, 240), "uint16") * 240 * 240 * 2 <= 1 << 20
     assert default_chunk_patterns((2000, 2000), "uint16") == 1

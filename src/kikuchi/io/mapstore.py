@@ -770,7 +770,7 @@ class MapWriter:
         self.n_patterns = self.nav_shape[0] * self.nav_shape[1]
         if self.n_patterns <= 0 or min(self.pattern_shape) <= 0:
             raise ValueError(f"empty map or pattern shape: map {self.nav_shape}, pattern {self.pattern_shape}")
-        self.chunk_patterns = chunk_patterns or default_chunk_patterns(self.pattern_shape, self.dtype, self.n_patterns)
+        self.chunk_patterns = min(int(chunk_patterns), self.n_patterns) if chunk_patterns else default_chunk_patterns(self.pattern_shape, self.dtype, self.n_patterns)
         self.compression = DEFAULT_COMPRESSION if compression is None else compression
         self.manufacturer = manufacturer
         self._atomic = atomic_output(self.path)
