@@ -303,10 +303,7 @@ class ImageSource:
         if self.container == "zip":
             try:
                 data = self._zip().read(name)
-            except (zipfile.BadZipFile, OSError, EOFError, KeyError, RuntimeError) as exc:
-                # zlib.error is not importable under its own name everywhere; handled below
-                raise ImageReadError(f"{self.label(i)}: cannot read from the zip ({exc})") from exc
-            except Exception as exc:
+            except Exception as exc:  # BadZipFile (CRC), zlib.error, EOFError, OSError, ...: all mean a damaged member
                 raise ImageReadError(f"{self.label(i)}: cannot read from the zip ({type(exc).__name__}: {exc})") from exc
             return _decode(data, suffix, self.label(i))
         return _decode(self.path / name, suffix, self.label(i))
