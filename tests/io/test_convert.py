@@ -205,6 +205,24 @@ def test_geometry_from_ctf(tmp_path):
     assert not (tmp_path / "n.h5").exists()
 
 
+def test_geometry_from_ang(tmp_path):
+    from kikuchi.io.orientation_map import OrientationMap, PhaseInfo
+
+    euler = np.deg2rad(np.stack([np.arange(6) * 10.0, np.full(6, 20.0), np.full(6, 30.0)], axis=1))
+    omap = OrientationMap.from_arrays(
+        euler=euler, phase_id=np.ones(6, int), nav_shape=(2, 3), step_um=(0.4, 0.3),
+        phases=[PhaseInfo(id=1, name="Iron", lattice_angstrom=(2.866, 2.866, 2.866), space_group=229)],
+    )
+    ang = omap.write(tmp_path / "scan.ang")
+    folder = make_folder(tmp_path / "f", 2, 3)
+    out = convert_images(folder, tmp_path / "m.h5", ang=ang, progress=False)
+    assert_every_position(out, 2, 3)
+    with open_map(out) as m:
+        assert m.step_um == pytest.approx((0.4, 0.3), abs=1e-6)
+        np.testing.assert_allclose(np.rad2deg(m.euler[1, 2]), [50, 20, 30], atol=1e-3)
+        assert m.phases[0]["name"] == "Iron"
+
+
 def test_geometry_options_that_do_not_fit(tmp_path):
     folder = make_folder(tmp_path / "f", 2, 2)
     with pytest.raises(ConversionError, match="give either --ctf or --ang, not both"):
