@@ -17,6 +17,8 @@ import numpy as np
 # Columns of the per-band output rows of ``_detect_stack``.
 COL_RHO, COL_THETA, COL_INTENSITY, COL_WIDTH, COL_SLOPE, COL_VALID = range(6)
 N_COLS = 6
+#: Patterns transformed together in one pass over the lookup table.
+BLOCK = 8
 
 
 @numba.njit(nogil=True, cache=True)
@@ -37,47 +39,17 @@ def _hough_binary(xs, ys, cos_t, sin_t, rho0, drho, n_rho):
     return acc
 
 
-@numba.njit(nogil=True, cache=True)
-def _radon_one(img_flat, pix, lo, wt, count, out):
-    """Grey-level Radon transform of one pattern with the lookup table ``(lo, wt)``.
-
-    ``pix`` are the flat indices of the pixels inside the mask; for theta bin
-    ``t`` and pixel ``p``, the pixel's value is shared linearly between rho
-    bins ``lo[t, p]`` and ``lo[t, p] + 1`` (weight ``wt[t, p]`` on the upper).
-    ``out`` (n_theta, n_rho) receives the mean intensity along each line, 0
-    where ``count`` is 0.
-    """
-    n_theta, n_rho = out.shape
-    n_pix = pix.size
-    vals = np.empty(n_pix, dtype=np.float32)
-    for p in range(n_pix):
-        vals[p] = img_flat[pix[p]]
-    for t in range(n_theta):
-        row = out[t]
-        for r in range(n_rho):
-            row[r] = 0.0
-        lot = lo[t]
-        wtt = wt[t]
-        for p in range(n_pix):
-            v = vals[p]
-            w = wtt[p] * v
-            k = lot[p]
-            row[k] += v - w
-            row[k + 1] += w
-        ct = count[t]
-        for r in range(n_rho):
-            if ct[r] > 0.0:
-                row[r] /= ct[r]
-
-
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, fastmath=True)
 def _filter_one(radon, valid, k_rho, k_theta, tmp, out):
     """Butterfly filter: ``-d2/drho2`` Gaussian along rho, Gaussian along theta.
 
     The Radon values are made zero-mean over the valid bins first; invalid
     bins count as the mean (zero). Theta wraps around with rho mirrored.
+    ``tmp`` is a work array of shape (n_theta + 2 * (k_theta.size // 2), n_rho + 2 * (k_rho.size // 2)).
     """
     n_theta, n_rho = radon.shape
+    hr = k_rho.size // 2
+    ht = k_theta.size // 2
     s = 0.0
     n = 0
     for t in range(n_theta):
@@ -86,30 +58,33 @@ def _filter_one(radon, valid, k_rho, k_theta, tmp, out):
                 s += radon[t, r]
                 n += 1
     mean = s / max(n, 1)
-    hr = k_rho.size // 2
-    ht = k_theta.size // 2
+    # zero-padded along rho, the zero-mean transform (invalid bins zero)
+    pad = np.zeros(n_rho + 2 * hr, dtype=np.float32)
     for t in range(n_theta):
+        for r in range(n_rho):
+            pad[hr + r] = radon[t, r] - mean if valid[t, r] else 0.0
+        row = tmp[ht + t]
         for r in range(n_rho):
             acc = 0.0
             for j in range(k_rho.size):
-                rr = r + j - hr
-                if 0 <= rr < n_rho and valid[t, rr]:
-                    acc += k_rho[j] * (radon[t, rr] - mean)
-            tmp[t, r] = acc
+                acc += k_rho[j] * pad[r + j]
+            row[r] = acc
+    # wrap theta with rho mirrored
+    for j in range(ht):
+        for r in range(n_rho):
+            tmp[j, r] = tmp[ht + n_theta - ht + j, n_rho - 1 - r]
+            tmp[ht + n_theta + j, r] = tmp[ht + j, n_rho - 1 - r]
     for t in range(n_theta):
         for r in range(n_rho):
-            acc = 0.0
-            for j in range(k_theta.size):
-                tt = t + j - ht
-                rr = r
-                if tt < 0:
-                    tt += n_theta
-                    rr = n_rho - 1 - r
-                elif tt >= n_theta:
-                    tt -= n_theta
-                    rr = n_rho - 1 - r
-                acc += k_theta[j] * tmp[tt, rr]
-            out[t, r] = acc if valid[t, r] else 0.0
+            out[t, r] = 0.0
+        for j in range(k_theta.size):
+            kj = k_theta[j]
+            src = tmp[t + j]
+            for r in range(n_rho):
+                out[t, r] += kj * src[r]
+        for r in range(n_rho):
+            if not valid[t, r]:
+                out[t, r] = 0.0
 
 
 @numba.njit(nogil=True, cache=True)
@@ -251,34 +226,21 @@ def _describe_peak(filt, t, r, rho_bins, drho, dtheta, out):
     out[COL_VALID] = 1.0
 
 
-@numba.njit(nogil=True, cache=True)
-def _detect_stack(
-    patterns, pix, lo, wt, count, valid, rho_bins, drho, k_rho, k_theta,
-    n_bands, min_dist_rho, min_dist_theta, rel_threshold, out, radon_out, filt_out,
-):
-    """Detect up to ``n_bands`` bands in each pattern of ``patterns`` (n, h, w) float32.
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _radon_block(patterns, start, nbk, pix, ptr, idx, wts, count, vals, acc, flat):
+    """Standardised Radon transforms of ``nbk`` patterns from ``start``, sharing one pass over the lookup table.
 
-    Each pattern is standardised over the mask (zero mean, unit standard
-    deviation), Radon transformed, butterfly filtered and searched for
-    peaks. ``out`` (n, n_bands, N_COLS) receives the band rows (unused rows
-    keep COL_VALID = 0). ``radon_out``/``filt_out`` (m, n_theta, n_rho) keep
-    the transforms of the first ``m`` patterns (m may be 0).
+    The lookup table is in compressed rows: bin ``q = t * n_rho + r``
+    gathers pixels ``idx[ptr[q]:ptr[q + 1]]`` (indices into the masked
+    pixels) with weights ``wts``. ``vals`` (n_pix, BLOCK) holds the
+    standardised masked pixels (zero mean, unit standard deviation per
+    pattern), ``acc`` (n_theta, n_rho, BLOCK) the line means; the innermost
+    loop over the BLOCK patterns vectorises.
     """
-    n = patterns.shape[0]
     n_theta, n_rho = count.shape
-    dtheta = np.pi / n_theta
-    radon = np.empty((n_theta, n_rho), dtype=np.float32)
-    tmp = np.empty((n_theta, n_rho), dtype=np.float32)
-    filt = np.empty((n_theta, n_rho), dtype=np.float32)
-    n_cand = n_theta * n_rho // 2 + 1
-    cand_t = np.empty(n_cand, dtype=np.int64)
-    cand_r = np.empty(n_cand, dtype=np.int64)
-    cand_v = np.empty(n_cand, dtype=np.float32)
-    pk_t = np.empty(n_bands, dtype=np.int64)
-    pk_r = np.empty(n_bands, dtype=np.int64)
     n_pix = pix.size
-    for i in range(n):
-        img = patterns[i].ravel()
+    for b in range(nbk):
+        img = patterns[start + b].ravel()
         s = 0.0
         s2 = 0.0
         for p in range(n_pix):
@@ -287,28 +249,86 @@ def _detect_stack(
             s2 += v * v
         mu = s / n_pix
         var = s2 / n_pix - mu * mu
-        flat = var <= 1e-10 * (mu * mu + 1e-30)
-        sd = np.sqrt(var) if not flat else 1.0
-        _radon_one(img, pix, lo, wt, count, radon)
-        for t in range(n_theta):
-            for r in range(n_rho):
-                radon[t, r] = (radon[t, r] - mu) / sd
-        _filter_one(radon, valid, k_rho, k_theta, tmp, filt)
-        if i < radon_out.shape[0]:
-            radon_out[i] = radon
-            filt_out[i] = filt
-        vmax = 0.0
-        for t in range(n_theta):
-            for r in range(n_rho):
-                if filt[t, r] > vmax:
-                    vmax = filt[t, r]
-        for b in range(n_bands):
-            for c in range(out.shape[2]):
-                out[i, b, c] = 0.0
-        if flat or vmax <= 1e-6:
-            continue
-        n_pk = _peaks_one(filt, valid, n_bands, min_dist_rho, min_dist_theta, rel_threshold * vmax,
-                          cand_t, cand_r, cand_v, pk_t, pk_r)
-        for b in range(n_pk):
-            _describe_peak(filt, pk_t[b], pk_r[b], rho_bins, drho, dtheta, out[i, b])
+        flat[b] = var <= 1e-10 * (mu * mu + 1e-30)
+        sd = np.sqrt(var) if not flat[b] else 1.0
+        for p in range(n_pix):
+            vals[p, b] = (img[pix[p]] - mu) / sd
+    for b in range(nbk, BLOCK):
+        for p in range(n_pix):
+            vals[p, b] = 0.0
+    # gather: each (theta, rho) bin sums its pixels' shares for all B patterns at once
+    n_bins = n_theta * n_rho
+    s = np.zeros(BLOCK, dtype=np.float32)
+    for q in range(n_bins):
+        t = q // n_rho
+        r = q - t * n_rho
+        for b in range(BLOCK):
+            s[b] = 0.0
+        for e in range(ptr[q], ptr[q + 1]):
+            p = idx[e]
+            w = wts[e]
+            for b in range(BLOCK):
+                s[b] += w * vals[p, b]
+        c = count[t, r]
+        inv = 1.0 / c if c > 0.0 else 0.0
+        for b in range(BLOCK):
+            acc[t, r, b] = s[b] * inv
+
+
+@numba.njit(nogil=True, cache=True)
+def _detect_stack(
+    patterns, pix, ptr, idx, wts, count, valid, rho_bins, drho, k_rho, k_theta,
+    n_bands, min_dist_rho, min_dist_theta, rel_threshold, out, radon_out, filt_out,
+):
+    """Detect up to ``n_bands`` bands in each pattern of ``patterns`` (n, h, w) float32.
+
+    Each pattern is standardised over the mask (zero mean, unit standard
+    deviation), Radon transformed (blocks of patterns share each pass over
+    the lookup table), butterfly filtered and searched for peaks. ``out``
+    (n, n_bands, N_COLS) receives the band rows (unused rows keep
+    COL_VALID = 0). ``radon_out``/``filt_out`` (m, n_theta, n_rho) keep the
+    transforms of the first ``m`` patterns (m may be 0).
+    """
+    n = patterns.shape[0]
+    n_theta, n_rho = count.shape
+    dtheta = np.pi / n_theta
+    block = BLOCK
+    vals = np.empty((pix.size, block), dtype=np.float32)
+    acc = np.empty((n_theta, n_rho, block), dtype=np.float32)
+    flat = np.zeros(block, dtype=np.bool_)
+    radon = np.empty((n_theta, n_rho), dtype=np.float32)
+    tmp = np.zeros((n_theta + 2 * (k_theta.size // 2), n_rho + 2 * (k_rho.size // 2)), dtype=np.float32)
+    filt = np.empty((n_theta, n_rho), dtype=np.float32)
+    n_cand = n_theta * n_rho // 2 + 1
+    cand_t = np.empty(n_cand, dtype=np.int64)
+    cand_r = np.empty(n_cand, dtype=np.int64)
+    cand_v = np.empty(n_cand, dtype=np.float32)
+    pk_t = np.empty(n_bands, dtype=np.int64)
+    pk_r = np.empty(n_bands, dtype=np.int64)
+    for start in range(0, n, block):
+        nbk = min(block, n - start)
+        _radon_block(patterns, start, nbk, pix, ptr, idx, wts, count, vals, acc, flat)
+        for b in range(nbk):
+            i = start + b
+            for t in range(n_theta):
+                for r in range(n_rho):
+                    radon[t, r] = acc[t, r, b]
+            _filter_one(radon, valid, k_rho, k_theta, tmp, filt)
+            if i < radon_out.shape[0]:
+                radon_out[i] = radon
+                filt_out[i] = filt
+            vmax = 0.0
+            for t in range(n_theta):
+                for r in range(n_rho):
+                    if filt[t, r] > vmax:
+                        vmax = filt[t, r]
+            for bb in range(n_bands):
+                for c in range(out.shape[2]):
+                    out[i, bb, c] = 0.0
+            if flat[b] or vmax <= 1e-6:
+                continue
+            n_pk = _peaks_one(filt, valid, n_bands, min_dist_rho, min_dist_theta, rel_threshold * vmax,
+                              cand_t, cand_r, cand_v, pk_t, pk_r)
+            for bb in range(n_pk):
+                _describe_peak(filt, pk_t[bb], pk_r[bb], rho_bins, drho, dtheta, out[i, bb])
     return out

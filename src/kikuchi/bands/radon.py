@@ -63,8 +63,9 @@ def butterfly_kernels(rho_sigma: float, theta_sigma: float) -> tuple[np.ndarray,
 @dataclass(frozen=True)
 class _Table:
     pix: np.ndarray
-    lo: np.ndarray
-    wt: np.ndarray
+    ptr: np.ndarray
+    idx: np.ndarray
+    wts: np.ndarray
     count: np.ndarray
     valid: np.ndarray
     rho_bins: np.ndarray
@@ -179,7 +180,17 @@ class BandDetector:
         np.add.at(count, (t_idx, lo + 1), wt)
         valid = count >= min_line_fraction * count.max()
         pix = (rows * w + cols).astype(np.int64)
-        return _Table(pix, lo, wt, count, valid, rho_bins, theta_bins)
+        # compressed rows: for every (theta, rho) bin its pixels and their shares
+        p_idx = np.broadcast_to(np.arange(x.size)[None], lo.shape)
+        bins = np.concatenate([(t_idx * n_rho + lo).ravel(), (t_idx * n_rho + lo + 1).ravel()])
+        who = np.concatenate([p_idx.ravel(), p_idx.ravel()])
+        share = np.concatenate([(1.0 - wt).ravel(), wt.ravel()]).astype(np.float32)
+        keep = share > 0
+        bins, who, share = bins[keep], who[keep], share[keep]
+        order = np.lexsort((who, bins))
+        ptr = np.zeros(self.n_theta * n_rho + 1, dtype=np.int64)
+        np.cumsum(np.bincount(bins, minlength=self.n_theta * n_rho), out=ptr[1:])
+        return _Table(pix, ptr, who[order].astype(np.int32), share[order], count, valid, rho_bins, theta_bins)
 
     @property
     def rho_bins(self) -> np.ndarray:
@@ -206,7 +217,7 @@ class BandDetector:
         radon = np.zeros((keep, self.n_theta, t.rho_bins.size), dtype=np.float32)
         filt = np.zeros_like(radon)
         K._detect_stack(
-            patterns, t.pix, t.lo, t.wt, t.count, t.valid, t.rho_bins, self.rho_step, self.k_rho, self.k_theta,
+            patterns, t.pix, t.ptr, t.idx, t.wts, t.count, t.valid, t.rho_bins, self.rho_step, self.k_rho, self.k_theta,
             self.n_bands, self.min_distance_rho, self.min_distance_theta, self.threshold, out, radon, filt,
         )
         return out, radon, filt
@@ -286,8 +297,8 @@ def detect_bands(pattern: np.ndarray, **options) -> Bands:
     --------
     >>> img = np.zeros((60, 60), np.float32); img[:, 28:32] = 1.0; img[10:14, :] += 1.0
     >>> b = detect_bands(img, n_bands=2)
-    >>> sorted(np.degrees(b.theta).round().tolist())
-    [0.0, 90.0]
+    >>> sorted(np.abs(np.cos(b.theta)).round(2).tolist())  # one vertical, one horizontal band
+    [0.0, 1.0]
     """
     pattern = np.asarray(pattern)
     if pattern.ndim != 2:

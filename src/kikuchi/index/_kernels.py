@@ -41,20 +41,95 @@ def _band_normals(table, minv_t, xc, yc, out):
 
 
 @numba.njit(nogil=True, cache=True)
-def _kabsch(a, b, w, n):
-    """Proper rotation ``U`` minimising sum ``w |b - U a|^2`` over the first ``n`` rows."""
+def _det3(m):
+    return (m[0, 0] * (m[1, 1] * m[2, 2] - m[1, 2] * m[2, 1])
+            - m[0, 1] * (m[1, 0] * m[2, 2] - m[1, 2] * m[2, 0])
+            + m[0, 2] * (m[1, 0] * m[2, 1] - m[1, 1] * m[2, 0]))
+
+
+@numba.njit(nogil=True, cache=True)
+def _polar(b, guess):
+    """Rotation nearest to ``b`` (its orthogonal polar factor) by Newton iterations ``X <- (X + X^-T) / 2``.
+
+    A little of ``guess`` is added so that rank-deficient ``b`` (all poles
+    in one zone) still gives a proper rotation close to the guess.
+    """
+    scale = 0.0
+    for i in range(3):
+        for j in range(3):
+            scale += b[i, j] * b[i, j]
+    scale = np.sqrt(scale) + 1e-300
+    x = np.empty((3, 3))
+    for i in range(3):
+        for j in range(3):
+            x[i, j] = b[i, j] / scale + 1e-3 * guess[i, j]
+    cof = np.empty((3, 3))
+    for _ in range(30):
+        cof[0, 0] = x[1, 1] * x[2, 2] - x[1, 2] * x[2, 1]
+        cof[0, 1] = x[1, 2] * x[2, 0] - x[1, 0] * x[2, 2]
+        cof[0, 2] = x[1, 0] * x[2, 1] - x[1, 1] * x[2, 0]
+        cof[1, 0] = x[0, 2] * x[2, 1] - x[0, 1] * x[2, 2]
+        cof[1, 1] = x[0, 0] * x[2, 2] - x[0, 2] * x[2, 0]
+        cof[1, 2] = x[0, 1] * x[2, 0] - x[0, 0] * x[2, 1]
+        cof[2, 0] = x[0, 1] * x[1, 2] - x[0, 2] * x[1, 1]
+        cof[2, 1] = x[0, 2] * x[1, 0] - x[0, 0] * x[1, 2]
+        cof[2, 2] = x[0, 0] * x[1, 1] - x[0, 1] * x[1, 0]
+        det = x[0, 0] * cof[0, 0] + x[0, 1] * cof[0, 1] + x[0, 2] * cof[0, 2]
+        if abs(det) < 1e-300:
+            return guess.copy()
+        change = 0.0
+        for i in range(3):
+            for j in range(3):
+                v = 0.5 * (x[i, j] + cof[i, j] / det)
+                change += abs(v - x[i, j])
+                x[i, j] = v
+        if change < 1e-13:
+            break
+    if _det3(x) < 0:
+        return guess.copy()
+    return x
+
+
+@numba.njit(nogil=True, cache=True)
+def _fit_rotation(a, b, w, n, guess):
+    """Proper rotation ``U`` maximising sum ``w b . (U a)`` over the first ``n`` pairs (least squares)."""
     h = np.zeros((3, 3))
     for i in range(n):
         for p in range(3):
             for q in range(3):
-                h[p, q] += w[i] * a[i, p] * b[i, q]
-    u, s, vt = np.linalg.svd(h)
-    # U = V diag(1, 1, d) U^T with d fixing the handedness
-    d = np.linalg.det(vt.T @ u.T)
-    dm = np.eye(3)
-    if d < 0:
-        dm[2, 2] = -1.0
-    return vt.T @ dm @ u.T
+                h[p, q] += w[i] * b[i, p] * a[i, q]
+    return _polar(h, guess)
+
+
+@numba.njit(nogil=True, cache=True)
+def _triad(a1, a2, b1, b2, out):
+    """Rotation taking ``a1`` exactly to ``b1`` and the plane (a1, a2) to (b1, b2)."""
+    ta = np.empty((3, 3))
+    tb = np.empty((3, 3))
+    for c in range(3):
+        ta[c, 0] = a1[c]
+        tb[c, 0] = b1[c]
+    ca0 = a1[1] * a2[2] - a1[2] * a2[1]
+    ca1 = a1[2] * a2[0] - a1[0] * a2[2]
+    ca2 = a1[0] * a2[1] - a1[1] * a2[0]
+    cb0 = b1[1] * b2[2] - b1[2] * b2[1]
+    cb1 = b1[2] * b2[0] - b1[0] * b2[2]
+    cb2 = b1[0] * b2[1] - b1[1] * b2[0]
+    na = np.sqrt(ca0 * ca0 + ca1 * ca1 + ca2 * ca2)
+    nb = np.sqrt(cb0 * cb0 + cb1 * cb1 + cb2 * cb2)
+    ta[0, 1] = ca0 / na
+    ta[1, 1] = ca1 / na
+    ta[2, 1] = ca2 / na
+    tb[0, 1] = cb0 / nb
+    tb[1, 1] = cb1 / nb
+    tb[2, 1] = cb2 / nb
+    for m in (ta, tb):
+        m[0, 2] = m[1, 0] * m[2, 1] - m[2, 0] * m[1, 1]
+        m[1, 2] = m[2, 0] * m[0, 1] - m[0, 0] * m[2, 1]
+        m[2, 2] = m[0, 0] * m[1, 1] - m[1, 0] * m[0, 1]
+    for i in range(3):
+        for j in range(3):
+            out[i, j] = tb[i, 0] * ta[j, 0] + tb[i, 1] * ta[j, 1] + tb[i, 2] * ta[j, 2]
 
 
 @numba.njit(nogil=True, cache=True)
@@ -119,7 +194,7 @@ def _refine(rot, normals, nb, weights, poles, cos_tol, best_pole, best_cos, a, b
                 n += 1
         if n < 2:
             break
-        rot = _kabsch(a, bvec, w, n)
+        rot = _fit_rotation(a, bvec, w, n, rot)
     return rot
 
 
@@ -131,41 +206,50 @@ def _index_one(
     """Triplet voting for one pattern and one phase.
 
     Every triplet of bands (strongest first) is compared with the look-up
-    table of pole triplets (angles sorted by the first angle, ``lut_first``
+    table of pole triplets (angles sorted by the first angle; ``lut_first``
     gives the search start per 0.5 degree bin of that angle); every match
-    gives a candidate rotation (least squares on the three pairs), scored by
-    the number of all bands it explains within ``cos_fit_tol``. The best
-    candidate (most bands, then smallest mean deviation) is refined by least
-    squares on its matched bands.
+    proposes a rotation (triad of the two most perpendicular pairs), scored
+    by the number of all bands it explains within ``cos_fit_tol`` (then by
+    their mean deviation). The search stops early once the best proposal
+    explains all bands but one and has been proposed by three triplets. The
+    best proposal is refined by least squares on its matched bands.
 
     Returns (n_matched, mad_rad, n_second): bands explained by the best and
-    by the best candidate at least ``min_sep_trace`` away from it.
+    by the best proposal at least ``min_sep_trace`` away from it.
     """
     best_count = -1
     best_err = 1e9
     best_rot = np.eye(3)
+    confirm = 0
     bp = np.empty(nb, dtype=np.int64)
     bc = np.empty(nb)
-    a = np.empty((max(nb, 3), 3))
-    bv = np.empty((max(nb, 3), 3))
-    w3 = np.ones(max(nb, 3))
+    m = max(nb, 3)
+    a = np.empty((m, 3))
+    bv = np.empty((m, 3))
+    w3 = np.ones(m)
+    rot = np.empty((3, 3))
     cand_rot = np.empty((max_candidates, 3, 3))
     cand_cnt = np.empty(max_candidates, dtype=np.int64)
     n_cand = 0
     n_lut = lut_ang.shape[0]
     bin_w = np.pi / 360.0  # 0.5 degree bins of the first angle
     near90 = np.cos(np.pi / 2 - ang_tol)
-    for i in range(nb):
-        for j in range(i + 1, nb):
-            dij = normals[i, 0] * normals[j, 0] + normals[i, 1] * normals[j, 1] + normals[i, 2] * normals[j, 2]
-            aij = np.arccos(min(abs(dij), 1.0))
-            lo_bin = int((aij - ang_tol) / bin_w)
-            if lo_bin < 0:
-                lo_bin = 0
-            if lo_bin >= lut_first.size:
-                continue
-            start = lut_first[lo_bin]
-            for k in range(j + 1, nb):
+    done = False
+    for k in range(2, nb):
+        if done:
+            break
+        for j in range(1, k):
+            if done:
+                break
+            for i in range(j):
+                dij = normals[i, 0] * normals[j, 0] + normals[i, 1] * normals[j, 1] + normals[i, 2] * normals[j, 2]
+                aij = np.arccos(min(abs(dij), 1.0))
+                lo_bin = int((aij - ang_tol) / bin_w)
+                if lo_bin < 0:
+                    lo_bin = 0
+                if lo_bin >= lut_first.size:
+                    continue
+                start = lut_first[lo_bin]
                 dik = normals[i, 0] * normals[k, 0] + normals[i, 1] * normals[k, 1] + normals[i, 2] * normals[k, 2]
                 djk = normals[j, 0] * normals[k, 0] + normals[j, 1] * normals[k, 1] + normals[j, 2] * normals[k, 2]
                 aik = np.arccos(min(abs(dik), 1.0))
@@ -196,34 +280,51 @@ def _index_one(
                         bv[1, c] = normals[j, c] * fj
                         bv[2, c] = normals[k, c] * fk
                     # same handedness as the poles (lines have no sign: -n is the same band)
-                    det_p = np.linalg.det(a[:3])
-                    det_o = np.linalg.det(bv[:3])
-                    if det_p * det_o < 0:
+                    if _det3(a[:3]) * _det3(bv[:3]) < 0:
                         for q2 in range(3):
                             for c in range(3):
                                 bv[q2, c] = -bv[q2, c]
-                    rot = _kabsch(a, bv, w3, 3)
+                    # triad on the most perpendicular pair of the three
+                    x = 0
+                    y = 1
+                    smallest = abs(dij)
+                    if abs(dik) < smallest:
+                        smallest = abs(dik)
+                        y = 2
+                    if abs(djk) < smallest:
+                        x = 1
+                        y = 2
+                    _triad(a[x], a[y], bv[x], bv[y], rot)
                     cnt, err = _evaluate(rot, normals, nb, poles, cos_fit_tol, bp, bc)
                     if n_cand < max_candidates:
                         cand_rot[n_cand] = rot
                         cand_cnt[n_cand] = cnt
                         n_cand += 1
                     if cnt > best_count or (cnt == best_count and err < best_err):
+                        same = cnt == best_count and _misorientation_cos(best_rot, rot, sym) > min_sep_trace
+                        confirm = confirm + 1 if same else 1
                         best_count = cnt
                         best_err = err
-                        best_rot = rot
+                        best_rot[:] = rot
+                    elif cnt == best_count and _misorientation_cos(best_rot, rot, sym) > min_sep_trace:
+                        confirm += 1
+                    if confirm >= 3 and best_count >= nb - 1:
+                        done = True
+                        break
+                if done:
+                    break
     if best_count < 2:
         res_rot[:] = best_rot
         return max(best_count, 0), 0.0, 0
-    rot = _refine(best_rot, normals, nb, weights, poles, cos_fit_tol, bp, bc, a, bv, w3)
-    cnt, err = _evaluate(rot, normals, nb, poles, cos_fit_tol, bp, bc)
+    refined = _refine(best_rot.copy(), normals, nb, weights, poles, cos_fit_tol, bp, bc, a, bv, w3)
+    cnt, err = _evaluate(refined, normals, nb, poles, cos_fit_tol, bp, bc)
     if cnt < best_count:  # refinement should not lose bands; keep the voted rotation then
-        rot = best_rot
-        cnt, err = _evaluate(rot, normals, nb, poles, cos_fit_tol, bp, bc)
-    res_rot[:] = rot
+        refined = best_rot
+        cnt, err = _evaluate(refined, normals, nb, poles, cos_fit_tol, bp, bc)
+    res_rot[:] = refined
     second = 0
     for c in range(n_cand):
-        if cand_cnt[c] > second and _misorientation_cos(rot, cand_rot[c], sym) < min_sep_trace:
+        if cand_cnt[c] > second and _misorientation_cos(refined, cand_rot[c], sym) < min_sep_trace:
             second = cand_cnt[c]
     return cnt, err / max(cnt, 1), second
 
