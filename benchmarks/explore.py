@@ -38,8 +38,6 @@ import argparse
 import contextlib
 import http.client
 import os
-import re
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -49,18 +47,11 @@ from urllib.parse import urlsplit
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.explore.helpers import CHROMIUM_ARGS, chromium_path, start_cli  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "_data"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -81,21 +72,6 @@ def make_map(rows: int, cols: int) -> Path:
     return path
 
 
-def start_server(path: Path) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kikuchi.cli.main", "explore", str(path), "--no-browser"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    line = proc.stdout.readline()
-    match = re.search(r"at (http://\S+/)", line)
-    if not match:
-        proc.kill()
-        raise SystemExit(f"explorer did not start: {line!r} {proc.stderr.read()}")
-    return proc, match.group(1)
-
-
 def cpu_ms(pid: int) -> float:
     """User + system CPU time of a process, ms."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -110,7 +86,7 @@ def stats(ms: list[float]) -> str:
 @contextlib.contextmanager
 def server(path: Path) -> Iterator[tuple[int, str]]:
     """A fresh ``kikuchi explore`` process (nothing cached): (pid, url)."""
-    proc, url = start_server(path)
+    proc, url = start_cli(str(path), "--no-browser")
     try:
         yield proc.pid, url
     finally:
@@ -204,9 +180,9 @@ def page_side(path: Path, n: int) -> None:
 
     import kikuchi
 
-    chromium = "/usr/bin/chromium"
-    if not Path(chromium).exists():
-        print(f"\npage side: skipped, no browser at {chromium} (apt-get install -y chromium)")
+    chromium = chromium_path()
+    if chromium is None:
+        print("\npage side: skipped, no chromium browser found (apt-get install -y chromium)")
         return
     rng = np.random.default_rng(7)
     with kikuchi.open(path) as m:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -12,6 +11,8 @@ import numpy as np
 import pytest
 
 from kikuchi.io.mapstore import MapWriter
+
+from .helpers import CHROMIUM_ARGS, chromium_path
 
 NAV_SHAPE = (6, 8)
 PATTERN_SHAPE = (240, 240)
@@ -84,25 +85,7 @@ def get(url: str, *, method: str = "GET", data: bytes | None = None, headers: di
 
 
 # ------------------------------------------------------------------ browser
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def chromium_path() -> str | None:
-    """Debian's chromium (Playwright's own browser download does not work here)."""
-    for candidate in (os.environ.get("KIKUCHI_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
-        if candidate and Path(candidate).exists():
-            return candidate
-    return None
 
 
 @pytest.fixture(scope="session")

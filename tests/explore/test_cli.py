@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import signal
 import socket
 import subprocess
@@ -11,25 +10,11 @@ import sys
 import time
 
 from .conftest import get
-
-
-def start(*args: str) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kikuchi.cli.main", "explore", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    line = proc.stdout.readline()
-    match = re.search(r"at (http://\S+/)", line)
-    if not match:
-        proc.kill()
-        raise AssertionError(f"no URL in {line!r}; stderr: {proc.stderr.read()}")
-    return proc, match.group(1)
+from .helpers import start_cli
 
 
 def test_explore_serves_and_stops_cleanly_on_ctrl_c(map_file):
-    proc, url = start(str(map_file), "--no-browser")
+    proc, url = start_cli(str(map_file), "--no-browser")
     try:
         assert url.startswith("http://127.0.0.1:")
         status, _, body = get(url + "api/info")
@@ -49,7 +34,7 @@ def test_explore_on_a_given_port(map_file):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc, url = start(str(map_file), "--no-browser", "--port", str(port))
+    proc, url = start_cli(str(map_file), "--no-browser", "--port", str(port))
     try:
         assert url == f"http://127.0.0.1:{port}/"
         # a second explorer on the same port is refused with a clear message

@@ -16,6 +16,7 @@ from kikuchi.process import process_patterns
 from kikuchi.simulate.geometric import band_lines
 
 from .conftest import get
+from .helpers import line_distance
 
 
 @pytest.fixture(scope="module")
@@ -47,16 +48,7 @@ def test_lines_lie_on_the_detected_bands(served, simulated_map):
     detected = detect_bands(pattern, n_bands=4)
     h, w = pattern.shape
     for rho, theta in zip(detected.rho, detected.theta):
-        best = np.inf
-        for line in lines:
-            # the line's rho, theta in the detector's convention (x, y from the pattern centre)
-            x0, y0 = line["x0"] - (w - 1) / 2, line["y0"] - (h - 1) / 2
-            x1, y1 = line["x1"] - (w - 1) / 2, line["y1"] - (h - 1) / 2
-            t = np.arctan2(x0 - x1, y1 - y0) % np.pi  # normal direction of the segment
-            r = x0 * np.cos(t) + y0 * np.sin(t)
-            dt = abs((t - theta + np.pi / 2) % np.pi - np.pi / 2)
-            sign = 1 if abs(t - theta) < np.pi / 2 else -1  # theta and theta + pi: rho changes sign
-            best = min(best, np.degrees(dt) + abs(r - sign * rho) / 2)
+        best = min(line_distance(line, rho, theta, (h, w)) for line in lines)
         assert best < 1.0, f"no simulated line near the detected band rho {rho:.1f} px, theta {np.degrees(theta):.1f} deg"
 
 

@@ -14,18 +14,7 @@ from kikuchi.process import process_patterns
 from tests.conftest import shared_file
 
 from .conftest import get
-
-
-def line_distance(line: dict, rho: float, theta: float, shape: tuple[int, int]) -> float:
-    """Degrees of angle plus half the pixels of distance between a drawn line and a detected band."""
-    h, w = shape
-    x0, y0 = line["x0"] - (w - 1) / 2, line["y0"] - (h - 1) / 2
-    x1, y1 = line["x1"] - (w - 1) / 2, line["y1"] - (h - 1) / 2
-    t = np.arctan2(x0 - x1, y1 - y0) % np.pi
-    r = x0 * np.cos(t) + y0 * np.sin(t)
-    dt = abs((t - theta + np.pi / 2) % np.pi - np.pi / 2)
-    sign = 1 if abs(t - theta) < np.pi / 2 else -1
-    return float(np.degrees(dt) + abs(r - sign * rho) / 2)
+from .helpers import line_distance
 
 
 def test_real_ni_map_patterns_orientations_and_lines():
