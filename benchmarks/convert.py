@@ -103,7 +103,13 @@ def main() -> None:
     folder, nav_shape = generate(args.n, (240, 240))
     n = nav_shape[0] * nav_shape[1]
     n_base = min(args.baseline_n, n)
-    print(f"{n} images, 240 x 240 uint16, map {nav_shape[0]} x {nav_shape[1]}, {os.cpu_count()} CPUs", flush=True)
+    try:
+        import isal  # noqa: F401
+
+        deflate = "ISA-L (package isal)"
+    except ImportError:
+        deflate = "zlib (install the package isal for ISA-L, about 2-3x faster conversion)"
+    print(f"{n} images, 240 x 240 uint16, map {nav_shape[0]} x {nav_shape[1]}, {os.cpu_count()} CPUs, deflate by {deflate}", flush=True)
     with tempfile.TemporaryDirectory(dir=DATA) as tmp:
         t_base, c_base = baseline(folder, nav_shape, n_base, Path(tmp) / "baseline.h5")
         t_base_all, c_base_all = t_base * n / n_base, c_base * n / n_base
