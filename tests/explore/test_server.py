@@ -240,8 +240,10 @@ def test_pin_records_the_point(explorer):
         (b"not json", "body is not JSON"),
         (b'{"row": 60, "col": 3}', "outside the 6 x 8 map"),
     ):
-        status, _, body = get(explorer.url + "api/pin", method="POST", data=data)
+        status, _, body = get(explorer.url + "api/pin", method="POST", data=data, headers={"Content-Type": "application/json"})
         assert status in (400, 404) and message in json.loads(body)["error"]
+    status, _, body = get(explorer.url + "api/pin", method="POST", data=b'{"row": 1, "col": 1}', headers={"Content-Type": "text/plain"})
+    assert status == 415 and "send the point as Content-Type: application/json" in json.loads(body)["error"]
     assert explorer.pinned == (2, 3)
 
 

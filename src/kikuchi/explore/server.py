@@ -192,6 +192,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 raise RequestError("request line too long", status=414)
             if not self._host_ok():
                 raise RequestError("this explorer only answers requests addressed to localhost", status=403)
+            if self.command != "POST" and self.headers.get("Content-Length", "0") != "0":
+                self.close_connection = True  # a body we do not read must not become the next request
             parts = urlsplit(self.path)
             handler = routes.get(parts.path)
             if handler is None:
@@ -347,6 +349,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _pin(self, params: dict[str, str]) -> None:
         self._only(params, set())
+        # JSON only: a form on another web site cannot post it without the browser asking first (CORS)
+        if self.headers.get_content_type() != "application/json":
+            raise RequestError("pin: send the point as Content-Type: application/json", status=415)
         length = self.headers.get("Content-Length", "")
         if not _INT.fullmatch(length) or not 0 < int(length) <= _MAX_BODY:
             raise RequestError(f"pin: expected a JSON body of at most {_MAX_BODY} bytes")
