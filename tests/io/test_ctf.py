@@ -170,6 +170,7 @@ def test_generated_file_not_indexed_points_and_error_codes(tmp_path):
     assert omap.phase_id.tolist() == [1, 0, 1, 1, 2, 1]
     assert omap["error"].tolist() == [0, 3, 0, 0, 0, 0]
     assert ERROR_CODES[3] == "No solution" and ERROR_CODES[0] == "Success" and len(ERROR_CODES) == 7
+    assert omap.describe()["error_codes"] == {"0 Success": 5, "3 No solution": 1}
     xmap = omap.to_orix()
     assert (xmap.phase_id == -1).sum() == 1
     assert [p.point_group for p in omap.phases] == ["m-3m", "6/mmm"]

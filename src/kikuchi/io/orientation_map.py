@@ -685,7 +685,8 @@ class OrientationMap:
 
         The column summary gives min, mean and max over indexed points (all
         points where none is indexed) and ``not_indexed``, the count of points
-        with phase 0; NaN (empty fields) are left out.
+        with phase 0; NaN (empty fields) are left out. ``error_codes`` counts
+        the points of each CTF error code, with its meaning.
         """
         indexed = self.is_indexed
         n_not = int((~indexed).sum())
@@ -706,6 +707,12 @@ class OrientationMap:
                 "not_indexed": n_not,
             }
         counts = {str(p.id): int((self.phase_id == p.id).sum()) for p in self.phases}
+        error_codes = None
+        if "error" in self.columns and np.issubdtype(self.columns["error"].dtype, np.integer):
+            from kikuchi.io.ctf import ERROR_CODES
+
+            codes, n_code = np.unique(self.columns["error"], return_counts=True)
+            error_codes = {f"{c} {ERROR_CODES.get(int(c), 'unknown code')}": int(k) for c, k in zip(codes, n_code)}
         return _json_ready(
             {
                 "path": None if self.path is None else str(self.path),
@@ -720,6 +727,7 @@ class OrientationMap:
                 "not_indexed": n_not,
                 "phases": [dict(p.to_dict(), n_points=counts[str(p.id)]) for p in self.phases],
                 "columns": summary,
+                "error_codes": error_codes,
                 "header": self.header,
                 "notes": self.notes,
             }
