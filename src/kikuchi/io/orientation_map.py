@@ -645,17 +645,20 @@ class OrientationMap:
     def to_square_grid(self, *, step_um: float | None = None) -> OrientationMap:
         """An explicit nearest-neighbour resampling onto a square grid.
 
-        For hexagonal grids (which :meth:`map` refuses): every position of a
-        square grid with step ``step_um`` (default: the hexagonal column step)
-        covering the same area takes the values of the nearest measured point.
-        Nothing is interpolated; orientations and columns are copied.
-        A square map is returned unchanged.
+        For hexagonal grids (which :meth:`map` refuses) and interactive point
+        lists: every position of a square grid with step ``step_um`` (default:
+        the column step) covering the same area takes the values of the
+        nearest measured point. Nothing is interpolated; orientations and
+        columns are copied, and ``notes`` records the resampling. A square map
+        is returned unchanged.
         """
         if self.grid == "square":
             return self
         from scipy.spatial import cKDTree
 
         step = float(step_um or self.step_um[1])
+        if not step > 0:
+            raise OrientationMapError(f"to_square_grid needs a positive step_um; this {self.grid} map has none")
         x0, y0 = self.x_um.min(), self.y_um.min()
         cols = int(math.floor((self.x_um.max() - x0) / step + 1e-6)) + 1
         rows = int(math.floor((self.y_um.max() - y0) / step + 1e-6)) + 1
