@@ -330,3 +330,18 @@ def test_phase_info_round_trip_through_map_phase():
     q = PhaseInfo.from_map_phase(p.to_map_phase())
     assert (q.id, q.name, q.space_group, q.point_group) == (3, "Ti", 194, "6/mmm")
     assert q.lattice_angstrom == pytest.approx(p.lattice_angstrom)
+
+
+def test_two_phase_map_written_loads_in_orix(tmp_path, rng):
+    euler = rng.uniform(0, 1, (3, 5, 3)) * [2 * np.pi, np.pi, 2 * np.pi]
+    pid = rng.integers(0, 3, (3, 5))
+    phases = [PhaseInfo(1, "Ni", lattice_angstrom=(3.524,) * 3, space_group=225), PhaseInfo(2, "Ti", lattice_angstrom=(2.95, 2.95, 4.68), angles_deg=(90, 90, 120), space_group=194)]
+    omap = OrientationMap.from_arrays(euler=euler, phase_id=pid, step_um=0.2, phases=phases, columns={"iq": rng.random((3, 5)), "ci": rng.random((3, 5))})
+    path = write_ang(omap, tmp_path / "two.ang")
+    xmap = orix_load(path)
+    assert xmap.shape == (3, 5) and xmap.dx == 0.2
+    back = read_ang(path)
+    assert np.allclose(xmap.rotations.data, back.to_orix().rotations.data, atol=1e-12)
+    assert np.abs(back.euler - omap.euler).max() <= 5e-6  # 5 decimals in radians
+    assert np.array_equal(np.where(xmap.phase_id == -1, 0, xmap.phase_id), pid.ravel())
+    assert [xmap.phases[i].point_group.name for i in (1, 2)] == ["432", "622"]  # orix reads TSL codes 43, 62
