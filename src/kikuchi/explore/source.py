@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from kikuchi.explore.chunks import ChunkReader
 from kikuchi.explore.layers import PointOrientations, find_layers, orientations_from_file, orientations_from_map
 from kikuchi.io.mapstore import PROCESSED, RAW, EBSDMap, open_map
 
@@ -101,14 +102,18 @@ class _Patterns:
     for a 1 MiB chunk of nine 240 x 240 uint16 patterns), so every pattern
     of a chunk read goes into the cache, and a background thread reads the
     chunks around the last requested point while no request is running: the
-    next point under a moving mouse is usually there already.
+    next point under a moving mouse is usually there already. Chunks are
+    decompressed outside h5py's lock (:class:`ChunkReader`), so the
+    read-ahead gives way within a fraction of a millisecond when a request
+    comes.
     """
 
     def __init__(self, ebsd_map: EBSDMap, cache_bytes: int, *, prefetch: bool = True):
         self.map = ebsd_map
         self.cache = _PatternCache(cache_bytes)
-        self.chunk = max(1, ebsd_map.chunk_patterns)
-        self._lock = threading.Lock()
+        # the map store keeps its pattern dataset private; ChunkReader falls back to map.read otherwise
+        self.reader = ChunkReader(ebsd_map._patterns, read=ebsd_map.read)
+        self.chunk = self.reader.chunk
         self._active = 0
         self._active_lock = threading.Lock()
         self._prefetch = _Prefetcher(self) if prefetch else None
@@ -126,16 +131,13 @@ class _Patterns:
         stop = min(start + self.chunk, self.map.n_patterns)
         return len(self.cache.get_many(np.array([start, stop - 1]))) == 2
 
-    def load_chunks(self, chunks: np.ndarray) -> dict[int, np.ndarray]:
-        """Read whole chunks (runs of consecutive chunks in one call) into the cache."""
-        read: dict[int, np.ndarray] = {}
-        n = self.map.n_patterns
-        breaks = np.flatnonzero(np.diff(chunks) != 1) + 1
-        with self._lock:  # h5py serialises reads anyway; one reader at a time keeps the order
-            for run in np.split(chunks, breaks):
-                start, stop = int(run[0]) * self.chunk, min((int(run[-1]) + 1) * self.chunk, n)
-                block = self.map.read(start, stop)
-                read.update(zip(range(start, stop), block))
+    def load_chunk(self, chunk: int, *, cancel: Callable[[], bool] | None = None) -> dict[int, np.ndarray]:
+        """Read one whole chunk into the cache; empty when ``cancel()`` stopped it."""
+        block = self.reader.read(chunk, cancel=cancel)
+        if block is None:
+            return {}
+        start = chunk * self.chunk
+        read = dict(zip(range(start, start + len(block)), block))
         self.cache.put_many(read)
         return read
 
@@ -158,7 +160,9 @@ class _Patterns:
             found = self.cache.get_many(wanted)
             missing = np.array([i for i in wanted.tolist() if i not in found], dtype=np.int64)
             if missing.size:
-                read = self.load_chunks(np.unique(missing // self.chunk))
+                read: dict[int, np.ndarray] = {}
+                for chunk in np.unique(missing // self.chunk).tolist():
+                    read.update(self.load_chunk(chunk))
                 found.update((i, read[i]) for i in missing.tolist())
             h, w = self.map.pattern_shape
             out = np.zeros((r1 - r0, c1 - c0, h, w), dtype=self.map.dtype)
@@ -213,6 +217,9 @@ class _Prefetcher:
         if self._thread is not None:
             self._thread.join(timeout=10)
 
+    def _interrupted(self) -> bool:
+        return self._stopped or self._target is not None or self._patterns.busy
+
     def _run(self) -> None:
         while True:
             with self._cond:
@@ -230,7 +237,8 @@ class _Prefetcher:
                         break  # a newer point: start again around it
                 if not self._patterns.has_chunk(chunk):
                     try:
-                        self._patterns.load_chunks(np.array([chunk]))
+                        # stops in the middle of the chunk as soon as a request or a newer point comes
+                        self._patterns.load_chunk(chunk, cancel=self._interrupted)
                     except Exception:  # a closed or broken file: the request path reports it
                         _logger.debug("explorer: prefetch of chunk %d failed", chunk, exc_info=True)
                         return
