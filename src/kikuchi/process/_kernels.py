@@ -125,12 +125,6 @@ def lowpass_fft(
     return _correlate_axis(tmp, k_row, 1, fft_size, workers)
 
 
-def lowpass_direct(stack: np.ndarray, k_row: np.ndarray, k_col: np.ndarray) -> np.ndarray:
-    """The same correlation as :func:`lowpass_fft`, computed directly (separable, scipy.ndimage)."""
-    tmp = scipy.ndimage.correlate1d(stack, k_row.astype(stack.dtype), axis=1, mode="nearest")
-    return scipy.ndimage.correlate1d(tmp, k_col.astype(stack.dtype), axis=2, mode="nearest")
-
-
 # -- binning -------------------------------------------------------------------
 
 
@@ -181,6 +175,28 @@ def average_neighbours_kernel(block, have, weights, r0, r1, out):  # pragma: no 
                         o[i, j] *= inv
 
 
+# -- contrast stretch ------------------------------------------------------------
+
+
+@numba.njit(nogil=True, cache=True)
+def stretch(x, lo, hi, span, omax, scale, out):  # pragma: no cover - compiled
+    """``out = (clip(x, lo, hi) - lo) / span * omax`` truncated to out's integer type.
+
+    The operations of ``skimage.exposure.rescale_intensity(x, in_range=(lo, hi),
+    out_range=dtype).astype(dtype)`` in x's float type, in the same order (no
+    fused or reordered arithmetic), so the integers are the same. Without
+    ``scale`` (lo == hi): clip to [0, omax].
+    """
+    for j in range(x.shape[0]):
+        v = min(max(x[j], lo), hi)
+        if scale:
+            v = (v - lo) / span
+            v = v * omax
+        else:
+            v = min(max(v, 0), omax)
+        out[j] = v
+
+
 # -- local normalisation ---------------------------------------------------------
 
 
@@ -191,3 +207,64 @@ def local_mean_std(stack: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray
     mean = scipy.ndimage.uniform_filter(x, size=s, mode="mirror")
     mean2 = scipy.ndimage.uniform_filter(x * x, size=s, mode="mirror")
     return mean, np.sqrt(np.maximum(mean2 - mean * mean, 0.0))
+
+
+# -- direct separable Gaussian (numba) ------------------------------------------
+
+
+@numba.njit(nogil=True, cache=True, fastmath={"contract"})
+def _correlate_rows(x, k, out):  # pragma: no cover - compiled
+    """out[p, i, j] = sum_t k[t] x[p, i, clamp(j + t - a0)] along the last axis."""
+    n, h, w = x.shape
+    kr = k.shape[0]
+    a0 = kr // 2
+    row = np.empty(w + kr - 1, dtype=x.dtype)
+    acc = np.empty(w, dtype=x.dtype)
+    for p in range(n):
+        for i in range(h):
+            for j in range(w + kr - 1):
+                jj = min(max(j - a0, 0), w - 1)
+                row[j] = x[p, i, jj]
+            acc[:] = 0.0
+            for t in range(kr):
+                kt = k[t]
+                for j in range(w):
+                    acc[j] += kt * row[j + t]
+            out[p, i, :] = acc
+
+
+@numba.njit(nogil=True, cache=True, fastmath={"contract"})
+def _correlate_cols(x, k, out):  # pragma: no cover - compiled
+    """out[p, i, j] = sum_t k[t] x[p, clamp(i + t - a0), j] along the middle axis (rows as vectors)."""
+    n, h, w = x.shape
+    kr = k.shape[0]
+    a0 = kr // 2
+    acc = np.empty(w, dtype=x.dtype)
+    for p in range(n):
+        for i in range(h):
+            acc[:] = 0.0
+            for t in range(kr):
+                ii = min(max(i + t - a0, 0), h - 1)
+                kt = k[t]
+                for j in range(w):
+                    acc[j] += kt * x[p, ii, j]
+            out[p, i, :] = acc
+
+
+#: Kernel length up to which the direct sum beats the FFT (measured on 60 to 480 pixel patterns).
+DIRECT_MAX_TAPS = 128
+
+
+def lowpass_direct(stack: np.ndarray, k_row: np.ndarray, k_col: np.ndarray) -> np.ndarray:
+    """The correlation of :func:`lowpass_fft` summed directly in real space (numba, nogil).
+
+    Two passes of ``len(k)`` multiply-adds per pixel, vectorised along the
+    rows (fused multiply-adds); faster than the FFT for kernels of up to
+    :data:`DIRECT_MAX_TAPS` taps, with the same values to rounding.
+    """
+    x = np.ascontiguousarray(stack)
+    tmp = np.empty_like(x)
+    _correlate_rows(x, k_col.astype(x.dtype), tmp)
+    out = np.empty_like(x)
+    _correlate_cols(tmp, k_row.astype(x.dtype), out)
+    return out

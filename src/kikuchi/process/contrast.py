@@ -53,21 +53,13 @@ def rescale_to_uint(patterns: Any, *, dtype: Any = "uint8", clow: float = 0.25, 
         raise ValueError(f"dtype must be uint8 or uint16, got {dtype}")
     _check_percentiles(clow, chigh)
     work = stack if stack.dtype.kind == "f" else stack.astype(np.float64)
-    n = len(work)
-    flat = work.reshape(n, -1)
-    lo, hi = np.percentile(flat, (clow, chigh), axis=1)
-    lo = lo.astype(np.float64)
-    hi = hi.astype(np.float64)
     omax = float(np.iinfo(dtype).max)
     out = np.empty(stack.shape, dtype=dtype)
     ftype = work.dtype.type
-    for i in range(n):  # per pattern, the operations (and rounding) of rescale_intensity
-        x = np.clip(work[i], ftype(lo[i]), ftype(hi[i]))
-        if lo[i] != hi[i]:
-            x = (x - ftype(lo[i])) / ftype(hi[i] - lo[i])
-            out[i] = x * ftype(omax)
-        else:
-            out[i] = np.clip(x, 0.0, omax)
+    for i, x in enumerate(work):  # pattern by pattern: it stays in cache
+        lo, hi = (float(v) for v in np.percentile(x, (clow, chigh)))
+        # the operations and roundings of rescale_intensity, in the pattern's float type
+        _kernels.stretch(x.reshape(-1), ftype(lo), ftype(hi), ftype(hi - lo), ftype(omax), lo != hi, out[i].reshape(-1))
     return out[0] if single else out
 
 

@@ -75,7 +75,7 @@ class ProcessingSettings:
     kernel
         'documented' (3 sigma support) or 'untruncated'.
     method
-        'fft' or 'direct' (the same values).
+        'auto', 'fft' or 'direct' (the same values to rounding).
     npa
         Neighbour averaging half-width n ((2n+1)^2 window); 0: off.
     npa_weights, npa_sigma
@@ -99,7 +99,7 @@ class ProcessingSettings:
     sigma: float | None = None
     sigma_per_width: float | None = None
     kernel: str = "documented"
-    method: str = "fft"
+    method: str = "auto"
     npa: int = 0
     npa_weights: str = "flat"
     npa_sigma: float = 1.0
