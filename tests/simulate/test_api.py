@@ -8,7 +8,7 @@ import kikuchi.simulate as simulate
 
 def test_public_names_resolve():
     assert sorted(simulate.__all__) == [
-        "MasterPattern", "band_lines", "detect", "lambert_grid_vectors", "project_patterns",
+        "MasterPattern", "band_lines", "detect", "kinematical_master_pattern", "lambert_grid_vectors", "project_patterns",
         "simulate", "simulate_from_orientation_map", "vectors_to_lambert", "zone_axes",
     ]
     for name in simulate.__all__:
