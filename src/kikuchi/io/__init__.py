@@ -1,7 +1,36 @@
-"""Vendor formats and the kikuchi map store."""
+"""Vendor formats and the kikuchi map store.
+
+- the map file: :func:`open_map` (``kikuchi.open``), :class:`EBSDMap`, :class:`MapWriter`;
+- orientation maps: :func:`read_orientation_map`, :func:`write_orientation_map`
+  (Oxford CTF, EDAX/TSL ANG), :class:`OrientationMap`, :class:`PhaseInfo`;
+- pattern images: :func:`open_image_source`, :func:`read_image` and
+  :func:`convert_images` (folders and zips to the map file).
+"""
 
 from __future__ import annotations
 
+from kikuchi.io.ang import AngFormatError
+from kikuchi.io.convert import convert_images
+from kikuchi.io.ctf import CtfFormatError
+from kikuchi.io.imagefolder import ImageReadError, ImageSourceError, open_image_source, read_image
 from kikuchi.io.mapstore import EBSDMap, MapFileError, MapPositionError, MapWriter, open_map
+from kikuchi.io.orientation_map import OrientationMap, PhaseInfo, read_orientation_map, write_orientation_map
 
-__all__ = ["EBSDMap", "MapFileError", "MapPositionError", "MapWriter", "open_map"]
+__all__ = [
+    "AngFormatError",
+    "CtfFormatError",
+    "EBSDMap",
+    "ImageReadError",
+    "ImageSourceError",
+    "MapFileError",
+    "MapPositionError",
+    "MapWriter",
+    "OrientationMap",
+    "PhaseInfo",
+    "convert_images",
+    "open_image_source",
+    "open_map",
+    "read_image",
+    "read_orientation_map",
+    "write_orientation_map",
+]
