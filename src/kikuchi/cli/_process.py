@@ -108,7 +108,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--workers", type=_positive_int, metavar="N", help="run on a local dask cluster of N worker processes")
     run.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on a running dask.distributed cluster")
     parser.add_argument("--scheduler-timeout", type=float, default=5.0, metavar="S", help="seconds to wait for the scheduler (default 5)")
-    parser.add_argument("--chunk-rows", type=_positive_int, metavar="N", help="map rows per chunk (default: about 16 MiB of patterns)")
+    parser.add_argument("--chunk-rows", type=_positive_int, metavar="N", help="map rows per chunk (default: about 32 MiB of patterns)")
     parser.add_argument("--resume", action="store_true", help="continue the partial output of an interrupted run with the same options")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 

@@ -64,7 +64,7 @@ def map_reduce(
     halo_rows
         Map rows of neighbours each chunk needs above and below.
     chunk_rows
-        Map rows per chunk; default about 16 MiB of float32 patterns.
+        Map rows per chunk; default about 32 MiB of float32 patterns.
     positions
         Also pass the map positions: ``rows=``, ``cols=`` arrays (n,) with
         the (row, col) of each pattern (without halo), or the map rows and
