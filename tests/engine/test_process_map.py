@@ -83,6 +83,9 @@ def test_resume_after_interruption_gives_the_same_file(small_map, tmp_path, monk
     # other parameters: the partial file is not resumed
     with pytest.raises(kikuchi.io.MapFileError, match="written from another input or with other parameters"):
         process_map(small_map, out, SETTINGS.replace(sigma=5.0), progress=False, chunk_rows=2, resume=True)
+    with pytest.raises(kikuchi.io.MapFileError, match="stored in chunks of 10 patterns, this run writes 15; resume with the same --chunk-rows"):
+        process_map(small_map, out, SETTINGS, progress=False, chunk_rows=3, resume=True)
+    assert partial_path(out).exists()
     calls.clear()
     monkeypatch.setattr(process_map_module, "process_chunk", lambda block, **kw: (calls.append(1), real(block, **kw))[1])
     process_map(small_map, out, SETTINGS, progress=False, chunk_rows=2, resume=True)

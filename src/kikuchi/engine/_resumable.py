@@ -94,6 +94,11 @@ class ResumableMapWriter(MapWriter):
             ds = f[f"Scan/EBSD/Data/{self.dataset}"]
             if ds.shape != (self.n_patterns, *self.pattern_shape) or ds.dtype != self.dtype:
                 raise MapFileError(f"{tmp}: partial output holds {ds.shape} {ds.dtype} patterns, expected {(self.n_patterns, *self.pattern_shape)} {self.dtype}")
+            if ds.chunks is None or ds.chunks[0] != self.chunk_patterns:
+                raise MapFileError(
+                    f"{tmp}: partial output is stored in chunks of {ds.chunks and ds.chunks[0]} patterns, "
+                    f"this run writes {self.chunk_patterns}; resume with the same --chunk-rows, or run without --resume"
+                )
             self._written[:] = f[_RECORD][()] > 0
         except BaseException:
             f.close()
