@@ -135,3 +135,18 @@ def test_real_nickel_patterns_match_reference():
     g = euler_to_matrix(r.euler)
     assert _misorientation_deg(r.euler[[0]], r.euler[[3]])[0] < 1 and _misorientation_deg(r.euler[[0]], r.euler[[1]])[0] > 10
     assert g.shape == (9, 3, 3)
+
+
+def test_pc_plane_follows_the_beam(master):
+    from kikuchi.index import fit_pc_plane
+    from kikuchi.simulate.projection import project_patterns
+
+    nr, nc = 6, 6
+    rr, cc = np.mgrid[:nr, :nc]
+    pcs = np.stack([0.45 + 0.004 * cc, 0.25 + 0.003 * rr, np.full(rr.shape, 0.55)], -1).reshape(-1, 3)
+    patterns = project_patterns(master, Detector((60, 60), pcs), _random_euler(36, 2), pc_index=np.arange(36))
+    ix = HoughIndexer(["ni"], Detector((60, 60), pcs.mean(axis=0)))
+    pc_map, info = fit_pc_plane(ix, patterns, rr.ravel(), cc.ravel(), (nr, nc), blocks=2)
+    assert pc_map.shape == (6, 6, 3)
+    assert np.abs(pc_map.reshape(-1, 3) - pcs).max() < 0.004
+    assert 0.003 < info["plane"]["per_col"][0] < 0.0055 and 0.002 < info["plane"]["per_row"][1] < 0.0045
