@@ -5,7 +5,8 @@ a chunk read holds it while the chunk is decompressed (about 10 ms for a
 1 MiB chunk of nine 240 x 240 uint16 patterns). For the usual filter
 pipelines of map files (deflate, with or without shuffle, or none) this
 module reads the stored bytes of a chunk under the lock (a fraction of a
-millisecond) and undoes the filters itself, outside it: zlib releases the
+millisecond) and undoes the filters itself, outside it (inflating with
+ISA-L, which is about twice as fast as zlib): the decompressors release the
 GIL, so two chunks decompress at once on two cores, and the read-ahead
 thread of the explorer can stop in the middle of a chunk as soon as a
 request comes. Any other layout or filter goes through h5py as usual.
@@ -14,11 +15,16 @@ request comes. Any other layout or filter goes through h5py as usual.
 from __future__ import annotations
 
 import logging
-import zlib
+import zlib as _zlib
 from collections.abc import Callable
 
 import h5py
 import numpy as np
+
+try:  # ISA-L inflates about twice as fast as zlib (a dependency of kikuchi, optional here)
+    from isal import isal_zlib as zlib
+except ImportError:  # pragma: no cover - isal is installed with kikuchi
+    zlib = _zlib
 
 __all__ = ["ChunkReader"]
 
@@ -81,7 +87,7 @@ class ChunkReader:
         if self.dataset.id.get_chunk_info_by_coord(offset).size in (None, 0):
             return self._read(start, stop)  # never written: h5py gives the fill value
         mask, raw = self.dataset.id.read_direct_chunk(offset)
-        data: bytes | None = bytes(raw)
+        data: bytes | np.ndarray | None = raw
         # undo the filters in the reverse order of the pipeline; bit i of mask: filter i was skipped
         for i in reversed(range(len(self.filters))):
             if mask & (1 << i):
@@ -93,27 +99,36 @@ class ChunkReader:
             else:
                 data = _unshuffle(data, self.dataset.dtype.itemsize)
         shape = (self.chunk, *self.dataset.shape[1:])
-        patterns = np.frombuffer(data, dtype=self.dataset.dtype).reshape(shape)
-        return patterns[: stop - start].copy()
+        if isinstance(data, np.ndarray):  # our own writable buffer: a view is enough
+            return data.view(self.dataset.dtype).reshape(shape)[: stop - start]
+        return np.frombuffer(data, dtype=self.dataset.dtype).reshape(shape)[: stop - start].copy()
 
 
-def _inflate(data: bytes, cancel: Callable[[], bool] | None) -> bytes | None:
+def _inflate(data: bytes | np.ndarray, cancel: Callable[[], bool] | None) -> bytes | None:
     if cancel is None:
         return zlib.decompress(data)
     inflater = zlib.decompressobj()
     parts = []
-    for offset in range(0, len(data), _STEP):
+    view = memoryview(data).cast("B")
+    for offset in range(0, len(view), _STEP):
         if cancel():
             return None
-        parts.append(inflater.decompress(data[offset : offset + _STEP]))
+        parts.append(inflater.decompress(view[offset : offset + _STEP]))
     parts.append(inflater.flush())
     return b"".join(parts)
 
 
-def _unshuffle(data: bytes, itemsize: int) -> bytes:
-    """Undo HDF5's shuffle filter: byte k of every element was stored in the k-th block."""
-    if itemsize == 1:
-        return data
-    n = len(data) // itemsize
-    head = np.frombuffer(data, dtype=np.uint8, count=n * itemsize).reshape(itemsize, n).T.tobytes()
-    return head + data[n * itemsize :]
+def _unshuffle(data: bytes | np.ndarray, itemsize: int) -> np.ndarray:
+    """Undo HDF5's shuffle filter (byte k of every element was stored in the k-th block): a new uint8 array.
+
+    >>> _unshuffle(bytes([1, 3, 2, 4, 9]), 2).tolist()  # two 2-byte elements (1, 2), (3, 4) and a trailing byte
+    [1, 2, 3, 4, 9]
+    """
+    src = np.frombuffer(data, dtype=np.uint8)
+    out = np.empty(src.size, dtype=np.uint8)
+    n = src.size // itemsize
+    elements = out[: n * itemsize].reshape(n, itemsize)
+    for k in range(itemsize):  # one strided copy per byte plane: 10 x faster than a transposed copy
+        elements[:, k] = src[k * n : (k + 1) * n]
+    out[n * itemsize :] = src[n * itemsize :]
+    return out

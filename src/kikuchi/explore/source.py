@@ -11,10 +11,12 @@ fixed lists; :class:`MapSource` checks the ranges again and raises
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,11 +118,20 @@ class _Patterns:
         self.chunk = self.reader.chunk
         self._active = 0
         self._active_lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
         self._prefetch = _Prefetcher(self) if prefetch else None
 
     def close(self) -> None:
         if self._prefetch is not None:
             self._prefetch.stop()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._active_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="kikuchi-explore-read")
+            return self._executor
 
     @property
     def busy(self) -> bool:
@@ -161,8 +172,13 @@ class _Patterns:
             missing = np.array([i for i in wanted.tolist() if i not in found], dtype=np.int64)
             if missing.size:
                 read: dict[int, np.ndarray] = {}
-                for chunk in np.unique(missing // self.chunk).tolist():
-                    read.update(self.load_chunk(chunk))
+                chunks = np.unique(missing // self.chunk).tolist()
+                if len(chunks) > 1 and self.reader.direct:  # zlib releases the GIL: decode on all cores
+                    for part in self._pool().map(self.load_chunk, chunks):
+                        read.update(part)
+                else:
+                    for chunk in chunks:
+                        read.update(self.load_chunk(chunk))
                 found.update((i, read[i]) for i in missing.tolist())
             h, w = self.map.pattern_shape
             out = np.zeros((r1 - r0, c1 - c0, h, w), dtype=self.map.dtype)
