@@ -14,7 +14,7 @@ import tifffile
 
 import kikuchi
 from kikuchi.explore import explore
-from kikuchi.process import average_neighbours, remove_static_background
+from kikuchi.process import average_neighbours, process_patterns, remove_static_background
 
 from .conftest import NAV_SHAPE, get
 
@@ -145,6 +145,26 @@ def test_signal_choice_shows_static_corrected_pattern(page, map_file):
     with kikuchi.open(map_file) as m:
         expected = remove_static_background(m.pattern(2, 2), m.static_background, operation="subtract", dtype=np.float32)
     np.testing.assert_array_equal(as_array(shown), expected)
+
+
+def test_processing_form_gives_the_pipeline_pattern(page, map_file):
+    page.mouse.move(*map_point(page, 1, 3))
+    wait_for_pattern(page, 1, 3)
+    page.mouse.move(5, 5)
+    page.get_by_test_id("signal-select").select_option("processed")
+    page.get_by_test_id("option-preset").select_option("indexing")
+    assert page.get_by_test_id("option-binning").input_value() == "auto"
+    assert page.get_by_test_id("option-clow").input_value() == "10"
+    page.wait_for_function(
+        "() => { const p = window.kikuchiExplorer.currentPattern(); return p && p.signal === 'processed' && p.w === 80; }"
+    )
+    page.wait_for_function("() => window.kikuchiExplorer.state.wanted === null && window.kikuchiExplorer.state.inflight === null")
+    shown = page.evaluate("() => window.kikuchiExplorer.currentPattern()")
+    with kikuchi.open(map_file) as m:
+        expected = process_patterns(m.pattern(1, 3), "indexing", static_background=m.static_background)
+    assert (shown["h"], shown["w"], shown["dtype"]) == (80, 80, "uint8")
+    np.testing.assert_array_equal(as_array(shown), expected)
+    assert "binning factor" in page.get_by_test_id("processing-list").inner_text()
 
 
 def test_saved_tiff_equals_the_api_pattern(page, map_file, map_patterns, tmp_path):
