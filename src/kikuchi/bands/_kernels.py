@@ -131,10 +131,18 @@ def _peaks_one(filt, valid, n_bands, min_dist_rho, min_dist_theta, threshold, ca
                 cand_r[n_c] = r
                 cand_v[n_c] = v
                 n_c += 1
-    order = np.argsort(-cand_v[:n_c])
+    # strongest remaining candidate first (selection, no sort: n_bands is small)
     n_out = 0
-    for k in range(n_c):
-        i = order[k]
+    for _ in range(n_c):
+        i = -1
+        best = -np.inf
+        for c in range(n_c):
+            if cand_v[c] > best:
+                best = cand_v[c]
+                i = c
+        if i < 0 or best == -np.inf:
+            break
+        cand_v[i] = -np.inf
         t = cand_t[i]
         r = cand_r[i]
         ok = True

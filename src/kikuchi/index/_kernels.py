@@ -161,7 +161,10 @@ def _evaluate(rot, normals, nb, poles, cos_tol, best_pole, best_cos):
 @numba.njit(nogil=True, cache=True)
 def _misorientation_cos(r1, r2, sym):
     """Largest cos(angle / 2)-like measure: max over symmetry ops of trace(r1^T r2 S) (higher is closer)."""
-    d = r1.T @ r2
+    d = np.empty((3, 3))
+    for i in range(3):
+        for j in range(3):
+            d[i, j] = r1[0, i] * r2[0, j] + r1[1, i] * r2[1, j] + r1[2, i] * r2[2, j]
     best = -3.0
     for s in range(sym.shape[0]):
         tr = 0.0
