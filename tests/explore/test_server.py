@@ -333,3 +333,36 @@ def test_map_of_processed_patterns_only(tmp_path):
         assert status == 400 and "signal 'raw' is not offered for this file (choose from stored)" in json.loads(body)["error"]
         averaged = decode_pattern(get(ex.url + "api/pattern?row=1&col=0&npa=1&signal=stored")[2]).pattern
         np.testing.assert_array_equal(averaged, average_neighbours(patterns, n=1)[1, 0])
+
+
+def test_concurrent_requests_all_get_their_own_pattern(explorer, map_patterns):
+    """Eight clients at once (as the browser's parallel connections): every answer is the right pattern."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(3)
+    queries = [(int(r), int(c), int(n)) for r, c, n in zip(rng.integers(0, 6, 64), rng.integers(0, 8, 64), rng.integers(0, 3, 64))]
+    averaged = {n: average_neighbours(map_patterns, n=n) for n in (1, 2)}
+
+    def ask(q):
+        r, c, n = q
+        status, _, body = get(explorer.url + f"api/pattern?row={r}&col={c}&npa={n}")
+        return status, decode_pattern(body)
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(ask, queries))
+    for (r, c, n), (status, message) in zip(queries, answers):
+        assert status == 200 and (message.row, message.col, message.npa) == (r, c, n)
+        np.testing.assert_array_equal(message.pattern, map_patterns[r, c] if n == 0 else averaged[n][r, c])
+
+
+def test_threads_on_a_cold_source_with_a_tiny_cache(map_file, map_patterns):
+    """Concurrent windows, read-ahead and cache evictions (2 MiB: 18 patterns) never mix patterns up."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(4)
+    queries = [PatternQuery(row=int(r), col=int(c), npa=int(n)) for r, c, n in zip(rng.integers(0, 6, 48), rng.integers(0, 8, 48), rng.integers(0, 4, 48))]
+    averaged = {n: average_neighbours(map_patterns, n=n) for n in (1, 2, 3)}
+    with MapSource(map_file, cache_bytes=2 << 20) as source, ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(source.pattern, queries))
+    for q, got in zip(queries, results):
+        np.testing.assert_array_equal(got, map_patterns[q.row, q.col] if q.npa == 0 else averaged[q.npa][q.row, q.col])
