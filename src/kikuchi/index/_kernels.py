@@ -178,12 +178,32 @@ def _misorientation_cos(r1, r2, sym):
 
 @numba.njit(nogil=True, cache=True)
 def _refine(rot, normals, nb, weights, poles, cos_tol, best_pole, best_cos, a, bvec, w):
-    """Least-squares fit of ``rot`` to the bands matched within ``cos_tol``; two passes."""
-    for _ in range(2):
+    """Least-squares fit of ``rot`` to the bands matched within ``cos_tol``.
+
+    Two passes (match, fit), then a robust pass: a matched band deviating
+    by more than twice the mean deviation of the others (and more than 0.5
+    degree) is left out of the final fit, when at least four bands remain.
+    """
+    for it in range(3):
         _evaluate(rot, normals, nb, poles, cos_tol, best_pole, best_cos)
+        drop = -1
+        if it == 2:
+            n_m = 0
+            total = 0.0
+            worst = 0.0
+            for b in range(nb):
+                if best_cos[b] >= cos_tol:
+                    dev = np.arccos(min(best_cos[b], 1.0))
+                    n_m += 1
+                    total += dev
+                    if dev > worst:
+                        worst = dev
+                        drop = b
+            if n_m < 5 or worst < 0.0087 or worst <= 2.0 * (total - worst) / (n_m - 1):
+                break
         n = 0
         for b in range(nb):
-            if best_cos[b] >= cos_tol:
+            if best_cos[b] >= cos_tol and b != drop:
                 p = best_pole[b]
                 # sign of the pole that matches the band normal
                 sgn = 0.0
