@@ -97,3 +97,15 @@ def test_bad_settings(ocean):
         process_patterns(raw, "fast")
     with pytest.raises(ValueError, match=r"neighbour averaging \(npa > 0\) needs the map"):
         process_patterns(raw, ProcessingSettings(npa=1))
+
+
+def test_threads_give_the_same_result(nickel):
+    patterns, bg = nickel
+    settings = ProcessingSettings(npa=1, sigma=5.0, dtype="uint16")
+    one = process_patterns(patterns, settings, static_background=bg)
+    np.testing.assert_array_equal(process_patterns(patterns, settings, static_background=bg, workers=2), one)
+    stack = patterns.reshape(9, 60, 60)
+    s0 = settings.replace(npa=0)
+    np.testing.assert_array_equal(
+        process_patterns(stack, s0, static_background=bg, workers=3), process_patterns(stack, s0, static_background=bg)
+    )

@@ -286,7 +286,9 @@ def process_patterns(
     have
         (rows, cols) bool: map points that have a pattern (map input only).
     workers
-        Threads of scipy.fft.
+        Threads: the patterns (or the map rows, with their halo rows) are
+        split into ``workers`` parts processed in parallel (the kernels
+        release the GIL); the result is the same as with one thread.
 
     Returns
     -------
@@ -307,19 +309,39 @@ def process_patterns(
             raise ValueError(f"unknown preset {settings!r}; choose one of {', '.join(PRESETS)}")
         settings = PRESETS[settings]
     a = np.asarray(patterns)
+    n_threads = max(1, int(workers or 1))
     if a.ndim == 4:
         rows, cols = a.shape[:2]
         have_ = np.ones((rows, cols), bool) if have is None else np.asarray(have, dtype=bool)
         prep = prepare(settings, a.shape[2:], static_background)
-        return process_block(a, have=have_, core=(0, rows), prepared=prep, workers=workers)
+        halo = int(settings.npa)
+
+        def band(r0: int, r1: int) -> np.ndarray:
+            lo, hi = max(0, r0 - halo), min(rows, r1 + halo)
+            return process_block(a[lo:hi], have=have_[lo:hi], core=(r0 - lo, r1 - lo), prepared=prep)
+
+        return np.concatenate(_in_threads(band, rows, n_threads), axis=0)
     if a.ndim not in (2, 3):
         raise ValueError(f"patterns must be (h, w), (n, h, w) or (rows, cols, h, w); got shape {a.shape}")
     if settings.npa:
         raise ValueError("neighbour averaging (npa > 0) needs the map: give patterns as (rows, cols, h, w)")
     stack = a[None] if a.ndim == 2 else a
     prep = prepare(settings, stack.shape[1:], static_background)
-    out = _output_stage(_background_stage(stack, prep, workers), prep)
+    parts = _in_threads(lambda i0, i1: _output_stage(_background_stage(stack[i0:i1], prep), prep), len(stack), n_threads)
+    out = np.concatenate(parts, axis=0)
     return out[0] if a.ndim == 2 else out
+
+
+def _in_threads(func: Any, n: int, threads: int) -> list[np.ndarray]:
+    """``func(i0, i1)`` over ``threads`` contiguous parts of ``range(n)``, in order."""
+    edges = np.linspace(0, n, min(threads, max(n, 1)) + 1).astype(int)
+    spans = [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+    if len(spans) == 1:
+        return [func(*spans[0])]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(spans), thread_name_prefix="kikuchi-process") as pool:
+        return list(pool.map(lambda span: func(*span), spans))
 
 
 def process_block(
