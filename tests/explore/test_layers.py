@@ -132,3 +132,25 @@ def test_bands_overlay_equals_detect_bands(explorer, map_file):
 def test_bands_request_checks_its_count(map_file):
     with MapSource(map_file) as source, pytest.raises(RequestError, match="n_bands=31: detect 1..30 bands"):
         source.bands(PatternQuery(row=0, col=0), n_bands=31)
+
+
+def test_ipf_colour_key(tmp_path, small_patterns, euler_grid):
+    path = tmp_path / "oriented.h5"
+    with kikuchi.MapWriter(path, nav_shape=(3, 4), pattern_shape=(60, 60), dtype="uint16") as w:
+        w.write_rows(0, small_patterns)
+        w.set_euler(euler_grid)
+        w.set_phases([NI])
+    with explore(path) as ex:
+        info = json.loads(get(ex.url + "api/info")[2])
+        ipf = next(m for m in info["maps"] if m["name"] == "ipf-z")
+        assert ipf["ipf_keys"] == [{"phase": 1, "name": "Ni"}]
+        status, headers, body = get(ex.url + "api/ipf-key?phase=1")
+        assert status == 200 and headers["Content-Type"] == "image/png"
+        key = png_array(body)
+        assert key.ndim == 3 and key.shape[2] == 4 and (key[..., 3] == 0).any() and (key[..., 3] == 255).any()
+        # the [001] corner of the cubic sector is red
+        opaque = key[..., 3] == 255
+        assert (key[opaque][:, 0] > 200).any()
+        for query, status_code, message in (("phase=2", 404, "phase=2: no such phase (the orientations have [1])"), ("phase=x", 400, "is not an integer")):
+            status, _, body = get(ex.url + "api/ipf-key?" + query)
+            assert status == status_code and message in json.loads(body)["error"]

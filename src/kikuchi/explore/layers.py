@@ -29,7 +29,7 @@ import numpy as np
 from kikuchi.explore.encode import display_uint8, image_png
 from kikuchi.io.mapstore import EBSDMap
 
-__all__ = ["MapLayer", "PointOrientations", "find_layers", "orientations_from_map", "orientations_from_file"]
+__all__ = ["MapLayer", "PointOrientations", "find_layers", "ipf_key_png", "orientations_from_map", "orientations_from_file"]
 
 _logger = logging.getLogger(__name__)
 
@@ -83,12 +83,13 @@ class MapLayer:
     compute: Callable[[], np.ndarray]
     note: str = ""
     classes: dict[int, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
     _png: bytes | None = field(default=None, repr=False)
     _meta: dict[str, Any] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "label": self.label, "kind": self.kind, "note": self.note, **self._meta}
+        return {"name": self.name, "label": self.label, "kind": self.kind, "note": self.note, **self.extra, **self._meta}
 
     def png(self) -> tuple[bytes, dict[str, Any]]:
         """The PNG (computed once; concurrent first requests wait for one computation)."""
@@ -216,8 +217,9 @@ def find_layers(ebsd_map: EBSDMap, orientations: PointOrientations | None = None
         o = orientations
         note = f"from {o.source}"
         if o.phases:
+            keys = {"ipf_keys": [{"phase": int(p["id"]), "name": str(p.get("name", p["id"]))} for p in o.phases]}
             for axis in ("z", "x", "y"):
-                add(MapLayer(f"ipf-{axis}", f"IPF colours ({axis})", "rgb", lambda axis=axis: _ipf(o, axis), note=note))
+                add(MapLayer(f"ipf-{axis}", f"IPF colours ({axis})", "rgb", lambda axis=axis: _ipf(o, axis), note=note, extra=keys))
         if "data:Phase" not in layers:
             add(MapLayer("phase", "phase", "categorical", lambda: o.phase_id.astype(np.float64), note=note, classes={0: "not indexed", **_phase_names(o.phases)}))
         for name, values in o.columns.items():
@@ -240,6 +242,15 @@ def _ipf(o: PointOrientations, axis: str) -> np.ndarray:
     rgb = ipf_rgb(o.euler, o.phase_id, o.phases, direction=axis)
     known = (o.phase_id > 0) & np.isfinite(o.euler).all(axis=-1)
     return np.where(known[..., None], rgb, np.nan)
+
+
+def ipf_key_png(phase: dict[str, Any], *, size: int = 120) -> bytes:
+    """PNG of the IPF colour key of a phase (its fundamental sector, transparent around it)."""
+    from kikuchi.figures import ipf_key_image
+
+    rgba = ipf_key_image(phase, size=size)
+    rgb8 = np.clip(np.rint(rgba[..., :3] * 255.0), 0, 255).astype(np.uint8)
+    return image_png(rgb8, alpha=rgba[..., 3] > 0.5)
 
 
 def _vbse_colour(m: EBSDMap) -> np.ndarray:

@@ -19,6 +19,7 @@ Routes (all ``GET`` unless noted)::
     /api/pattern.png?...   the same pattern as an 8-bit PNG (min-max scaled)
     /api/bands?...[&n_bands=K]  JSON: bands detected in that pattern (end points, rho, theta)
     /api/lines?row=R&col=C JSON: simulated band centre lines with hkl for the point's orientation
+    /api/ipf-key?phase=P   PNG: the IPF colour key of phase P
     POST /api/pin          JSON {"row": R, "col": C}: the pinned point (Explorer.pinned)
 """
 
@@ -230,6 +231,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 "/api/pattern.png": self._pattern_png,
                 "/api/bands": self._bands,
                 "/api/lines": self._lines,
+                "/api/ipf-key": self._ipf_key,
             }
         )
 
@@ -346,6 +348,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _lines(self, params: dict[str, str]) -> None:
         self._json(self.server.source.lines(self._query(params)))
+
+    def _ipf_key(self, params: dict[str, str]) -> None:
+        self._only(params, {"phase"})
+        png = self.server.source.ipf_key_png(self._int(params, "phase"))
+        self._send(200, png, "image/png", headers={"Cache-Control": "private, max-age=3600"})
 
     def _pin(self, params: dict[str, str]) -> None:
         self._only(params, set())

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from kikuchi.explore.chunks import ChunkReader
-from kikuchi.explore.layers import PointOrientations, find_layers, orientations_from_file, orientations_from_map
+from kikuchi.explore.layers import PointOrientations, find_layers, ipf_key_png, orientations_from_file, orientations_from_map
 from kikuchi.io.mapstore import PROCESSED, RAW, EBSDMap, open_map
 
 __all__ = ["MapSource", "PatternQuery", "RequestError", "MAX_NPA"]
@@ -341,6 +341,7 @@ class MapSource:
             self._lines_lock = threading.Lock()
             self._detector: Any = None
             self._reflectors: dict[int, Any] = {}
+            self._ipf_keys: dict[int, bytes] = {}
             self._results: OrderedDict[tuple, tuple[np.ndarray, dict[str, Any]]] = OrderedDict()
             self._results_lock = threading.Lock()
             self.signals = self._signals()
@@ -598,6 +599,19 @@ class MapSource:
         return answer
 
     # -- base maps -----------------------------------------------------------
+    def ipf_key_png(self, phase_id: int) -> bytes:
+        """PNG of the IPF colour key of phase ``phase_id`` of the orientations (made once)."""
+        phases = {} if self.orientations is None else {int(p["id"]): p for p in self.orientations.phases}
+        if phase_id not in phases:
+            raise RequestError(f"phase={phase_id}: no such phase (the orientations have {sorted(phases) or 'none'})", status=404)
+        with self._lines_lock:
+            png = self._ipf_keys.get(phase_id)
+        if png is None:
+            png = ipf_key_png(phases[phase_id])
+            with self._lines_lock:
+                self._ipf_keys[phase_id] = png
+        return png
+
     def map_png(self, name: str) -> tuple[bytes, dict[str, Any]]:
         """PNG of base map ``name`` (computed once) and its description (range, legend)."""
         layer = self.layers.get(name)

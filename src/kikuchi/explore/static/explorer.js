@@ -357,7 +357,18 @@
 
   function drawLegend(meta) {
     el.legend.replaceChildren();
-    if (meta.legend) {
+    if (meta.ipf_keys) {
+      for (const key of meta.ipf_keys) {
+        const img = document.createElement("img");
+        img.src = `/api/ipf-key?phase=${encodeURIComponent(key.phase)}`;
+        img.alt = `IPF colour key of ${key.name}`;
+        img.className = "ipf-key";
+        img.dataset.testid = "ipf-key";
+        const span = document.createElement("span");
+        span.append(img, key.name);
+        el.legend.append(span);
+      }
+    } else if (meta.legend) {
       for (const item of meta.legend) {
         const span = document.createElement("span");
         const sw = document.createElement("span");
