@@ -47,3 +47,14 @@ def test_explore_bad_arguments(tmp_path, map_file):
         port = int(ex.url.rsplit(":", 1)[1].strip("/"))
         with pytest.raises(OSError, match="Address already in use"):
             kikuchi.explore(map_file, port=port)
+
+
+def test_wait_returns_when_stopped_from_another_thread(map_file):
+    import threading
+
+    ex = kikuchi.explore(map_file)
+    timer = threading.Timer(0.3, ex.stop)
+    timer.start()
+    ex.wait()
+    timer.join()
+    assert not ex.running

@@ -41,6 +41,7 @@ class Explorer:
         self.height = int(height)
         self._thread: threading.Thread | None = None
         self._stopped = False
+        self._stop_lock = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -68,21 +69,36 @@ class Explorer:
             self._thread = serve_in_thread(self._server)
         return self
 
+    def wait(self) -> None:
+        """Block until Ctrl-C or :meth:`stop` (from another thread), then stop: for scripts.
+
+        :func:`explore` serves from a background thread and returns at once;
+        a script that should keep the page alive calls ``wait()``.
+        """
+        try:
+            while self._thread is not None and self._thread.is_alive():
+                self._thread.join(timeout=0.5)
+        except KeyboardInterrupt:
+            _logger.info("explorer of %s: interrupted", self.path)
+        finally:
+            self.stop()
+
     def serve_forever(self) -> None:
-        """Serve in this thread until :meth:`stop` or Ctrl-C (then stops cleanly)."""
+        """Serve in this thread (instead of :meth:`start`) until Ctrl-C or :meth:`stop`, then close."""
         try:
             self._server.serve_forever(poll_interval=0.2)
         finally:
             self._close()
 
     def stop(self) -> None:
-        """Stop serving and close the map file."""
-        if self._stopped:
-            return
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=5)
-        self._close()
+        """Stop serving and close the map file (a second call does nothing)."""
+        with self._stop_lock:
+            if self._stopped:
+                return
+            if self._thread is not None:
+                self._server.shutdown()
+                self._thread.join(timeout=5)
+            self._close()
 
     def _close(self) -> None:
         if not self._stopped:
@@ -149,7 +165,7 @@ def explore(
     -------
     Explorer
         Running server; ``.stop()`` ends it, ``.pinned`` is the point
-        clicked on the page.
+        clicked on the page, ``.wait()`` keeps a script alive until Ctrl-C.
 
     Examples
     --------
