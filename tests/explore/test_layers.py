@@ -154,3 +154,12 @@ def test_ipf_colour_key(tmp_path, small_patterns, euler_grid):
         for query, status_code, message in (("phase=2", 404, "phase=2: no such phase (the orientations have [1])"), ("phase=x", 400, "is not an integer")):
             status, _, body = get(ex.url + "api/ipf-key?" + query)
             assert status == status_code and message in json.loads(body)["error"]
+
+
+def test_orientation_map_object_from_python(tmp_path, small_patterns, euler_grid):
+    path = write_map(tmp_path / "plain.h5", small_patterns, static_background=False)
+    omap = OrientationMap.from_arrays(euler=euler_grid, phases=[{"id": 1, **NI}], columns={"ci": np.linspace(0, 1, 12)})
+    with MapSource(path, orientations=omap) as source:
+        assert {"ipf-z", "phase", "omap:ci"} <= set(source.layers)
+        assert source.info()["orientations"] == "orientation map"
+        np.testing.assert_allclose(source.orientations.euler, euler_grid)

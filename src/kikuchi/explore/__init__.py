@@ -18,9 +18,13 @@ import sys
 import threading
 import types
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kikuchi.explore.server import ExplorerServer, make_server, serve_in_thread
 from kikuchi.explore.source import MapSource
+
+if TYPE_CHECKING:
+    from kikuchi.io.orientation_map import OrientationMap
 
 __all__ = ["Explorer", "MapSource", "explore"]
 
@@ -131,7 +135,7 @@ class Explorer:
 def explore(
     path: str | os.PathLike,
     *,
-    orientations: str | os.PathLike | None = None,
+    orientations: str | os.PathLike | OrientationMap | None = None,
     port: int = 0,
     host: str = "127.0.0.1",
     open_browser: bool = False,
@@ -147,10 +151,11 @@ def explore(
     path
         Map file (see :func:`kikuchi.open`).
     orientations
-        Orientation map (CTF or ANG) indexed from this map, on the same
-        grid: adds IPF colours, the phase map, its columns (band contrast,
-        MAD, ...) and simulated band lines. By default the Euler angles
-        stored in the map file are used, if any.
+        Orientation map indexed from this map, on the same grid (a CTF or
+        ANG path, or a :class:`kikuchi.OrientationMap`, e.g. from indexing
+        in the same session): adds IPF colours, the phase map, its columns
+        (band contrast, MAD, ...) and simulated band lines. By default the
+        Euler angles stored in the map file are used, if any.
     port
         TCP port; 0 (default) takes any free port.
     host

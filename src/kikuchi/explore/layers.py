@@ -22,6 +22,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,15 @@ import numpy as np
 from kikuchi.explore.encode import display_uint8, image_png
 from kikuchi.io.mapstore import EBSDMap
 
-__all__ = ["MapLayer", "PointOrientations", "find_layers", "ipf_key_png", "orientations_from_map", "orientations_from_file"]
+__all__ = [
+    "MapLayer",
+    "PointOrientations",
+    "find_layers",
+    "ipf_key_png",
+    "orientations_from_file",
+    "orientations_from_map",
+    "orientations_from_omap",
+]
 
 _logger = logging.getLogger(__name__)
 
@@ -158,10 +167,20 @@ def orientations_from_file(path: Any, nav_shape: tuple[int, int]) -> PointOrient
     """
     from kikuchi.io.orientation_map import read_orientation_map
 
-    omap = read_orientation_map(path)
+    return orientations_from_omap(read_orientation_map(path), nav_shape, source=Path(path).name)
+
+
+def orientations_from_omap(omap: Any, nav_shape: tuple[int, int], *, source: str = "orientation map") -> PointOrientations:
+    """Orientations of a :class:`kikuchi.OrientationMap` (e.g. from indexing in the same session).
+
+    Raises
+    ------
+    ValueError
+        The orientation map is not a square grid of ``nav_shape``.
+    """
     if omap.grid != "square" or tuple(omap.nav_shape or ()) != tuple(nav_shape):
         raise ValueError(
-            f"{path}: orientation map of {omap.grid} grid {omap.nav_shape} does not match the pattern map's "
+            f"{source}: orientation map of {omap.grid} grid {omap.nav_shape} does not match the pattern map's "
             f"{nav_shape[0]} x {nav_shape[1]} points; give the orientation map indexed from this pattern map"
         )
     rows, cols = nav_shape
@@ -171,11 +190,11 @@ def orientations_from_file(path: Any, nav_shape: tuple[int, int]) -> PointOrient
         if np.asarray(values).dtype.kind in "iuf"
     }
     return PointOrientations(
-        euler=omap.euler.reshape(rows, cols, 3),
-        phase_id=omap.phase_id.reshape(rows, cols),
+        euler=np.asarray(omap.euler, dtype=np.float64).reshape(rows, cols, 3),
+        phase_id=np.asarray(omap.phase_id).reshape(rows, cols),
         phases=[p.to_map_phase() for p in omap.phases],
         columns=columns,
-        source=str(getattr(omap, "path", None) and omap.path.name or path),
+        source=source,
     )
 
 

@@ -112,7 +112,7 @@ class ExplorerServer(http.server.ThreadingHTTPServer):
 
 
 def make_server(
-    path: str | Path, *, host: str = "127.0.0.1", port: int = 0, orientations: str | Path | None = None
+    path: str | Path, *, host: str = "127.0.0.1", port: int = 0, orientations: Any = None
 ) -> ExplorerServer:
     """Open the map file (and orientation map) and bind a server to it (not yet serving).
 

@@ -24,7 +24,14 @@ from typing import Any
 import numpy as np
 
 from kikuchi.explore.chunks import ChunkReader
-from kikuchi.explore.layers import PointOrientations, find_layers, ipf_key_png, orientations_from_file, orientations_from_map
+from kikuchi.explore.layers import (
+    PointOrientations,
+    find_layers,
+    ipf_key_png,
+    orientations_from_file,
+    orientations_from_map,
+    orientations_from_omap,
+)
 from kikuchi.io.mapstore import PROCESSED, RAW, EBSDMap, open_map
 
 __all__ = ["MapSource", "PatternQuery", "RequestError", "MAX_NPA"]
@@ -291,9 +298,9 @@ class MapSource:
     path
         Map file (see :func:`kikuchi.open`).
     orientations
-        Orientation map (CTF/ANG path, same grid) whose orientations and
-        columns the explorer shows; default: the Euler angles stored in the
-        map file, if any.
+        Orientation map of the same grid whose orientations and columns the
+        explorer shows: a CTF/ANG path or a :class:`kikuchi.OrientationMap`;
+        default: the Euler angles stored in the map file, if any.
     cache_bytes
         Memory for decoded patterns (the HDF5 chunk cache comes on top).
     prefetch
@@ -316,7 +323,7 @@ class MapSource:
         self,
         path: str | Path,
         *,
-        orientations: str | Path | PointOrientations | None = None,
+        orientations: str | Path | PointOrientations | Any | None = None,
         cache_bytes: int = PATTERN_CACHE_BYTES,
         prefetch: bool = True,
     ):
@@ -335,6 +342,8 @@ class MapSource:
                 self.orientations = orientations_from_map(self.map)
             elif isinstance(orientations, PointOrientations):
                 self.orientations = orientations
+            elif hasattr(orientations, "euler") and hasattr(orientations, "phase_id"):  # an OrientationMap
+                self.orientations = orientations_from_omap(orientations, self.map.nav_shape)
             else:
                 self.orientations = orientations_from_file(orientations, self.map.nav_shape)
             self.layers = find_layers(self.map, self.orientations)
