@@ -194,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
         )
         truth = truth_of(m)
         source = m.path.name
-    omap = indexing.to_orientation_map(header={"source_map": source})
+    omap = indexing.to_orientation_map(header={"Prj": source}, format=suffix.lstrip(".") if suffix in (".ctf", ".ang") else None)
     if suffix in (".h5", ".hdf5"):
         write_h5(indexing, omap, args.output)
     else:

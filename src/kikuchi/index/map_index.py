@@ -56,25 +56,39 @@ class MapIndexing:
     phases: list[Any]
     settings: dict[str, Any] = field(default_factory=dict)
 
-    def to_orientation_map(self, *, header: dict[str, Any] | None = None) -> Any:
-        return to_orientation_map(self, header=header)
+    def to_orientation_map(self, *, header: dict[str, Any] | None = None, format: str | None = None) -> Any:
+        """See :func:`to_orientation_map`."""
+        return to_orientation_map(self, header=header, format=format)
 
 
-def phase_info(phases: list[Any]) -> list[Any]:
-    """:class:`kikuchi.io.orientation_map.PhaseInfo` (ids 1, 2, ...) of crystal phases."""
+def phase_info(phases: list[Any], tables: list[Any] | None = None) -> list[Any]:
+    """:class:`kikuchi.io.orientation_map.PhaseInfo` (ids 1, 2, ...) of crystal phases, with the families used (ANG hklFamilies)."""
     from kikuchi.io.orientation_map import PhaseInfo
 
     out = []
     for k, p in enumerate(phases):
         a, b, c, al, be, ga = p.lattice
-        out.append(PhaseInfo(id=k + 1, name=str(p.name), lattice_angstrom=(10 * a, 10 * b, 10 * c), angles_deg=(al, be, ga), space_group=int(p.space_group)))
+        families = []
+        if tables is not None and k < len(tables):
+            t = tables[k]
+            for f in range(int(t.family.max()) + 1):
+                members = t.hkl[t.family == f]
+                members = np.concatenate([members, -members])
+                # a readable representative: most non-negative indices, then the largest
+                hkl = max((tuple(int(v) for v in m) for m in members), key=lambda h: (sum(v >= 0 for v in h), h))
+                families.append({"hkl": [int(v) for v in hkl], "use_in_indexing": 1, "intensity": 1.0, "show_bands": 1})
+        out.append(PhaseInfo(
+            id=k + 1, name=str(p.name), lattice_angstrom=(10 * a, 10 * b, 10 * c), angles_deg=(al, be, ga),
+            space_group=int(p.space_group), hkl_families=families,
+        ))
     return out
 
 
-def to_orientation_map(indexing: MapIndexing, *, header: dict[str, Any] | None = None) -> Any:
+def to_orientation_map(indexing: MapIndexing, *, header: dict[str, Any] | None = None, format: str | None = None) -> Any:
     """An :class:`~kikuchi.io.orientation_map.OrientationMap` with CTF (bands, error, mad, bc, bs) and ANG (iq, ci, fit) columns.
 
-    Points without a pattern get error 5 ("not yet analysed").
+    Points without a pattern get error 5 ("not yet analysed"). ``format``
+    ('ctf', 'ang' or None for both) picks the vendor header fields added.
     """
     from kikuchi.io.orientation_map import OrientationMap
 
@@ -104,14 +118,23 @@ def to_orientation_map(indexing: MapIndexing, *, header: dict[str, Any] | None =
     }
     info = dict(header or {})
     det = indexing.detector
-    pcm = det.pc_mean
-    info.setdefault("indexing", "kikuchi Hough indexing")
-    info.setdefault("pattern_centre_bruker", [round(float(v), 6) for v in pcm])
-    info.setdefault("sample_tilt_deg", float(det.sample_tilt_deg))
+    # vendor header fields, so that vendor tools read them: CTF (Author, KV, TiltAngle) or ANG (PC, tilts)
+    if format in (None, "ctf"):
+        info.setdefault("Author", "kikuchi Hough indexing")
+        if indexing.settings.get("kv"):
+            info.setdefault("KV", float(indexing.settings["kv"]))
+        info.setdefault("TiltAngle", float(det.sample_tilt_deg))
+    if format in (None, "ang"):
+        x_star, y_star, z_star = (float(v) for v in np.asarray(det.pc_as("edax")).reshape(-1, 3).mean(axis=0))
+        info.setdefault("x-star", x_star)
+        info.setdefault("y-star", y_star)
+        info.setdefault("z-star", z_star)
+        info.setdefault("SampleTiltAngle", float(det.sample_tilt_deg))
+        info.setdefault("CameraElevationAngle", float(det.camera_tilt_deg))
     assert euler.shape[0] == n_map
     return OrientationMap.from_arrays(
         euler=euler, phase_id=phase_id, nav_shape=(nr, nc), step_um=indexing.step_um,
-        phases=phase_info(indexing.phases), columns=columns, header=info,
+        phases=phase_info(indexing.phases, indexing.result.tables), columns=columns, header=info,
     )
 
 
@@ -205,6 +228,7 @@ def index_map(
     settings: dict[str, Any] = {
         "phases": [p.name for p in phases], "dataset": ebsd_map.dataset, "static_background": bg is not None and raw,
         "dynamic_background": bool(dynamic and raw), "pc_in_bruker": [round(float(v), 6) for v in detector.pc_mean],
+        "kv": float(kv),
     }
     if refine_pc not in (None, "none"):
         if refine_pc not in ("mean", "plane"):

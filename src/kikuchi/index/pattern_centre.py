@@ -120,9 +120,10 @@ def refine_pattern_centre(
         raise ValueError(f"refine_pattern_centre: starting PC must be (3,), got shape {pc.shape}")
     if table is None:
         table = indexer.detect(np.asarray(patterns))
+    pc0 = pc.copy()
     n_eval = 0
-    before = None
     value = np.nan
+    matches: list = []
     for _ in range(max(1, rounds)):
         ix = indexer.with_detector(indexer.detector.with_pc(pc))
         result = ix.index_bands(table)
@@ -133,9 +134,6 @@ def refine_pattern_centre(
                 f"refine_pattern_centre: none of the {len(table)} patterns could be indexed at PC {pc.round(4).tolist()}; "
                 "give a better starting PC (--pc) or check the phases"
             )
-        start = _mean_deviation(matches, normals)
-        if before is None:
-            before = start
 
         def objective(x: np.ndarray) -> float:
             if x[2] <= 0.05:
@@ -147,6 +145,10 @@ def refine_pattern_centre(
         n_eval += int(res.nfev)
         pc = np.asarray(res.x, dtype=np.float64)
         value = float(res.fun)
+    # the starting PC judged with the final band/plane matches, so both numbers compare
+    before = _mean_deviation(matches, _normals_for_pc(indexer, table, pc0))
+    if before < value:  # the optimiser did not improve on the start: keep it
+        pc, value = pc0, before
     _logger.info("PC refined to %s (mean deviation %.3f -> %.3f deg)", pc.round(5).tolist(), np.degrees(before), np.degrees(value))
     return PCRefinement(
         pc=pc, mad_before_deg=float(np.degrees(before)), mad_after_deg=float(np.degrees(value)),
