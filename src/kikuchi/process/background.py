@@ -71,7 +71,7 @@ def gaussian_lowpass(
     sigma: float,
     support: float | None = None,
     kernel: str = "documented",
-    method: str = "auto",
+    method: str = "fft",
     fft_size: str = "fast",
     dtype: Any = None,
     workers: int | None = None,
@@ -91,9 +91,9 @@ def gaussian_lowpass(
         ``'documented'``: the xcdskd kernel (see module docstring);
         ``'untruncated'``: a centred Gaussian out to 6 sigma.
     method
-        ``'fft'`` (as documented), ``'direct'`` (separable real-space sum,
-        numba) or ``'auto'`` (direct up to 128 kernel taps, else FFT): the
-        same values to rounding.
+        ``'fft'`` (as documented, the default), ``'direct'`` (separable
+        real-space sum, numba) or ``'auto'`` (direct up to 128 kernel taps,
+        else FFT; the pipeline's choice): the same values to rounding.
     fft_size
         ``'fast'`` (next fast FFT length) or ``'pow2'`` (the documented next
         power of two of image + kernel - 1). The same values up to rounding.
