@@ -68,6 +68,20 @@ def wait_for_pattern(page, row: int, col: int, npa: int = 0, signal: str = "raw"
     return page.evaluate("() => window.kikuchiExplorer.currentPattern()")
 
 
+def show_and_leave(page, row: int, col: int) -> dict:
+    """Show the pattern at (row, col), then take the mouse off the map (the pattern stays)."""
+    page.mouse.move(*map_point(page, row, col))
+    shown = wait_for_pattern(page, row, col)
+    page.mouse.move(5, 5)
+    return shown
+
+
+def settled(page) -> dict:
+    """The pattern shown once no request is pending."""
+    page.wait_for_function("() => window.kikuchiExplorer.state.wanted === null && window.kikuchiExplorer.state.inflight === null")
+    return page.evaluate("() => window.kikuchiExplorer.currentPattern()")
+
+
 def as_array(shown: dict) -> np.ndarray:
     """The pattern the page holds, from its little-endian bytes."""
     dtype = np.dtype(shown["dtype"]).newbyteorder("<")
@@ -120,9 +134,7 @@ def test_click_pins_and_arrow_keys_move_the_pin(page, server, map_file):
 
 
 def test_slider_averages_neighbours(page, map_patterns):
-    page.mouse.move(*map_point(page, 3, 3))
-    raw = wait_for_pattern(page, 3, 3)
-    page.mouse.move(5, 5)
+    raw = show_and_leave(page, 3, 3)
     slider = page.get_by_test_id("npa-slider")
     assert slider.get_attribute("max") == "10"
     slider.fill("2")
@@ -134,23 +146,18 @@ def test_slider_averages_neighbours(page, map_patterns):
 
 
 def test_signal_choice_shows_static_corrected_pattern(page, map_file):
-    page.mouse.move(*map_point(page, 2, 2))
-    wait_for_pattern(page, 2, 2)
-    page.mouse.move(5, 5)
+    show_and_leave(page, 2, 2)
     page.get_by_test_id("signal-select").select_option("static")
     page.get_by_test_id("option-op").select_option("subtract")
-    shown = wait_for_pattern(page, 2, 2, signal="static")
-    page.wait_for_function("() => window.kikuchiExplorer.state.wanted === null && window.kikuchiExplorer.state.inflight === null")
-    shown = page.evaluate("() => window.kikuchiExplorer.currentPattern()")
+    wait_for_pattern(page, 2, 2, signal="static")
+    shown = settled(page)
     with kikuchi.open(map_file) as m:
         expected = remove_static_background(m.pattern(2, 2), m.static_background, operation="subtract", dtype=np.float32)
     np.testing.assert_array_equal(as_array(shown), expected)
 
 
 def test_processing_form_gives_the_pipeline_pattern(page, map_file):
-    page.mouse.move(*map_point(page, 1, 3))
-    wait_for_pattern(page, 1, 3)
-    page.mouse.move(5, 5)
+    show_and_leave(page, 1, 3)
     page.get_by_test_id("signal-select").select_option("processed")
     page.get_by_test_id("option-preset").select_option("indexing")
     assert page.get_by_test_id("option-binning").input_value() == "auto"
@@ -158,8 +165,7 @@ def test_processing_form_gives_the_pipeline_pattern(page, map_file):
     page.wait_for_function(
         "() => { const p = window.kikuchiExplorer.currentPattern(); return p && p.signal === 'processed' && p.w === 80; }"
     )
-    page.wait_for_function("() => window.kikuchiExplorer.state.wanted === null && window.kikuchiExplorer.state.inflight === null")
-    shown = page.evaluate("() => window.kikuchiExplorer.currentPattern()")
+    shown = settled(page)
     with kikuchi.open(map_file) as m:
         expected = process_patterns(m.pattern(1, 3), "indexing", static_background=m.static_background)
     assert (shown["h"], shown["w"], shown["dtype"]) == (80, 80, "uint8")
