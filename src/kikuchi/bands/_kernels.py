@@ -323,8 +323,10 @@ def _detect_stack(
                     radon[t, r] = acc[t, r, b]
             _filter_one(radon, valid, k_rho, k_theta, tmp, filt)
             if i < radon_out.shape[0]:
-                radon_out[i] = radon
-                filt_out[i] = filt
+                for t in range(n_theta):
+                    for r in range(n_rho):
+                        radon_out[i, t, r] = radon[t, r]
+                        filt_out[i, t, r] = filt[t, r]
             vmax = 0.0
             for t in range(n_theta):
                 for r in range(n_rho):

@@ -41,6 +41,14 @@ def _band_normals(table, minv_t, xc, yc, out):
 
 
 @numba.njit(nogil=True, cache=True)
+def _copy33(src, dst):
+    """dst[:] = src for 3 x 3 arrays (explicit loops: no broadcasting code to compile)."""
+    for i in range(3):
+        for j in range(3):
+            dst[i, j] = src[i, j]
+
+
+@numba.njit(nogil=True, cache=True)
 def _det3(m):
     return (m[0, 0] * (m[1, 1] * m[2, 2] - m[1, 2] * m[2, 1])
             - m[0, 1] * (m[1, 0] * m[2, 2] - m[1, 2] * m[2, 0])
@@ -320,7 +328,7 @@ def _index_one(
                     _triad(a[x], a[y], bv[x], bv[y], rot)
                     cnt, err = _evaluate(rot, normals, nb, poles, cos_fit_tol, bp, bc)
                     if n_cand < max_candidates:
-                        cand_rot[n_cand] = rot
+                        _copy33(rot, cand_rot[n_cand])
                         cand_cnt[n_cand] = cnt
                         n_cand += 1
                     if cnt > best_count or (cnt == best_count and err < best_err):
@@ -328,7 +336,7 @@ def _index_one(
                         confirm = confirm + 1 if same else 1
                         best_count = cnt
                         best_err = err
-                        best_rot[:] = rot
+                        _copy33(rot, best_rot)
                     elif cnt == best_count and _misorientation_cos(best_rot, rot, sym) > min_sep_trace:
                         confirm += 1
                     if confirm >= 3 and best_count >= nb - 1:
@@ -337,14 +345,14 @@ def _index_one(
                 if done:
                     break
     if best_count < 2:
-        res_rot[:] = best_rot
+        _copy33(best_rot, res_rot)
         return max(best_count, 0), 0.0, 0
     refined = _refine(best_rot.copy(), normals, nb, weights, poles, cos_fit_tol, bp, bc, a, bv, w3)
     cnt, err = _evaluate(refined, normals, nb, poles, cos_fit_tol, bp, bc)
     if cnt < best_count:  # refinement should not lose bands; keep the voted rotation then
         refined = best_rot
         cnt, err = _evaluate(refined, normals, nb, poles, cos_fit_tol, bp, bc)
-    res_rot[:] = refined
+    _copy33(refined, res_rot)
     second = 0
     for c in range(n_cand):
         if cand_cnt[c] > second and _misorientation_cos(refined, cand_rot[c], sym) < min_sep_trace:
@@ -365,7 +373,7 @@ def _index_stack(
     for i in range(normals.shape[0]):
         nb = n_valid[i]
         if nb < 3:
-            out_rot[i] = np.eye(3)
+            _copy33(np.eye(3), out_rot[i])
             out_res[i, 0] = 0.0
             out_res[i, 1] = 0.0
             out_res[i, 2] = 0.0
@@ -374,7 +382,7 @@ def _index_stack(
             normals[i], nb, weights[i], poles, lut_idx, lut_ang, lut_sign, lut_first, ang_tol, cos_fit_tol, sym,
             min_sep_trace, max_candidates, rot,
         )
-        out_rot[i] = rot
+        _copy33(rot, out_rot[i])
         out_res[i, 0] = cnt
         out_res[i, 1] = mad
         out_res[i, 2] = second
