@@ -10,19 +10,11 @@ from typing import Any
 
 import numpy as np
 
+from kikuchi.cli._process import _positive_int  # the same check for every command's counts
+
 _logger = logging.getLogger(__name__)
 
 _OUTPUTS = (".ctf", ".ang", ".h5", ".hdf5")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
