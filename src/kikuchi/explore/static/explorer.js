@@ -12,7 +12,13 @@
   const DTYPES = { 1: Uint8Array, 2: Uint16Array, 3: Float32Array };
   const DTYPE_NAMES = { 1: "uint8", 2: "uint16", 3: "float32" };
   const CACHE_SIZE = 64;
-  const MAP_MAX_W = 540, MAP_MAX_H = 560, PATTERN_MAX = 480;
+  // Display sizes: map and pattern side by side, shrunk to fit narrow windows (a Jupyter IFrame).
+  function sizes() {
+    // window less the page margins, the gap and the panels' padding and borders
+    const room = Math.max(400, (window.innerWidth || 1280) - 110);
+    const pattern = Math.min(480, Math.round(room * 0.47));
+    return { mapW: Math.min(540, room - pattern), mapH: 560, pattern };
+  }
 
   const $ = (id) => document.getElementById(id);
   const el = {
@@ -307,10 +313,13 @@
     const [rows, cols] = state.info.nav_shape;
     const [dr, dc] = state.info.step_um;
     const aspect = (rows * dr) / (cols * dc);  // physical height / width
-    let w = MAP_MAX_W, h = w * aspect;
-    if (h > MAP_MAX_H) { h = MAP_MAX_H; w = h / aspect; }
+    const size = sizes();
+    $("map-panel").style.width = `${size.mapW}px`;
+    $("pattern-panel").style.width = `${size.pattern}px`;
+    let w = size.mapW, h = w * aspect;
+    if (h > size.mapH) { h = size.mapH; w = h / aspect; }
     w = Math.max(1, Math.round(w)); h = Math.max(1, Math.round(h));
-    el.map.width = cols; el.map.height = rows;
+    if (el.map.width !== cols || el.map.height !== rows) { el.map.width = cols; el.map.height = rows; }  // resizing clears
     el.map.style.width = `${w}px`; el.map.style.height = `${h}px`;
     const ratio = window.devicePixelRatio || 1;
     el.mapOverlay.width = Math.round(w * ratio); el.mapOverlay.height = Math.round(h * ratio);
@@ -320,7 +329,7 @@
 
   function layoutPattern() {
     const h = el.pattern.height, w = el.pattern.width;
-    const s = PATTERN_MAX / Math.max(h, w);
+    const s = sizes().pattern / Math.max(h, w);
     const dw = Math.round(w * s), dh = Math.round(h * s);
     el.pattern.style.width = `${dw}px`; el.pattern.style.height = `${dh}px`;
     const ratio = window.devicePixelRatio || 1;
@@ -644,6 +653,11 @@
     el.map.addEventListener("mouseleave", onMapLeave);
     el.map.addEventListener("click", (event) => { const p = pointAt(event); if (p && hasPattern(p)) { el.map.focus(); pin(p); } });
     document.addEventListener("keydown", onKey);
+    window.addEventListener("resize", () => {
+      layoutMap();
+      drawMapOverlay();
+      if (el.pattern.width > 0 && state.current) { layoutPattern(); paintOverlays(); }
+    });
     el.pattern.addEventListener("mousemove", onPatternMove);
     el.mapSelect.addEventListener("change", () => loadMap(el.mapSelect.value));
     el.signal.addEventListener("change", () => { buildOptions(); refresh(); });
