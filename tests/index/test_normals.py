@@ -48,6 +48,18 @@ def test_band_line_gives_the_plane_normal():
         assert np.allclose(d[30, 30] @ n, d[30, 30] @ got * np.sign(got @ n))
 
 
+def test_many_pattern_centres_use_the_linear_model():
+    rr, cc = np.mgrid[:20, :30]
+    pcs = np.stack([0.45 + 0.0004 * cc, 0.25 + 0.0003 * rr, 0.55 - 0.0002 * rr], -1)
+    det = Detector((40, 50), pcs)
+    m = detector_homographies(det)
+    assert m.shape == (600, 3, 3)
+    for i in (0, 377, 599):
+        d = np.linalg.inv(homography_from_directions(det.pixel_directions(i))).T
+        a, b = m[i] / np.linalg.norm(m[i]), d / np.linalg.norm(d)
+        assert np.allclose(a, b, atol=1e-9) or np.allclose(a, -b, atol=1e-9)
+
+
 def test_per_point_pattern_centres():
     pcs = np.array([[0.5, 0.25, 0.55], [0.52, 0.2, 0.6]])
     det = Detector((30, 30), pcs)

@@ -261,7 +261,7 @@ class HoughIndexer:
             res = np.zeros((n, 3))
             K._index_stack(
                 normals, n_valid, weights, t.poles, t.triplets, t.angles, t.sign, t.first_index, self.angle_tol,
-                self.cos_fit_tol, t.symmetry, 1.0 + 2.0 * np.cos(np.radians(5.0)), 4096, rot, res,
+                self.cos_fit_tol, t.symmetry, 1.0 + 2.0 * np.cos(np.radians(5.0)), 1024, rot, res,
             )
             better = (res[:, 0] > best[:, 0]) | ((res[:, 0] == best[:, 0]) & (res[:, 0] > 0) & (res[:, 1] < best[:, 1]))
             best_rot[better] = rot[better]
