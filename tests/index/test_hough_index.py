@@ -150,3 +150,20 @@ def test_pc_plane_follows_the_beam(master):
     assert pc_map.shape == (6, 6, 3)
     assert np.abs(pc_map.reshape(-1, 3) - pcs).max() < 0.004
     assert 0.003 < info["plane"]["per_col"][0] < 0.0055 and 0.002 < info["plane"]["per_row"][1] < 0.0045
+
+
+def test_hexagonal_phase_indexes_back():
+    """Ti-alpha (6/mmm): kinematical patterns at known orientations index back (8 families by default)."""
+    from kikuchi.crystal import Phase
+    from kikuchi.simulate.kinematical import kinematical_master_pattern
+    from kikuchi.simulate.projection import project_patterns
+
+    ti = Phase.parse("ti-alpha")
+    det = Detector((60, 60), PC)
+    euler = _random_euler(16, 11)
+    patterns = project_patterns(kinematical_master_pattern(ti), det, euler)
+    result = HoughIndexer([ti], det).index(patterns)
+    assert len(result.tables[0].family) > 12 and int(result.tables[0].family.max()) == 7
+    mis = _misorientation_deg(result.euler, euler, phase="ti-alpha")
+    assert result.indexed.mean() >= 15 / 16 and np.median(mis) < 0.5
+    assert (mis < 2).mean() >= 15 / 16

@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     h.add_argument("--dataset", choices=("RawPatterns", "Patterns"), help="patterns to index (default: the map's default dataset)")
     h.add_argument("--no-background", action="store_true", help="no static/dynamic background removal of raw patterns before detection")
     h.add_argument("--n-bands", type=_positive_int, default=9, help="bands detected per pattern (default 9)")
-    h.add_argument("--families", type=_positive_int, default=5, help="strongest reflector families per phase (default 5)")
+    h.add_argument("--families", type=_positive_int, default=None, help="strongest reflector families per phase (default 5 cubic, 8 others)")
     h.add_argument("--angle-tol", type=float, default=2.0, metavar="DEG", help="interplanar angle tolerance (default 2)")
     h.add_argument("--max-mad", type=float, default=1.5, metavar="DEG", help="largest accepted MAD (default 1.5)")
     h.add_argument("--min-bands", type=_positive_int, default=4, help="fewest matched bands for a solution (default 4)")

@@ -23,7 +23,7 @@ from kikuchi.bands._kernels import COL_INTENSITY, COL_SLOPE, COL_VALID, COL_WIDT
 from kikuchi.bands.radon import BandDetector
 from kikuchi.index import _kernels as K
 from kikuchi.index.normals import detector_homographies
-from kikuchi.index.triplets import DEFAULT_FAMILIES, TripletTable, triplet_table_for_phase
+from kikuchi.index.triplets import TripletTable, triplet_table_for_phase
 
 __all__ = ["HoughIndexer", "IndexResult", "ERROR_CODES"]
 
@@ -129,7 +129,7 @@ class IndexResult:
         }
 
 
-def _as_table(phase: Any, *, n_families: int, kv: float) -> TripletTable:
+def _as_table(phase: Any, *, n_families: int | None, kv: float) -> TripletTable:
     if isinstance(phase, TripletTable):
         return phase
     from kikuchi.crystal import Phase
@@ -153,7 +153,8 @@ class HoughIndexer:
     n_bands
         Bands detected per pattern.
     n_families
-        Strongest reflector families per phase in the look-up table.
+        Strongest reflector families per phase in the look-up table
+        (default 5 for cubic phases, 8 for the others).
     angle_tol_deg
         Tolerance on interplanar angles when matching triplets.
     fit_tol_deg
@@ -184,7 +185,7 @@ class HoughIndexer:
         detector: Any,
         *,
         n_bands: int = 9,
-        n_families: int = DEFAULT_FAMILIES,
+        n_families: int | None = None,
         angle_tol_deg: float = 2.0,
         fit_tol_deg: float = 2.0,
         min_matched: int = 4,

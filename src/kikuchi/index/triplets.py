@@ -21,8 +21,16 @@ __all__ = ["TripletTable", "build_triplet_table", "triplet_table_for_phase", "DE
 
 _logger = logging.getLogger(__name__)
 
-#: Number of strongest reflector families used per phase when not given.
+#: Number of strongest reflector families used per phase when not given:
+#: 5 for cubic phases; lower symmetry has fewer equivalent poles per family
+#: (and pseudo-symmetric solutions with few families), so 8.
 DEFAULT_FAMILIES = 5
+DEFAULT_FAMILIES_LOW_SYMMETRY = 8
+
+
+def default_families(phase: Any) -> int:
+    """Families used for a phase when not given: 5 for cubic phases, 8 for the others."""
+    return DEFAULT_FAMILIES if getattr(phase, "crystal_system", "cubic") == "cubic" else DEFAULT_FAMILIES_LOW_SYMMETRY
 
 
 @dataclass
@@ -166,7 +174,7 @@ def laue_rotations(phase: Any) -> np.ndarray:
     return ops[np.linalg.det(ops) > 0]
 
 
-def triplet_table_for_phase(phase: Any, *, n_families: int = DEFAULT_FAMILIES, kv: float = 20.0, families: list | None = None) -> TripletTable:
+def triplet_table_for_phase(phase: Any, *, n_families: int | None = None, kv: float = 20.0, families: list | None = None) -> TripletTable:
     """Triplet table of a :class:`kikuchi.crystal.Phase` from its strongest reflector families.
 
     Parameters
@@ -174,8 +182,8 @@ def triplet_table_for_phase(phase: Any, *, n_families: int = DEFAULT_FAMILIES, k
     phase
         A crystal phase (``Phase.parse('ni')``...).
     n_families
-        How many of the strongest families (by kinematical band intensity
-        |F|^2, lowest order first) to use.
+        How many of the strongest families (by |F|^2 d^2) to use; default
+        :func:`default_families` (5 cubic, 8 otherwise).
     kv
         Accelerating voltage for the reflectors.
     families
@@ -184,6 +192,8 @@ def triplet_table_for_phase(phase: Any, *, n_families: int = DEFAULT_FAMILIES, k
     """
     from kikuchi.crystal import reflectors
 
+    if n_families is None:
+        n_families = default_families(phase)
     ref = reflectors(phase, kv=kv)
     hkl = np.asarray(ref.hkl)
     fam = np.asarray(ref.family, dtype=np.int64)
