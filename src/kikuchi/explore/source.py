@@ -1,11 +1,16 @@
-"""What the explorer serves: patterns and base maps of one open map file.
+"""What the explorer serves: patterns, overlays and base maps of one open map file.
 
-:class:`MapSource` opens the map file once and keeps it open: the HDF5 chunk
-cache of the map store plus a small pattern cache here mean that moving the
-mouse over neighbouring points decodes each stored chunk once. Every request
-the server passes on has already been parsed to integers and names from
-fixed lists; :class:`MapSource` checks the ranges again and raises
-:class:`RequestError` (answered with a 4xx status) for anything else.
+:class:`MapSource` opens the map file once and keeps it open. Patterns are
+read a whole HDF5 chunk at a time into a cache of decoded patterns, with a
+read-ahead thread around the last point, so moving the mouse over
+neighbouring points decodes each stored chunk once. Averaged, corrected and
+processed patterns come from :mod:`kikuchi.process` (the same numbers as the
+library gives); band overlays from :mod:`kikuchi.bands` and
+:mod:`kikuchi.simulate.geometric`; base maps from :mod:`kikuchi.explore.layers`.
+
+Every request the server passes on has already been parsed to integers and
+names; :class:`MapSource` checks them against what the file offers and
+raises :class:`RequestError` (answered with a 4xx status) for anything else.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ _RESULTS = 32
 MAX_BANDS = 30
 #: Preset of the "fully processed" signal when the page names none.
 DEFAULT_PRESET = "detailed"
+
 
 class RequestError(ValueError):
     """A request the explorer refuses; ``status`` is the HTTP status to answer with."""

@@ -499,11 +499,12 @@
     if (tag === "INPUT" || tag === "SELECT" || tag === "TEXTAREA") return;
     const moves = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
     const m = moves[event.key];
-    if (!m || !state.pinned) return;
+    const from = state.pinned || (state.current && { row: state.current.row, col: state.current.col });
+    if (!m || !from) return;  // without a pin, the keys start from the pattern shown
     event.preventDefault();
     const [rows, cols] = state.info.nav_shape;
-    const row = Math.min(rows - 1, Math.max(0, state.pinned.row + m[0]));
-    const col = Math.min(cols - 1, Math.max(0, state.pinned.col + m[1]));
+    const row = Math.min(rows - 1, Math.max(0, from.row + m[0]));
+    const col = Math.min(cols - 1, Math.max(0, from.col + m[1]));
     state.hover = null;
     pin({ row, col });
   }
