@@ -72,6 +72,7 @@ def test_mask_restricts_to_the_circle():
     assert full.mask.all()
     custom = np.zeros((40, 60), bool); custom[5:35, 10:50] = True
     assert BandDetector((40, 60), mask=custom).mask.sum() == 30 * 40
+    assert len(detect_bands_stack(np.stack([_band_image((40, 60), [(2.0, 30.0)])] * 2), mask=custom, n_bands=1)) == 2
     # a bright corner outside the circle is not a band
     img = _band_image((40, 60), [(5.0, 60.0)])
     img[:6, :6] += 20

@@ -276,6 +276,13 @@ def _detector(shape: tuple[int, int], options: tuple) -> BandDetector:
     return BandDetector(shape, **dict(options))
 
 
+def _detector_for(shape: tuple[int, int], options: dict) -> BandDetector:
+    """A cached detector for hashable options; a new one when an option is an array (a custom mask)."""
+    if any(isinstance(v, np.ndarray) for v in options.values()):
+        return BandDetector(shape, **options)
+    return _detector(shape, tuple(sorted(options.items())))
+
+
 def detect_bands(pattern: np.ndarray, **options) -> Bands:
     """Kikuchi bands of one pattern by the grey-level Radon transform.
 
@@ -303,12 +310,7 @@ def detect_bands(pattern: np.ndarray, **options) -> Bands:
     pattern = np.asarray(pattern)
     if pattern.ndim != 2:
         raise ValueError(f"detect_bands: expected one 2-D pattern, got shape {pattern.shape}")
-    opts = tuple(sorted((k, v if not isinstance(v, np.ndarray) else None) for k, v in options.items()))
-    if any(isinstance(v, np.ndarray) for v in options.values()):
-        det = BandDetector(pattern.shape, **options)
-    else:
-        det = _detector(tuple(pattern.shape), opts)
-    return det.detect(pattern)
+    return _detector_for(tuple(pattern.shape), options).detect(pattern)
 
 
 def detect_bands_stack(patterns: np.ndarray, *, workers: int = 1, **options) -> list[Bands]:
@@ -316,6 +318,6 @@ def detect_bands_stack(patterns: np.ndarray, *, workers: int = 1, **options) -> 
     patterns = np.asarray(patterns)
     if patterns.ndim != 3:
         raise ValueError(f"detect_bands_stack: expected a stack (n, h, w), got shape {patterns.shape}")
-    det = _detector(tuple(patterns.shape[1:]), tuple(sorted(options.items())))
+    det = _detector_for(tuple(patterns.shape[1:]), options)
     table = det.detect_stack(patterns, workers=workers)
     return [det.bands_from_table(rows) for rows in table]
