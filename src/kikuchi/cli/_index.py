@@ -209,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
               f"mean MAD {summary['mean_mad_deg']} deg, phases {summary['phases']}")
         if "accuracy" in summary:
             a = summary["accuracy"]
-            print(f"against the map's reference orientations: {100 * a['within_1deg']:.1f}% within 1 deg, "
+            print(f"against the map's truth (or reference) orientations: {100 * a['within_1deg']:.1f}% within 1 deg, "
                   f"{100 * a['within_2deg']:.1f}% within 2 deg, {100 * a['within_5deg']:.1f}% within 5 deg, mean {a['mean_error_deg_within_5']} deg")
         print(f"written: {args.output}" + (f", {args.figure}" if args.figure else ""))
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kikuchi.index.figures import index_summary_figure
 from kikuchi.index.hough_index import ERROR_CODES, HoughIndexer, IndexResult
 from kikuchi.index.map_index import MapIndexing, index_map, prepare_patterns, to_orientation_map
 from kikuchi.index.normals import band_normals, detector_homographies, homography_from_directions
@@ -20,6 +21,7 @@ __all__ = [
     "fit_pc_plane",
     "homography_from_directions",
     "index_map",
+    "index_summary_figure",
     "prepare_patterns",
     "refine_pattern_centre",
     "to_orientation_map",
