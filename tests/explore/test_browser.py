@@ -219,6 +219,19 @@ def test_bad_request_gets_4xx_and_the_page_keeps_working(page, server, map_file)
     assert get(server.url + "api/info")[0] == 200
 
 
+def test_readout_of_the_base_map_under_the_mouse(page):
+    page.get_by_test_id("map-select").select_option("data:MAD")
+    page.wait_for_function("() => document.querySelector('[data-testid=map]').dataset.loaded === 'data:MAD'")
+    page.mouse.move(*map_point(page, 5, 7))  # the last point: MAD 1.5
+    page.wait_for_function("() => document.querySelector('[data-testid=map-value]').textContent.includes('MAD')")
+    assert page.get_by_test_id("map-value").inner_text() == "under the mouse: MAD (°) 1.500"
+    page.get_by_test_id("map-select").select_option("data:Phase")
+    page.wait_for_function("() => document.querySelector('[data-testid=map]').dataset.loaded === 'data:Phase'")
+    page.mouse.move(*map_point(page, 0, 1))  # point 1: phase 1
+    page.wait_for_function("() => document.querySelector('[data-testid=map-value]').textContent.includes('phase')")
+    assert page.get_by_test_id("map-value").inner_text() == "under the mouse: phase 1"
+
+
 def test_base_map_choice_and_screenshot(page, artifacts):
     page.get_by_test_id("map-select").select_option("data:Phase")
     page.wait_for_function("() => document.querySelector('[data-testid=map]').dataset.loaded === 'data:Phase'")

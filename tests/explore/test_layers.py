@@ -163,3 +163,17 @@ def test_orientation_map_object_from_python(tmp_path, small_patterns, euler_grid
         assert {"ipf-z", "phase", "omap:ci"} <= set(source.layers)
         assert source.info()["orientations"] == "orientation map"
         np.testing.assert_allclose(source.orientations.euler, euler_grid)
+
+
+def test_map_values_for_the_readout(explorer):
+    status, headers, body = get(explorer.url + "api/map-values?name=data:MAD")
+    assert status == 200 and headers["X-Map-Shape"] == "6,8"
+    values = np.frombuffer(body, dtype="<f4").reshape(6, 8)
+    np.testing.assert_allclose(values.ravel(), np.linspace(0.2, 1.5, 48), rtol=1e-6)
+    for query, code, message in (
+        ("name=vbse", 404, "base map 'vbse' is a colour image: it has no values"),
+        ("name=nothing", 404, "no base map 'nothing'"),
+        ("name=data:MAD&x=1", 400, "unknown parameter 'x'"),
+    ):
+        status, _, body = get(explorer.url + "api/map-values?" + query)
+        assert status == code and message in json.loads(body)["error"]

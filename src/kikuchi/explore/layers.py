@@ -94,6 +94,7 @@ class MapLayer:
     classes: dict[int, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     _png: bytes | None = field(default=None, repr=False)
+    _values: np.ndarray | None = field(default=None, repr=False)
     _meta: dict[str, Any] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -102,10 +103,20 @@ class MapLayer:
 
     def png(self) -> tuple[bytes, dict[str, Any]]:
         """The PNG (computed once; concurrent first requests wait for one computation)."""
+        self._ensure()
+        return self._png, self.describe()  # type: ignore[return-value]
+
+    def values(self) -> np.ndarray | None:
+        """The map's values (rows, cols) as float32, NaN where none; None for colour images."""
+        self._ensure()
+        return self._values
+
+    def _ensure(self) -> None:
         with self._lock:
             if self._png is None:
-                self._png, self._meta = render(self.compute(), self.kind, classes=self.classes)
-        return self._png, self.describe()
+                values = np.asarray(self.compute())
+                self._png, self._meta = render(values, self.kind, classes=self.classes)
+                self._values = None if self.kind == "rgb" else values.astype(np.float32)
 
 
 @dataclass

@@ -12,6 +12,7 @@ Routes (all ``GET`` unless noted)::
     /static/explorer.js    its script, /static/explorer.css its style
     /api/info              JSON: map shape, step, pattern shape, base maps, signals
     /api/map?name=N        PNG of base map N (sent once; the page caches it)
+    /api/map-values?name=N its values: float32 little-endian (rows, cols), NaN where none
     /api/pattern?row=R&col=C[&npa=K][&signal=S][&OPTION=VALUE...]
                            binary pattern message (see kikuchi.explore.encode);
                            the options of each signal are listed in /api/info
@@ -37,6 +38,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+import numpy as np
 
 from kikuchi.explore import encode
 from kikuchi.explore.source import MapSource, PatternQuery, RequestError
@@ -226,6 +229,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 **{route: self._static_route(route) for route in self.server.static},
                 "/api/info": self._info,
                 "/api/map": self._map,
+                "/api/map-values": self._map_values,
                 "/api/pattern": self._pattern,
                 "/api/pattern.tiff": self._pattern_tiff,
                 "/api/pattern.png": self._pattern_png,
@@ -314,6 +318,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             "image/png",
             headers={"Cache-Control": "private, max-age=3600", "X-Map-Info": json.dumps(meta, allow_nan=False, ensure_ascii=True)},
         )
+
+    def _map_values(self, params: dict[str, str]) -> None:
+        self._only(params, {"name"})
+        values = self.server.source.map_values(self._name(params, "name", ""))
+        rows, cols = values.shape
+        body = np.ascontiguousarray(values, dtype="<f4").tobytes()
+        self._send(200, body, "application/octet-stream", headers={"Cache-Control": "private, max-age=3600", "X-Map-Shape": f"{rows},{cols}"})
 
     def _pattern(self, params: dict[str, str]) -> None:
         query = self._query(params)

@@ -629,10 +629,20 @@ class MapSource:
 
     def map_png(self, name: str) -> tuple[bytes, dict[str, Any]]:
         """PNG of base map ``name`` (computed once) and its description (range, legend)."""
+        return self._layer(name).png()
+
+    def map_values(self, name: str) -> np.ndarray:
+        """The values (rows, cols) float32 of base map ``name``, for the page's readout under the mouse."""
+        values = self._layer(name).values()
+        if values is None:
+            raise RequestError(f"base map {name!r} is a colour image: it has no values", status=404)
+        return values
+
+    def _layer(self, name: str) -> Any:
         layer = self.layers.get(name)
         if layer is None:
             raise RequestError(f"no base map {name!r} (this file offers {', '.join(self.layers)})", status=404)
-        return layer.png()
+        return layer
 
 
 #: Reflectors drawn as simulated band lines: the strongest families up to this many planes.

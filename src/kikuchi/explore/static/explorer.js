@@ -24,7 +24,7 @@
   const el = {
     status: $("status"), file: $("file-name"),
     mapSelect: $("map-select"), legend: $("map-legend"),
-    map: $("map"), mapOverlay: $("map-overlay"), coords: $("coords"), pinned: $("pinned"),
+    map: $("map"), mapOverlay: $("map-overlay"), coords: $("coords"), pinned: $("pinned"), mapValue: $("map-value"),
     signal: $("signal-select"), options: $("signal-options"),
     npaLabel: $("npa-label"), npa: $("npa-slider"), npaValue: $("npa-value"),
     pattern: $("pattern"), patternOverlay: $("pattern-overlay"), readout: $("pattern-readout"),
@@ -351,7 +351,11 @@
       }
       const meta = JSON.parse(response.headers.get("X-Map-Info") || "{}");
       const bitmap = await createImageBitmap(await response.blob());
-      entry = { bitmap, meta };
+      entry = { bitmap, meta, values: null };
+      if (meta.kind !== "rgb") {  // the values under the mouse, for the readout
+        const v = await fetch(`/api/map-values?name=${encodeURIComponent(name)}`);
+        if (v.ok) entry.values = new Float32Array(await v.arrayBuffer());
+      }
       state.mapImages.set(name, entry);
       setStatus("move the mouse over the map");
     }
@@ -361,6 +365,7 @@
     ctx.clearRect(0, 0, el.map.width, el.map.height);
     ctx.drawImage(entry.bitmap, 0, 0);
     el.map.dataset.loaded = name;
+    state.mapEntry = entry;
     drawLegend(entry.meta);
   }
 
@@ -475,11 +480,23 @@
       .catch((e) => setStatus(`pin: ${e.message}`, true));
   }
 
+  // "MAD (°) 0.42" or "phase Ni" of the base map under the mouse
+  function mapValueText(p) {
+    const entry = state.mapEntry;
+    if (!entry || !entry.values) return "";
+    const v = entry.values[p.row * state.info.nav_shape[1] + p.col];
+    if (!Number.isFinite(v)) return "";
+    const item = (entry.meta.legend || []).find((x) => x.value === v);
+    return `${entry.meta.label} ${item ? item.label : fmt(v)}`;
+  }
+
   function onMapMove(event) {
     const p = pointAt(event);
     if (!p) return;
     if (state.hover && state.hover.row === p.row && state.hover.col === p.col) return;
     state.hover = p;
+    const text = mapValueText(p);
+    el.mapValue.textContent = text ? `under the mouse: ${text}` : "";
     drawMapOverlay();
     if (hasPattern(p)) {
       show(p, event.timeStamp);
