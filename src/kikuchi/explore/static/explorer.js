@@ -257,7 +257,7 @@
     canvas.dataset.checksum = p.checksum;
     canvas.dataset.dtype = p.dtype;
     drawHistogram(p);
-    el.stats.textContent = `${p.w} × ${p.h} ${p.dtype} · min ${fmt(lo)} · max ${fmt(hi)} · mean ${fmt(p.mean)}`;
+    el.stats.textContent = `${p.h} × ${p.w} ${p.dtype} · min ${fmt(lo)} · max ${fmt(hi)} · mean ${fmt(p.mean)}`;
     const where = `row ${p.row}, col ${p.col} (${micrometres(p)})`;
     el.coords.textContent = `pattern at ${where}${p.npa ? ` · ${p.npa} neighbours averaged` : ""}`;
     el.coords.dataset.row = p.row;
