@@ -32,6 +32,7 @@ import json
 import logging
 import re
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from importlib import resources
@@ -105,8 +106,6 @@ class ExplorerServer(http.server.ThreadingHTTPServer):
         return f"http://{host}:{port}/"
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        import sys
-
         exc = sys.exc_info()[1]
         if isinstance(exc, (ConnectionError, TimeoutError)):
             _logger.debug("explorer: connection from %s ended: %s", client_address, exc)
@@ -118,6 +117,15 @@ def make_server(
     path: str | Path, *, host: str = "127.0.0.1", port: int = 0, orientations: Any = None
 ) -> ExplorerServer:
     """Open the map file (and orientation map) and bind a server to it (not yet serving).
+
+    Parameters
+    ----------
+    path
+        Map file.
+    host, port
+        Address to bind (port 0: any free port).
+    orientations
+        Orientation map of the same grid (path or :class:`kikuchi.OrientationMap`), see :class:`MapSource`.
 
     Raises
     ------
