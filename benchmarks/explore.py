@@ -1,6 +1,6 @@
 """Latency of the map explorer for 240 x 240 uint16 patterns: server side and page side.
 
-Run by hand:  .venv/bin/python benchmarks/explore.py [--rows 40] [--cols 60] [--points 30] [--no-browser]
+Run by hand:  .venv/bin/python benchmarks/explore.py [--rows 40] [--cols 60] [--points 30] [--no-browser | --no-server]
 
 The map (benchmarks/_data/explore_<rows>x<cols>_240.h5, made once from a real
 pattern with Poisson noise by benchmarks/_patterns.py, stored as the map
@@ -231,6 +231,7 @@ def page_side(path: Path, n: int) -> None:
                         wait_for(*sweep[-1], 0)
                         finals.append(page.evaluate("() => window.kikuchiExplorer.state.timings")[-1]["ms"])
                         sent.append(page.evaluate("() => window.kikuchiExplorer.state.requests") - before)
+                        page.wait_for_timeout(100)  # let the read-ahead of the last point finish
                     print(f"  {'npa 0, fast sweep (a move every 4 ms)':44s} last point drawn {stats(finals)}")
                     print(f"  {'':44s} requests per {len(sweeps[0])}-point sweep: {sent} (stale points skipped)")
                 else:
@@ -250,7 +251,9 @@ def page_side(path: Path, n: int) -> None:
                     within = sum(x <= 50 for x in ms)
                     print(f"  {f'npa {npa}, {label}':44s} drawn {stats(ms)}  ({within} of {len(ms)} within 50 ms)")
                     print(f"  {'':44s} frame {stats(framed)}")
-                    print(f"  {'':44s} fetch {stats(fetched)}   draw median {np.median(draw):5.2f} ms")
+                    if fetched:
+                        print(f"  {'':44s} fetch {stats(fetched)}   draw median {np.median(draw):5.2f} ms")
+                    print(f"  {'':44s} {len(ms) - len(fetched)} of {len(ms)} drawn from the page's read-ahead (no request)")
                 page.close()
         browser.close()
 
@@ -261,10 +264,12 @@ def main() -> None:
     parser.add_argument("--cols", type=int, default=60)
     parser.add_argument("--points", type=int, default=30, help="map points per line")
     parser.add_argument("--no-browser", action="store_true", help="server side only")
+    parser.add_argument("--no-server", action="store_true", help="page side only")
     args = parser.parse_args()
     path = make_map(args.rows, args.cols)
     print(f"map {path.name}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (other work slows every number)")
-    server_side(path, args.points)
+    if not args.no_server:
+        server_side(path, args.points)
     if not args.no_browser:
         page_side(path, args.points)
 

@@ -107,6 +107,21 @@ def test_hover_shows_the_patterns_of_the_api(page, map_file):
     assert int(page.get_by_test_id("histogram").get_attribute("data-total")) == 240 * 240
 
 
+def test_neighbours_are_read_ahead_and_drawn_without_a_request(page, map_file):
+    page.mouse.move(*map_point(page, 2, 2))
+    wait_for_pattern(page, 2, 2)
+    page.mouse.move(*map_point(page, 2, 3))  # moving right: (2, 4) is read first
+    wait_for_pattern(page, 2, 3)
+    page.wait_for_function("() => window.kikuchiExplorer.cached(2, 4) && window.kikuchiExplorer.cached(3, 3)")
+    requests = page.evaluate("() => window.kikuchiExplorer.state.requests")
+    page.mouse.move(*map_point(page, 2, 4))
+    shown = wait_for_pattern(page, 2, 4)
+    assert page.evaluate("() => window.kikuchiExplorer.state.requests") == requests  # no request for it
+    assert page.evaluate("() => window.kikuchiExplorer.state.timings.at(-1).fetchMs") == 0
+    with kikuchi.open(map_file) as m:
+        np.testing.assert_array_equal(as_array(shown), m.pattern(2, 4))
+
+
 def test_click_pins_and_arrow_keys_move_the_pin(page, server, map_file):
     page.mouse.click(*map_point(page, 2, 3))
     pinned = page.get_by_test_id("pinned")

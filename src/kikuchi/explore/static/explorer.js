@@ -12,6 +12,7 @@
   const DTYPES = { 1: Uint8Array, 2: Uint16Array, 3: Float32Array };
   const DTYPE_NAMES = { 1: "uint8", 2: "uint16", 3: "float32" };
   const CACHE_SIZE = 64;
+  const READ_AHEAD_MAX_MS = 25;  // read ahead only while a pattern costs less than this
   // Display sizes: map and pattern side by side, shrunk to fit narrow windows (a Jupyter IFrame).
   function sizes() {
     // window less the page margins, the gap and the panels' padding and borders
@@ -45,7 +46,9 @@
     latencies: [],          // ms from the mouse reaching a point to its pattern drawn
     timings: [],            // per drawn pattern: {ms, fetchMs (request -> decoded), drawMs}
     framed: [],             // ms from the mouse reaching a point to the next frame after drawing
-    requests: 0,
+    requests: 0,            // pattern requests for points asked for
+    readAhead: 0,           // pattern requests read ahead
+    lastFetchMs: 0,
     errors: [],
     display: { mapW: 0, mapH: 0, patW: 0, patH: 0 },
   };
@@ -179,6 +182,21 @@
     pump();
   }
 
+  // One pattern request: the decoded pattern, remembered in the page's cache.
+  function requestPattern(key) {
+    return fetch(`/api/pattern?${key}`)
+      .then(async (response) => {
+        if (!response.ok) throw new Error(await errorText(response));
+        const pattern = decodePattern(await response.arrayBuffer());
+        pattern.info = JSON.parse(response.headers.get("X-Pattern-Info") || "{}");
+        pattern.signal = new URLSearchParams(key).get("signal");
+        pattern.key = key;
+        state.cache.set(key, pattern);
+        if (state.cache.size > CACHE_SIZE) state.cache.delete(state.cache.keys().next().value);
+        return pattern;
+      });
+  }
+
   function pump() {
     const want = state.wanted;
     if (!want) return;
@@ -188,27 +206,19 @@
       draw(cached, want);
       return;
     }
-    if (state.inflight !== null) return;  // the latest wish is fetched when the running request ends
+    // the latest wish is fetched when the running request ends (or is the one read ahead)
+    if (state.inflight !== null || ahead.inflight === want.key) return;
     const key = want.key;
     state.inflight = key;
     state.requests += 1;
     const tSent = performance.now();
-    fetch(`/api/pattern?${key}`)
-      .then(async (response) => {
-        if (!response.ok) throw new Error(await errorText(response));
-        const pattern = decodePattern(await response.arrayBuffer());
-        pattern.info = JSON.parse(response.headers.get("X-Pattern-Info") || "{}");
-        pattern.fetchMs = performance.now() - tSent;  // request sent -> bytes decoded
-        return pattern;
-      })
+    requestPattern(key)
       .then((pattern) => {
-        pattern.signal = new URLSearchParams(key).get("signal");
-        pattern.key = key;
-        state.cache.set(key, pattern);
-        if (state.cache.size > CACHE_SIZE) state.cache.delete(state.cache.keys().next().value);
+        state.lastFetchMs = performance.now() - tSent;
         if (state.wanted && state.wanted.key === key) {
           const w = state.wanted;
           state.wanted = null;
+          pattern.fetchMs = state.lastFetchMs;  // request sent -> bytes decoded
           draw(pattern, w);
         }
       })
@@ -219,7 +229,42 @@
       .finally(() => {
         state.inflight = null;
         pump();
+        readAhead();
       });
+  }
+
+  // Read-ahead on the page: while nothing else is asked for, fetch the four neighbours of the
+  // point shown (the direction of the last move first) into the page's cache, so that the next
+  // point under a moving mouse is drawn without a request. Skipped for patterns that take the
+  // server long to make (averaging large windows, processing): they would only load it.
+  const ahead = { inflight: null, dir: [0, 1] };
+
+  function readAhead() {
+    const p = state.current;
+    if (!p || ahead.inflight !== null || state.inflight !== null || state.wanted) return;
+    if (state.lastFetchMs > READ_AHEAD_MAX_MS) return;
+    const [rows, cols] = state.info.nav_shape;
+    const [dr, dc] = ahead.dir;
+    const steps = [[dr, dc], [dr, 0], [0, dc], [0, 1], [1, 0], [0, -1], [-1, 0]];
+    const seen = new Set();
+    for (const [r, c] of steps) {
+      if ((r === 0 && c === 0) || seen.has(`${r},${c}`)) continue;
+      seen.add(`${r},${c}`);
+      const q = { row: p.row + r, col: p.col + c };
+      if (q.row < 0 || q.col < 0 || q.row >= rows || q.col >= cols || !hasPattern(q)) continue;
+      const key = patternParams(q);
+      if (state.cache.has(key)) continue;
+      ahead.inflight = key;
+      state.readAhead += 1;
+      requestPattern(key)
+        .catch(() => {})  // a failed guess costs nothing; the point reports its error when visited
+        .finally(() => {
+          ahead.inflight = null;
+          pump();  // a wish for exactly this point waited for it
+          readAhead();
+        });
+      return;
+    }
   }
 
   function draw(p, want) {
@@ -275,6 +320,7 @@
     requestAnimationFrame(() => state.framed.push(performance.now() - want.t0));  // on screen with the next frame
     if (!el.status.classList.contains("error")) setStatus(`pattern shown ${fmt(ms, 1)} ms after the mouse reached it`);
     document.dispatchEvent(new CustomEvent("kikuchi:pattern", { detail: { row: p.row, col: p.col, ms } }));
+    setTimeout(readAhead, 0);
   }
 
   function drawHistogram(p) {
@@ -494,6 +540,7 @@
     const p = pointAt(event);
     if (!p) return;
     if (state.hover && state.hover.row === p.row && state.hover.col === p.col) return;
+    if (state.hover) ahead.dir = [Math.sign(p.row - state.hover.row), Math.sign(p.col - state.hover.col)];
     state.hover = p;
     const text = mapValueText(p);
     el.mapValue.textContent = text ? `under the mouse: ${text}` : "";
@@ -705,6 +752,7 @@
       bytes: toBase64(state.current.data),  // little-endian pixels (compact to hand to tests)
     },
     latencies: () => state.latencies.slice(),
+    cached: (row, col) => state.cache.has(patternParams({ row, col })),
   };
   start().catch((err) => setStatus(`explorer failed to start: ${err.message}`, true));
 })();
