@@ -21,7 +21,7 @@ N_COLS = 6
 BLOCK = 8
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def _hough_binary(xs, ys, cos_t, sin_t, rho0, drho, n_rho):
     """Count the pixels ``(xs, ys)`` on each line bin: the classic straight-line Hough transform.
 
@@ -39,7 +39,7 @@ def _hough_binary(xs, ys, cos_t, sin_t, rho0, drho, n_rho):
     return acc
 
 
-@numba.njit(nogil=True, cache=True, fastmath=True)
+@numba.njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
 def _filter_one(radon, valid, k_rho, k_theta, tmp, out):
     """Butterfly filter: ``-d2/drho2`` Gaussian along rho, Gaussian along theta.
 
@@ -87,7 +87,7 @@ def _filter_one(radon, valid, k_rho, k_theta, tmp, out):
                 out[t, r] = 0.0
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def _value(img, t, r):
     """Accumulator value at theta bin ``t`` (any integer) with the rho mirror on wrapping."""
     n_theta, n_rho = img.shape
@@ -102,7 +102,7 @@ def _value(img, t, r):
     return img[t, r]
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def _peaks_one(filt, valid, n_bands, min_dist_rho, min_dist_theta, threshold, cand_t, cand_r, cand_v, out_t, out_r):
     """Local maxima of ``filt`` above ``threshold``, strongest first, with non-maximum suppression.
 
@@ -164,7 +164,7 @@ def _peaks_one(filt, valid, n_bands, min_dist_rho, min_dist_theta, threshold, ca
     return n_out
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def _parabola(a, b, c):
     """Offset of the vertex of the parabola through (-1, a), (0, b), (1, c), clipped to [-0.5, 0.5]."""
     den = a - 2.0 * b + c
@@ -178,7 +178,7 @@ def _parabola(a, b, c):
     return d
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def _describe_peak(filt, t, r, rho_bins, drho, dtheta, out):
     """Sub-bin position, width and slope of the peak at bin ``(t, r)`` written into ``out``."""
     n_theta, n_rho = filt.shape
@@ -234,7 +234,7 @@ def _describe_peak(filt, t, r, rho_bins, drho, dtheta, out):
     out[COL_VALID] = 1.0
 
 
-@numba.njit(nogil=True, cache=True, fastmath=True)
+@numba.njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
 def _radon_block(patterns, start, nbk, pix, ptr, idx, wts, count, vals, acc, flat):
     """Standardised Radon transforms of ``nbk`` patterns from ``start``, sharing one pass over the lookup table.
 
@@ -283,7 +283,7 @@ def _radon_block(patterns, start, nbk, pix, ptr, idx, wts, count, vals, acc, fla
             acc[t, r, b] = s[b] * inv
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def _detect_stack(
     patterns, pix, ptr, idx, wts, count, valid, rho_bins, drho, k_rho, k_theta,
     n_bands, min_dist_rho, min_dist_theta, rel_threshold, out, radon_out, filt_out,

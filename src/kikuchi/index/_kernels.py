@@ -10,7 +10,7 @@ import numpy as np
 
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def _band_normals(table, minv_t, xc, yc, out):
     """Plane normals (unit, sample frame) of the bands in ``table`` (nb, 6) through ``minv_t = inv(M).T``.
 
@@ -40,7 +40,7 @@ def _band_normals(table, minv_t, xc, yc, out):
     return k
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def _copy33(src, dst):
     """dst[:] = src for 3 x 3 arrays (explicit loops: no broadcasting code to compile)."""
     for i in range(3):
@@ -48,14 +48,14 @@ def _copy33(src, dst):
             dst[i, j] = src[i, j]
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def _det3(m):
     return (m[0, 0] * (m[1, 1] * m[2, 2] - m[1, 2] * m[2, 1])
             - m[0, 1] * (m[1, 0] * m[2, 2] - m[1, 2] * m[2, 0])
             + m[0, 2] * (m[1, 0] * m[2, 1] - m[1, 1] * m[2, 0]))
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def _polar(b, guess):
     """Rotation nearest to ``b`` (its orthogonal polar factor) by Newton iterations ``X <- (X + X^-T) / 2``.
 
@@ -98,7 +98,7 @@ def _polar(b, guess):
     return x
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def _fit_rotation(a, b, w, n, guess):
     """Proper rotation ``U`` maximising sum ``w b . (U a)`` over the first ``n`` pairs (least squares)."""
     h = np.zeros((3, 3))
@@ -109,7 +109,7 @@ def _fit_rotation(a, b, w, n, guess):
     return _polar(h, guess)
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def _triad(a1, a2, b1, b2, out):
     """Rotation taking ``a1`` exactly to ``b1`` and the plane (a1, a2) to (b1, b2)."""
     ta = np.empty((3, 3))
@@ -140,7 +140,7 @@ def _triad(a1, a2, b1, b2, out):
             out[i, j] = tb[i, 0] * ta[j, 0] + tb[i, 1] * ta[j, 1] + tb[i, 2] * ta[j, 2]
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def _evaluate(rot, normals, nb, poles, cos_tol, best_pole, best_cos):
     """Match each band normal to its nearest pole under ``rot``; returns (count, sum of angles)."""
     count = 0
@@ -166,7 +166,7 @@ def _evaluate(rot, normals, nb, poles, cos_tol, best_pole, best_cos):
     return count, ang_sum
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def _misorientation_cos(r1, r2, sym):
     """Largest cos(angle / 2)-like measure: max over symmetry ops of trace(r1^T r2 S) (higher is closer)."""
     d = np.empty((3, 3))
@@ -184,7 +184,7 @@ def _misorientation_cos(r1, r2, sym):
     return best
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def _refine(rot, normals, nb, weights, poles, cos_tol, best_pole, best_cos, a, bvec, w):
     """Least-squares fit of ``rot`` to the bands matched within ``cos_tol``.
 
@@ -229,7 +229,7 @@ def _refine(rot, normals, nb, weights, poles, cos_tol, best_pole, best_cos, a, b
     return rot
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def _index_one(
     normals, nb, weights, poles, lut_idx, lut_ang, lut_sign, lut_first, ang_tol, cos_fit_tol, sym, min_sep_trace,
     max_candidates, res_rot,
@@ -360,7 +360,7 @@ def _index_one(
     return cnt, err / max(cnt, 1), second
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def _index_stack(
     normals, n_valid, weights, poles, lut_idx, lut_ang, lut_sign, lut_first, ang_tol, cos_fit_tol, sym, min_sep_trace,
     max_candidates, out_rot, out_res,
@@ -388,7 +388,7 @@ def _index_stack(
         out_res[i, 2] = second
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def _band_normals_stack(table, minv_t, xc, yc, out, n_valid):
     """:func:`_band_normals` for a stack: table (n, nb, 6), minv_t (n, 3, 3) -> out (n, nb, 3), n_valid (n,)."""
     for i in range(table.shape[0]):
