@@ -188,9 +188,10 @@ def _misorientation_cos(r1, r2, sym):
 def _refine(rot, normals, nb, weights, poles, cos_tol, best_pole, best_cos, a, bvec, w):
     """Least-squares fit of ``rot`` to the bands matched within ``cos_tol``.
 
-    Two passes (match, fit), then a robust pass: a matched band deviating
+    Two passes (match, fit), then a robust pass with Cauchy weights
+    (``w / (1 + (deviation / 0.5 deg)^2)``) in which a matched band deviating
     by more than twice the mean deviation of the others (and more than 0.5
-    degree) is left out of the final fit, when at least four bands remain.
+    degree) is left out, when at least four bands remain.
     """
     for it in range(3):
         _evaluate(rot, normals, nb, poles, cos_tol, best_pole, best_cos)
@@ -208,7 +209,7 @@ def _refine(rot, normals, nb, weights, poles, cos_tol, best_pole, best_cos, a, b
                         worst = dev
                         drop = b
             if n_m < 5 or worst < 0.0087 or worst <= 2.0 * (total - worst) / (n_m - 1):
-                break
+                drop = -1
         n = 0
         for b in range(nb):
             if best_cos[b] >= cos_tol and b != drop:
@@ -222,6 +223,10 @@ def _refine(rot, normals, nb, weights, poles, cos_tol, best_pole, best_cos, a, b
                     a[n, q] = poles[p, q] * f
                     bvec[n, q] = normals[b, q]
                 w[n] = weights[b]
+                if it == 2:
+                    # Cauchy weights: bands far from their plane count less
+                    dev = np.arccos(min(best_cos[b], 1.0)) / 0.0087
+                    w[n] = weights[b] / (1.0 + dev * dev)
                 n += 1
         if n < 2:
             break
