@@ -103,16 +103,20 @@ def _value(img, t, r):
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
-def _peaks_one(filt, valid, n_bands, min_dist_rho, min_dist_theta, threshold, cand_t, cand_r, cand_v, out_t, out_r):
+def _peaks_one(filt, valid, n_bands, min_dist_rho, min_dist_theta, threshold, edge, cand_t, cand_r, cand_v, out_t, out_r):
     """Local maxima of ``filt`` above ``threshold``, strongest first, with non-maximum suppression.
+
+    Bins closer than ``edge`` bins (along rho) to the edge of the valid
+    region are not searched.
 
     Returns the number of peaks written to ``out_t``/``out_r`` (bin indices).
     """
     n_theta, n_rho = filt.shape
     n_c = 0
     for t in range(n_theta):
-        for r in range(n_rho):
-            if not valid[t, r]:
+        for r in range(edge, n_rho - edge):
+            # away from the edge of the searched region: the filter leaves a ridge there
+            if not (valid[t, r - edge] and valid[t, r + edge]):
                 continue
             v = filt[t, r]
             if v <= threshold:
@@ -338,7 +342,7 @@ def _detect_stack(
             if flat[b] or vmax <= 1e-6:
                 continue
             n_pk = _peaks_one(filt, valid, n_bands, min_dist_rho, min_dist_theta, rel_threshold * vmax,
-                              cand_t, cand_r, cand_v, pk_t, pk_r)
+                              k_rho.size // 4 + 1, cand_t, cand_r, cand_v, pk_t, pk_r)
             for bb in range(n_pk):
                 _describe_peak(filt, pk_t[bb], pk_r[bb], rho_bins, drho, dtheta, out[i, bb])
     return out
