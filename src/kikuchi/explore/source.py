@@ -127,7 +127,7 @@ class _Patterns:
         self.map = ebsd_map
         self.cache = _PatternCache(cache_bytes)
         # the map store keeps its pattern dataset private; ChunkReader falls back to map.read otherwise
-        self.reader = ChunkReader(ebsd_map._patterns, read=ebsd_map.read)
+        self.reader = ChunkReader(ebsd_map.patterns_dataset, read=ebsd_map.read)
         self.chunk = self.reader.chunk
         self._active = 0
         self._active_lock = threading.Lock()
