@@ -167,3 +167,26 @@ def test_hexagonal_phase_indexes_back():
     mis = _misorientation_deg(result.euler, euler, phase="ti-alpha")
     assert result.indexed.mean() >= 15 / 16 and np.median(mis) < 0.5
     assert (mis < 2).mean() >= 15 / 16
+
+
+def test_index_map_with_pc_plane_and_orientation_map(tmp_path):
+    import kikuchi
+    from kikuchi.cli._index import accuracy, truth_of
+    from kikuchi.simulate import simulate
+
+    path = simulate(tmp_path / "syn.h5", phase="ni", shape=(6, 6), grains=4, noise="low", seed=4, progress=False)
+    with kikuchi.open(path) as m:
+        indexing = index_map(m, ["ni"], refine_pc="plane", refine_points=36, progress=False)
+        truth = truth_of(m)
+        true_pc = m.detector.pc_mean
+    plane = indexing.settings["pc_refinement"]["plane"]
+    assert plane is not None and len(plane["constant"]) == 3
+    assert np.abs(indexing.detector.pc_mean - true_pc).max() < 0.01
+    omap = indexing.to_orientation_map(format="ang")
+    assert omap.nav_shape == (6, 6) and {"bands", "error", "mad", "bc", "bs", "iq", "ci", "fit"} <= set(omap.columns)
+    assert omap.header["x-star"] > 0 and len(omap.phases[0].hkl_families) == 5
+    acc = accuracy(omap, truth, indexing.phases)
+    assert acc["within_2deg"] >= 0.95
+    with pytest.raises(ValueError, match="refine_pc must be None, 'mean' or 'plane'"):
+        with kikuchi.open(path) as m:
+            index_map(m, ["ni"], refine_pc="grid", progress=False)
