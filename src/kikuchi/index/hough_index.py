@@ -254,21 +254,70 @@ class HoughIndexer:
         n_valid = np.zeros(n, dtype=np.int64)
         K._band_normals_stack(table, minv, (w - 1) / 2.0, (h - 1) / 2.0, normals, n_valid)
         weights = np.ascontiguousarray(np.clip(table[:, :, COL_INTENSITY], 1e-6, None))
-        best_rot = np.tile(np.eye(3), (n, 1, 1))
-        best = np.zeros((n, 3))
-        best_phase = np.zeros(n, dtype=np.int64)
+        n_ph = len(self.tables)
+        rots = np.empty((n_ph, n, 3, 3))
+        results = np.zeros((n_ph, n, 3))
         for k, t in enumerate(self.tables):
-            rot = np.empty((n, 3, 3))
-            res = np.zeros((n, 3))
             K._index_stack(
                 normals, n_valid, weights, t.poles, t.triplets, t.angles, t.sign, t.first_index, self.angle_tol,
-                self.cos_fit_tol, t.symmetry, 1.0 + 2.0 * np.cos(np.radians(5.0)), 1024, rot, res,
+                self.cos_fit_tol, t.symmetry, 1.0 + 2.0 * np.cos(np.radians(5.0)), 1024, rots[k], results[k],
             )
-            better = (res[:, 0] > best[:, 0]) | ((res[:, 0] == best[:, 0]) & (res[:, 0] > 0) & (res[:, 1] < best[:, 1]))
-            best_rot[better] = rot[better]
-            best[better] = res[better]
-            best_phase[better] = k + 1
-        return self._finish(table, n_valid, best_rot, best, best_phase)
+        # most bands explained, then the smallest MAD
+        count = results[:, :, 0]
+        mad = np.where(count > 0, results[:, :, 1], np.inf)
+        top = count.max(axis=0)
+        cand = (count == top[None]) & (top[None] > 0)
+        mad_c = np.where(cand, mad, np.inf)
+        choice = mad_c.argmin(axis=0)
+        if n_ph > 1:
+            choice = self._break_ties(table, minv, normals, rots, cand, mad_c, choice)
+        idx = np.arange(n)
+        return self._finish(table, n_valid, rots[choice, idx], results[choice, idx], np.where(top > 0, choice + 1, 0))
+
+    def _break_ties(self, table, minv, normals, rots, cand, mad_c, choice) -> np.ndarray:
+        """Phases explaining the same bands equally well (MADs within 0.1 degree): the one whose
+        band widths follow its reflectors' Bragg angles best (correlation of widths and 2 theta_B)."""
+        close = cand & (mad_c <= mad_c.min(axis=0)[None] + np.radians(0.1))
+        tied = np.flatnonzero(close.sum(axis=0) > 1)
+        if tied.size == 0 or any(t.bragg_angle is None for t in self.tables):
+            return choice
+        h, w = self.detector.shape
+        widths = self._angular_widths(table[tied], minv[tied], (h, w))
+        choice = choice.copy()
+        for j, i in enumerate(tied):
+            best_k, best_r = choice[i], -np.inf
+            for k in np.flatnonzero(close[:, i]):
+                t = self.tables[k]
+                nrm = normals[i][: widths[j].size]
+                m = nrm @ rots[k, i]  # crystal frame: U^T n as rows
+                d = np.abs(m @ t.poles.T)
+                ok = d.max(axis=1) >= self.cos_fit_tol
+                expected = t.bragg_angle[d.argmax(axis=1)][ok]
+                got = widths[j][ok]
+                if ok.sum() < 3 or expected.std() == 0 or got.std() == 0:
+                    continue
+                r = float(np.corrcoef(got, expected)[0, 1])
+                if r > best_r:
+                    best_k, best_r = k, r
+            choice[i] = best_k
+        return choice
+
+    @staticmethod
+    def _angular_widths(table: np.ndarray, minv: np.ndarray, shape: tuple[int, int]) -> list[np.ndarray]:
+        """Angle between the planes through the two edges (rho -/+ width / 2) of each valid band."""
+        h, w = shape
+        out = []
+        for rows, m in zip(table, minv):
+            rows = rows[rows[:, COL_VALID] > 0]
+            lo, hi = rows.copy(), rows.copy()
+            lo[:, 0] -= rows[:, COL_WIDTH] / 2
+            hi[:, 0] += rows[:, COL_WIDTH] / 2
+            na = np.zeros((len(rows), 3))
+            nb = np.zeros((len(rows), 3))
+            K._band_normals(lo, m, (w - 1) / 2.0, (h - 1) / 2.0, na)
+            K._band_normals(hi, m, (w - 1) / 2.0, (h - 1) / 2.0, nb)
+            out.append(np.arccos(np.clip(np.abs(np.sum(na * nb, axis=1)), 0.0, 1.0)))
+        return out
 
     def _finish(self, table, n_valid, rot, res, phase) -> IndexResult:
         from kikuchi.geometry import matrix_to_euler

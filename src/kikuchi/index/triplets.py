@@ -59,6 +59,9 @@ class TripletTable:
         Start row in the table for each 0.5 degree bin of the first angle.
     phase
         The crystal phase the table came from (or None).
+    bragg_angle
+        (P,) Bragg angle of each pole's reflector (radians; the band is
+        about twice as wide), or None when not known.
     """
 
     name: str
@@ -71,6 +74,7 @@ class TripletTable:
     sign: np.ndarray
     first_index: np.ndarray
     phase: Any = field(default=None, repr=False)
+    bragg_angle: np.ndarray | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         fams = sorted(set(map(int, self.family)))
@@ -81,18 +85,24 @@ class TripletTable:
         return f"<TripletTable {self.name}: {len(self.poles)} poles in families {' '.join(labels)}, {len(self.triplets)} triplets>"
 
 
-def _unique_lines(normals: np.ndarray, hkl: np.ndarray, family: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Keep one of each pair ``n, -n`` (and drop duplicates)."""
+def _unique_lines(normals: np.ndarray) -> np.ndarray:
+    """Indices keeping one of each pair ``n, -n`` (and no duplicates)."""
     keep: list[int] = []
     for i, n in enumerate(normals):
         if all(abs(float(n @ normals[k])) < 1 - 1e-6 for k in keep):
             keep.append(i)
-    idx = np.array(keep, dtype=np.int64)
-    return normals[idx], hkl[idx], family[idx]
+    return np.array(keep, dtype=np.int64)
 
 
 def build_triplet_table(
-    normals: np.ndarray, hkl: np.ndarray, family: np.ndarray, symmetry: np.ndarray, *, name: str = "phase", phase: Any = None
+    normals: np.ndarray,
+    hkl: np.ndarray,
+    family: np.ndarray,
+    symmetry: np.ndarray,
+    *,
+    name: str = "phase",
+    phase: Any = None,
+    bragg_angle: np.ndarray | None = None,
 ) -> TripletTable:
     """Triplet look-up table from the poles of a phase.
 
@@ -107,6 +117,8 @@ def build_triplet_table(
         (P,) family index of each normal.
     symmetry
         (S, 3, 3) proper rotations of the Laue group.
+    bragg_angle
+        Optional (P,) Bragg angles of the reflectors (radians).
 
     Examples
     --------
@@ -129,7 +141,9 @@ def build_triplet_table(
         raise ValueError(f"build_triplet_table: need at least 3 plane normals (P, 3), got shape {normals.shape}")
     if hkl.shape != normals.shape or family.shape != (len(normals),):
         raise ValueError(f"build_triplet_table: hkl {hkl.shape} and family {family.shape} must match normals {normals.shape}")
-    poles, hkl, family = _unique_lines(normals, hkl, family)
+    keep = _unique_lines(normals)
+    poles, hkl, family = normals[keep], hkl[keep], family[keep]
+    bragg = None if bragg_angle is None else np.asarray(bragg_angle, dtype=np.float64)[keep]
     n_p = len(poles)
     if n_p < 3:
         raise ValueError(f"build_triplet_table: phase {name!r} has only {n_p} distinct band poles; use more reflector families")
@@ -164,7 +178,7 @@ def build_triplet_table(
     return TripletTable(
         name=name, poles=poles, hkl=hkl, family=family, symmetry=symmetry,
         triplets=np.ascontiguousarray(trip, dtype=np.int64), angles=np.ascontiguousarray(angles),
-        sign=np.ascontiguousarray(sign, dtype=np.float64), first_index=first_index, phase=phase,
+        sign=np.ascontiguousarray(sign, dtype=np.float64), first_index=first_index, phase=phase, bragg_angle=bragg,
     )
 
 
@@ -229,5 +243,5 @@ def triplet_table_for_phase(phase: Any, *, n_families: int | None = None, kv: fl
     remap = {f: k for k, f in enumerate(chosen)}
     return build_triplet_table(
         normals[sel], hkl[sel], np.array([remap[f] for f in fam[sel]]), laue_rotations(phase),
-        name=str(phase.name), phase=phase,
+        name=str(phase.name), phase=phase, bragg_angle=np.asarray(ref.bragg_angle, dtype=np.float64)[sel],
     )
