@@ -34,7 +34,7 @@ class SchedulerUnreachableError(ConnectionError):
 
 def progress_bar(total: int, *, progress: bool, desc: str, unit: str = "pattern") -> Any:
     """A tqdm bar on a terminal (stderr), a silent stand-in otherwise."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     enabled = bool(progress) and sys.stderr.isatty()
     return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, leave=False, dynamic_ncols=True)

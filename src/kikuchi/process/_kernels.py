@@ -179,22 +179,26 @@ def average_neighbours_kernel(block, have, weights, r0, r1, out):  # pragma: no 
 
 
 @numba.njit(nogil=True, cache=True)
-def stretch(x, lo, hi, span, omax, scale, out):  # pragma: no cover - compiled
-    """``out = (clip(x, lo, hi) - lo) / span * omax`` truncated to out's integer type.
+def stretch(x, lo, hi, span, omax, out):  # pragma: no cover - compiled
+    """``out[i] = (clip(x[i], lo[i], hi[i]) - lo[i]) / span[i] * omax`` truncated to out's integer type.
 
+    ``x`` (n, npix) float, ``lo``, ``hi``, ``span`` (n,) in x's float type.
     The operations of ``skimage.exposure.rescale_intensity(x, in_range=(lo, hi),
     out_range=dtype).astype(dtype)`` in x's float type, in the same order (no
-    fused or reordered arithmetic), so the integers are the same. Without
-    ``scale`` (lo == hi): clip to [0, omax].
+    fused or reordered arithmetic), so the integers are the same. Where
+    lo == hi: clip to [0, omax].
     """
-    for j in range(x.shape[0]):
-        v = min(max(x[j], lo), hi)
-        if scale:
-            v = (v - lo) / span
-            v = v * omax
-        else:
-            v = min(max(v, 0), omax)
-        out[j] = v
+    for i in range(x.shape[0]):
+        a, b, d = lo[i], hi[i], span[i]
+        scale = a != b
+        for j in range(x.shape[1]):
+            v = min(max(x[i, j], a), b)
+            if scale:
+                v = (v - a) / d
+                v = v * omax
+            else:
+                v = min(max(v, 0), omax)
+            out[i, j] = v
 
 
 # -- local normalisation ---------------------------------------------------------

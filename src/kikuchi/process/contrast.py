@@ -53,13 +53,17 @@ def rescale_to_uint(patterns: Any, *, dtype: Any = "uint8", clow: float = 0.25, 
         raise ValueError(f"dtype must be uint8 or uint16, got {dtype}")
     _check_percentiles(clow, chigh)
     work = stack if stack.dtype.kind == "f" else stack.astype(np.float64)
-    omax = float(np.iinfo(dtype).max)
-    out = np.empty(stack.shape, dtype=dtype)
+    n = len(work)
+    flat = work.reshape(n, -1)
+    out = np.empty(flat.shape, dtype=dtype)
     ftype = work.dtype.type
-    for i, x in enumerate(work):  # pattern by pattern: it stays in cache
-        lo, hi = (float(v) for v in np.percentile(x, (clow, chigh)))
-        # the operations and roundings of rescale_intensity, in the pattern's float type
-        _kernels.stretch(x.reshape(-1), ftype(lo), ftype(hi), ftype(hi - lo), ftype(omax), lo != hi, out[i].reshape(-1))
+    step = max(1, (4 << 20) // max(1, flat[0].nbytes))  # blocks of about 4 MiB stay in cache
+    for i0 in range(0, n, step):
+        block = flat[i0 : i0 + step]
+        lo, hi = np.percentile(block, (clow, chigh), axis=1).astype(np.float64)
+        # the operations and roundings of rescale_intensity, in the patterns' float type
+        _kernels.stretch(block, lo.astype(ftype), hi.astype(ftype), (hi - lo).astype(ftype), ftype(np.iinfo(dtype).max), out[i0 : i0 + step])
+    out = out.reshape(stack.shape)
     return out[0] if single else out
 
 

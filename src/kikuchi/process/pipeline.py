@@ -361,12 +361,8 @@ def process_block(
     s = prepared.settings
     rows, cols = block.shape[:2]
     i0, i1 = core
-    if s.npa:
-        need = np.zeros(rows, bool)
-        need[max(0, i0 - s.npa) : min(rows, i1 + s.npa)] = True
-    else:
-        need = np.zeros(rows, bool)
-        need[i0:i1] = True
+    need = np.zeros(rows, bool)  # the core rows and, for averaging, their neighbours
+    need[max(0, i0 - s.npa) : min(rows, i1 + s.npa)] = True
     sel = have & need[:, None]
     h2, w2 = prepared.output_shape
     floats = np.zeros((rows, cols, h2, w2), dtype=np.float32)
