@@ -176,10 +176,10 @@ def run(args: argparse.Namespace) -> int:
         executor, workers = "distributed", args.workers
     elif args.scheduler:
         executor = "distributed"
-    with open_map(args.input) as m:
-        detector = build_detector(m, args)
+    with open_map(args.input, dataset=args.dataset) as m:
+        detector = build_detector(m, args)  # of the dataset indexed: a processed dataset may be binned
         indexing = index_map(
-            m, phases, detector=detector, dataset=args.dataset, static_background=None if args.no_background else "file",
+            m, phases, detector=detector, static_background=None if args.no_background else "file",
             dynamic=not args.no_background, refine_pc=args.refine_pc, executor=executor, workers=workers,
             scheduler=args.scheduler, progress=not args.no_progress, n_bands=args.n_bands, n_families=args.families,
             angle_tol_deg=args.angle_tol, max_mad_deg=args.max_mad, min_matched=args.min_bands,
