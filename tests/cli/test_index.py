@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-import h5py
 import numpy as np
 import pytest
 
+import kikuchi
 from tests.conftest import shared_file
 
 
@@ -61,12 +61,12 @@ def test_index_synthetic_map_ang_h5_refine_figure(cli, tmp_path, small_map):
     proc = cli("index", small_map, "--phase", "ni", "--phase", "fe-alpha", "-o", h5, "--no-progress")
     assert proc.returncode == 0, proc.stderr
     assert "indexed" in proc.stdout and "within 2 deg" in proc.stdout
-    with h5py.File(h5) as f:
-        g = f["Indexing"]
-        assert g["phi1"].shape == (5, 6) and g["phase_id"][()].max() >= 1
-        assert set(json.loads(g.attrs["error_codes"])) == {str(k) for k in range(7)}
-        assert [p["name"] for p in json.loads(g.attrs["phases"])] == ["ni", "fe-alpha"]
-        assert (g["phase_id"][()] == 1).mean() >= 0.9
+    omap = kikuchi.read_orientation_map(h5)
+    assert omap.nav_shape == (5, 6) and omap.phase_id.max() >= 1
+    assert set(omap.header["error_codes"]) == {str(k) for k in range(7)}
+    assert [p.name for p in omap.phases] == ["ni", "fe-alpha"]
+    assert (omap.phase_id == 1).mean() >= 0.9
+    assert omap.header["indexing_settings"]["phases"] == ["ni", "fe-alpha"]
 
 
 def test_index_errors(cli, tmp_path, small_map):

@@ -118,7 +118,7 @@ def test_dispatch_by_extension_and_content(omap, tmp_path):
 def test_dispatch_errors(omap, tmp_path):
     junk = tmp_path / "notes.txt"
     junk.write_text("just text\n")
-    with pytest.raises(OrientationMapError, match=r"notes.txt: not a known orientation map format \(extensions \['ang', 'ctf'\]"):
+    with pytest.raises(OrientationMapError, match=r"notes.txt: not a known orientation map format \(extensions \['ang', 'ctf', 'h5', 'h5ebsd', 'hdf5'\], or content of a CTF/ANG/HDF5 file\)"):
         read_orientation_map(junk)
     with pytest.raises(FileNotFoundError, match="no such file"):
         read_orientation_map(tmp_path / "missing.ctf")

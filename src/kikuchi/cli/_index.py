@@ -126,27 +126,6 @@ def accuracy(omap: Any, truth: tuple[np.ndarray, np.ndarray], phases: list[Any])
     }
 
 
-def write_h5(indexing: Any, omap: Any, path: Path) -> Path:
-    """Results as HDF5: /Indexing/<column> (rows, cols) arrays, Euler angles in radians, phases and settings as JSON."""
-    import h5py
-
-    from kikuchi.io._atomic import atomic_output
-
-    nr, nc = indexing.nav_shape
-    with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
-        g = f.create_group("Indexing")
-        for k, name in enumerate(("phi1", "PHI", "phi2")):
-            g[name] = omap.euler[:, k].reshape(nr, nc)
-        g["phase_id"] = omap.phase_id.reshape(nr, nc).astype(np.int32)
-        for name, values in omap.columns.items():
-            g[name] = np.asarray(values).reshape(nr, nc)
-        g.attrs["phases"] = json.dumps([p.to_dict() for p in indexing.phases], default=str)
-        g.attrs["settings"] = json.dumps(indexing.settings, default=str)
-        g.attrs["step_um"] = np.asarray(indexing.step_um, dtype=np.float64)
-        g.attrs["error_codes"] = json.dumps(_error_codes())
-    return path
-
-
 def _error_codes() -> dict[str, str]:
     from kikuchi.index import ERROR_CODES
 
@@ -188,9 +167,9 @@ def run(args: argparse.Namespace) -> int:
         source = m.path.name
     omap = indexing.to_orientation_map(header={"Prj": source}, format=suffix.lstrip(".") if suffix in (".ctf", ".ang") else None)
     if suffix in (".h5", ".hdf5"):
-        write_h5(indexing, omap, args.output)
-    else:
-        omap.write(args.output)
+        # the HDF5 results file keeps how the map was indexed and what the error codes mean
+        omap.header.update(indexing_settings=indexing.settings, error_codes=_error_codes())
+    omap.write(args.output)
     summary: dict[str, Any] = {"input": str(args.input), "output": str(args.output), **indexing.result.summary()}
     summary["pattern_centre_bruker"] = indexing.settings.get("pc_in_bruker")
     if "pc_refinement" in indexing.settings:

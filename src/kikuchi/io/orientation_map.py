@@ -62,7 +62,7 @@ _logger = logging.getLogger(__name__)
 GRID_KINDS = ("square", "hexagonal", "interactive")
 
 #: Format plugins, in the order they are tried when sniffing content.
-_PLUGINS = ("kikuchi.io.ctf", "kikuchi.io.ang")
+_PLUGINS = ("kikuchi.io.ctf", "kikuchi.io.ang", "kikuchi.io.orientation_h5")
 
 
 class OrientationMapError(ValueError):
@@ -737,7 +737,7 @@ class OrientationMap:
         )
 
     def write(self, path: str | os.PathLike, *, format: str | None = None) -> Path:
-        """Write to a CTF or ANG file chosen by extension (or ``format``)."""
+        """Write to a CTF, ANG or HDF5 file chosen by extension (or ``format``)."""
         return write_orientation_map(self, path, format=format)
 
 
@@ -766,11 +766,11 @@ def _plugin_for(path: Path, *, format: str | None, need: str) -> ModuleType:
             if p.READS and p.sniff(head):
                 return p
     known = sorted({e for p in plugins for e in p.EXTENSIONS if getattr(p, need.upper())})
-    raise OrientationMapError(f"{path.name}: not a known orientation map format (extensions {known}, or content of a CTF/ANG file)")
+    raise OrientationMapError(f"{path.name}: not a known orientation map format (extensions {known}, or content of a CTF/ANG/HDF5 file)")
 
 
 def read_orientation_map(path: str | os.PathLike, *, format: str | None = None) -> OrientationMap:
-    """Read an orientation map (Oxford CTF or EDAX/TSL ANG) by extension, then content.
+    """Read an orientation map (Oxford CTF, EDAX/TSL ANG or kikuchi HDF5) by extension, then content.
 
     Parameters
     ----------
@@ -791,7 +791,7 @@ def read_orientation_map(path: str | os.PathLike, *, format: str | None = None) 
 
 
 def write_orientation_map(omap: OrientationMap, path: str | os.PathLike, *, format: str | None = None) -> Path:
-    """Write an orientation map to a CTF or ANG file by extension (atomic: temporary name, then rename)."""
+    """Write an orientation map to a CTF, ANG or HDF5 file by extension (atomic: temporary name, then rename)."""
     path = Path(path)
     plugin = _plugin_for(path, format=format, need="writes")
     plugin.write(omap, path)

@@ -1,0 +1,57 @@
+"""Orientation maps in HDF5: kikuchi's results file and map files with orientations."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+import kikuchi
+from kikuchi.io.orientation_map import OrientationMapError
+from tests.conftest import shared_file
+
+
+def test_round_trip_of_a_real_ctf_is_exact(tmp_path):
+    omap = kikuchi.read_orientation_map(shared_file("xcdskd/GaN_polytype_mixing.ctf"))
+    out = omap.write(tmp_path / "gan.h5")
+    back = kikuchi.read_orientation_map(out)
+    assert back.source_format == "h5" and back.grid == omap.grid and back.nav_shape == (172, 196)
+    np.testing.assert_array_equal(back.euler, omap.euler)
+    np.testing.assert_array_equal(back.phase_id, omap.phase_id)
+    for name, values in omap.columns.items():
+        np.testing.assert_array_equal(back.columns[name], values)
+    assert [(p.id, p.name, p.space_group, p.lattice_angstrom) for p in back.phases] == [
+        (p.id, p.name, p.space_group, p.lattice_angstrom) for p in omap.phases
+    ]
+    assert back.header["XCells"] == omap.header["XCells"]
+    # and it still goes on to the vendor formats
+    again = kikuchi.read_orientation_map(back.write(tmp_path / "gan.ctf"))
+    np.testing.assert_allclose(again.euler, omap.euler, atol=1e-4)
+
+
+def test_map_file_truth_reads_as_orientation_map(tmp_path):
+    path = tmp_path / "syn.h5"
+    kikuchi.simulate(path, phase="ni", shape=(4, 5), pattern_shape=(20, 20), grains=3, noise=None, progress=False)
+    omap = kikuchi.read_orientation_map(path)
+    with kikuchi.open(path) as m:
+        truth = m.euler
+    assert omap.nav_shape == (4, 5) and [p.name for p in omap.phases] == ["ni"]
+    np.testing.assert_allclose(omap.euler.reshape(4, 5, 3), truth)
+    assert (omap.phase_id == 1).all()
+    assert omap.to_orix().size == 20
+
+
+def test_files_that_are_not_orientation_maps(tmp_path):
+    empty = tmp_path / "empty.h5"
+    with h5py.File(empty, "w") as f:
+        f["x"] = 1
+    with pytest.raises(OrientationMapError, match="empty.h5: neither an orientation map"):
+        kikuchi.read_orientation_map(empty)
+    with kikuchi.MapWriter(tmp_path / "raw.h5", nav_shape=(1, 2), pattern_shape=(3, 3), dtype="uint8") as w:
+        w.write(0, np.zeros((2, 3, 3), np.uint8))
+    with pytest.raises(OrientationMapError, match="raw.h5: the map file holds no orientations"):
+        kikuchi.read_orientation_map(tmp_path / "raw.h5")
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"\x89HDF\r\n\x1a\n garbage")
+    with pytest.raises(OrientationMapError, match="bad.h5: not a readable HDF5 file"):
+        kikuchi.read_orientation_map(bad)
