@@ -55,3 +55,15 @@ def test_files_that_are_not_orientation_maps(tmp_path):
     bad.write_bytes(b"\x89HDF\r\n\x1a\n garbage")
     with pytest.raises(OrientationMapError, match="bad.h5: not a readable HDF5 file"):
         kikuchi.read_orientation_map(bad)
+
+
+def test_kikuchipy_crystal_map_reads_with_the_reference_orientations():
+    path = shared_file("kikuchipy/nickel_ebsd_small.h5")
+    omap = kikuchi.read_orientation_map(path)
+    assert omap.nav_shape == (3, 3) and omap.phases[0].name == "ni" and omap.phases[0].space_group == 225
+    from orix.quaternion import Orientation
+
+    # pattern 0: (80.21, 32.89, 268.07) deg in ../shared/data/README.md, reduced to m-3m
+    ours = Orientation.from_euler(omap.euler[:1], symmetry=omap.to_orix().phases[1].point_group)
+    ref = Orientation.from_euler(np.radians([[80.21, 32.89, 268.07]]), symmetry=ours.symmetry)
+    assert np.degrees(ours.angle_with(ref))[0] < 0.05
