@@ -61,12 +61,22 @@ class Chunk:
         return min(self.n_rows, self.r1 + self.halo)
 
 
-def default_chunk_rows(ebsd_map: EBSDMap, *, halo_rows: int = 0, chunk_bytes: int = CHUNK_BYTES) -> int:
-    """Map rows per chunk: about ``chunk_bytes`` of float32 patterns, at least ``8 * halo_rows``
-    (the halo rows are read and processed twice: at most 25 % more work)."""
+def default_chunk_rows(
+    ebsd_map: EBSDMap, *, halo_rows: int = 0, workers: int = 1, chunk_bytes: int = CHUNK_BYTES
+) -> int:
+    """Map rows per chunk.
+
+    About ``chunk_bytes`` of float32 patterns, and small enough to give each
+    of several ``workers`` at least three chunks; with halo rows (read and
+    processed twice) at least ``8 * halo_rows`` rows when serial (at most
+    25 % more work) and ``4 * halo_rows`` in parallel (balance matters more).
+    """
     rows, cols = ebsd_map.nav_shape
     per_row = cols * int(np.prod(ebsd_map.pattern_shape)) * 4
-    n = max(1, chunk_bytes // max(per_row, 1), 8 * halo_rows)
+    n = max(1, chunk_bytes // max(per_row, 1))
+    if workers > 1:
+        n = min(n, -(-rows // (3 * workers)))
+    n = max(n, (8 if workers == 1 else 4) * halo_rows, 1)
     return int(min(n, rows))
 
 

@@ -246,7 +246,7 @@ def process_map(
         The scheduler address does not answer.
     """
     settings = _settings(settings)
-    resolve_workers(executor, workers)
+    n_workers = resolve_workers(executor, workers)
     own = not isinstance(source, EBSDMap)
     m = open_map(source, dataset=dataset) if own else source
     try:
@@ -266,7 +266,7 @@ def process_map(
         halo = int(settings.npa)
         out_dtype = np.dtype(np.float32 if settings.dtype == "float32" else settings.dtype)
         chunk_patterns, rows_per_chunk = aligned_chunk_patterns(m.nav_shape, prepared.output_shape, out_dtype, chunk_rows)
-        chunk_rows = chunk_rows or default_chunk_rows(m, halo_rows=halo)
+        chunk_rows = chunk_rows or default_chunk_rows(m, halo_rows=halo, workers=n_workers)
         chunk_rows = max(rows_per_chunk, chunk_rows // rows_per_chunk * rows_per_chunk)
         chunks = plan_chunks(m.nav_shape[0], chunk_rows, halo)
         have_map = m.index_map >= 0

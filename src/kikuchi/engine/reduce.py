@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from kikuchi.engine._chunks import Chunk, default_chunk_rows, plan_chunks
-from kikuchi.engine._executors import run_chunks
+from kikuchi.engine._executors import resolve_workers, run_chunks
 from kikuchi.io.mapstore import EBSDMap
 
 _logger = logging.getLogger(__name__)
@@ -64,7 +64,8 @@ def map_reduce(
     halo_rows
         Map rows of neighbours each chunk needs above and below.
     chunk_rows
-        Map rows per chunk; default about 32 MiB of float32 patterns.
+        Map rows per chunk; default about 32 MiB of float32 patterns, and at
+        least three chunks per worker.
     positions
         Also pass the map positions: ``rows=``, ``cols=`` arrays (n,) with
         the (row, col) of each pattern (without halo), or the map rows and
@@ -99,7 +100,8 @@ def map_reduce(
     if halo_rows < 0:
         raise ValueError(f"halo_rows must be >= 0, got {halo_rows}")
     rows = ebsd_map.nav_shape[0]
-    chunk_rows = chunk_rows or default_chunk_rows(ebsd_map, halo_rows=halo_rows)
+    n_workers = resolve_workers(executor, workers)
+    chunk_rows = chunk_rows or default_chunk_rows(ebsd_map, halo_rows=halo_rows, workers=n_workers)
     chunks = plan_chunks(rows, chunk_rows, halo_rows)
     block = halo_rows > 0
     out: list[np.ndarray | None] = [None]
