@@ -214,12 +214,19 @@ def test_bad_requests_get_4xx_and_the_server_keeps_serving(explorer, query, stat
 
 def test_raw_http_garbage_does_not_stop_the_server(explorer):
     host, port = explorer._server.server_address[:2]
-    for junk in (b"\x00\x01\x02 garbage\r\n\r\n", b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", b"GET / HTTP/1.1\r\n"):
+    for junk, status in (
+        (b"\x00\x01\x02 garbage\r\n\r\n", b"400"),
+        (b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", b"414"),
+        (b"GET / HTTP/9.9\r\n\r\n", b"505"),
+        (b"GET / FOO/1.1\r\n\r\n", b"400"),
+        (b"GET / HTTP/1.1\r\n", b"403"),  # no Host header
+    ):
         with socket.create_connection((host, port), timeout=5) as s:
             s.sendall(junk)
             s.shutdown(socket.SHUT_WR)
             reply = s.recv(200)
-        assert reply == b"" or reply.startswith((b"HTTP/1.", b'{"error": '))
+        assert reply.startswith(b"HTTP/1.1 " + status), (junk[:30], reply)
+        assert b'{"error": ' in reply or b"Content-Type: application/json" in reply
     assert get(explorer.url + "api/pattern?row=1&col=2")[0] == 200
 
 
@@ -239,6 +246,7 @@ def test_pin_records_the_point(explorer):
         (b'{"row": "2", "col": 3}', "with integers"),
         (b"not json", "body is not JSON"),
         (b'{"row": 60, "col": 3}', "outside the 6 x 8 map"),
+        (b"[" * 1000, "body is not JSON (maximum recursion depth exceeded"),
     ):
         status, _, body = get(explorer.url + "api/pin", method="POST", data=data, headers={"Content-Type": "application/json"})
         assert status in (400, 404) and message in json.loads(body)["error"]
@@ -270,6 +278,11 @@ def test_map_with_missing_points(tmp_path):
             expected = average_neighbours(m.read(0, 6), n=1, index_map=m.index_map).reshape(2, 3, 4, 5)
         for row, col in ((0, 1), (1, 2)):  # the gap at (0, 2) is left out of the mean
             np.testing.assert_array_equal(decode_pattern(get(ex.url + f"api/pattern?row={row}&col={col}&npa=1")[2]).pattern, expected[row, col])
+        # parameters a pattern of 4 x 5 pixels cannot take: a 400 that says why, not an internal error
+        status, _, body = get(ex.url + "api/bands?row=0&col=0")
+        assert status == 400 and "bands: BandDetector: pattern shape must be (h, w) with both at least 8 pixels" in json.loads(body)["error"]
+        status, _, body = get(ex.url + "api/pattern?row=0&col=0&signal=processed")
+        assert status == 400 and "processing parameters: support must be at least 1 pixel" in json.loads(body)["error"]
         status, _, body = get(ex.url + "api/map?name=data:MAD")
         assert status == 200, body
         image = np.asarray(Image.open(io.BytesIO(body)))

@@ -179,6 +179,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Malformed HTTP (bad request line, unknown method, ...): a JSON error, then close."""
         self.close_connection = True
+        if not hasattr(self, "path"):  # the request line itself was refused: there is no path yet
+            self.path = ""
+        if self.request_version == "HTTP/0.9":  # garbage of two words reads as HTTP/0.9: answer with a status line
+            self.request_version = "HTTP/1.1"
         self._error(code, message or explain or "malformed request")
 
     def _json(self, value: Any, status: int = 200) -> None:
@@ -383,7 +387,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             raise RequestError(f"pin: expected a JSON body of at most {_MAX_BODY} bytes")
         try:
             body = json.loads(self.rfile.read(int(length)))
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: arrays nested a thousand deep
             raise RequestError(f"pin: body is not JSON ({exc})") from None
         if body is None:
             self.server.pinned = None

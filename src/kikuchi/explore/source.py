@@ -542,12 +542,14 @@ class MapSource:
         except ValueError as exc:
             raise RequestError(f"processing parameters: {exc}") from None
         info["processing"] = prepared.describe()
-        if query.npa == 0:
-            pattern = self._base.window(query.row, query.col, 0)[0][0, 0]
-            return process_patterns(pattern, settings, static_background=self._static_background), info
-        # the pipeline's own chunk function on the window: exactly what `kikuchi process` computes here
         block, have, (i, j) = self._base.window(query.row, query.col, query.npa)
-        out = process_block(block, have=have, core=(i, i + 1), prepared=prepared)
+        try:  # parameters that pass `prepare` may still not fit these patterns (a filter wider than a binned pattern)
+            if query.npa == 0:
+                return process_patterns(block[0, 0], settings, static_background=self._static_background), info
+            # the pipeline's own chunk function on the window: exactly what `kikuchi process` computes here
+            out = process_block(block, have=have, core=(i, i + 1), prepared=prepared)
+        except ValueError as exc:
+            raise RequestError(f"processing parameters: {exc}") from None
         return np.array(out[0, j]), info
 
     # -- overlays --------------------------------------------------------------
@@ -564,7 +566,10 @@ class MapSource:
         if not 1 <= n_bands <= MAX_BANDS:
             raise RequestError(f"n_bands={n_bands}: detect 1..{MAX_BANDS} bands")
         pattern = self.pattern(query)
-        found = detect_bands(pattern, n_bands=n_bands)
+        try:
+            found = detect_bands(pattern, n_bands=n_bands)
+        except ValueError as exc:  # a pattern too small for the Radon transform (a heavily binned one)
+            raise RequestError(f"bands: {exc}") from None
         ends = found.endpoints(pattern.shape)
         bands = [
             {
