@@ -145,3 +145,22 @@ def test_pixel_to_crystal_and_back(rng):
     np.testing.assert_allclose(d, det.pixel_directions() @ euler_to_matrix(euler).T, atol=1e-12)
     r, c, vis = det.project_crystal(d[12, 31], euler)
     assert (float(r), float(c), bool(vis)) == pytest.approx((12.0, 31.0, True))
+
+
+def test_pixel_matrices_are_the_gnomonic_projection():
+    """H @ (col, row, 1) is the pixel direction, for every PC and in both frames; project() inverts it."""
+    pcs = np.array([[0.45, 0.3, 0.6], [0.52, 0.25, 0.55]])
+    det = Detector((48, 64), pcs, sample_tilt_deg=70, camera_tilt_deg=5, azimuthal_deg=1, twist_deg=2)
+    rows, cols = np.mgrid[:48, :64]
+    p = np.stack([cols, rows, np.ones_like(rows)], -1).astype(float)
+    mats = det.pixel_matrices(frame="sample")
+    assert mats.shape == (2, 3, 3)
+    for i in range(2):
+        u = p @ mats[i].T
+        np.testing.assert_allclose(u / np.linalg.norm(u, axis=-1, keepdims=True), det.pixel_directions(i), atol=1e-12)
+        np.testing.assert_allclose(det.pixel_matrix(i, frame="sample"), mats[i])
+        np.testing.assert_allclose(p @ det.pixel_matrix(i).T, det.detector_vectors(i))
+        row, col, vis = det.project(u[7, 11], index=i)
+        assert (float(row), float(col), bool(vis)) == (pytest.approx(7.0), pytest.approx(11.0), True)
+    with pytest.raises(ValueError, match="frame must be 'detector' or 'sample', got 'crystal'"):
+        det.pixel_matrices(frame="crystal")

@@ -262,15 +262,44 @@ class Detector:
         )
 
     # -- gnomonic projection -----------------------------------------------------
+    def pixel_matrices(self, *, frame: str = "detector") -> np.ndarray:
+        """(n_pc, 3, 3) matrices ``H`` with ``v = H @ (col, row, 1)`` for every pattern centre (flat order).
+
+        ``v`` is the vector from the source point to the centre of pixel
+        (row, col), in pixels: ``(col + 0.5 - PCx w, PCy h - row - 0.5, DD h)``
+        in the detector frame (``frame='detector'``), or ``R.T`` of that in the
+        sample frame (``frame='sample'``). The gnomonic projection is linear in
+        homogeneous pixel coordinates; this is where its formula lives.
+
+        Examples
+        --------
+        >>> Detector((60, 80), (0.4, 0.2, 0.6)).pixel_matrices()[0].tolist()
+        [[1.0, 0.0, -31.5], [0.0, -1.0, 11.5], [0.0, 0.0, 36.0]]
+        """
+        return self._pixel_matrices(self.pc_flat, frame)
+
+    def pixel_matrix(self, index: Any = None, *, frame: str = "detector") -> np.ndarray:
+        """(3, 3) matrix ``H`` with ``v = H @ (col, row, 1)`` for one pattern centre (see :meth:`pixel_matrices`)."""
+        return self._pixel_matrices(self._pc_at(index)[None], frame)[0]
+
+    def _pixel_matrices(self, pcs: np.ndarray, frame: str) -> np.ndarray:
+        if frame not in ("detector", "sample"):
+            raise ValueError(f"frame must be 'detector' or 'sample', got {frame!r}")
+        h, w = self.shape
+        m = np.zeros((len(pcs), 3, 3))
+        m[:, 0, 0] = 1.0
+        m[:, 1, 1] = -1.0
+        m[:, 0, 2] = 0.5 - pcs[:, 0] * w
+        m[:, 1, 2] = pcs[:, 1] * h - 0.5
+        m[:, 2, 2] = pcs[:, 2] * h
+        return self.rotation.T @ m if frame == "sample" else m
+
     def detector_vectors(self, index: Any = None) -> np.ndarray:
         """(h, w, 3) vectors from the source point to each pixel centre in the detector frame, in pixels."""
-        x_b, y_b, z_b = self._pc_at(index)
+        m = self.pixel_matrix(index)
         h, w = self.shape
-        out = np.empty((h, w, 3))
-        out[..., 0] = (np.arange(w) + 0.5 - x_b * w)[None, :]
-        out[..., 1] = (y_b * h - np.arange(h) - 0.5)[:, None]
-        out[..., 2] = z_b * h
-        return out
+        rows, cols = np.mgrid[0:h, 0:w].astype(np.float64)
+        return np.stack([cols, rows, np.ones_like(rows)], axis=-1) @ m.T
 
     def pixel_directions(self, index: Any = None) -> np.ndarray:
         """Unit vectors (h, w, 3) from the source point to each pixel centre, in the SAMPLE frame.
