@@ -2,12 +2,13 @@
 
 The centre line of the band of lattice plane (hkl) is the trace of the plane
 through the source point: the gnomonic projection of the great circle normal
-to the plane normal n. In the detector frame (pixels, origin at the PC) the
-screen is z = DD h, so the trace is the straight line
+to the plane normal n. The detector maps pixels p = (col, row, 1) linearly to
+directions H p in the sample frame (:meth:`kikuchi.geometry.Detector.pixel_matrix`),
+so the trace is the straight line
 
-    n_x x + n_y y + n_z DD h = 0,
+    (H^T n) . p = 0,
 
-with n = R g^T n_crystal (g: orientation matrix, R: sample -> detector). A
+with n = g^T n_crystal the plane normal in the sample frame (g: orientation matrix). A
 zone axis [uvw] (the direction shared by the planes of a zone) projects to
 the point where that direction meets the screen.
 
@@ -122,19 +123,14 @@ def band_lines(
     [(1, 0, 0), (0, 1, 0)]
     """
     hkl, normals = _hkl_and_normals(reflectors, direct_matrix)
-    x_b, y_b, z_b = detector._pc_at(index)
     h, w = detector.shape
     g = euler_to_matrix(np.asarray(euler_rad, dtype=np.float64).reshape(3))
-    n_det = normals @ g @ detector.rotation.T  # n_d = R g^T n_c, as rows
+    n_sample = normals @ g  # g^T n_c, as rows
+    # the trace n_s . (H p) = 0 of pixels p = (col, row, 1) is the line (H^T n_s) . p = 0
+    lines = n_sample @ detector.pixel_matrix(index, frame="sample")
     out = []
-    zd = z_b * h
     for k in range(len(hkl)):
-        nx, ny, nz = n_det[k]
-        # detector-frame x = col + 0.5 - x_b w, y = y_b h - row - 0.5:
-        # nx (col + 0.5 - x_b w) + ny (y_b h - row - 0.5) + nz zd = 0
-        a = nx
-        b = -ny
-        c = nx * (0.5 - x_b * w) + ny * (y_b * h - 0.5) + nz * zd
+        a, b, c = lines[k]
         seg = _clip_line(a, b, c, w, h)
         if seg is not None:
             out.append((tuple(int(v) for v in hkl[k]), seg))
