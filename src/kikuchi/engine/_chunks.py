@@ -174,7 +174,11 @@ def run_chunk(
     kwargs = dict(kwargs)
     if block:
         lo, hi = chunk.lo, chunk.hi
-        data = m.read_rows(lo, hi)
+        start = _contiguous(index_map[lo:hi])
+        if start is None:
+            data = m.read_rows(lo, hi)
+        else:  # stored row-major without gaps: one read, no copies
+            data = m.read(start, start + (hi - lo) * m.nav_shape[1]).reshape(hi - lo, m.nav_shape[1], *m.pattern_shape)
         have = index_map[lo:hi] >= 0
         if positions:
             kwargs["rows"] = np.arange(lo, hi)
@@ -192,7 +196,8 @@ def run_chunk(
     idx = index_map[chunk.r0 : chunk.r1]
     rr, cc = np.nonzero(idx >= 0)
     indices = idx[rr, cc]
-    patterns = m.read_indices(indices)
+    start = _contiguous(idx)
+    patterns = m.read_indices(indices) if start is None else m.read(start, start + idx.size)
     if positions:
         kwargs["rows"] = rr + chunk.r0
         kwargs["cols"] = cc
@@ -203,6 +208,14 @@ def run_chunk(
             f"{len(indices)} patterns of map rows {chunk.r0}:{chunk.r1}; expected one per pattern"
         )
     return indices, result
+
+
+def _contiguous(idx: np.ndarray) -> int | None:
+    """The first storage index when ``idx`` (rows, cols) is one contiguous run in row-major order."""
+    first = int(idx.flat[0]) if idx.size else -1
+    if first < 0 or not np.array_equal(idx.ravel(), np.arange(first, first + idx.size)):
+        return None
+    return first
 
 
 def _call(func: Callable[..., Any], chunk: Chunk, *args: Any, **kwargs: Any) -> Any:
