@@ -3,9 +3,11 @@
 The gnomonic projection maps homogeneous pixel coordinates ``(col, row, 1)``
 linearly to (unnormalised) directions from the source point: ``u = M p``.
 A band centre line ``l . p = 0`` is the trace of the plane through the
-source with normal ``n = inv(M).T l`` in the sample frame. ``M`` is taken
-from the detector's own pixel directions (the one place where the
-geometry conventions live), so nothing here depends on a PC convention.
+source with normal ``n = inv(M).T l`` in the sample frame. ``M`` is the
+detector's :meth:`~kikuchi.geometry.Detector.pixel_matrices` (the one place
+where the geometry conventions live), so nothing here depends on a PC
+convention. :func:`homography_from_directions` estimates ``M`` from any
+field of pixel directions (a check, or a detector model of one's own).
 """
 
 from __future__ import annotations
@@ -59,43 +61,29 @@ def homography_from_directions(directions: np.ndarray) -> np.ndarray:
     return m
 
 
-def _normalised(m: np.ndarray) -> np.ndarray:
-    """``M`` scaled so that its first column (the direction step of one pixel column) has unit length."""
-    return m / np.linalg.norm(m[:, 0])
-
-
 def detector_homographies(detector: Any, n_points: int | None = None) -> np.ndarray:
     """``inv(M).T`` for the detector: (3, 3) for one PC, (N, 3, 3) for a PC per map point.
 
-    ``detector`` is a :class:`kikuchi.geometry.Detector`. ``n_points`` is the
-    number of map points when the PC varies. For many PCs, ``M`` (scaled to
-    a unit first column) is linear in the PC: it is taken from the mean PC
-    and three small PC steps, checked against the direct estimate on a few
-    points, and estimated point by point only when that check fails.
+    ``detector`` is a :class:`kikuchi.geometry.Detector`; ``M`` is its
+    :meth:`~kikuchi.geometry.Detector.pixel_matrices` in the sample frame.
+    ``n_points`` is the number of map points when the PC varies.
+
+    Examples
+    --------
+    >>> from kikuchi.geometry import Detector
+    >>> det = Detector((60, 80), (0.4, 0.2, 0.6))
+    >>> m = np.linalg.inv(detector_homographies(det)).T
+    >>> u = m @ [20.0, 10.0, 1.0]
+    >>> bool(np.allclose(u / np.linalg.norm(u), det.pixel_directions()[10, 20]))
+    True
     """
-    pc = np.asarray(detector.pc, dtype=np.float64)
-    if pc.ndim == 1 or pc.reshape(-1, 3).shape[0] == 1:
-        return np.linalg.inv(homography_from_directions(detector.pixel_directions())).T
-    flat = pc.reshape(-1, 3)
-    n = flat.shape[0]
+    m = detector.pixel_matrices(frame="sample")
+    n = m.shape[0]
+    if n == 1:
+        return np.linalg.inv(m[0]).T
     if n_points is not None and n != n_points:
         raise ValueError(f"detector has {n} pattern centres for {n_points} map points")
-
-    def direct(p: np.ndarray) -> np.ndarray:
-        return _normalised(homography_from_directions(detector.with_pc(p).pixel_directions()))
-
-    mean = flat.mean(axis=0)
-    m0 = direct(mean)
-    step = 1e-3
-    deriv = [(direct(mean + step * e) - m0) / step for e in np.eye(3)]
-    ms = m0[None] + np.einsum("nk,kij->nij", flat - mean, np.array(deriv))
-    check = np.unique(np.linspace(0, n - 1, min(n, 5)).round().astype(int))
-    if all(np.allclose(ms[i], direct(flat[i]), rtol=1e-7, atol=1e-9) for i in check):
-        return np.swapaxes(np.linalg.inv(ms), -1, -2)
-    out = np.empty((n, 3, 3))
-    for i in range(n):
-        out[i] = np.linalg.inv(direct(flat[i])).T
-    return out
+    return np.swapaxes(np.linalg.inv(m), -1, -2)
 
 
 def band_normals(table: np.ndarray, minv_t: np.ndarray, shape: tuple[int, int]) -> list[np.ndarray]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from kikuchi.index.normals import homography_from_directions
+from kikuchi.index.normals import band_normals, detector_homographies
 
 __all__ = ["refine_pattern_centre", "fit_pc_plane", "PCRefinement"]
 
@@ -57,10 +57,7 @@ def _matches(indexer: Any, table: np.ndarray, result: Any, normals: list[np.ndar
 
 
 def _normals_for_pc(indexer: Any, table: np.ndarray, pc: np.ndarray) -> list[np.ndarray]:
-    from kikuchi.index.normals import band_normals
-
-    det = indexer.detector.with_pc(pc)
-    minv = np.linalg.inv(homography_from_directions(det.pixel_directions())).T
+    minv = detector_homographies(indexer.detector.with_pc(pc))
     return band_normals(table, minv, tuple(indexer.detector.shape))
 
 
