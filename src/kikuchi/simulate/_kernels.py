@@ -206,22 +206,19 @@ def _row_to_lambert(
 
 
 @numba.njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
-def project_pc_one(north: np.ndarray, south: np.ndarray, m: np.ndarray, pc: np.ndarray, out: np.ndarray) -> None:
-    """One pattern (h, w) for the detector-to-crystal matrix ``m`` and Bruker PC ``pc``.
+def project_pc_one(north: np.ndarray, south: np.ndarray, m: np.ndarray, out: np.ndarray) -> None:
+    """One pattern (h, w) for the pixel-to-crystal matrix ``m``: pixel (r, c) looks along ``m @ (c, r, 1)``.
 
-    The detector-frame vector of pixel (r, c) is (c + 0.5 - PCx w, PCy h - r - 0.5, DD h).
+    ``m = g R^T H`` with ``H`` the detector's pixel matrix (:meth:`kikuchi.geometry.Detector.pixel_matrices`).
     """
     h, w = out.shape
     n = north.shape[0]
     half = (n - 1) * 0.5
-    x0 = 0.5 - pc[0] * w
-    y0 = pc[1] * h - 0.5
-    zd = pc[2] * h
     rr = np.empty(w)
     cc = np.empty(w)
     hemi = np.empty(w)
     for r in range(h):
-        _row_to_lambert(m, x0, y0 - r, zd, half, rr, cc, hemi)
+        _row_to_lambert(m, 0.0, float(r), 1.0, half, rr, cc, hemi)
         for c in range(w):
             r0 = min(max(int(rr[c]), 0), n - 2)
             c0 = min(max(int(cc[c]), 0), n - 2)
@@ -234,7 +231,7 @@ def project_pc_one(north: np.ndarray, south: np.ndarray, m: np.ndarray, pc: np.n
 
 
 @numba.njit(nogil=True, cache=True)
-def project_pc_many(north: np.ndarray, south: np.ndarray, m: np.ndarray, pcs: np.ndarray, pc_index: np.ndarray, out: np.ndarray) -> None:
-    """Patterns i = 0..n-1 with matrices m[i] (detector -> crystal) and PCs pcs[pc_index[i]] into out (n, h, w)."""
+def project_pc_many(north: np.ndarray, south: np.ndarray, m: np.ndarray, out: np.ndarray) -> None:
+    """Patterns i = 0..n-1 with pixel-to-crystal matrices m[i] (see :func:`project_pc_one`) into out (n, h, w)."""
     for i in range(m.shape[0]):
-        project_pc_one(north, south, m[i], pcs[pc_index[i]], out[i])
+        project_pc_one(north, south, m[i], out[i])

@@ -100,20 +100,19 @@ def project_patterns(
     out = np.empty((n, h, w), dtype=np.float32)
     if n == 0:
         return out
-    # v_crystal = g @ R.T @ v_detector
-    m = np.ascontiguousarray(euler_to_matrix(euler) @ detector.rotation.T)
-    pcs = np.ascontiguousarray(detector.pc_flat)
+    # v_crystal = g @ R.T @ H @ (col, row, 1)
+    m = np.ascontiguousarray(euler_to_matrix(euler) @ detector.pixel_matrices(frame="sample")[idx])
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     workers = max(1, min(int(workers), (n + 31) // 32))
     if workers == 1:
-        _kernels.project_pc_many(master.north, master.south, m, pcs, idx, out)
+        _kernels.project_pc_many(master.north, master.south, m, out)
         return out
     bounds = np.linspace(0, n, workers + 1).astype(int)
 
     def run(k: int) -> None:
         a, b = bounds[k], bounds[k + 1]
-        _kernels.project_pc_many(master.north, master.south, m[a:b], pcs, idx[a:b], out[a:b])
+        _kernels.project_pc_many(master.north, master.south, m[a:b], out[a:b])
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(run, range(workers)))
