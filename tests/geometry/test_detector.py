@@ -164,3 +164,14 @@ def test_pixel_matrices_are_the_gnomonic_projection():
         assert (float(row), float(col), bool(vis)) == (pytest.approx(7.0), pytest.approx(11.0), True)
     with pytest.raises(ValueError, match="frame must be 'detector' or 'sample', got 'crystal'"):
         det.pixel_matrices(frame="crystal")
+
+
+def test_axis_angle_matrices_broadcast(rng):
+    axes = rng.normal(size=(4, 5, 3))
+    angles = rng.uniform(-np.pi, np.pi, size=(4, 5))
+    many = axis_angle_matrix(axes, angles)
+    assert many.shape == (4, 5, 3, 3)
+    np.testing.assert_allclose(many[2, 3], axis_angle_matrix(axes[2, 3], angles[2, 3]), atol=1e-14)
+    np.testing.assert_allclose(many @ axes[..., None], axes[..., None], atol=1e-12)  # the axis stays put
+    with pytest.raises(ValueError, match="rotation axis must be a non-zero 3-vector"):
+        axis_angle_matrix([[1.0, 0, 0], [0, 0, 0]], [0.1, 0.2])

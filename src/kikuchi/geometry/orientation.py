@@ -88,22 +88,40 @@ def matrix_to_euler(g: Any) -> np.ndarray:
     return out
 
 
-def axis_angle_matrix(axis: Any, angle_rad: float) -> np.ndarray:
-    """Active rotation matrix by ``angle_rad`` about ``axis`` (right-hand rule).
+def axis_angle_matrix(axis: Any, angle_rad: Any) -> np.ndarray:
+    """Active rotation matrices by ``angle_rad`` about ``axis`` (right-hand rule).
+
+    Parameters
+    ----------
+    axis
+        (..., 3) rotation axes (need not be unit vectors).
+    angle_rad
+        Angles in radians, broadcast against the leading axes of ``axis``.
+
+    Returns
+    -------
+    numpy.ndarray
+        (..., 3, 3) float64.
 
     Examples
     --------
     >>> (axis_angle_matrix([0, 0, 1], np.pi / 2) @ [1.0, 0, 0]).round(12).tolist()
     [0.0, 1.0, 0.0]
+    >>> axis_angle_matrix([[1, 0, 0], [0, 2, 0]], [0.1, 0.2]).shape
+    (2, 3, 3)
     """
     u = np.asarray(axis, dtype=np.float64)
-    norm = np.linalg.norm(u)
-    if u.shape != (3,) or norm == 0:
+    norm = np.linalg.norm(u, axis=-1, keepdims=True) if u.ndim else np.zeros(1)
+    if u.ndim == 0 or u.shape[-1] != 3 or np.any(norm == 0):
         raise ValueError(f"rotation axis must be a non-zero 3-vector, got {axis!r}")
     u = u / norm
-    c, s = np.cos(angle_rad), np.sin(angle_rad)
-    k = np.array([[0, -u[2], u[1]], [u[2], 0, -u[0]], [-u[1], u[0], 0]])
-    return c * np.eye(3) + s * k + (1 - c) * np.outer(u, u)
+    angle = np.asarray(angle_rad, dtype=np.float64)
+    c, s = np.cos(angle)[..., None, None], np.sin(angle)[..., None, None]
+    k = np.zeros((*u.shape[:-1], 3, 3))
+    k[..., 0, 1], k[..., 0, 2] = -u[..., 2], u[..., 1]
+    k[..., 1, 0], k[..., 1, 2] = u[..., 2], -u[..., 0]
+    k[..., 2, 0], k[..., 2, 1] = -u[..., 1], u[..., 0]
+    return c * np.eye(3) + s * k + (1 - c) * u[..., :, None] * u[..., None, :]
 
 
 def _apply(g: np.ndarray, vectors: Any) -> np.ndarray:

@@ -103,13 +103,7 @@ def _gradient_orientations(
     r, c = np.mgrid[0:rows, 0:cols]
     dist = np.hypot(r + 0.5 - seeds[labels, 0], c + 0.5 - seeds[labels, 1])
     angle = np.radians(gradient_deg) * dist
-    u = axes[labels]
-    ca, sa = np.cos(angle)[..., None, None], np.sin(angle)[..., None, None]
-    k = np.zeros((rows, cols, 3, 3))
-    k[..., 0, 1], k[..., 0, 2] = -u[..., 2], u[..., 1]
-    k[..., 1, 0], k[..., 1, 2] = u[..., 2], -u[..., 0]
-    k[..., 2, 0], k[..., 2, 1] = -u[..., 1], u[..., 0]
-    rot = ca * np.eye(3) + sa * k + (1 - ca) * u[..., :, None] * u[..., None, :]
+    rot = axis_angle_matrix(axes[labels], angle)
     g = g_grain[labels] @ np.swapaxes(rot, -1, -2)  # turn the crystal about a sample axis: g R^T
     return matrix_to_euler(g)
 
