@@ -38,6 +38,20 @@ def test_edax_rectangular_uses_min_side_for_z():
     np.testing.assert_allclose(convert_pc([0.45, 0.7, 0.6], "edax", "oxford", shape=(60, 60)), [0.45, 0.7, 0.6])
 
 
+@pytest.mark.parametrize("shape", [(60, 80), (80, 60), (512, 622)])
+def test_rectangular_conversions_match_kikuchipy(shape):
+    """Our table is kikuchipy's code (EBSDDetector._pc_tsl2bruker etc., 0.13.1), both ways, on non-square detectors."""
+    kp = pytest.importorskip("kikuchipy")  # the optional 'bench' extra
+    pc = np.array([0.41, 0.27, 0.63])
+    kw = dict(shape=shape, binning=2, px_size_um=40.0)
+    bruker = kp.detectors.EBSDDetector(shape=shape, pc=pc, convention="bruker", px_size=40.0, binning=2)
+    theirs = {"tsl": bruker.pc_tsl(), "oxford": bruker.pc_oxford(), "emsoft": bruker.pc_emsoft(5), "emsoft4": bruker.pc_emsoft(4)}
+    for conv, expected in theirs.items():
+        np.testing.assert_allclose(convert_pc(pc, "bruker", conv, **kw), np.ravel(expected), rtol=1e-12, atol=1e-12)
+        det = kp.detectors.EBSDDetector(shape=shape, pc=pc, convention=conv, px_size=40.0, binning=2)
+        np.testing.assert_allclose(convert_pc(pc, conv, "bruker", **kw), det.pc.ravel(), rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("shape", [(60, 60), (60, 80), (120, 90)])
 def test_round_trips(shape, rng):
     pc = rng.uniform([0.3, 0.1, 0.4], [0.7, 0.5, 0.8], size=(4, 5, 3))
