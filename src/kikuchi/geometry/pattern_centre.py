@@ -17,10 +17,11 @@ emsoft     xpc: unbinned pixels    ypc: unbinned pixels    L: µm               
 emsoft4    as emsoft, xpc negated
 ========== ======================= ======================= ===================== =================
 
-These are the definitions of kikuchipy (>= 0.8) and PyEBSDIndex (after their
-fix for rectangular EDAX detectors, kikuchipy PR #604), checked there against
-each vendor's software; see docs/conventions.md for the formulas and the
-published examples our tests reproduce.
+These are the conversions of kikuchipy 0.13.1's code
+(``EBSDDetector._pc_tsl2bruker`` and friends; for rectangular EDAX detectors
+since kikuchipy PR #604, with PyEBSDIndex) - not the older formulas still in
+its ``pc_tsl`` docstring. See docs/conventions.md for the formulas, the
+sources and the published examples our tests reproduce.
 """
 
 from __future__ import annotations
