@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from kikuchi.geometry.detector import line_segment_in_pattern
+
 __all__ = ["Bands", "line_endpoints"]
 
 
@@ -16,7 +18,8 @@ def line_endpoints(rho: np.ndarray, theta: np.ndarray, shape: tuple[int, int]) -
     ``x = col - (w - 1) / 2`` and ``y = row - (h - 1) / 2`` are measured from
     the image centre (rows down). Returns (n, 4) ``x0, y0, x1, y1`` in pixel
     coordinates (x = column, y = row) on the border of the image rectangle
-    ``[-0.5, w - 0.5] x [-0.5, h - 0.5]``; NaN for lines that miss it.
+    ``[-0.5, w - 0.5] x [-0.5, h - 0.5]``; NaN for lines that miss it
+    (:func:`kikuchi.geometry.line_segment_in_pattern`).
 
     Examples
     --------
@@ -27,28 +30,13 @@ def line_endpoints(rho: np.ndarray, theta: np.ndarray, shape: tuple[int, int]) -
     theta = np.atleast_1d(np.asarray(theta, dtype=np.float64))
     h, w = shape
     xc, yc = (w - 1) / 2.0, (h - 1) / 2.0
-    x_lo, x_hi, y_lo, y_hi = -0.5 - xc, w - 0.5 - xc, -0.5 - yc, h - 0.5 - yc
     out = np.full((rho.size, 4), np.nan)
     for i, (r, t) in enumerate(zip(rho, theta)):
         c, s = np.cos(t), np.sin(t)
-        pts: list[tuple[float, float]] = []
-        if abs(s) > 1e-12:
-            for x in (x_lo, x_hi):
-                y = (r - x * c) / s
-                if y_lo - 1e-9 <= y <= y_hi + 1e-9:
-                    pts.append((x, y))
-        if abs(c) > 1e-12:
-            for y in (y_lo, y_hi):
-                x = (r - y * s) / c
-                if x_lo - 1e-9 <= x <= x_hi + 1e-9:
-                    pts.append((x, y))
-        if len(pts) < 2:
-            continue
-        pts_a = np.array(pts)
-        # the two crossings farthest apart (corners may appear twice)
-        d = np.linalg.norm(pts_a[:, None] - pts_a[None], axis=-1)
-        a, b = np.unravel_index(np.argmax(d), d.shape)
-        out[i] = [pts_a[a, 0] + xc, pts_a[a, 1] + yc, pts_a[b, 0] + xc, pts_a[b, 1] + yc]
+        # (col - xc) c + (row - yc) s = rho
+        seg = line_segment_in_pattern(c, s, -(r + xc * c + yc * s), (h, w))
+        if seg is not None:
+            out[i] = seg
     return out
 
 

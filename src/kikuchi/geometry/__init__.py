@@ -5,7 +5,7 @@ The one place where the conventions live (see docs/conventions.md).
 
 from __future__ import annotations
 
-from kikuchi.geometry.detector import Detector, sample_to_detector_matrix
+from kikuchi.geometry.detector import Detector, line_segment_in_pattern, sample_to_detector_matrix
 from kikuchi.geometry.orientation import (
     axis_angle_matrix,
     crystal_to_sample,
@@ -23,6 +23,7 @@ __all__ = [
     "convert_pc",
     "crystal_to_sample",
     "euler_to_matrix",
+    "line_segment_in_pattern",
     "matrix_to_euler",
     "normalize_convention",
     "sample_to_crystal",

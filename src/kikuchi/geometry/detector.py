@@ -30,7 +30,7 @@ import numpy as np
 
 from kikuchi.geometry.pattern_centre import PatternCentreError, convert_pc, normalize_convention
 
-__all__ = ["Detector", "sample_to_detector_matrix"]
+__all__ = ["Detector", "line_segment_in_pattern", "sample_to_detector_matrix"]
 
 _logger = logging.getLogger(__name__)
 
@@ -68,6 +68,42 @@ def sample_to_detector_matrix(
         u = basis[axis].copy()
         basis = np.stack([_rotate_about(b, u, angle) for b in basis])
     return basis
+
+
+def line_segment_in_pattern(a: float, b: float, c: float, shape: tuple[int, int]) -> tuple[float, float, float, float] | None:
+    """Where the line ``a col + b row + c = 0`` crosses the border of a pattern of ``shape`` (rows, cols).
+
+    The pattern covers ``[-0.5, w - 0.5] x [-0.5, h - 0.5]`` in (col, row),
+    pixel centres at integers. Returns the two crossings ``(col0, row0, col1,
+    row1)``, or None when the line misses the pattern or only touches a corner.
+
+    Examples
+    --------
+    >>> line_segment_in_pattern(1.0, 0.0, -2.0, (5, 5))  # the column col = 2
+    (2.0, -0.5, 2.0, 4.5)
+    """
+    h, w = shape
+    x_lo, x_hi, y_lo, y_hi = -0.5, w - 0.5, -0.5, h - 0.5
+    points: list[tuple[float, float]] = []
+    if abs(b) > 1e-12:
+        for x in (x_lo, x_hi):
+            y = -(a * x + c) / b
+            if y_lo - 1e-9 <= y <= y_hi + 1e-9:
+                points.append((x, y))
+    if abs(a) > 1e-12:
+        for y in (y_lo, y_hi):
+            x = -(b * y + c) / a
+            if x_lo - 1e-9 <= x <= x_hi + 1e-9:
+                points.append((x, y))
+    if len(points) < 2:
+        return None
+    pts = np.array(points)
+    # the two points farthest apart (corners can be found twice)
+    d = np.linalg.norm(pts[:, None] - pts[None], axis=-1)
+    i, j = np.unravel_index(np.argmax(d), d.shape)
+    if d[i, j] < 1e-9:
+        return None
+    return float(pts[i, 0]), float(pts[i, 1]), float(pts[j, 0]), float(pts[j, 1])
 
 
 class Detector:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from kikuchi.geometry.detector import Detector
+from kikuchi.geometry.detector import Detector, line_segment_in_pattern
 from kikuchi.geometry.orientation import euler_to_matrix
 
 __all__ = ["band_lines", "zone_axes"]
@@ -57,31 +57,6 @@ def _direct_matrix_of(reflectors: Any, direct_matrix: Any) -> np.ndarray | None:
     if phase is not None and hasattr(phase, "direct_matrix"):
         return np.asarray(phase.direct_matrix, dtype=np.float64)
     return None
-
-
-def _clip_line(a: float, b: float, c: float, w: int, h: int) -> tuple[float, float, float, float] | None:
-    """Segment of the line a x + b y + c = 0 inside [-0.5, w - 0.5] x [-0.5, h - 0.5] (pixel x, y)."""
-    x_lo, x_hi, y_lo, y_hi = -0.5, w - 0.5, -0.5, h - 0.5
-    points: list[tuple[float, float]] = []
-    if abs(b) > 1e-12:
-        for x in (x_lo, x_hi):
-            y = -(a * x + c) / b
-            if y_lo - 1e-9 <= y <= y_hi + 1e-9:
-                points.append((x, y))
-    if abs(a) > 1e-12:
-        for y in (y_lo, y_hi):
-            x = -(b * y + c) / a
-            if x_lo - 1e-9 <= x <= x_hi + 1e-9:
-                points.append((x, y))
-    if len(points) < 2:
-        return None
-    pts = np.array(points)
-    # the two points farthest apart (corners can be found twice)
-    d = np.linalg.norm(pts[:, None] - pts[None], axis=-1)
-    i, j = np.unravel_index(np.argmax(d), d.shape)
-    if d[i, j] < 1e-9:
-        return None
-    return float(pts[i, 0]), float(pts[i, 1]), float(pts[j, 0]), float(pts[j, 1])
 
 
 def band_lines(
@@ -131,7 +106,7 @@ def band_lines(
     out = []
     for k in range(len(hkl)):
         a, b, c = lines[k]
-        seg = _clip_line(a, b, c, w, h)
+        seg = line_segment_in_pattern(a, b, c, (h, w))
         if seg is not None:
             out.append((tuple(int(v) for v in hkl[k]), seg))
     return out
