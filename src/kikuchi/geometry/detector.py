@@ -254,7 +254,7 @@ class Detector:
             if self.n_pc != 1:
                 raise ValueError(
                     f"this detector has {self.n_pc} pattern centres (one per map point): pass index= "
-                    "(a storage index or a (row, col) map position)"
+                    "(a flat index into pc_flat, row * cols + col for a map, or a (row, col) map position)"
                 )
             return self.pc_flat[0]
         if self.pc.ndim == 1:
@@ -272,7 +272,7 @@ class Detector:
         return self.pc_flat[i]
 
     def select(self, index: Any) -> Detector:
-        """A single-PC detector for one pattern (storage index or (row, col))."""
+        """A single-PC detector for one pattern (flat index into :attr:`pc_flat` or (row, col))."""
         return self.with_pc(self._pc_at(index))
 
     def with_pc(self, pc: Any, *, convention: str = "bruker") -> Detector:

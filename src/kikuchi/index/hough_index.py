@@ -236,15 +236,16 @@ class HoughIndexer:
             return np.broadcast_to(m, (n, 3, 3))
         if index is None:
             if m.shape[0] != n:
-                raise ValueError(f"the detector has {m.shape[0]} pattern centres for {n} patterns: pass index= (storage indices)")
+                raise ValueError(f"the detector has {m.shape[0]} pattern centres for {n} patterns: pass index= (flat map positions row * cols + col)")
             return m
         return m[np.asarray(index, dtype=np.int64)]
 
     def index_bands(self, table: np.ndarray, *, index: np.ndarray | None = None) -> IndexResult:
         """Index band tables (n, n_bands, 6) of :meth:`detect`.
 
-        ``index`` gives the storage index of each pattern (for per-point
-        pattern centres); default 0..n-1.
+        For per-point pattern centres, ``index`` gives each pattern's PC as a
+        flat position in ``detector.pc_flat`` (row * cols + col of a map);
+        default 0..n-1.
         """
         table = np.ascontiguousarray(table, dtype=np.float64)
         n, nb = table.shape[:2]
@@ -363,7 +364,7 @@ class HoughIndexer:
         )
 
     def index(self, patterns: np.ndarray, *, index: np.ndarray | None = None, workers: int = 1) -> IndexResult:
-        """Detect bands in (n, h, w) patterns and index them (``index``: storage indices for per-point PCs)."""
+        """Detect bands in (n, h, w) patterns and index them (``index``: flat map positions row * cols + col, for per-point PCs)."""
         patterns = np.asarray(patterns)
         if patterns.ndim == 2:
             patterns = patterns[None]

@@ -79,7 +79,8 @@ def band_lines(
         A :class:`kikuchi.crystal.Reflectors`, or (n, 3) Miller indices with
         ``direct_matrix``.
     index
-        Which pattern centre of a multi-PC detector (storage index or (row, col)).
+        Which pattern centre of a multi-PC detector (flat index into
+        ``detector.pc_flat``, row * cols + col for a map, or (row, col)).
     direct_matrix
         (3, 3) rows a, b, c of the unit cell in the Cartesian crystal frame
         (:attr:`kikuchi.crystal.Phase.direct_matrix`); needed for plain hkl.
