@@ -100,3 +100,37 @@ def test_from_emsoft_errors(tmp_path):
     path = shared_file("kikuchipy/ni_mc_mp_20kv_uint8_gzip_opts9.h5")
     with pytest.raises(ValueError, match="'highest', 'weighted' or a number"):
         MasterPattern.from_emsoft(path, energy="lowest")
+
+
+def test_from_emsoft_energy_bins(tmp_path):
+    """A file of 2 atom sites x 3 energy bins: sites summed, the bin (or the histogram-weighted mean) chosen."""
+    import h5py
+
+    rng = np.random.default_rng(3)
+    north = rng.uniform(0, 1, size=(2, 3, 9, 9))
+    south = rng.uniform(0, 1, size=(2, 3, 9, 9))
+    path = tmp_path / "mp.h5"
+    with h5py.File(path, "w") as f:
+        f["EMData/EBSDmaster/mLPNH"] = north
+        f["EMData/EBSDmaster/mLPSH"] = south
+        f["EMData/EBSDmaster/EkeVs"] = [10.0, 15.0, 20.0]
+        f["EMData/MCOpenCL/accum_e"] = np.stack([np.full((4, 4), v) for v in (1.0, 1.0, 2.0)])  # (n_e, x, y)
+    mp = MasterPattern.from_emsoft(path)
+    assert mp.kv == 20.0
+    np.testing.assert_allclose(mp.north, north[:, 2].sum(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(mp.south, south[:, 2].sum(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(MasterPattern.from_emsoft(path, energy=14.0).north, north[:, 1].sum(axis=0), rtol=1e-6)
+    weighted = MasterPattern.from_emsoft(path, energy="weighted")
+    expected = np.tensordot([0.25, 0.25, 0.5], north.sum(axis=0), axes=(0, 0))
+    np.testing.assert_allclose(weighted.north, expected, rtol=1e-6)
+    bad = tmp_path / "bad_shape.h5"
+    with h5py.File(bad, "w") as f:
+        f["EMData/EBSDmaster/mLPNH"] = np.zeros((3, 9, 8))
+    with pytest.raises(MasterPatternError, match=r"has shape \(3, 9, 8\), expected \(\.\.\., n, n\) square Lambert arrays"):
+        MasterPattern.from_emsoft(bad)
+    mismatch = tmp_path / "mismatch.h5"
+    with h5py.File(mismatch, "w") as f:
+        f["EMData/EBSDmaster/mLPNH"] = np.zeros((3, 9, 9))
+        f["EMData/EBSDmaster/mLPSH"] = np.zeros((2, 9, 9))
+    with pytest.raises(MasterPatternError, match=r"mLPNH \(3, 9, 9\) and mLPSH \(2, 9, 9\) differ in shape"):
+        MasterPattern.from_emsoft(mismatch)

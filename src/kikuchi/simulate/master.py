@@ -157,38 +157,48 @@ class MasterPattern:
                 raise MasterPatternError(
                     f"{path}: no 'EMData/EBSDmaster/mLPNH' dataset; expected an EMsoft EMEBSDmaster HDF5 file"
                 )
-            north = _lambert_stack(group["mLPNH"], path)
-            south = _lambert_stack(group["mLPSH"], path) if "mLPSH" in group else None
-            if south is None:
+            north_ds = group["mLPNH"]
+            south_ds = group["mLPSH"] if "mLPSH" in group else None
+            n_e = _lambert_energies(north_ds, path)
+            if south_ds is None:
                 _logger.warning("%s: no southern hemisphere (mLPSH); using the northern one for both", path)
-                south = north
-            if north.shape != south.shape:
-                raise MasterPatternError(f"{path}: mLPNH {north.shape} and mLPSH {south.shape} differ in shape")
-            n_e = north.shape[0]
+            else:
+                _lambert_energies(south_ds, path)
+                if north_ds.shape != south_ds.shape:
+                    raise MasterPatternError(f"{path}: mLPNH {north_ds.shape} and mLPSH {south_ds.shape} differ in shape")
             energies = np.atleast_1d(np.asarray(group["EkeVs"][()], dtype=np.float64)) if "EkeVs" in group else None
             if energies is None or energies.size != n_e:
                 energies = np.arange(n_e, dtype=np.float64)
             weights = _energy_weights(f, energies, energy, path)
-            north_2d = np.tensordot(weights, north, axes=(0, 0)).astype(np.float32)
-            south_2d = np.tensordot(weights, south, axes=(0, 0)).astype(np.float32)
+            north_2d = _lambert_weighted(north_ds, weights)
+            south_2d = north_2d if south_ds is None else _lambert_weighted(south_ds, weights)
             kv = float(energies.max())  # the beam energy is the highest energy bin
             phase = _emsoft_phase(f, path)
         return cls(north_2d, south_2d, kv=float(kv), phase=phase, source=str(path),
                    metadata={"energies_kev": energies.tolist(), "energy_weights": weights.tolist()})
 
 
-def _lambert_stack(ds: Any, path: Path) -> np.ndarray:
-    """(n_energies, n, n) float64 from an EMsoft Lambert dataset, atom sites summed."""
-    data = np.asarray(ds[()], dtype=np.float64)
-    if data.ndim < 2 or data.shape[-1] != data.shape[-2]:
-        raise MasterPatternError(f"{path}: {ds.name} has shape {data.shape}, expected (..., n, n) square Lambert arrays")
-    if data.ndim == 2:
-        return data[None]
-    if data.ndim == 3:
-        return data
-    if data.ndim == 4:
-        return data.sum(axis=0)
-    raise MasterPatternError(f"{path}: {ds.name} has {data.ndim} dimensions, expected 2 to 4")
+def _lambert_energies(ds: Any, path: Path) -> int:
+    """Number of energy bins of an EMsoft Lambert dataset ((numset,) (n_energies,) n, n), checking its shape."""
+    shape = ds.shape
+    if len(shape) < 2 or shape[-1] != shape[-2]:
+        raise MasterPatternError(f"{path}: {ds.name} has shape {shape}, expected (..., n, n) square Lambert arrays")
+    if len(shape) > 4:
+        raise MasterPatternError(f"{path}: {ds.name} has {len(shape)} dimensions, expected 2 to 4")
+    return 1 if len(shape) == 2 else int(shape[-3])
+
+
+def _lambert_weighted(ds: Any, weights: np.ndarray) -> np.ndarray:
+    """(n, n) float32: the energy bins of a Lambert dataset summed with ``weights``, atom sites summed.
+
+    Only the bins of non-zero weight are read (a file holds tens of them).
+    """
+    out = np.zeros(ds.shape[-2:], dtype=np.float64)
+    for k in np.flatnonzero(weights):
+        block = ds[()] if ds.ndim == 2 else ds[k] if ds.ndim == 3 else ds[:, k]
+        block = np.asarray(block, dtype=np.float64)
+        out += weights[k] * (block.sum(axis=0) if block.ndim == 3 else block)
+    return out.astype(np.float32)
 
 
 def _energy_weights(f: Any, energies: np.ndarray, energy: str | float, path: Path) -> np.ndarray:
