@@ -119,6 +119,8 @@ def test_bad_input_messages():
         HoughIndexer(["ni"], det, angle_tol_deg=20)
     with pytest.raises(ValueError, match=r"expected patterns \(n, 60, 60\)"):
         HoughIndexer(["ni"], det).index(np.zeros((2, 50, 50)))
+    with pytest.raises(ValueError, match=r"pattern shape \(50, 50\) differs from \(60, 60\)"):
+        HoughIndexer(["ni"], det).with_detector(Detector((50, 50), PC))
 
 
 def test_real_nickel_patterns_match_reference():

@@ -219,6 +219,11 @@ class HoughIndexer:
 
     def with_detector(self, detector: Any) -> HoughIndexer:
         """A copy using another detector (same shape): for pattern centre refinement."""
+        if tuple(detector.shape) != tuple(self.detector.shape):
+            raise ValueError(
+                f"HoughIndexer.with_detector: the detector's pattern shape {tuple(detector.shape)} differs from "
+                f"{tuple(self.detector.shape)}, the shape the band detector was made for; make a new HoughIndexer"
+            )
         new = object.__new__(HoughIndexer)
         new.__dict__.update(self.__dict__)
         new.detector = detector
