@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from kikuchi.cli._options import numbers
+
 _IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".bmp", ".jpg", ".jpeg")
 
 
@@ -51,11 +53,10 @@ def _read_image(path: Path) -> np.ndarray:
 def _parse_at(text: str | None, nav_shape: tuple[int, int]) -> tuple[int, int]:
     if text is None:
         return nav_shape[0] // 2, nav_shape[1] // 2
-    try:
-        row, col = (int(v) for v in text.split(","))
-    except ValueError:
-        raise ValueError(f"--at must be ROW,COL (two integers), got {text!r}") from None
-    return row, col
+    position = numbers(text, 2, int)
+    if position is None:
+        raise ValueError(f"--at must be ROW,COL (two integers), got {text!r}")
+    return position  # type: ignore[return-value]
 
 
 def load_pattern(path: Path, *, at: str | None, dataset: str | None, background: str) -> tuple[np.ndarray, str]:

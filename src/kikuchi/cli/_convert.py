@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kikuchi.cli._options import argument_type
 from kikuchi.io.imagefolder import SCHEMES, parse_shape
 
 
@@ -20,13 +21,6 @@ def _step(text: str) -> float | tuple[float, float]:
     if len(values) not in (1, 2) or min(values) <= 0:
         raise argparse.ArgumentTypeError(f"step {text!r}: expected one or two positive values in µm")
     return values[0] if len(values) == 1 else (values[0], values[1])
-
-
-def _shape(text: str) -> tuple[int, int]:
-    try:
-        return parse_shape(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _compression(text: str) -> dict[str, Any]:
@@ -49,7 +43,7 @@ def _compression(text: str) -> dict[str, Any]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", metavar="SRC", type=Path, help="folder or zip of pattern images (TIFF, PNG, BMP)")
     parser.add_argument("-o", "--output", required=True, type=Path, metavar="OUT.h5", help="map file to write")
-    parser.add_argument("--shape", type=_shape, metavar="ROWSxCOLS", help="map shape (needed for names without positions)")
+    parser.add_argument("--shape", type=argument_type(parse_shape), metavar="ROWSxCOLS", help="map shape (needed for names without positions)")
     parser.add_argument("--step", type=_step, metavar="UM", help="step in µm: one value, or ROW,COL")
     geometry = parser.add_mutually_exclusive_group()
     geometry.add_argument("--ctf", type=Path, metavar="FILE", help="Oxford CTF of the scan: map shape, steps, orientations")

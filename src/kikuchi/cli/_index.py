@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from kikuchi.cli._process import _positive_int  # the same check for every command's counts
+from kikuchi.cli._options import add_execution_arguments, execution_options, numbers, positive_int
 
 _logger = logging.getLogger(__name__)
 
@@ -37,26 +37,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     h = parser.add_argument_group("indexing")
     h.add_argument("--dataset", choices=("RawPatterns", "Patterns"), help="patterns to index (default: the map's default dataset)")
     h.add_argument("--no-background", action="store_true", help="no static/dynamic background removal of raw patterns before detection")
-    h.add_argument("--n-bands", type=_positive_int, default=9, help="bands detected per pattern (default 9)")
-    h.add_argument("--families", type=_positive_int, default=None, help="strongest reflector families per phase (default 5 cubic, 8 others)")
+    h.add_argument("--n-bands", type=positive_int, default=9, help="bands detected per pattern (default 9)")
+    h.add_argument("--families", type=positive_int, default=None, help="strongest reflector families per phase (default 5 cubic, 8 others)")
     h.add_argument("--angle-tol", type=float, default=2.0, metavar="DEG", help="interplanar angle tolerance (default 2)")
     h.add_argument("--max-mad", type=float, default=1.5, metavar="DEG", help="largest accepted MAD (default 1.5)")
-    h.add_argument("--min-bands", type=_positive_int, default=4, help="fewest matched bands for a solution (default 4)")
-    run = parser.add_argument_group("execution").add_mutually_exclusive_group()
-    run.add_argument("--threads", type=_positive_int, metavar="N", help="run on N threads of this process")
-    run.add_argument("--workers", type=_positive_int, metavar="N", help="run on a local dask cluster of N worker processes")
-    run.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on a running dask.distributed cluster")
+    h.add_argument("--min-bands", type=positive_int, default=4, help="fewest matched bands for a solution (default 4)")
+    add_execution_arguments(parser)
     parser.add_argument("--figure", type=Path, metavar="PNG", help="index summary figure: IPF-Z map (next to the truth when the map has one), MAD, band contrast")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
 def _parse_pc(text: str) -> np.ndarray:
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        values = []
-    if len(values) != 3:
+    values = numbers(text, 3, float)
+    if values is None:
         raise ValueError(f"--pc must be three numbers X,Y,Z, got {text!r}")
     return np.array(values)
 
@@ -148,19 +142,15 @@ def run(args: argparse.Namespace) -> int:
     names = [p.name for p in phases]
     if len(set(names)) != len(names):
         raise ValueError(f"--phase given twice: {', '.join(names)}")
-    executor, workers = "serial", None
-    if args.threads:
-        executor, workers = ("threads", args.threads) if args.threads > 1 else ("serial", None)
-    elif args.workers:
-        executor, workers = "distributed", args.workers
-    elif args.scheduler:
-        executor = "distributed"
+    execution = execution_options(args)
+    if execution["executor"] == "threads" and execution["workers"] == 1:
+        execution = {**execution, "executor": "serial", "workers": None}
     with open_map(args.input, dataset=args.dataset) as m:
         detector = build_detector(m, args)  # of the dataset indexed: a processed dataset may be binned
         indexing = index_map(
             m, phases, detector=detector, static_background=None if args.no_background else "file",
-            dynamic=not args.no_background, refine_pc=args.refine_pc, executor=executor, workers=workers,
-            scheduler=args.scheduler, progress=not args.no_progress, n_bands=args.n_bands, n_families=args.families,
+            dynamic=not args.no_background, refine_pc=args.refine_pc, **execution, progress=not args.no_progress,
+            n_bands=args.n_bands, n_families=args.families,
             angle_tol_deg=args.angle_tol, max_mad_deg=args.max_mad, min_matched=args.min_bands,
         )
         truth = truth_of(m)

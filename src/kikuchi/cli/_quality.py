@@ -11,7 +11,8 @@ import argparse
 import sys
 import time
 
-from kikuchi.cli._vbse import add_engine_arguments, add_input_arguments, engine_options
+from kikuchi.cli._options import add_execution_arguments, execution_options
+from kikuchi.cli._vbse import add_input_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="kikuchi",
         help="patterns of the IQ and dot products: the Kikuchi signal (default), raw patterns or the smooth background",
     )
-    add_engine_arguments(parser)
+    add_execution_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
             sigma=args.sigma,
             static_background=not args.no_static_background,
             progress=not args.quiet and sys.stderr.isatty(),
-            **engine_options(args),
+            **execution_options(args),
         )
         n = m.n_patterns
     t1 = time.perf_counter()

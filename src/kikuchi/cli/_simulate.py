@@ -11,26 +11,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from kikuchi.cli._options import numbers, rows_cols
 from kikuchi.geometry.pattern_centre import PC_CONVENTIONS
 
 
-def _shape(text: str) -> tuple[int, int]:
-    try:
-        a, b = text.lower().split("x")
-        shape = (int(a), int(b))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected ROWSxCOLS such as 40x50, got {text!r}") from None
-    if min(shape) < 1:
-        raise argparse.ArgumentTypeError(f"shape must be positive, got {text!r}")
-    return shape
-
-
 def _pc(text: str) -> tuple[float, float, float]:
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != 3:
+    values = numbers(text, 3, float)
+    if values is None:
         raise argparse.ArgumentTypeError(f"expected three numbers X,Y,Z such as 0.5,0.3,0.6, got {text!r}")
     return values  # type: ignore[return-value]
 
@@ -51,8 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", required=True, type=Path, help="output map file (.h5)")
     parser.add_argument("--from-map", type=Path, metavar="MAP", help="simulate every point of this CTF/ANG orientation map")
     parser.add_argument("--phase", help="phase(s): built-in name (ni, al, fe-alpha, ...), NAME:SG:a[,b,c,al,be,ga] or CIF; several as 'ni,fe-alpha' or separated by ';' (default ni, or the map's)")
-    parser.add_argument("--shape", type=_shape, default=(40, 50), help="map ROWSxCOLS of a synthetic map (default 40x50)")
-    parser.add_argument("--pattern-shape", type=_shape, default=(60, 60), help="pattern ROWSxCOLS (default 60x60)")
+    parser.add_argument("--shape", type=rows_cols, default=(40, 50), help="map ROWSxCOLS of a synthetic map (default 40x50)")
+    parser.add_argument("--pattern-shape", type=rows_cols, default=(60, 60), help="pattern ROWSxCOLS (default 60x60)")
     parser.add_argument("--grains", type=int, default=25, help="Voronoi grains of a synthetic map (default 25)")
     parser.add_argument("--noise", type=_noise, default=None, help="low|medium|high or counts per pixel (default: medium for synthetic maps, none with --from-map)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")

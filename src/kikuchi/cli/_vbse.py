@@ -15,27 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-from kikuchi.cli._process import _positive_int  # the same check as `kikuchi process --threads`
+from kikuchi.cli._options import add_execution_arguments, execution_options
 
 _logger = logging.getLogger(__name__)
-
-
-def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
-    """How the map is streamed: serially (default), on threads or on a dask cluster."""
-    g = parser.add_argument_group("execution").add_mutually_exclusive_group()
-    g.add_argument("--threads", type=_positive_int, metavar="N", help="run on N threads of this process")
-    g.add_argument("--workers", type=_positive_int, metavar="N", help="run on a local dask cluster of N worker processes")
-    g.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on a running dask.distributed cluster")
-
-
-def engine_options(args: argparse.Namespace) -> dict:
-    if args.scheduler:
-        return {"executor": "distributed", "scheduler": args.scheduler}
-    if args.workers:
-        return {"executor": "distributed", "workers": args.workers}
-    if args.threads:
-        return {"executor": "threads", "workers": args.threads}
-    return {"executor": "serial"}
 
 
 def add_input_arguments(parser: argparse.ArgumentParser, *, sigma_default: str = "pattern width / 25") -> None:
@@ -88,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-kikuchi-com", action="store_true", help="skip the centre of mass of the Kikuchi signal (saves a background removal per pattern)")
     parser.add_argument("--region-pngs", action="store_true", help="also write one PNG per region")
     parser.add_argument("--no-png", action="store_true", help="write vbse.h5 only (no PNG gallery)")
-    add_engine_arguments(parser)
+    add_execution_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -113,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
             diode_strip=args.diode_strip,
             static_background=not args.no_static_background,
             progress=not args.quiet and sys.stderr.isatty(),
-            **engine_options(args),
+            **execution_options(args),
         )
         n = m.n_patterns
     t1 = time.perf_counter()
