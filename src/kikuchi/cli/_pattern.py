@@ -11,17 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from kikuchi.cli._options import row_col as _position
 from kikuchi.cli._process import add_processing_arguments, settings_from_args, static_background_source
 
 SUFFIXES = (".tif", ".tiff", ".png")
-
-
-def _position(text: str) -> tuple[int, int]:
-    try:
-        row, col = (int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected ROW,COL (two integers), got {text!r}") from None
-    return row, col
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -17,17 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kikuchi.cli._options import positive_int as _positive_int
+
 _logger = logging.getLogger(__name__)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def _binning(text: str) -> int | str:
