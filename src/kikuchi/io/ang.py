@@ -70,6 +70,7 @@ from kikuchi.io.orientation_map import (
     _maybe_int,
     _parse_number,
     _parse_table,
+    _read_lines,
     infer_grid,
 )
 
@@ -241,11 +242,7 @@ def read_ang(path: str | os.PathLike) -> OrientationMap:
     """
     path = Path(path)
     fname = path.name
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        text = path.read_text(encoding="latin-1")
-    lines = text.splitlines()
+    lines = _read_lines(path)
     if not lines or not lines[0].lstrip("\ufeff").startswith("#"):
         first = lines[0][:40] if lines else ""
         raise AngFormatError(f"{fname} line 1: expected a '#' header line, found {first!r} (not an ANG file?)")

@@ -59,6 +59,7 @@ from kikuchi.io.orientation_map import (
     _maybe_int,
     _parse_number,
     _parse_table,
+    _read_lines,
     infer_grid,
     laue_group_of,
     point_group_of_space_group,
@@ -183,11 +184,7 @@ def read_ctf(path: str | os.PathLike) -> OrientationMap:
     """
     path = Path(path)
     fname = path.name
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        text = path.read_text(encoding="latin-1")
-    lines = text.splitlines()
+    lines = _read_lines(path)
     if not lines or not sniff(lines[0]):
         first = lines[0][:40] if lines else ""
         raise CtfFormatError(f"{fname} line 1: expected 'Channel Text File', found {first!r} (not a CTF file?)")

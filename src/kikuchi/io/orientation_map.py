@@ -229,14 +229,23 @@ class PhaseInfo:
 
 
 def _json_ready(value: Any) -> Any:
+    """A JSON-ready copy: numpy arrays and scalars, paths and mappings as Python values, NaN and infinities as None.
+
+    >>> _json_ready({"a": np.array([1.5, np.nan]), 2: np.float64("inf"), "p": Path("x.ctf")})
+    {'a': [1.5, None], '2': None, 'p': 'x.ctf'}
+    """
     if isinstance(value, Mapping):
         return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return _json_ready(value.tolist())
     if isinstance(value, (list, tuple)):
         return [_json_ready(v) for v in value]
     if isinstance(value, np.generic):
-        return value.item()
+        value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
     return value
 
 
@@ -799,6 +808,15 @@ def write_orientation_map(omap: OrientationMap, path: str | os.PathLike, *, form
 
 
 # --------------------------------------------------------------------------- text tables (shared by the plugins)
+
+
+def _read_lines(path: Path) -> list[str]:
+    """The lines of a vendor text file: UTF-8, or Latin-1 where it is not (older CTF/ANG exports)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        text = path.read_text(encoding="latin-1")
+    return text.splitlines()
 
 
 def _parse_number(text: str) -> int | float | str:
