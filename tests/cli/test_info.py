@@ -90,3 +90,22 @@ def test_info_ang(cli):
     assert desc["phases"] and desc["phases"][0]["hkl_families"]
     text = cli("info", shared_file("mtex/S00.ANG")).stdout
     assert "hkl families: {110} {200} {211} {310}" in text
+
+
+def test_info_hdf5_orientation_map(cli, tmp_path):
+    """The results file of ``kikuchi index -o OUT.h5`` is described as an orientation map, not refused as a map file."""
+    from kikuchi.io.orientation_map import OrientationMap, PhaseInfo
+
+    euler = np.radians(np.arange(36.0).reshape(3, 4, 3))
+    omap = OrientationMap.from_arrays(
+        euler=euler, phase_id=np.array([[1, 1, 0, 1]] * 3), step_um=0.25, columns={"mad": np.full((3, 4), 0.4)},
+        phases=[PhaseInfo(1, "Ni", lattice_angstrom=(3.524,) * 3, space_group=225)],
+    )
+    path = omap.write(tmp_path / "indexed.h5")
+    proc = cli("info", path, "--json")
+    assert proc.returncode == 0, proc.stderr
+    desc = json.loads(proc.stdout)
+    assert desc["kind"] == "orientation map" and desc["format"] == "h5"
+    assert desc["nav_shape"] == [3, 4] and desc["step_um"] == [0.25, 0.25]
+    assert desc["indexed"] == 9 and desc["not_indexed"] == 3 and desc["phases"][0]["name"] == "Ni"
+    assert desc["columns"]["mad"]["mean"] == pytest.approx(0.4)

@@ -61,6 +61,38 @@ def test_plot_map_file_bse_and_ipf(cli, tmp_path, rng):
     assert "--map bc is not available for a map file; use bse, euler or ipf-x/y/z" in proc.stderr
 
 
+def test_plot_hdf5_orientation_map(cli, tmp_path):
+    """``kikuchi index -o OUT.h5`` results plot like a CTF: IPF, columns with --where, and bse refused."""
+    from kikuchi.io.orientation_map import OrientationMap
+
+    omap = OrientationMap.from_arrays(
+        euler=np.zeros((2, 3, 3)), phase_id=np.array([[1, 1, 1], [1, 1, 0]]), step_um=0.5,
+        columns={"mad": np.array([[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]])},
+        phases=[PhaseInfo(1, "Ni", lattice_angstrom=(3.524,) * 3, space_group=225)],
+    )
+    path = omap.write(tmp_path / "indexed.h5")
+    proc = cli("plot", path, "--map", "ipf-z", "-o", tmp_path / "ipf.png", "--title", "")
+    assert proc.returncode == 0, proc.stderr
+    colours = {tuple(c) for c in _png(tmp_path / "ipf.png").reshape(-1, 3).tolist()}
+    assert (255, 0, 0) in colours  # euler (0, 0, 0) of a cubic phase: [001] || z is red
+    proc = cli("plot", path, "--map", "mad", "--where", "mad>0.2", "-o", tmp_path / "mad.png")
+    assert proc.returncode == 0, proc.stderr
+    proc = cli("plot", path, "--map", "bse", "-o", tmp_path / "bse.png")
+    assert proc.returncode == 2 and "indexed.h5 is an orientation map" in proc.stderr
+
+
+def test_plot_euler_of_map_file_without_phases(cli, tmp_path, rng):
+    """Orientations without a recorded phase are drawn, not blacked out as 'not indexed'."""
+    path = tmp_path / "m.h5"
+    with MapWriter(path, nav_shape=(2, 3), pattern_shape=(8, 8), dtype="uint8", step_um=(0.5, 0.5)) as w:
+        w.write(0, rng.integers(0, 255, (6, 8, 8)).astype(np.uint8))
+        w.set_euler(np.full((2, 3, 3), np.pi / 2))  # RGB (0.25, 0.5, 0.25)
+    proc = cli("plot", path, "--map", "euler", "-o", tmp_path / "euler.png", "--title", "")
+    assert proc.returncode == 0, proc.stderr
+    colours = {tuple(c) for c in _png(tmp_path / "euler.png").reshape(-1, 3).astype(int).tolist()}
+    assert any(abs(r - 64) <= 1 and abs(g - 128) <= 1 and abs(b - 64) <= 1 for r, g, b in colours)
+
+
 def test_plot_bad_input(cli, tmp_path):
     gan = shared_file(GAN)
     proc = cli("plot", gan, "--map", "bse", "-o", tmp_path / "x.png")

@@ -27,6 +27,15 @@ def _is_hdf5(path: Path) -> bool:
         return False
 
 
+def _is_orientation_h5(path: Path) -> bool:
+    """An HDF5 orientation map (``kikuchi index -o OUT.h5``), described like a CTF/ANG file."""
+    if not _is_hdf5(path):
+        return False
+    from kikuchi.io.orientation_h5 import holds_orientation_map
+
+    return holds_orientation_map(path)
+
+
 def describe_path(path: Path) -> dict[str, Any]:
     """The JSON-ready description of whatever ``path`` is."""
     if not path.exists():
@@ -35,7 +44,7 @@ def describe_path(path: Path) -> dict[str, Any]:
         from kikuchi.io.imagefolder import describe_image_source
 
         return describe_image_source(path)
-    if path.suffix.lower() in _ORIENTATION_SUFFIXES:
+    if path.suffix.lower() in _ORIENTATION_SUFFIXES or _is_orientation_h5(path):
         from kikuchi.io.orientation_map import read_orientation_map
 
         return read_orientation_map(path).describe()
@@ -63,23 +72,6 @@ def _column_summary(values: np.ndarray) -> dict[str, Any]:
     finite = values[np.isfinite(values)]
     stats = (float(finite.min()), float(finite.mean()), float(finite.max())) if finite.size else (None, None, None)
     return {"min": stats[0], "mean": stats[1], "max": stats[2], "missing": int(values.size - finite.size)}
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready copy: numpy scalars and arrays to Python."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _plain(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def _format_value(value: Any) -> str:
@@ -126,7 +118,9 @@ def _format(desc: dict[str, Any], indent: int = 0) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    desc = _plain(describe_path(args.path))
+    from kikuchi.io.orientation_map import _json_ready  # numpy values, paths, NaN -> JSON
+
+    desc = _json_ready(describe_path(args.path))
     if args.json:
         print(json.dumps(desc, indent=2))
     else:

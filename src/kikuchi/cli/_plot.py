@@ -51,11 +51,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _is_map_file(path: Path) -> bool:
-    if path.suffix.lower() in (".h5", ".hdf5", ".hdf", ".h5ebsd"):
-        return True
+    """A pattern map file, not an HDF5 orientation map (``kikuchi index -o OUT.h5``: drawn like a CTF/ANG)."""
     import h5py
 
-    return path.is_file() and h5py.is_hdf5(path)
+    from kikuchi.io.orientation_h5 import holds_orientation_map
+
+    if not (path.suffix.lower() in (".h5", ".hdf5", ".hdf", ".h5ebsd") or (path.is_file() and h5py.is_hdf5(path))):
+        return False
+    return not holds_orientation_map(path)
 
 
 def _conditions(omap: Any, args: argparse.Namespace) -> np.ndarray | None:
@@ -144,13 +147,13 @@ def _plot_map_file(args: argparse.Namespace, kind: str, title: str) -> Path:
             euler = ebsd_map.euler
             if euler is None:
                 raise ValueError(f"{args.path.name} holds no orientations (index it first); --map {kind} needs them")
-            phases = [PhaseInfo.from_map_phase(p) for p in ebsd_map.phases]
             known = np.isfinite(euler).all(axis=-1)
-            pid = np.where(known, phases[0].id if phases else 0, 0)
-            if kind == "euler":
-                return save_map_image(euler_rgb(euler, pid), args.output, step_um=step, title=title)
+            if kind == "euler":  # black where unknown, whether or not the file records a phase
+                return save_map_image(euler_rgb(euler, known.astype(np.int32)), args.output, step_um=step, title=title)
+            phases = [PhaseInfo.from_map_phase(p) for p in ebsd_map.phases]
             if not phases:
                 raise ValueError(f"{args.path.name} records no phase; IPF colours need its point group")
+            pid = np.where(known, phases[0].id, 0)
             direction = kind.split("-")[1]
             rgb = ipf_rgb(np.nan_to_num(euler), pid, phases[:1], direction=direction)
             label = f"IPF-{direction.upper()} {phases[0].name} ({phases[0].point_group})"

@@ -28,7 +28,7 @@ import numpy as np
 from kikuchi.io._atomic import atomic_output
 from kikuchi.io.orientation_map import OrientationMap, OrientationMapError, PhaseInfo
 
-__all__ = ["read_orientation_h5", "write_orientation_h5", "sniff"]
+__all__ = ["holds_orientation_map", "read_orientation_h5", "write_orientation_h5", "sniff"]
 
 # plugin metadata
 FORMAT_NAME = "h5"
@@ -42,6 +42,15 @@ GROUP = "OrientationMap"
 def sniff(head: str) -> bool:
     """HDF5 signature."""
     return head.startswith("\x89HDF\r\n\x1a\n")
+
+
+def holds_orientation_map(path: str | os.PathLike) -> bool:
+    """True when ``path`` is an HDF5 file with the ``/OrientationMap`` group (not a pattern map file)."""
+    try:
+        with h5py.File(path, "r") as f:
+            return GROUP in f
+    except OSError:
+        return False
 
 
 def write_orientation_h5(omap: OrientationMap, path: str | os.PathLike) -> Path:
@@ -108,16 +117,7 @@ def _from_map_file(path: Path) -> OrientationMap:
         if euler is None:
             raise OrientationMapError(f"{path}: the map file holds no orientations (phi1, PHI, phi2)")
         known = np.isfinite(euler).all(axis=-1)
-        phases = [
-            PhaseInfo(
-                id=int(p.get("id", i + 1)),
-                name=str(p.get("name", f"phase{i + 1}")),
-                lattice_angstrom=tuple(10.0 * v for v in p.get("lattice", [0.1, 0.1, 0.1])[:3]),
-                angles_deg=tuple(p.get("lattice", [0, 0, 0, 90, 90, 90])[3:6]),
-                space_group=p.get("space_group"),
-            )
-            for i, p in enumerate(m.phases)
-        ]
+        phases = [PhaseInfo.from_map_phase(p) for p in m.phases]
         phase_id = np.where(known, phases[0].id if phases else 0, 0)
         truth = m.header.get("Truth/phase_id")
         if truth is not None and truth.shape == m.nav_shape:  # synthetic maps record each point's phase
