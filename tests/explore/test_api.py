@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import kikuchi
 import kikuchi.explore
-import kikuchi.explore.chunks
 import kikuchi.explore.encode
 import kikuchi.explore.layers
 import kikuchi.explore.server
@@ -14,7 +13,6 @@ import kikuchi.explore.source
 def test_explore_names():
     assert sorted(kikuchi.explore.__all__) == ["Explorer", "MapSource", "explore"]
     modules = {
-        kikuchi.explore.chunks: ["ChunkReader"],
         kikuchi.explore.encode: ["DTYPE_CODES", "HEADER", "PatternMessage", "decode_pattern", "encode_pattern", "image_png", "pattern_tiff"],
         kikuchi.explore.layers: [
             "MapLayer", "PointOrientations", "find_layers", "ipf_key_png",

@@ -1,4 +1,4 @@
-"""Whole chunks decoded outside h5py's lock equal what h5py reads."""
+"""Whole chunks as the explorer reads them (EBSDMap.read_chunk): what h5py reads, decoded outside its lock where possible."""
 
 from __future__ import annotations
 
@@ -6,7 +6,17 @@ import h5py
 import numpy as np
 import pytest
 
-from kikuchi.explore.chunks import ChunkReader
+from kikuchi.io.mapstore import open_map
+
+
+def _map_file(path, data, *, write=True, **dataset_options):
+    """A map file of one map row whose pattern dataset has the given chunks and filters."""
+    with h5py.File(path, "w") as f:
+        f["Scan/EBSD/Header/NCOLS"] = data.shape[0]
+        f["Scan/EBSD/Header/NROWS"] = 1
+        d = f.create_dataset("Scan/EBSD/Data/RawPatterns", shape=data.shape, dtype=data.dtype, **dataset_options)
+        if write:
+            d[...] = data
 
 
 @pytest.mark.parametrize(
@@ -23,44 +33,39 @@ from kikuchi.explore.chunks import ChunkReader
 def test_chunks_equal_h5py(tmp_path, rng, dtype, options, direct):
     data = (rng.random((11, 6, 7)) * 200).astype(dtype)
     path = tmp_path / "c.h5"
-    with h5py.File(path, "w") as f:
-        f.create_dataset("p", data=data, chunks=(4, 6, 7), **options)
-    with h5py.File(path, "r") as f:
-        ds = f["p"]
-        reader = ChunkReader(ds, read=lambda a, b: ds[a:b])
-        assert reader.direct is direct and reader.chunk == 4
+    _map_file(path, data, chunks=(4, 6, 7), **options)
+    with open_map(path) as m:
+        assert (m._chunk_decoder() is not None) is direct and m.chunk_patterns == 4
         for chunk, (start, stop) in enumerate(((0, 4), (4, 8), (8, 11))):  # the last chunk is partial
-            block = reader.read(chunk)
+            block = m.read_chunk(chunk)
             assert block.dtype == data.dtype and block.flags.writeable
             np.testing.assert_array_equal(block, data[start:stop])
-        with pytest.raises(IndexError, match="chunk 3 is outside the 11 patterns of /p"):
-            reader.read(3)
+        with pytest.raises(IndexError, match=r"c.h5: chunk 3 is outside the 11 patterns \(4 per chunk\)"):
+            m.read_chunk(3)
 
 
 def test_layouts_read_through_h5py(tmp_path, rng):
     data = rng.integers(0, 255, (5, 6, 7), dtype=np.uint8)
-    path = tmp_path / "c.h5"
-    with h5py.File(path, "w") as f:
-        f.create_dataset("contiguous", data=data)
-        f.create_dataset("by_rows", data=data, chunks=(2, 3, 7), compression="gzip")
-        f.create_dataset("unwritten", shape=(5, 6, 7), dtype=np.uint8, chunks=(2, 6, 7), compression="gzip", fillvalue=3)
-    with h5py.File(path, "r") as f:
-        for name in ("contiguous", "by_rows"):
-            reader = ChunkReader(f[name], read=lambda a, b, name=name: f[name][a:b])
-            assert not reader.direct
-            np.testing.assert_array_equal(reader.read(1), data[reader.chunk : 2 * reader.chunk])
-        reader = ChunkReader(f["unwritten"], read=lambda a, b: f["unwritten"][a:b])
-        assert reader.direct and (reader.read(1) == 3).all()  # no stored chunk: h5py gives the fill value
+    for name, options in (("contiguous", {}), ("by_rows", dict(chunks=(2, 3, 7), compression="gzip"))):
+        path = tmp_path / f"{name}.h5"
+        _map_file(path, data, **options)
+        with open_map(path) as m:
+            assert m._chunk_decoder() is None
+            n_chunks = -(-len(data) // m.chunk_patterns)
+            assert n_chunks == (1 if name == "contiguous" else 3)
+            np.testing.assert_array_equal(np.concatenate([m.read_chunk(k) for k in range(n_chunks)]), data)
+    path = tmp_path / "unwritten.h5"
+    _map_file(path, data, write=False, chunks=(2, 6, 7), compression="gzip", fillvalue=3)
+    with open_map(path) as m:
+        assert m._chunk_decoder() is not None and (m.read_chunk(1) == 3).all()  # no stored chunk: h5py gives the fill value
 
 
 def test_cancel_stops_decompression(tmp_path, rng):
     data = rng.integers(0, 60000, (4, 240, 240), dtype=np.uint16)
     path = tmp_path / "c.h5"
-    with h5py.File(path, "w") as f:
-        f.create_dataset("p", data=data, chunks=(4, 240, 240), compression="gzip", shuffle=True)
-    with h5py.File(path, "r") as f:
-        reader = ChunkReader(f["p"], read=lambda a, b: f["p"][a:b])
+    _map_file(path, data, chunks=(4, 240, 240), compression="gzip", shuffle=True)
+    with open_map(path) as m:
         calls = []
-        assert reader.read(0, cancel=lambda: calls.append(1) or len(calls) > 2) is None
+        assert m.read_chunk(0, cancel=lambda: calls.append(1) or len(calls) > 2) is None
         assert len(calls) == 3  # looked at between pieces of the compressed input, stopped at once
-        np.testing.assert_array_equal(reader.read(0, cancel=lambda: False), data)
+        np.testing.assert_array_equal(m.read_chunk(0, cancel=lambda: False), data)

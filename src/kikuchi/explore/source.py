@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 
-from kikuchi.explore.chunks import ChunkReader
 from kikuchi.explore.layers import (
     PointOrientations,
     find_layers,
@@ -118,17 +117,15 @@ class _Patterns:
     of a chunk read goes into the cache, and a background thread reads the
     chunks around the last requested point while no request is running: the
     next point under a moving mouse is usually there already. Chunks are
-    decompressed outside h5py's lock (:class:`ChunkReader`), so the
-    read-ahead gives way within a fraction of a millisecond when a request
-    comes.
+    decompressed outside h5py's lock where the map store can
+    (:meth:`kikuchi.io.mapstore.EBSDMap.read_chunk`), so the read-ahead gives
+    way within a fraction of a millisecond when a request comes.
     """
 
     def __init__(self, ebsd_map: EBSDMap, cache_bytes: int, *, prefetch: bool = True):
         self.map = ebsd_map
         self.cache = _PatternCache(cache_bytes)
-        # the map store keeps its pattern dataset private; ChunkReader falls back to map.read otherwise
-        self.reader = ChunkReader(ebsd_map.patterns_dataset, read=ebsd_map.read)
-        self.chunk = self.reader.chunk
+        self.chunk = ebsd_map.chunk_patterns
         self._active = 0
         self._active_lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
@@ -157,7 +154,7 @@ class _Patterns:
 
     def load_chunk(self, chunk: int, *, cancel: Callable[[], bool] | None = None) -> dict[int, np.ndarray]:
         """Read one whole chunk into the cache; empty when ``cancel()`` stopped it."""
-        block = self.reader.read(chunk, cancel=cancel)
+        block = self.map.read_chunk(chunk, cancel=cancel)
         if block is None:
             return {}
         start = chunk * self.chunk
@@ -186,7 +183,7 @@ class _Patterns:
             if missing.size:
                 read: dict[int, np.ndarray] = {}
                 chunks = np.unique(missing // self.chunk).tolist()
-                if len(chunks) > 1 and self.reader.direct:  # zlib releases the GIL: decode on all cores
+                if len(chunks) > 1:  # zlib releases the GIL: decode on all cores (h5py's own reads take turns)
                     for part in self._pool().map(self.load_chunk, chunks):
                         read.update(part)
                 else:
