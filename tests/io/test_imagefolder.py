@@ -227,6 +227,28 @@ def test_describe(tmp_path):
     assert d["complete"] is False and "no image for map position (row 1, col 4)" in d["problem"]
 
 
+def test_describe_closes_the_zip_it_opened_even_when_an_image_is_unreadable(tmp_path):
+    folder = make_folder(tmp_path / "f", 1, 2)
+    (folder / "0_0.tiff").write_bytes(b"not a tiff")
+    src = open_image_source(make_zip(folder, tmp_path / "p.zip"))
+    with pytest.raises(ImageReadError, match=r"p.zip:0_0.tiff: unreadable image"):
+        describe_image_source(src)
+    assert len(src._handles) == 1  # a source passed in stays as it was: the caller closes it
+    src.close()
+    opened = []
+    original = zipfile.ZipFile.__init__
+
+    def record(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        opened.append(self)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(zipfile.ZipFile, "__init__", record)
+        with pytest.raises(ImageReadError, match=r"p.zip:0_0.tiff: unreadable image"):
+            describe_image_source(tmp_path / "p.zip")
+    assert opened and all(zf.fp is None for zf in opened)  # every zip opened for it is closed
+
+
 def test_parse_shape_and_natural_key():
     assert parse_shape("3x4") == (3, 4) and parse_shape(" 10 , 20 ") == (10, 20)
     with pytest.raises(ValueError, match="map shape '3by4': expected ROWSxCOLS"):

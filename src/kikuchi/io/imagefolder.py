@@ -496,9 +496,16 @@ def open_image_source(
 def describe_image_source(path: str | os.PathLike | ImageSource, *, nav_shape: tuple[int, int] | None = None) -> dict[str, Any]:
     """A JSON-ready summary of an image folder or zip (used by ``kikuchi info``).
 
-    Reads only the first image (pattern size and dtype).
+    Reads only the first image (pattern size and dtype). A source opened
+    here is closed here; one passed in is left open.
     """
-    src = path if isinstance(path, ImageSource) else open_image_source(path)
+    if isinstance(path, ImageSource):
+        return _describe(path, nav_shape)
+    with open_image_source(path) as src:
+        return _describe(src, nav_shape)
+
+
+def _describe(src: ImageSource, nav_shape: tuple[int, int] | None) -> dict[str, Any]:
     first = src.read(0)
     shape = nav_shape or src.inferred_shape()
     out: dict[str, Any] = {
@@ -529,5 +536,4 @@ def describe_image_source(path: str | os.PathLike | ImageSource, *, nav_shape: t
         out["note"] = "names carry no map positions: give --shape ROWSxCOLS to convert" + (
             f" (a square map would be {root} x {root})" if root * root == n else ""
         )
-    src.close()
     return out
