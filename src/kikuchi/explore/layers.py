@@ -214,11 +214,9 @@ def _per_point(ebsd_map: EBSDMap, name: str) -> np.ndarray | None:
     data = ebsd_map.data
     if name not in data or data[name].shape != (ebsd_map.n_patterns,):
         return None
-    values = np.asarray(data[name][()], dtype=np.float64)
-    out = np.full(ebsd_map.nav_shape, np.nan)
-    have = ebsd_map.index_map >= 0
-    out[have] = values[ebsd_map.index_map[have]]
-    return out
+    from kikuchi.imaging.maps import place_on_map
+
+    return place_on_map(np.asarray(data[name][()], dtype=np.float64), ebsd_map.index_map)
 
 
 def find_layers(ebsd_map: EBSDMap, orientations: PointOrientations | None = None) -> dict[str, MapLayer]:
