@@ -212,6 +212,7 @@ def test_geometry_from_ang(tmp_path):
     omap = OrientationMap.from_arrays(
         euler=euler, phase_id=np.ones(6, int), nav_shape=(2, 3), step_um=(0.4, 0.3),
         phases=[PhaseInfo(id=1, name="Iron", lattice_angstrom=(2.866, 2.866, 2.866), space_group=229)],
+        header={"SampleTiltAngle": 68.5},
     )
     ang = omap.write(tmp_path / "scan.ang")
     folder = make_folder(tmp_path / "f", 2, 3)
@@ -220,7 +221,10 @@ def test_geometry_from_ang(tmp_path):
     with open_map(out) as m:
         assert m.step_um == pytest.approx((0.4, 0.3), abs=1e-6)
         np.testing.assert_allclose(np.rad2deg(m.euler[1, 2]), [50, 20, 30], atol=1e-3)
-        assert m.phases[0]["name"] == "Iron"
+        assert m.sample_tilt_deg == pytest.approx(68.5)
+        # an ANG phase has a symmetry code, no space group: its point group is kept (IPF colours need it)
+        phase = PhaseInfo.from_map_phase(m.phases[0])
+        assert phase.name == "Iron" and phase.space_group is None and phase.point_group == "432"
 
 
 def test_geometry_options_that_do_not_fit(tmp_path):

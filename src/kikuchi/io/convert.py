@@ -81,15 +81,7 @@ def _orientation_extras(omap: Any, writer: MapWriter) -> None:
         if phase_id is not None and np.shape(phase_id) == (writer.n_patterns,):
             euler = np.where((np.asarray(phase_id) > 0)[:, None], euler, np.nan)
         writer.set_euler(euler)
-    phases = []
-    for p in getattr(omap, "phases", None) or []:
-        entry: dict[str, Any] = {"id": int(p.id), "name": str(p.name)}
-        if getattr(p, "space_group", None) is not None:
-            entry["space_group"] = int(p.space_group)
-        abc, angles = getattr(p, "lattice_angstrom", None), getattr(p, "angles_deg", None)
-        if abc is not None and angles is not None:
-            entry["lattice"] = [float(v) / 10.0 for v in abc] + [float(v) for v in angles]
-        phases.append(entry)
+    phases = [p.to_map_phase() for p in omap.phases]  # with the point group: ANG phases have no space group
     if phases:
         writer.set_phases(phases)
     header = getattr(omap, "header", None) or {}
@@ -102,7 +94,7 @@ def _orientation_extras(omap: Any, writer: MapWriter) -> None:
                 continue
         return None
 
-    writer.set_attrs(AcceleratingVoltage=number("KV", "kv"), SampleTilt=number("TiltAngle", "SampleTilt", "sample_tilt"))
+    writer.set_attrs(AcceleratingVoltage=number("KV", "kv"), SampleTilt=number("TiltAngle", "SampleTiltAngle", "SampleTilt", "sample_tilt"))
 
 
 def _load_background(
