@@ -29,3 +29,11 @@ def test_demo_runs_every_stage(tmp_path, cli):
     within = re.search(r"([\d.]+)% within 2 deg", text)
     assert within is not None and float(within.group(1)) >= 95.0
     assert not list(out.rglob(".*.partial"))
+
+
+def test_demo_refuses_a_bad_shape_before_any_stage(tmp_path, cli):
+    out = tmp_path / "demo"
+    proc = cli("demo", "-o", out, "--shape", "8by10")
+    assert proc.returncode == 2
+    assert "kikuchi demo: error: argument --shape: expected ROWSxCOLS such as 40x50, got '8by10'" in proc.stderr
+    assert "$ kikuchi simulate" not in proc.stdout and not out.exists()

@@ -25,13 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
+from kikuchi.cli._options import rows_cols
 from kikuchi.cli.main import CommandError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", default="demo-output", help="folder for the results (default: ./demo-output)")
-    parser.add_argument("--shape", default="20x25", help="map shape ROWSxCOLS of the synthetic map (default 20x25)")
-    parser.add_argument("--pattern-shape", default="60x60", help="pattern shape HxW (default 60x60)")
+    parser.add_argument("--shape", type=rows_cols, default=(20, 25), help="map shape ROWSxCOLS of the synthetic map (default 20x25)")
+    parser.add_argument("--pattern-shape", type=rows_cols, default=(60, 60), help="pattern shape HxW (default 60x60)")
     parser.add_argument("--seed", type=int, default=1, help="random seed of the synthetic map")
 
 
@@ -50,6 +51,7 @@ def _export_aztec_folder(map_path: Path, folder: Path) -> int:
     import tifffile
 
     import kikuchi
+    from kikuchi.io._atomic import atomic_output
 
     if folder.exists():
         shutil.rmtree(folder)
@@ -59,7 +61,8 @@ def _export_aztec_folder(map_path: Path, folder: Path) -> int:
         for row in range(rows):
             block = m.read_rows(row, row + 1)[0]
             for col in range(cols):
-                tifffile.imwrite(folder / f"{row}_{col}.tiff", block[col].astype(np.uint16))
+                with atomic_output(folder / f"{row}_{col}.tiff") as tmp:
+                    tifffile.imwrite(tmp, block[col].astype(np.uint16))
         return rows * cols
 
 
@@ -85,8 +88,8 @@ def run(args: argparse.Namespace) -> int:
     stage(
         "1. Simulate a synthetic Ni map with known truth",
         lambda: _kikuchi(
-            "simulate", "-o", str(synthetic), "--phase", "ni", "--shape", args.shape,
-            "--pattern-shape", args.pattern_shape, "--grains", "12", "--noise", "low",
+            "simulate", "-o", str(synthetic), "--phase", "ni", "--shape", "{}x{}".format(*args.shape),
+            "--pattern-shape", "{}x{}".format(*args.pattern_shape), "--grains", "12", "--noise", "low",
             "--seed", str(args.seed), "--ctf", str(truth_ctf),
         ),
     )
