@@ -220,6 +220,8 @@ def test_raw_http_garbage_does_not_stop_the_server(explorer):
         (b"GET / HTTP/9.9\r\n\r\n", b"505"),
         (b"GET / FOO/1.1\r\n\r\n", b"400"),
         (b"GET / HTTP/1.1\r\n", b"403"),  # no Host header
+        (b"BREW / HTTP/1.1\r\nHost: localhost\r\n\r\n", b"405"),  # a method http.server does not know
+        (b"GET / HTTP/2.0\r\nHost: localhost\r\n\r\n", b"505"),  # well formed, but not a version served here
     ):
         with socket.create_connection((host, port), timeout=5) as s:
             s.sendall(junk)

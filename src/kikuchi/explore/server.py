@@ -183,6 +183,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.path = ""
         if self.request_version == "HTTP/0.9":  # garbage of two words reads as HTTP/0.9: answer with a status line
             self.request_version = "HTTP/1.1"
+        if code == 501:  # a method http.server does not know (BREW, TRACE, get): refused like PUT or DELETE
+            code, message = 405, f"method {str(self.command)[:20]} is not allowed"
         self._error(code, message or explain or "malformed request")
 
     def _json(self, value: Any, status: int = 200) -> None:
