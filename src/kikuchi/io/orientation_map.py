@@ -786,7 +786,7 @@ def read_orientation_map(path: str | os.PathLike, *, format: str | None = None) 
     path
         The file.
     format
-        ``'ctf'`` or ``'ang'`` to skip detection.
+        ``'ctf'``, ``'ang'`` or ``'h5'`` to skip detection.
 
     Raises
     ------
