@@ -446,6 +446,15 @@ def test_incomplete_writer_refuses_and_keeps_previous_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["m.h5"]
 
 
+def test_writer_that_cannot_start_leaves_no_file(tmp_path):
+    writer = MapWriter(tmp_path / "m.h5", nav_shape=(1, 2), pattern_shape=(H, W), dtype="uint16", compression={"compression": "nonesuch"})
+    with pytest.raises(ValueError, match="nonesuch"):
+        with writer:
+            pass
+    assert list(tmp_path.iterdir()) == []  # no partial file behind
+    assert not writer.h5.id.valid  # and none left open
+
+
 def test_writer_rejects_bad_blocks(tmp_path):
     with MapWriter(tmp_path / "m.h5", nav_shape=(1, 2), pattern_shape=(H, W), dtype="uint16") as w:
         with pytest.raises(ValueError, match=r"patterns of shape \(5, 5\) do not fit this map's \(12, 10\)"):

@@ -886,8 +886,14 @@ class MapWriter:
     # -- context manager -----------------------------------------------------
     def __enter__(self) -> MapWriter:
         tmp = self._atomic.__enter__()
-        self._file = h5py.File(tmp, "w")
-        self._init_layout()
+        try:
+            self._file = h5py.File(tmp, "w")
+            self._init_layout()
+        except BaseException as err:  # e.g. a compression h5py does not know: no file left open or behind
+            if self._file is not None:
+                self._file.close()
+            self._atomic.__exit__(type(err), err, err.__traceback__)
+            raise
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
