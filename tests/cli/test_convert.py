@@ -70,6 +70,7 @@ def test_convert_with_ctf_and_sorted_names(cli, tmp_path):
         (["--step", "-1"], "argument --step: step '-1': expected one or two positive values in µm"),
         (["--compression", "zstd"], "argument --compression: compression 'zstd': expected none, lzf, gzip"),
         (["--bin-mode", "max"], "argument --bin-mode: invalid choice: 'max'"),
+        (["--workers", "0"], "argument --workers: expected a positive integer, got 0"),
     ],
 )
 def test_bad_options(cli, tmp_path, args, message):

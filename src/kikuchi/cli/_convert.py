@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kikuchi.cli._options import argument_type
+from kikuchi.cli._options import argument_type, positive_int
 from kikuchi.io.imagefolder import SCHEMES, parse_shape
 
 
@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--background", metavar="FILE|mean", help="static background image/text file, or 'mean' of all patterns")
     parser.add_argument("--binning", type=int, default=1, metavar="N", help="bin patterns N x N (default 1)")
     parser.add_argument("--bin-mode", choices=("sum", "mean"), default="sum", help="sum keeps integer counts (refuses overflow); mean rounds")
-    parser.add_argument("--workers", type=int, default=None, metavar="N", help="decoding/compressing threads (default: all CPUs)")
+    parser.add_argument("--workers", type=positive_int, default=None, metavar="N", help="decoding/compressing threads (default: all CPUs)")
     parser.add_argument(
         "--compression", type=_compression, default=None, metavar="SPEC",
         help="none, lzf, gzip:LEVEL, with :shuffle (default: see docs/mapfile.md)",
