@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kikuchi.cli._options import add_execution_arguments, execution_options
 from kikuchi.cli._options import positive_int as _positive_int
 
 _logger = logging.getLogger(__name__)
@@ -95,10 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=("indexing", "detailed"), default="indexing", help="indexing: ~80x60 uint8 (default); detailed: full resolution uint16")
     parser.add_argument("--dataset", choices=("RawPatterns", "Patterns"), help="pattern dataset of the input (default: raw patterns)")
     add_processing_arguments(parser)
-    run = parser.add_argument_group("execution").add_mutually_exclusive_group()
-    run.add_argument("--threads", type=_positive_int, metavar="N", help="run on N threads of this process")
-    run.add_argument("--workers", type=_positive_int, metavar="N", help="run on a local dask cluster of N worker processes")
-    run.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on a running dask.distributed cluster")
+    add_execution_arguments(parser)
     parser.add_argument("--scheduler-timeout", type=float, default=5.0, metavar="S", help="seconds to wait for the scheduler (default 5)")
     parser.add_argument("--chunk-rows", type=_positive_int, metavar="N", help="map rows per chunk (default: about 32 MiB of patterns)")
     parser.add_argument("--resume", action="store_true", help="continue the partial output of an interrupted run with the same options")
@@ -112,17 +110,11 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args, args.preset)
     if args.input.resolve() == args.output.resolve():
         raise ValueError(f"output {args.output} is the input map file; choose another output path (nothing was written)")
+    execution = execution_options(args)
     if args.scheduler:
         from kikuchi.engine import _executors
 
         _executors.SCHEDULER_TIMEOUT_S = args.scheduler_timeout
-        executor, workers, scheduler = "distributed", None, args.scheduler
-    elif args.workers:
-        executor, workers, scheduler = "distributed", args.workers, None
-    elif args.threads:
-        executor, workers, scheduler = "threads", args.threads, None
-    else:
-        executor, workers, scheduler = "serial", None, None
     t0 = time.perf_counter()
     with open_map(args.input, dataset=args.dataset) as m:
         n = int((m.index_map >= 0).sum())
@@ -131,9 +123,7 @@ def run(args: argparse.Namespace) -> int:
             args.output,
             settings,
             static_background=static_background_source(args),
-            executor=executor,
-            workers=workers,
-            scheduler=scheduler,
+            **execution,
             progress=not args.no_progress,
             chunk_rows=args.chunk_rows,
             resume=args.resume,
@@ -147,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
             f"wrote {out}: {rows} x {cols} map, {h} x {w} {o.dtype} patterns "
             f"(preset {args.preset}, binning {p.get('binning_factor')}, static {p.get('static')} "
             f"[{p.get('static_background_source')}], dynamic {p.get('dynamic')} sigma {p.get('sigma_px'):.3g} px, "
-            f"npa {p.get('npa')}); {n} patterns in {dt:.1f} s ({n / max(dt, 1e-9):.0f} patterns/s, {executor})",
+            f"npa {p.get('npa')}); {n} patterns in {dt:.1f} s ({n / max(dt, 1e-9):.0f} patterns/s, {execution['executor']})",
             file=sys.stdout,
         )
     return 0
