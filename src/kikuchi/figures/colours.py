@@ -55,6 +55,11 @@ def point_group_symmetry(phase: Any) -> Any:
     return symmetry
 
 
+def _phase_id(phase: Any) -> int:
+    """The id of a phase object (``.id``) or map file phase dict (``["id"]``)."""
+    return int(phase["id"] if isinstance(phase, Mapping) else phase.id)
+
+
 def _direction(direction: str | Sequence[float]) -> Any:
     from orix.vector import Vector3d
 
@@ -128,7 +133,7 @@ def ipf_rgb(euler: np.ndarray, phase_id: np.ndarray, phases: Sequence[Any], *, d
     flat_p = pid.reshape(-1)
     out = np.zeros((flat_p.size, 3))
     for phase in phases:
-        ident = phase["id"] if isinstance(phase, Mapping) else phase.id
+        ident = _phase_id(phase)
         sel = (flat_p == ident) & np.isfinite(flat_e).all(axis=1)
         if sel.any():
             out[sel] = ipf_colours(flat_e[sel], phase, direction)
@@ -173,8 +178,8 @@ def phase_colours(phases: Sequence[Any]) -> dict[int, tuple[float, float, float]
     """A colour per phase id (tab10 order), 0 (not indexed) black."""
     out: dict[int, tuple[float, float, float]] = {0: (0.0, 0.0, 0.0)}
     for k, phase in enumerate(phases):
-        ident = phase["id"] if isinstance(phase, Mapping) else phase.id
-        out[int(ident)] = _PHASE_COLOURS[k % len(_PHASE_COLOURS)]
+        ident = _phase_id(phase)
+        out[ident] = _PHASE_COLOURS[k % len(_PHASE_COLOURS)]
     return out
 
 
@@ -196,9 +201,9 @@ def phase_rgb(phase_id: np.ndarray, phases: Sequence[Any]) -> tuple[np.ndarray, 
     if (pid == 0).any():
         legend.append(("not indexed", colours[0]))
     for phase in phases:
-        ident = phase["id"] if isinstance(phase, Mapping) else phase.id
+        ident = _phase_id(phase)
         name = phase.get("name", f"phase {ident}") if isinstance(phase, Mapping) else phase.name
-        legend.append((str(name), colours[int(ident)]))
+        legend.append((str(name), colours[ident]))
     return rgb, legend
 
 
