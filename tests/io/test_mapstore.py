@@ -417,6 +417,8 @@ def test_positions_outside_the_map(tmp_path):
             m.pattern(2, 0)
         with pytest.raises(MapPositionError, match="pattern index out of range 0..5"):
             m.read_indices(np.array([0, 6]))
+        with pytest.raises(MapPositionError, match=r"storage index -1 is negative; the patterns are 0..5"):
+            m.read(-1, 2)
         with pytest.raises(MapFileError, match=r"no pattern dataset 'Patterns' \(has RawPatterns\)"):
             m.with_dataset("Patterns")
 

@@ -446,6 +446,8 @@ class EBSDMap:
 
     def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Patterns ``start:stop`` in storage order, shape (n, h, w)."""
+        if start < 0:
+            raise MapPositionError(f"{self.path}: storage index {start} is negative; the patterns are 0..{self.n_patterns - 1}")
         stop = self.n_patterns if stop is None else min(stop, self.n_patterns)
         out = np.empty((max(0, stop - start), *self.pattern_shape), dtype=self.dtype)
         if out.shape[0] and not self._read_chunks_direct(start, stop, out):
