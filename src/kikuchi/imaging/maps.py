@@ -256,7 +256,8 @@ def vbse_maps(
         :func:`kikuchi_signal`).
     com_kikuchi
         Also compute the centre of mass of the Kikuchi signal (costs a
-        background removal of every pattern when ``signal='raw'``).
+        background removal of every pattern unless ``signal='kikuchi'``:
+        the 'background' signal is taken without the static background).
     diode_strip
         Height of the diode strips, fraction of the pattern height.
     static_background
