@@ -47,15 +47,21 @@ def test_plot_ang_and_hexagonal_ctf(cli, tmp_path):
 def test_plot_map_file_bse_and_ipf(cli, tmp_path, rng):
     path = tmp_path / "m.h5"
     patterns = rng.integers(0, 1000, (6, 8, 8)).astype(np.uint16)
+    euler = rng.uniform(0, 1, (2, 3, 3)).astype(np.float32)
+    ni = PhaseInfo(1, "Ni", lattice_angstrom=(3.524,) * 3, space_group=225)
     with MapWriter(path, nav_shape=(2, 3), pattern_shape=(8, 8), dtype="uint16", step_um=(0.5, 0.5)) as w:
         w.write(0, patterns)
-        w.set_euler(rng.uniform(0, 1, (2, 3, 3)))
-        w.set_phases([PhaseInfo(1, "Ni", lattice_angstrom=(3.524,) * 3, space_group=225).to_map_phase()])
+        w.set_euler(euler)
+        w.set_phases([ni.to_map_phase()])
     proc = cli("plot", path, "--map", "bse", "-o", tmp_path / "bse.png")
     assert proc.returncode == 0, proc.stderr
-    proc = cli("plot", path, "--map", "ipf-x", "-o", tmp_path / "ipf.png")
+    proc = cli("plot", path, "--map", "ipf-x", "-o", tmp_path / "ipf.png", "--title", "")
     assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "ipf.png").exists()
+    drawn = _png(tmp_path / "ipf.png").reshape(-1, 3).astype(int)
+    from kikuchi.figures import ipf_colours
+
+    for colour in np.floor(ipf_colours(euler.reshape(-1, 3), ni, "x") * 255):  # every point in its IPF-X colour
+        assert np.abs(drawn - colour).max(axis=1).min() <= 2, colour
     proc = cli("plot", path, "--map", "bc", "-o", tmp_path / "bc.png")
     assert proc.returncode == 2
     assert "--map bc is not available for a map file; use bse, euler or ipf-x/y/z" in proc.stderr
