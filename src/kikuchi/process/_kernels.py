@@ -143,14 +143,22 @@ def average_neighbours_kernel(block, have, weights, r0, r1, out):  # pragma: no 
     ``block`` (rows, cols, h, w) float32, ``have`` (rows, cols) bool,
     ``weights`` (2n+1, 2n+1); writes rows ``r0:r1`` of ``block`` to ``out``
     (r1 - r0, cols, h, w). Points without a pattern stay 0.
+
+    Pattern row by pattern row: the neighbours' rows are summed into one
+    float64 row that stays in the L1 cache, scaled and stored once.
     """
     rows, cols, h, w = block.shape
     m = weights.shape[0] // 2
+    nmax = weights.shape[0] * weights.shape[1]
+    nr = np.empty(nmax, dtype=np.int64)
+    nc = np.empty(nmax, dtype=np.int64)
+    nw = np.empty(nmax, dtype=np.float64)
+    acc = np.empty(w, dtype=np.float64)
     for r in range(r0, r1):
         for c in range(cols):
-            o = out[r - r0, c]
             if not have[r, c]:
                 continue
+            k = 0
             total = 0.0
             for dr in range(-m, m + 1):
                 rr = r + dr
@@ -163,16 +171,24 @@ def average_neighbours_kernel(block, have, weights, r0, r1, out):  # pragma: no 
                     wgt = weights[dr + m, dc + m]
                     if wgt == 0.0:
                         continue
+                    nr[k] = rr
+                    nc[k] = cc
+                    nw[k] = wgt
                     total += wgt
-                    p = block[rr, cc]
-                    for i in range(h):
-                        for j in range(w):
-                            o[i, j] += wgt * p[i, j]
-            if total > 0.0:
-                inv = 1.0 / total
-                for i in range(h):
+                    k += 1
+            if total <= 0.0:
+                continue
+            inv = 1.0 / total
+            o = out[r - r0, c]
+            for i in range(h):
+                acc[:] = 0.0
+                for q in range(k):
+                    wgt = nw[q]
+                    p = block[nr[q], nc[q], i]
                     for j in range(w):
-                        o[i, j] *= inv
+                        acc[j] += wgt * p[j]
+                for j in range(w):
+                    o[i, j] = acc[j] * inv
 
 
 # -- contrast stretch ------------------------------------------------------------
