@@ -365,9 +365,12 @@ def process_block(
     need[max(0, i0 - s.npa) : min(rows, i1 + s.npa)] = True
     sel = have & need[:, None]
     h2, w2 = prepared.output_shape
-    floats = np.zeros((rows, cols, h2, w2), dtype=np.float32)
-    if sel.any():
-        floats[sel] = _background_stage(block[sel], prepared, workers)
+    if sel.all():  # a full block: views, no gather / scatter copies
+        floats = _background_stage(block.reshape(rows * cols, *block.shape[2:]), prepared, workers).reshape(rows, cols, h2, w2)
+    else:
+        floats = np.zeros((rows, cols, h2, w2), dtype=np.float32)
+        if sel.any():
+            floats[sel] = _background_stage(block[sel], prepared, workers)
     if s.npa:
         floats = average_neighbours(
             floats, n=s.npa, weights=s.npa_weights, sigma=s.npa_sigma, have=have, rows=(i0, i1)
@@ -376,6 +379,8 @@ def process_block(
         floats = floats[i0:i1]
     core_have = have[i0:i1]
     dtype = np.float32 if s.dtype == "float32" else np.dtype(s.dtype)
+    if core_have.all():
+        return _output_stage(floats.reshape(-1, h2, w2), prepared).reshape(i1 - i0, cols, h2, w2).astype(dtype, copy=False)
     out = np.zeros((i1 - i0, cols, h2, w2), dtype=dtype)
     if core_have.any():
         out[core_have] = _output_stage(floats[core_have], prepared)
