@@ -1,0 +1,48 @@
+"""The option types and groups that the commands share (kikuchi.cli._options)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+import pytest
+
+from kikuchi.cli._options import add_execution_arguments, execution_options, numbers, positive_int, row_col, rows_cols
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kikuchi test", exit_on_error=False)
+    add_execution_arguments(parser)
+    return parser
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], {"executor": "serial", "workers": None, "scheduler": None}),
+        (["--threads", "3"], {"executor": "threads", "workers": 3, "scheduler": None}),
+        (["--workers", "2"], {"executor": "distributed", "workers": 2, "scheduler": None}),
+        (["--scheduler", "tcp://host:8786"], {"executor": "distributed", "workers": None, "scheduler": "tcp://host:8786"}),
+    ],
+)
+def test_execution_options(argv, expected):
+    assert execution_options(_parser().parse_args(argv)) == expected
+
+
+def test_execution_options_exclude_each_other():
+    with pytest.raises(argparse.ArgumentError, match="argument --workers: not allowed with argument --threads"):
+        _parser().parse_args(["--threads", "2", "--workers", "2"])
+
+
+def test_argument_types_and_their_messages():
+    assert positive_int("4") == 4 and rows_cols("40X50") == (40, 50) and row_col("-1,3") == (-1, 3)
+    assert numbers("1,2,3", 3, float) == (1.0, 2.0, 3.0) and numbers("1,2", 3, float) is None and numbers("a,b", 2, int) is None
+    for parse, text, message in [
+        (positive_int, "0", "expected a positive integer, got 0"),
+        (positive_int, "two", "expected a positive integer, got 'two'"),
+        (rows_cols, "40by50", "expected ROWSxCOLS such as 40x50, got '40by50'"),
+        (rows_cols, "0x50", "shape must be positive, got '0x50'"),
+        (row_col, "1", "expected ROW,COL (two integers), got '1'"),
+    ]:
+        with pytest.raises(argparse.ArgumentTypeError, match=re.escape(message)):
+            parse(text)
