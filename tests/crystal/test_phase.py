@@ -308,3 +308,42 @@ def test_ctf_phase_of_unknown_mineral_warns():
     with pytest.warns(AssumedAtomsWarning, match="'Glaucophane'.*lists no atoms"):
         phase = Phase.from_phase_info(omap.phases[0])
     assert phase.point_group.laue.name == "2/m"
+
+
+def _cif_with_operations(path, space_group, atom_xyz, shift):
+    """A silicon CIF listing the operations of ``space_group`` with the origin moved by ``shift`` (x_cif = x + shift)."""
+    from kikuchi.crystal import spacegroup
+    from kikuchi.crystal.cif import _xyz_text
+
+    rot, trans = spacegroup.symmetry_operations(space_group)
+    ops = [_xyz_text(r, np.mod(t + (np.eye(3) - r) @ np.asarray(shift), 1.0)) for r, t in zip(rot, trans)]
+    x, y, z = atom_xyz
+    path.write_text(
+        "data_si\n_cell_length_a 5.4310\n_cell_length_b 5.4310\n_cell_length_c 5.4310\n"
+        "_cell_angle_alpha 90\n_cell_angle_beta 90\n_cell_angle_gamma 90\n"
+        f"_space_group_IT_number {space_group}\n"
+        "loop_\n_symmetry_equiv_pos_as_xyz\n" + "\n".join(f"'{op}'" for op in ops) + "\n"
+        "loop_\n_atom_site_label\n_atom_site_type_symbol\n_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z\n"
+        f"Si1 Si {x} {y} {z}\n"
+    )
+    return path
+
+
+def test_cif_in_origin_choice_2_gives_the_right_unit_cell(tmp_path):
+    """Fd-3m origin choice 2 (Si at 1/8, 1/8, 1/8, as databases often list it): 8 atoms, 222 absent, 220 present."""
+    from kikuchi.crystal import reflectors
+
+    si = Phase.from_cif(_cif_with_operations(tmp_path / "si2.cif", 227, (0.125, 0.125, 0.125), (0.125, 0.125, 0.125)))
+    assert len(si.unit_cell()[0]) == 8
+    np.testing.assert_allclose(si.atoms[0].xyz, (0.0, 0.0, 0.0), atol=1e-12)
+    assert reflectors(si, n=30).family_hkl.tolist() == reflectors("si", n=30).family_hkl.tolist() == [[1, 1, 1], [2, 2, 0], [4, 0, 0], [3, 1, 1]]
+    # the setting used here (origin choice 1): atoms as written
+    si1 = Phase.from_cif(_cif_with_operations(tmp_path / "si1.cif", 227, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0)))
+    assert si1.atoms[0].xyz == (0.0, 0.0, 0.0) and len(si1.unit_cell()[0]) == 8
+
+
+def test_cif_with_operations_of_another_setting_is_refused(tmp_path):
+    # Fm-3m with the origin moved by 1/3 along a: no ITA origin choice, no multiple of 1/8
+    path = _cif_with_operations(tmp_path / "odd.cif", 225, (0.0, 0.0, 0.0), (1 / 3, 0.0, 0.0))
+    with pytest.raises(PhaseError, match=r"odd.cif: the symmetry operations listed are not those of space group 225 \(Fm-3m\)"):
+        Phase.from_cif(path)

@@ -56,18 +56,81 @@ def read_cif(path: str | os.PathLike, *, name: str | None = None) -> Phase:
     sites = parser.asymmetric_unit or list(structure)
     if not sites:
         raise PhaseError(f"{path}: no atom sites (_atom_site_fract_x ... loop)")
+    shift = _origin_shift(parser, number, path)
     atoms = []
     for site in sites:
         u = float(site.Uisoequiv)
         b_nm2 = u * 8 * math.pi**2 / 100.0 if u > 0 else DEFAULT_B_ISO_NM2
+        xyz = np.mod(np.asarray(site.xyz, dtype=np.float64) - shift, 1.0)
+        xyz[np.abs(xyz - 1.0) < 1e-9] = 0.0
         try:
-            atoms.append(Atom(site.element, tuple(np.mod(site.xyz, 1.0)), occupancy=float(site.occupancy), b_iso_nm2=b_nm2))
+            atoms.append(Atom(site.element, tuple(xyz), occupancy=float(site.occupancy), b_iso_nm2=b_nm2))
         except ValueError as exc:
             raise PhaseError(f"{path}: atom {site.label or site.element}: {exc}") from None
     lat = structure.lattice
     lattice = (*(angstrom_to_nm(v) for v in (lat.a, lat.b, lat.c)), lat.alpha, lat.beta, lat.gamma)
     title = name or _data_block_name(path) or path.stem
     return Phase(name=title, space_group=number, lattice=lattice, atoms=tuple(atoms), source=str(path))
+
+
+_SYMOP_KEYS = ("_symmetry_equiv_pos_as_xyz", "_space_group_symop_operation_xyz")
+
+
+def _op_keys(rot: np.ndarray, trans: np.ndarray) -> set[tuple[int, ...]]:
+    """Symmetry operations as hashable keys (rotation entries, translations in 1/24 mod 1)."""
+    r = np.rint(rot).astype(np.int64).reshape(len(rot), 9)
+    t = np.mod(np.rint(np.asarray(trans) * 24.0).astype(np.int64), 24)
+    return {tuple(k) for k in np.concatenate([r, t], axis=1)}
+
+
+def _origin_shift(parser: object, number: int, path: Path) -> np.ndarray:
+    """Origin of the setting used here (diffpy.structure's default) in the CIF's coordinates.
+
+    diffpy builds the structure from the space group number alone, in its
+    default setting (origin choice 1), whatever operations the CIF lists. A
+    CIF in another origin choice (Fd-3m, I4_1/amd, Pn-3m, ... origin choice 2,
+    common in databases) would then give a wrong unit cell. The CIF's own
+    operations tell the setting: they are the default ones with the origin
+    moved by ``s`` (a multiple of 1/8) when ``x_cif = x_default + s``; the
+    atoms are moved back by ``s``. Zero when the CIF lists no operations or
+    those of the default setting.
+
+    Raises
+    ------
+    PhaseError
+        If the operations are those of no origin shift of the default setting
+        (another cell choice or axes): the unit cell would be wrong.
+    """
+    from diffpy.structure.parsers.p_cif import getSymOp
+
+    texts = None
+    ciffile = getattr(parser, "ciffile", None)
+    for name in ciffile.keys() if ciffile is not None else ():
+        block = ciffile[name]
+        texts = next((block[key] for key in _SYMOP_KEYS if key in block), None)
+        if texts is not None:
+            break
+    if not texts:
+        return np.zeros(3)
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    try:
+        ops = [getSymOp(str(t)) for t in texts]
+    except Exception as exc:  # diffpy evaluates the translation text
+        raise PhaseError(f"{path}: unreadable symmetry operation in {texts!r} ({exc})") from None
+    cif_ops = _op_keys(np.array([op.R for op in ops]), np.array([op.t for op in ops]))
+    rot, trans = _sg.symmetry_operations(number)
+    eye_minus = np.eye(3) - rot
+    steps = np.arange(8) / 8.0
+    candidates = np.stack(np.meshgrid(steps, steps, steps, indexing="ij"), axis=-1).reshape(-1, 3)  # (0, 0, 0) first
+    for shift in candidates:
+        if cif_ops <= _op_keys(rot, trans + eye_minus @ shift):
+            return shift
+    raise PhaseError(
+        f"{path}: the symmetry operations listed are not those of space group {number} "
+        f"({_sg.space_group_symbol(number)}) in the setting used here (diffpy.structure's default: origin choice 1, "
+        "hexagonal axes for trigonal groups), not even with the origin moved by multiples of 1/8; "
+        "give the CIF in that setting"
+    )
 
 
 def _data_block_name(path: Path) -> str:
