@@ -267,7 +267,7 @@ def detect(
     Returns
     -------
     numpy.ndarray
-        (n, h, w) uint8 or uint16.
+        (n, h, w), or (h, w) for one pattern, uint8 or uint16.
 
     Examples
     --------
