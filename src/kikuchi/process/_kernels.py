@@ -288,3 +288,65 @@ def lowpass_direct(stack: np.ndarray, k_row: np.ndarray, k_col: np.ndarray) -> n
     out = np.empty_like(x)
     _correlate_cols(tmp, k_row.astype(x.dtype), out)
     return out
+
+
+# -- fused static + dynamic background (numba, one pattern at a time) ----------------
+
+
+@numba.njit(nogil=True, cache=True, fastmath={"contract"})
+def background_fused(stack, static, use_static, k_row, k_col, subtract, out):  # pragma: no cover - compiled
+    """Static division, Gaussian low-pass (direct sum) and dynamic division or subtraction, pattern by pattern.
+
+    ``stack`` (n, h, w) any real dtype; ``static`` (h, w) float32 (used when
+    ``use_static``): ``x = float32(stack) / static``, 0 where static <= 0;
+    ``low`` = the correlation of :func:`lowpass_direct` (same loops, same
+    order of operations); ``out`` (n, h, w) float32 gets ``x / low`` (0 where
+    not finite) or, with ``subtract``, ``x - low``. The same values as
+    :func:`remove_static_background`, :func:`lowpass_direct` and
+    ``remove_bg`` / ``make_signal_bg`` one after the other, but each
+    pattern's intermediate images stay in the cache instead of streaming
+    three float stacks through memory.
+    """
+    n, h, w = stack.shape
+    kr = k_col.shape[0]
+    a0 = kr // 2
+    kh = k_row.shape[0]
+    b0 = kh // 2
+    x = np.empty((h, w), dtype=np.float32)
+    tmp = np.empty((h, w), dtype=np.float32)
+    row = np.empty(w + kr - 1, dtype=np.float32)
+    acc = np.empty(w, dtype=np.float32)
+    for p in range(n):
+        for i in range(h):
+            for j in range(w):
+                v = np.float32(stack[p, i, j])
+                if use_static:
+                    b = static[i, j]
+                    v = v / b if b > 0 else np.float32(0.0)
+                x[i, j] = v
+        # along the rows (the last axis), borders replicated
+        for i in range(h):
+            for j in range(w + kr - 1):
+                jj = min(max(j - a0, 0), w - 1)
+                row[j] = x[i, jj]
+            acc[:] = 0.0
+            for t in range(kr):
+                kt = k_col[t]
+                for j in range(w):
+                    acc[j] += kt * row[j + t]
+            tmp[i, :] = acc
+        # along the columns, then the dynamic correction of that output row
+        for i in range(h):
+            acc[:] = 0.0
+            for t in range(kh):
+                ii = min(max(i + t - b0, 0), h - 1)
+                kt = k_row[t]
+                for j in range(w):
+                    acc[j] += kt * tmp[ii, j]
+            if subtract:
+                for j in range(w):
+                    out[p, i, j] = x[i, j] - acc[j]
+            else:
+                for j in range(w):
+                    v = x[i, j] / acc[j]
+                    out[p, i, j] = v if np.isfinite(v) else np.float32(0.0)

@@ -122,13 +122,7 @@ def gaussian_lowpass(
     if fft_size not in ("fast", "pow2"):
         raise ValueError(f"fft_size must be 'fast' or 'pow2'; got {fft_size!r}")
     dtype = _float_dtype(dtype, np.float32 if stack.dtype == np.float32 else np.float64)
-    if kernel == "documented":
-        support = 3.0 * sigma if support is None else float(support)
-        if not support >= 1.0:
-            raise ValueError(f"support must be at least 1 pixel, got {support:g}")
-        k = _kernels.documented_kernel_1d(sigma, support)
-    else:
-        k = _kernels.untruncated_kernel_1d(sigma)
+    k = _kernel_1d(sigma, support, kernel)
     stack = stack.astype(dtype, copy=False)
     if method == "auto":
         method = "direct" if len(k) <= _kernels.DIRECT_MAX_TAPS else "fft"
@@ -137,6 +131,49 @@ def gaussian_lowpass(
     else:
         out = _kernels.lowpass_direct(stack, k, k)
     return out[0] if single else out
+
+
+def _kernel_1d(sigma: float, support: float | None, kernel: str) -> np.ndarray:
+    """The 1D Gaussian of :func:`gaussian_lowpass` (sigma already checked)."""
+    if kernel == "documented":
+        support = 3.0 * sigma if support is None else float(support)
+        if not support >= 1.0:
+            raise ValueError(f"support must be at least 1 pixel, got {support:g}")
+        return _kernels.documented_kernel_1d(sigma, support)
+    return _kernels.untruncated_kernel_1d(sigma)
+
+
+def fused_static_dynamic(
+    stack: np.ndarray,
+    static_background: np.ndarray | None,
+    *,
+    sigma: float,
+    operation: str = "divide",
+    kernel: str = "documented",
+    method: str = "auto",
+) -> np.ndarray | None:
+    """Static division (when a background is given) and dynamic correction in one pass per pattern.
+
+    The float32 result of :func:`remove_static_background` (divide) followed
+    by :func:`remove_dynamic_background` (``method`` resolving to 'direct'),
+    with the same operations in the same order, without the intermediate
+    stacks. Returns None when ``method`` resolves to the FFT (the caller
+    then runs the steps one by one). ``stack`` is (n, h, w) of any real
+    dtype, ``static_background`` (h, w) float32 or None; no input checks
+    beyond the kernel (the pipeline's :func:`~kikuchi.process.pipeline.prepare` made them).
+    """
+    sigma = _check_sigma(sigma)
+    k = _kernel_1d(sigma, None, kernel)
+    if method == "fft" or (method == "auto" and len(k) > _kernels.DIRECT_MAX_TAPS):
+        return None
+    if operation not in ("divide", "subtract"):
+        raise ValueError(f"operation must be 'divide' or 'subtract'; got {operation!r}")
+    k32 = k.astype(np.float32)
+    use_static = static_background is not None
+    static = np.ascontiguousarray(static_background if use_static else np.zeros((1, 1)), dtype=np.float32)
+    out = np.empty(stack.shape, dtype=np.float32)
+    _kernels.background_fused(np.ascontiguousarray(stack), static, use_static, k32, k32, operation == "subtract", out)
+    return out
 
 
 def make_signal_bg(

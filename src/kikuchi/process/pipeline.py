@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from kikuchi.process.averaging import WEIGHTS, average_neighbours
-from kikuchi.process.background import KERNELS, METHODS, remove_dynamic_background, remove_static_background
+from kikuchi.process.background import KERNELS, METHODS, fused_static_dynamic, remove_dynamic_background, remove_static_background
 from kikuchi.process.binning import MODES, auto_binning, bin_patterns
 from kikuchi.process.contrast import circular_mask, clahe, normalize_local, rescale_to_uint
 from kikuchi.process.hot_pixels import find_hot_pixels, remove_hot_pixels
@@ -238,6 +238,11 @@ def _background_stage(stack: np.ndarray, prep: Prepared, workers: int | None = N
         x = bin_patterns(stack, prep.factor, mode=s.binning_mode)
     else:
         x = stack
+    static = prep.static_background if s.static != "none" else None
+    if s.dynamic != "none" and s.static != "subtract":
+        fused = fused_static_dynamic(x, static, sigma=prep.sigma, operation=s.dynamic, kernel=s.kernel, method=s.method)
+        if fused is not None:
+            return fused
     x = np.asarray(x, dtype=np.float32)
     if s.static != "none" and prep.static_background is not None:
         x = remove_static_background(x, prep.static_background, operation=s.static, scale=s.static_scale, dtype=np.float32)
