@@ -67,9 +67,9 @@ def test_emsoft_master_pattern_matches_real_ni(ni):
 def test_kinematical_master_pattern_matches_real_ni(ni):
     kinematical = pytest.importorskip("kikuchi.simulate.kinematical")
     master = kinematical.kinematical_master_pattern("ni", kv=20.0, cache=False)
-    # measured: 0.16 .. 0.23 (kinematical band profiles lack the dynamical contrast);
+    # measured: 0.31 .. 0.42, mean 0.36 (the EMsoft master pattern: 0.38 .. 0.50);
     # the orientation test (1 degree about each sample axis) holds for every pattern
-    _check(master, ni, min_ncc=0.12, min_mean=0.15)
+    _check(master, ni, min_ncc=0.28, min_mean=0.33)
 
 
 def test_reference_orientations_are_symmetry_equivalent_to_the_file(ni):
