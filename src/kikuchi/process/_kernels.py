@@ -233,6 +233,56 @@ def local_mean_std(stack: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray
 
 
 @numba.njit(nogil=True, cache=True, fastmath={"contract"})
+def _correlate_row(row, k, acc):  # pragma: no cover - compiled
+    """acc[j] = sum_t k[t] row[j + t] for j < len(acc), the taps in order.
+
+    Four taps per sweep over ``acc`` (one load and one store of ``acc`` per
+    four multiply-adds instead of per one); each ``acc[j]`` still receives
+    the taps one after the other as fused multiply-adds, so the values are
+    those of the one-tap loop to the bit.
+    """
+    w = acc.shape[0]
+    kr = k.shape[0]
+    acc[:] = 0.0
+    t = 0
+    while t + 4 <= kr:
+        k0, k1, k2, k3 = k[t], k[t + 1], k[t + 2], k[t + 3]
+        for j in range(w):
+            acc[j] = acc[j] + k0 * row[j + t] + k1 * row[j + t + 1] + k2 * row[j + t + 2] + k3 * row[j + t + 3]
+        t += 4
+    while t < kr:
+        kt = k[t]
+        for j in range(w):
+            acc[j] += kt * row[j + t]
+        t += 1
+
+
+@numba.njit(nogil=True, cache=True, fastmath={"contract"})
+def _correlate_col(img, i, k, acc):  # pragma: no cover - compiled
+    """acc[j] = sum_t k[t] img[clamp(i + t - a0), j], the taps in order, four per sweep (see :func:`_correlate_row`)."""
+    h, w = img.shape
+    kr = k.shape[0]
+    a0 = kr // 2
+    acc[:] = 0.0
+    t = 0
+    while t + 4 <= kr:
+        k0, k1, k2, k3 = k[t], k[t + 1], k[t + 2], k[t + 3]
+        r0 = img[min(max(i + t - a0, 0), h - 1)]
+        r1 = img[min(max(i + t + 1 - a0, 0), h - 1)]
+        r2 = img[min(max(i + t + 2 - a0, 0), h - 1)]
+        r3 = img[min(max(i + t + 3 - a0, 0), h - 1)]
+        for j in range(w):
+            acc[j] = acc[j] + k0 * r0[j] + k1 * r1[j] + k2 * r2[j] + k3 * r3[j]
+        t += 4
+    while t < kr:
+        kt = k[t]
+        r = img[min(max(i + t - a0, 0), h - 1)]
+        for j in range(w):
+            acc[j] += kt * r[j]
+        t += 1
+
+
+@numba.njit(nogil=True, cache=True, fastmath={"contract"})
 def _correlate_rows(x, k, out):  # pragma: no cover - compiled
     """out[p, i, j] = sum_t k[t] x[p, i, clamp(j + t - a0)] along the last axis."""
     n, h, w = x.shape
@@ -245,11 +295,7 @@ def _correlate_rows(x, k, out):  # pragma: no cover - compiled
             for j in range(w + kr - 1):
                 jj = min(max(j - a0, 0), w - 1)
                 row[j] = x[p, i, jj]
-            acc[:] = 0.0
-            for t in range(kr):
-                kt = k[t]
-                for j in range(w):
-                    acc[j] += kt * row[j + t]
+            _correlate_row(row, k, acc)
             out[p, i, :] = acc
 
 
@@ -257,17 +303,10 @@ def _correlate_rows(x, k, out):  # pragma: no cover - compiled
 def _correlate_cols(x, k, out):  # pragma: no cover - compiled
     """out[p, i, j] = sum_t k[t] x[p, clamp(i + t - a0), j] along the middle axis (rows as vectors)."""
     n, h, w = x.shape
-    kr = k.shape[0]
-    a0 = kr // 2
     acc = np.empty(w, dtype=x.dtype)
     for p in range(n):
         for i in range(h):
-            acc[:] = 0.0
-            for t in range(kr):
-                ii = min(max(i + t - a0, 0), h - 1)
-                kt = k[t]
-                for j in range(w):
-                    acc[j] += kt * x[p, ii, j]
+            _correlate_col(x[p], i, k, acc)
             out[p, i, :] = acc
 
 
@@ -310,8 +349,6 @@ def background_fused(stack, static, use_static, k_row, k_col, subtract, out):  #
     n, h, w = stack.shape
     kr = k_col.shape[0]
     a0 = kr // 2
-    kh = k_row.shape[0]
-    b0 = kh // 2
     x = np.empty((h, w), dtype=np.float32)
     tmp = np.empty((h, w), dtype=np.float32)
     row = np.empty(w + kr - 1, dtype=np.float32)
@@ -329,20 +366,11 @@ def background_fused(stack, static, use_static, k_row, k_col, subtract, out):  #
             for j in range(w + kr - 1):
                 jj = min(max(j - a0, 0), w - 1)
                 row[j] = x[i, jj]
-            acc[:] = 0.0
-            for t in range(kr):
-                kt = k_col[t]
-                for j in range(w):
-                    acc[j] += kt * row[j + t]
+            _correlate_row(row, k_col, acc)
             tmp[i, :] = acc
         # along the columns, then the dynamic correction of that output row
         for i in range(h):
-            acc[:] = 0.0
-            for t in range(kh):
-                ii = min(max(i + t - b0, 0), h - 1)
-                kt = k_row[t]
-                for j in range(w):
-                    acc[j] += kt * tmp[ii, j]
+            _correlate_col(tmp, i, k_row, acc)
             if subtract:
                 for j in range(w):
                     out[p, i, j] = x[i, j] - acc[j]
