@@ -82,3 +82,13 @@ def test_detect_one_pattern_and_errors():
     model = DetectionModel.create((30, 40))
     with pytest.raises(ValueError, match=r"do not fit this detection model's \(30, 40\)"):
         model.apply(np.zeros((2, 20, 20)))
+
+
+@pytest.mark.parametrize("camera_tilt_deg", [0.0, 10.0])
+def test_backscatter_lobe_is_fixed_in_the_sample_frame(camera_tilt_deg):
+    """The beam is vertical whatever the camera tilt: the lobe (screen fall-off divided out) centres on its mirror image at the surface."""
+    det = Detector((60, 60), (0.5, 0.3, 0.6), camera_tilt_deg=camera_tilt_deg)
+    d = det.pixel_directions()
+    lobe = backscatter_background((60, 60), det) / np.clip(d @ det.rotation[2], 0, 1) ** 3
+    specular = np.array([np.sin(np.radians(70.0)), 0.0, np.cos(np.radians(70.0))])
+    assert np.unravel_index(lobe.argmax(), lobe.shape) == np.unravel_index((d @ specular).argmax(), lobe.shape)

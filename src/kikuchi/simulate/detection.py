@@ -69,9 +69,12 @@ def backscatter_background(shape: tuple[int, int], detector: Any = None, *, widt
         s = 0.45 * max(h, w)
         b = np.exp(-(((rows - 0.7 * h) ** 2) + (cols - 0.5 * w) ** 2) / (2 * s * s))
     else:
+        from kikuchi.geometry import sample_to_detector_matrix
+
         d = detector.pixel_directions(index=0 if detector.n_pc > 1 else None)
         r = detector.rotation
-        beam = -r[1]  # the beam runs down the screen's vertical (camera tilt aside)
+        # the beam runs down the microscope's vertical: y_d of an untilted camera, whatever the camera tilt
+        beam = -sample_to_detector_matrix(detector.sample_tilt_deg)[1]
         normal = np.array([0.0, 0.0, 1.0])
         specular = beam - 2 * np.dot(beam, normal) * normal
         cos_t = np.clip(d @ specular, -1, 1)
