@@ -67,6 +67,29 @@ def test_plot_map_file_bse_and_ipf(cli, tmp_path, rng):
     assert "--map bc is not available for a map file; use bse, euler or ipf-x/y/z" in proc.stderr
 
 
+def test_plot_ipf_of_a_two_phase_map_file_colours_each_phase_with_its_symmetry(cli, tmp_path, rng):
+    """A synthetic map records each point's phase (Truth/phase_id): IPF colours use that phase's symmetry."""
+    from kikuchi.figures import ipf_rgb
+
+    path = tmp_path / "two.h5"
+    euler = rng.uniform(0, 1, (2, 3, 3)).astype(np.float32)
+    pid = np.array([[1, 2, 1], [2, 2, 1]], dtype=np.int32)
+    phases = [
+        PhaseInfo(1, "Ni", lattice_angstrom=(3.524,) * 3, space_group=225),
+        PhaseInfo(2, "Ti", lattice_angstrom=(2.951, 2.951, 4.684), angles_deg=(90, 90, 120), space_group=194),
+    ]
+    with MapWriter(path, nav_shape=(2, 3), pattern_shape=(8, 8), dtype="uint8", step_um=(0.5, 0.5)) as w:
+        w.write(0, rng.integers(0, 255, (6, 8, 8)).astype(np.uint8))
+        w.set_euler(euler)
+        w.set_phases([p.to_map_phase() for p in phases])
+        w.header.create_group("Truth")["phase_id"] = pid
+    proc = cli("plot", path, "--map", "ipf-z", "-o", tmp_path / "ipf.png", "--title", "")
+    assert proc.returncode == 0, proc.stderr
+    drawn = _png(tmp_path / "ipf.png").reshape(-1, 3).astype(int)
+    for colour in np.floor(ipf_rgb(euler, pid, phases, direction="z").reshape(-1, 3) * 255):
+        assert np.abs(drawn - colour).max(axis=1).min() <= 2, colour
+
+
 def test_plot_hdf5_orientation_map(cli, tmp_path):
     """``kikuchi index -o OUT.h5`` results plot like a CTF: IPF, columns with --where, and bse refused."""
     from kikuchi.io.orientation_map import OrientationMap

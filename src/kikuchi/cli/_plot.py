@@ -131,9 +131,8 @@ def _plot_orientation_map(args: argparse.Namespace, kind: str, title: str) -> Pa
 
 
 def _plot_map_file(args: argparse.Namespace, kind: str, title: str) -> Path:
-    from kikuchi.figures import euler_rgb, ipf_key_image, ipf_rgb, save_map_image
+    from kikuchi.figures import euler_rgb, save_map_image
     from kikuchi.io.mapstore import open_map
-    from kikuchi.io.orientation_map import PhaseInfo
 
     with open_map(args.path) as ebsd_map:
         step = ebsd_map.step_um
@@ -143,22 +142,19 @@ def _plot_map_file(args: argparse.Namespace, kind: str, title: str) -> Path:
                 np.ma.masked_invalid(bse), args.output, step_um=step, title=title, cmap=args.cmap or "gray",
                 colorbar_label=_LABELS["bse"], vmin=args.vmin, vmax=args.vmax,
             )  # fmt: skip
-        if kind == "euler" or kind.startswith("ipf-"):
-            euler = ebsd_map.euler
-            if euler is None:
-                raise ValueError(f"{args.path.name} holds no orientations (index it first); --map {kind} needs them")
+        if kind != "euler" and not kind.startswith("ipf-"):
+            raise ValueError(f"--map {kind} is not available for a map file; use bse, euler or ipf-x/y/z (and a CTF/ANG for {kind})")
+        euler = ebsd_map.euler
+        if euler is None:
+            raise ValueError(f"{args.path.name} holds no orientations (index it first); --map {kind} needs them")
+        if kind == "euler":  # black where unknown, whether or not the file records a phase
             known = np.isfinite(euler).all(axis=-1)
-            if kind == "euler":  # black where unknown, whether or not the file records a phase
-                return save_map_image(euler_rgb(euler, known.astype(np.int32)), args.output, step_um=step, title=title)
-            phases = [PhaseInfo.from_map_phase(p) for p in ebsd_map.phases]
-            if not phases:
-                raise ValueError(f"{args.path.name} records no phase; IPF colours need its point group")
-            pid = np.where(known, phases[0].id, 0)
-            direction = kind.split("-")[1]
-            rgb = ipf_rgb(np.nan_to_num(euler), pid, phases[:1], direction=direction)
-            label = f"IPF-{direction.upper()} {phases[0].name} ({phases[0].point_group})"
-            return save_map_image(rgb, args.output, step_um=step, title=title, key_image=ipf_key_image(phases[0]), key_label=label)
-    raise ValueError(f"--map {kind} is not available for a map file; use bse, euler or ipf-x/y/z (and a CTF/ANG for {kind})")
+            return save_map_image(euler_rgb(euler, known.astype(np.int32)), args.output, step_um=step, title=title)
+        if not ebsd_map.phases:
+            raise ValueError(f"{args.path.name} records no phase; IPF colours need its point group")
+    # IPF: the map file's orientations read as an orientation map (each point's phase where the file
+    # records it, as a synthetic map's truth does), drawn as for a CTF
+    return _plot_orientation_map(args, kind, title)
 
 
 def run(args: argparse.Namespace) -> int:
