@@ -151,6 +151,7 @@ def fused_static_dynamic(
     operation: str = "divide",
     kernel: str = "documented",
     method: str = "auto",
+    out: np.ndarray | None = None,
 ) -> np.ndarray | None:
     """Static division (when a background is given) and dynamic correction in one pass per pattern.
 
@@ -161,6 +162,7 @@ def fused_static_dynamic(
     then runs the steps one by one). ``stack`` is (n, h, w) of any real
     dtype, ``static_background`` (h, w) float32 or None; no input checks
     beyond the kernel (the pipeline's :func:`~kikuchi.process.pipeline.prepare` made them).
+    ``out``: a C-contiguous float32 array of the stack's shape to write to.
     """
     sigma = _check_sigma(sigma)
     k = _kernel_1d(sigma, None, kernel)
@@ -171,7 +173,8 @@ def fused_static_dynamic(
     k32 = k.astype(np.float32)
     use_static = static_background is not None
     static = np.ascontiguousarray(static_background if use_static else np.zeros((1, 1)), dtype=np.float32)
-    out = np.empty(stack.shape, dtype=np.float32)
+    if out is None:
+        out = np.empty(stack.shape, dtype=np.float32)
     _kernels.background_fused(np.ascontiguousarray(stack), static, use_static, k32, k32, operation == "subtract", out)
     return out
 

@@ -229,8 +229,13 @@ def prepare(settings: ProcessingSettings, pattern_shape: tuple[int, int], static
     return Prepared(settings, pattern_shape, factor, out_shape, sigma, bg, hot, circle)
 
 
-def _background_stage(stack: np.ndarray, prep: Prepared, workers: int | None = None) -> np.ndarray:
-    """Steps 1-4 on a stack (n, h, w): float32 (n, h', w')."""
+#: Bytes of float32 patterns per piece of a block: a piece's intermediate images stay in cache
+#: and the allocator reuses its buffers (no page faults on fresh full-size temporaries).
+_PIECE_BYTES = 4 << 20
+
+
+def _background_stage(stack: np.ndarray, prep: Prepared, workers: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    """Steps 1-4 on a stack (n, h, w): float32 (n, h', w'), written to ``out`` when given (a C-contiguous float32 array)."""
     s = prep.settings
     if s.hot_pixels is not None:
         stack = remove_hot_pixels(stack, mask=prep.hot_pixel_mask, threshold=s.hot_pixels)
@@ -240,7 +245,7 @@ def _background_stage(stack: np.ndarray, prep: Prepared, workers: int | None = N
         x = stack
     static = prep.static_background if s.static != "none" else None
     if s.dynamic != "none" and s.static != "subtract":
-        fused = fused_static_dynamic(x, static, sigma=prep.sigma, operation=s.dynamic, kernel=s.kernel, method=s.method)
+        fused = fused_static_dynamic(x, static, sigma=prep.sigma, operation=s.dynamic, kernel=s.kernel, method=s.method, out=out)
         if fused is not None:
             return fused
     x = np.asarray(x, dtype=np.float32)
@@ -250,6 +255,9 @@ def _background_stage(stack: np.ndarray, prep: Prepared, workers: int | None = N
         x = remove_dynamic_background(
             x, sigma=prep.sigma, operation=s.dynamic, kernel=s.kernel, method=s.method, dtype=np.float32, workers=workers
         )
+    if out is not None:
+        out[...] = x
+        return out
     return np.asarray(x, dtype=np.float32)
 
 
@@ -325,7 +333,8 @@ def process_patterns(
             lo, hi = max(0, r0 - halo), min(rows, r1 + halo)
             return process_block(a[lo:hi], have=have_[lo:hi], core=(r0 - lo, r1 - lo), prepared=prep)
 
-        return np.concatenate(_in_threads(band, rows, n_threads), axis=0)
+        bands = _in_threads(band, rows, n_threads)
+        return bands[0] if len(bands) == 1 else np.concatenate(bands, axis=0)
     if a.ndim not in (2, 3):
         raise ValueError(f"patterns must be (h, w), (n, h, w) or (rows, cols, h, w); got shape {a.shape}")
     if settings.npa:
@@ -333,7 +342,7 @@ def process_patterns(
     stack = a[None] if a.ndim == 2 else a
     prep = prepare(settings, stack.shape[1:], static_background)
     parts = _in_threads(lambda i0, i1: _output_stage(_background_stage(stack[i0:i1], prep), prep), len(stack), n_threads)
-    out = np.concatenate(parts, axis=0)
+    out = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
     return out[0] if a.ndim == 2 else out
 
 
@@ -370,23 +379,62 @@ def process_block(
     need[max(0, i0 - s.npa) : min(rows, i1 + s.npa)] = True
     sel = have & need[:, None]
     h2, w2 = prepared.output_shape
-    if sel.all():  # a full block: views, no gather / scatter copies
-        floats = _background_stage(block.reshape(rows * cols, *block.shape[2:]), prepared, workers).reshape(rows, cols, h2, w2)
-    else:
-        floats = np.zeros((rows, cols, h2, w2), dtype=np.float32)
-        if sel.any():
-            floats[sel] = _background_stage(block[sel], prepared, workers)
+    dtype = np.float32 if s.dtype == "float32" else np.dtype(s.dtype)
+    core_have = have[i0:i1]
+    if sel.all() and core_have.all():
+        return _full_block(block, i0, i1, prepared, dtype, workers)
+    floats = np.zeros((rows, cols, h2, w2), dtype=np.float32)
+    if sel.any():
+        floats[sel] = _background_stage(block[sel], prepared, workers)
     if s.npa:
         floats = average_neighbours(
             floats, n=s.npa, weights=s.npa_weights, sigma=s.npa_sigma, have=have, rows=(i0, i1)
         )
     else:
         floats = floats[i0:i1]
-    core_have = have[i0:i1]
-    dtype = np.float32 if s.dtype == "float32" else np.dtype(s.dtype)
-    if core_have.all():
-        return _output_stage(floats.reshape(-1, h2, w2), prepared).reshape(i1 - i0, cols, h2, w2).astype(dtype, copy=False)
     out = np.zeros((i1 - i0, cols, h2, w2), dtype=dtype)
     if core_have.any():
         out[core_have] = _output_stage(floats[core_have], prepared)
     return out
+
+
+def _full_block(block: np.ndarray, i0: int, i1: int, prep: Prepared, dtype: Any, workers: int | None) -> np.ndarray:
+    """:func:`process_block` for a block whose rows all have patterns and are all needed.
+
+    Map rows are processed in pieces of about :data:`_PIECE_BYTES` of floats
+    held in one reused window buffer with the averaging's halo rows: each
+    pattern's background is computed once, the float images stay in cache,
+    and no full-size float temporaries are allocated (their page faults cost
+    as much as the averaging). The same operations per pattern as the
+    general path, so the same values.
+    """
+    s = prep.settings
+    rows, cols = block.shape[:2]
+    h2, w2 = prep.output_shape
+    halo = int(s.npa)
+    # at least 4 halos per piece: the halo rows moved to the front of the window stay a small share
+    rstep = max(1, 4 * halo, _PIECE_BYTES // (4 * h2 * w2 * cols))
+    buf = np.empty((min(rows, rstep + 2 * halo), cols, h2, w2), dtype=np.float32)
+    out = np.empty((i1 - i0, cols, h2, w2), dtype=dtype)
+    b0 = filled = max(0, i0 - halo)  # buf[k] holds map row b0 + k; rows b0..filled-1 are done
+    for r0 in range(i0, i1, rstep):
+        r1 = min(i1, r0 + rstep)
+        lo, hi = max(0, r0 - halo), min(rows, r1 + halo)
+        if filled > lo:  # halo rows computed for the previous piece move to the front
+            buf[: filled - lo] = buf[lo - b0 : filled - b0]  # numpy buffers the copy if they overlap
+        else:
+            filled = lo
+        b0 = lo
+        if hi > filled:
+            new = block[filled:hi].reshape(-1, *block.shape[2:])
+            _background_stage(new, prep, workers, out=buf[filled - lo : hi - lo].reshape(-1, h2, w2))
+        filled = hi
+        if halo:
+            part = average_neighbours(
+                buf[: hi - lo], n=s.npa, weights=s.npa_weights, sigma=s.npa_sigma, rows=(r0 - lo, r1 - lo)
+            )
+        else:
+            part = buf[r0 - lo : r1 - lo]
+        out[r0 - i0 : r1 - i0] = _output_stage(part.reshape(-1, h2, w2), prep).reshape(r1 - r0, cols, h2, w2)
+    return out
+
