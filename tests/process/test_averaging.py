@@ -61,3 +61,23 @@ def test_bad_inputs(nickel):
         average_neighbours(patterns, n=-1)
     with pytest.raises(ValueError, match="weights must be 'flat' or 'gaussian'; got 'box'"):
         average_neighbours(patterns, weights="box")
+
+
+def test_one_point_by_rows_and_cols_equals_the_whole_map():
+    rng = np.random.default_rng(5)
+    patterns = rng.integers(0, 4000, (5, 7, 6, 8)).astype(np.uint16)
+    have = np.ones((5, 7), dtype=bool)
+    have[1, 2] = have[3, 5] = False
+    full = average_neighbours(patterns, n=2, have=have)
+    # integer patterns are summed as they are, with the same result as after a float32 cast
+    np.testing.assert_array_equal(full, average_neighbours(patterns.astype(np.float32), n=2, have=have))
+    for r, c in [(0, 0), (2, 3), (4, 6), (3, 4)]:
+        one = average_neighbours(patterns, n=2, have=have, rows=(r, r + 1), cols=(c, c + 1))
+        assert one.shape == (1, 1, 6, 8)
+        np.testing.assert_array_equal(one[0, 0], full[r, c])
+    block = average_neighbours(patterns, n=1, have=have, rows=(1, 4), cols=(2, 6))
+    np.testing.assert_array_equal(block, average_neighbours(patterns, n=1, have=have)[1:4, 2:6])
+    with pytest.raises(ValueError, match=r"rows 0:1 and cols 5:9 must lie within the map \(5, 7\)"):
+        average_neighbours(patterns, n=1, rows=(0, 1), cols=(5, 9))
+    with pytest.raises(ValueError, match="cols applies to"):
+        average_neighbours(patterns.reshape(35, 6, 8), n=1, index_map=np.arange(35).reshape(5, 7), cols=(0, 1))

@@ -137,12 +137,13 @@ def bin_sum(stack: np.ndarray, factor: int, dtype: Any) -> np.ndarray:
 
 
 @numba.njit(nogil=True, cache=True)
-def average_neighbours_kernel(block, have, weights, r0, r1, out):  # pragma: no cover - compiled
+def average_neighbours_kernel(block, have, weights, r0, r1, c0, c1, out):  # pragma: no cover - compiled
     """Weighted mean of the patterns in a (2n+1)^2 window, over neighbours that have a pattern.
 
-    ``block`` (rows, cols, h, w) float32, ``have`` (rows, cols) bool,
-    ``weights`` (2n+1, 2n+1); writes rows ``r0:r1`` of ``block`` to ``out``
-    (r1 - r0, cols, h, w). Points without a pattern stay 0.
+    ``block`` (rows, cols, h, w) uint8, uint16 or float32 (all exact in the
+    float64 sums), ``have`` (rows, cols) bool, ``weights`` (2n+1, 2n+1);
+    writes points ``r0:r1, c0:c1`` of ``block`` to ``out`` (r1 - r0,
+    c1 - c0, h, w). Points without a pattern stay 0.
 
     Pattern row by pattern row: the neighbours' rows are summed into one
     float64 row that stays in the L1 cache, scaled and stored once.
@@ -155,7 +156,7 @@ def average_neighbours_kernel(block, have, weights, r0, r1, out):  # pragma: no 
     nw = np.empty(nmax, dtype=np.float64)
     acc = np.empty(w, dtype=np.float64)
     for r in range(r0, r1):
-        for c in range(cols):
+        for c in range(c0, c1):
             if not have[r, c]:
                 continue
             k = 0
@@ -179,7 +180,7 @@ def average_neighbours_kernel(block, have, weights, r0, r1, out):  # pragma: no 
             if total <= 0.0:
                 continue
             inv = 1.0 / total
-            o = out[r - r0, c]
+            o = out[r - r0, c - c0]
             for i in range(h):
                 acc[:] = 0.0
                 for q in range(k):

@@ -37,6 +37,10 @@ def neighbour_weights(n: int = 1, *, weights: str = "flat", sigma: float = 1.0) 
     raise ValueError(f"weights must be 'flat' or 'gaussian'; got {weights!r}")
 
 
+#: Pattern dtypes the averaging kernel sums as they are (exactly representable in float32).
+_EXACT_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
+
+
 def average_neighbours(
     patterns: Any,
     *,
@@ -46,6 +50,7 @@ def average_neighbours(
     index_map: Any = None,
     have: Any = None,
     rows: tuple[int, int] | None = None,
+    cols: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Average each pattern with its neighbours on the map.
 
@@ -74,6 +79,9 @@ def average_neighbours(
     rows
         Compute only map rows ``rows[0]:rows[1]`` (the others serve as
         neighbours: used by the engine for chunks with halo rows).
+    cols
+        Compute only map columns ``cols[0]:cols[1]`` (with (rows, cols, h, w)
+        input; the explorer averages one point this way).
 
     Returns
     -------
@@ -100,7 +108,9 @@ def average_neighbours(
     else:
         if a.ndim != 4:
             raise ValueError(f"patterns must be a map (rows, cols, h, w) or (N, h, w) with index_map; got shape {a.shape}")
-        block = np.ascontiguousarray(a, dtype=np.float32)
+        # uint8/uint16 patterns are summed as they are (exact in float64, as
+        # after a cast to float32) without a float copy of the whole window
+        block = np.ascontiguousarray(a, dtype=None if a.dtype in _EXACT_DTYPES else np.float32)
         have_ = np.ones(a.shape[:2], dtype=bool) if have is None else np.asarray(have, dtype=bool)
         if have_.shape != a.shape[:2]:
             raise ValueError(f"have of shape {have_.shape} does not fit the map {a.shape[:2]}")
@@ -111,8 +121,15 @@ def average_neighbours(
         if w.ndim != 2 or w.shape[0] != w.shape[1] or w.shape[0] % 2 == 0:
             raise ValueError(f"weights must be a square array of odd size (2n+1, 2n+1); got shape {w.shape}")
     r0, r1 = (0, block.shape[0]) if rows is None else rows
-    out = np.zeros((r1 - r0, *block.shape[1:]), dtype=np.float32)
-    _kernels.average_neighbours_kernel(block, np.ascontiguousarray(have_), w.astype(np.float64), int(r0), int(r1), out)
+    if cols is not None and index_map is not None:
+        raise ValueError("cols applies to (rows, cols, h, w) input, not to (N, h, w) patterns with index_map")
+    c0, c1 = (0, block.shape[1]) if cols is None else cols
+    if not (0 <= r0 <= r1 <= block.shape[0] and 0 <= c0 <= c1 <= block.shape[1]):
+        raise ValueError(f"rows {r0}:{r1} and cols {c0}:{c1} must lie within the map {block.shape[:2]}")
+    out = np.zeros((r1 - r0, c1 - c0, *block.shape[2:]), dtype=np.float32)
+    _kernels.average_neighbours_kernel(
+        block, np.ascontiguousarray(have_), w.astype(np.float64), int(r0), int(r1), int(c0), int(c1), out
+    )
     if index_map is not None:
         result = np.zeros((len(a), *a.shape[1:]), dtype=np.float32)
         result[idx[have_]] = out[have_]
