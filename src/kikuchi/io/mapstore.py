@@ -303,11 +303,6 @@ class EBSDMap:
         return self._file
 
     @property
-    def patterns_dataset(self) -> h5py.Dataset:
-        """The open h5py dataset of the patterns read (for chunk-level readers)."""
-        return self._patterns
-
-    @property
     def datasets(self) -> list[str]:
         """Pattern datasets in the file: 'RawPatterns' and/or 'Patterns'."""
         return list(self._layout.patterns)
