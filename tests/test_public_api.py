@@ -41,3 +41,20 @@ def test_top_level_entry_points():
     assert callable(kikuchi.simulate) and callable(kikuchi.explore)
     with pytest.raises(AttributeError, match="has no attribute 'nonexistent'"):
         kikuchi.nonexistent  # noqa: B018
+
+
+def test_callable_packages_whichever_is_imported_first():
+    """``kikuchi.simulate`` / ``kikuchi.explore`` are the callable packages, also when reached lazily first."""
+    import subprocess
+    import sys
+
+    code = (
+        "import kikuchi\n"
+        "for name in ('simulate', 'explore'):\n"
+        "    pkg = getattr(kikuchi, name)\n"
+        "    assert callable(pkg) and getattr(pkg, name).__name__ == name, name\n"
+        "import kikuchi.simulate.synthetic, kikuchi.explore.server\n"
+        "assert callable(kikuchi.simulate) and callable(kikuchi.explore.explore)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr

@@ -9,8 +9,7 @@ The top-level names are imported lazily, so ``import kikuchi`` stays fast.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from kikuchi._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -21,23 +20,11 @@ _EXPORTS = {
     "MapWriter": "kikuchi.io.mapstore:MapWriter",
     "read_orientation_map": "kikuchi.io.orientation_map:read_orientation_map",
     "OrientationMap": "kikuchi.io.orientation_map:OrientationMap",
-    "simulate": "kikuchi.simulate:simulate",
-    "explore": "kikuchi.explore:explore",
+    "simulate": "kikuchi.simulate",  # callable packages: kikuchi.simulate(...), kikuchi.explore(...)
+    "explore": "kikuchi.explore",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
 
-def __getattr__(name: str) -> Any:
-    try:
-        target = _EXPORTS[name]
-    except KeyError:
-        raise AttributeError(f"module 'kikuchi' has no attribute {name!r}") from None
-    module, attr = target.split(":")
-    value = getattr(importlib.import_module(module), attr)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

@@ -7,10 +7,11 @@ imported lazily, so ``import kikuchi.simulate`` stays light.
 
 from __future__ import annotations
 
-import importlib
 import sys
 import types
 from typing import Any
+
+from kikuchi._lazy import lazy_exports
 
 __all__ = [
     "MasterPattern",
@@ -60,16 +61,4 @@ class _CallableModule(types.ModuleType):
 sys.modules[__name__].__class__ = _CallableModule
 
 
-def __getattr__(name: str) -> Any:
-    try:
-        target = _EXPORTS[name]
-    except KeyError:
-        raise AttributeError(f"module 'kikuchi.simulate' has no attribute {name!r}") from None
-    module, attr = target.split(":")
-    value = getattr(importlib.import_module(module), attr)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
