@@ -30,6 +30,18 @@ def positive_int(text: str) -> int:
     return value
 
 
+def check_positive_px(value: float | None, option: str) -> None:
+    """Refuse a length in pixels (such as ``--sigma``) that is not positive; None passes.
+
+    >>> check_positive_px(0.0, "--sigma")
+    Traceback (most recent call last):
+    ...
+    ValueError: --sigma must be a positive number of pixels, got 0
+    """
+    if value is not None and not value > 0:
+        raise ValueError(f"{option} must be a positive number of pixels, got {value:g}")
+
+
 def argument_type(parse: Callable[[str], _T]) -> Callable[[str], _T]:
     """argparse type from a parser that raises ValueError: its message becomes argparse's error.
 

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kikuchi.cli._options import add_execution_arguments, execution_options
+from kikuchi.cli._options import add_execution_arguments, check_positive_px, execution_options
 from kikuchi.cli._options import positive_int as _positive_int
 
 _logger = logging.getLogger(__name__)
@@ -59,8 +59,7 @@ def settings_from_args(args: argparse.Namespace, preset: str) -> Any:
 
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    if args.sigma is not None and not args.sigma > 0:
-        raise ValueError(f"--sigma must be a positive number of pixels, got {args.sigma:g}")
+    check_positive_px(args.sigma, "--sigma")
     if args.npa is not None and args.npa < 0:
         raise ValueError(f"--npa must be >= 0, got {args.npa}")
     changes = {

@@ -11,7 +11,7 @@ import argparse
 import sys
 import time
 
-from kikuchi.cli._options import add_execution_arguments, execution_options
+from kikuchi.cli._options import add_execution_arguments, check_positive_px, execution_options
 from kikuchi.cli._vbse import add_input_arguments
 
 
@@ -31,8 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from kikuchi.imaging import quality_maps
     from kikuchi.imaging.gallery import write_quality_gallery
 
-    if args.sigma is not None and not args.sigma > 0:
-        raise ValueError(f"--sigma must be a positive number of pixels, got {args.sigma:g}")
+    check_positive_px(args.sigma, "--sigma")
     t0 = time.perf_counter()
     with kikuchi.open(args.input, dataset=args.dataset) as m:
         maps = quality_maps(

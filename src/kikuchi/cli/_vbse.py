@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from kikuchi.cli._options import add_execution_arguments, execution_options
+from kikuchi.cli._options import add_execution_arguments, check_positive_px, execution_options
 
 _logger = logging.getLogger(__name__)
 
@@ -80,8 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
     grid = parse_grid(args.grid)
     regions = parse_regions(args.rgb, grid) if args.rgb else None
-    if args.sigma is not None and not args.sigma > 0:
-        raise ValueError(f"--sigma must be a positive number of pixels, got {args.sigma:g}")
+    check_positive_px(args.sigma, "--sigma")
     if not args.n_std > 0:
         raise ValueError(f"--n-std must be > 0, got {args.n_std:g}")
     t0 = time.perf_counter()
