@@ -212,7 +212,7 @@ def test_geometry_from_ang(tmp_path):
     omap = OrientationMap.from_arrays(
         euler=euler, phase_id=np.ones(6, int), nav_shape=(2, 3), step_um=(0.4, 0.3),
         phases=[PhaseInfo(id=1, name="Iron", lattice_angstrom=(2.866, 2.866, 2.866), space_group=229)],
-        header={"SampleTiltAngle": 68.5},
+        header={"SampleTiltAngle": 68.5, "CameraElevationAngle": 8.0, "x-star": 0.51, "y-star": 0.62, "z-star": 0.73},
     )
     ang = omap.write(tmp_path / "scan.ang")
     folder = make_folder(tmp_path / "f", 2, 3)
@@ -222,6 +222,15 @@ def test_geometry_from_ang(tmp_path):
         assert m.step_um == pytest.approx((0.4, 0.3), abs=1e-6)
         np.testing.assert_allclose(np.rad2deg(m.euler[1, 2]), [50, 20, 30], atol=1e-3)
         assert m.sample_tilt_deg == pytest.approx(68.5)
+        assert m.camera_tilt_deg == pytest.approx(8.0)
+        # the ANG header's PC (EDAX convention) is stored for every point in Bruker convention
+        from kikuchi.geometry import convert_pc
+
+        pc = m.pattern_centre
+        assert pc.convention == "bruker"
+        expected = convert_pc(np.array([0.51, 0.62, 0.73]), "edax", "bruker", shape=m.pattern_shape)
+        np.testing.assert_allclose(pc.mean, expected, atol=1e-6)
+        assert np.ptp(pc.pcx) == 0 and np.ptp(pc.dd) == 0
         # an ANG phase has a symmetry code, no space group: its point group is kept (IPF colours need it)
         phase = PhaseInfo.from_map_phase(m.phases[0])
         assert phase.name == "Iron" and phase.space_group is None and phase.point_group == "432"

@@ -94,7 +94,17 @@ def _orientation_extras(omap: Any, writer: MapWriter) -> None:
                 continue
         return None
 
-    writer.set_attrs(AcceleratingVoltage=number("KV", "kv"), SampleTilt=number("TiltAngle", "SampleTiltAngle", "SampleTilt", "sample_tilt"))
+    writer.set_attrs(
+        AcceleratingVoltage=number("KV", "kv"),
+        SampleTilt=number("TiltAngle", "SampleTiltAngle", "SampleTilt", "sample_tilt"),
+        CameraTilt=number("CameraElevationAngle"),
+    )
+    pc = [number(key) for key in ("x-star", "y-star", "z-star")]  # ANG headers give the map's PC (EDAX convention)
+    if all(v is not None for v in pc):
+        from kikuchi.geometry import convert_pc
+
+        bruker = convert_pc(np.asarray(pc), "edax", "bruker", shape=writer.pattern_shape)
+        writer.set_pattern_centre(*bruker, convention="bruker")
 
 
 def _load_background(
