@@ -67,3 +67,27 @@ def test_kikuchipy_crystal_map_reads_with_the_reference_orientations():
     ours = Orientation.from_euler(omap.euler[:1], symmetry=omap.to_orix().phases[1].point_group)
     ref = Orientation.from_euler(np.radians([[80.21, 32.89, 268.07]]), symmetry=ours.symmetry)
     assert np.degrees(ours.angle_with(ref))[0] < 0.05
+
+
+def test_multiphase_kikuchipy_file_keeps_each_points_phase(tmp_path):
+    """kikuchipy numbers phases from 0 (-1: not indexed); ours from 1 (0: not indexed)."""
+    path = tmp_path / "two_phases.h5"
+    with h5py.File(path, "w") as f:
+        f["manufacturer"] = "kikuchipy"
+        h = f.create_group("Scan 1/EBSD/Header")
+        h["n_columns"], h["n_rows"], h["step_x"], h["step_y"] = 3, 2, 1.0, 1.0
+        f["Scan 1/EBSD/Data/patterns"] = np.zeros((6, 4, 4), np.uint8)
+        d = f.create_group("Scan 1/EBSD/CrystalMap/crystal_map/data")
+        d["id"] = np.arange(6)
+        d["phase_id"] = np.array([0, 1, 1, -1, 0, 1])
+        for name in ("phi1", "Phi", "phi2"):
+            d[name] = np.linspace(0.1, 0.6, 6)
+        for key, (name, sg, a) in enumerate([("ni", 225, 0.35236), ("fe", 229, 0.2866)]):
+            g = f.create_group(f"Scan 1/EBSD/CrystalMap/crystal_map/header/phases/{key}")
+            g["name"], g["space_group"] = name, sg
+            g["structure/lattice/abcABG"] = np.array([a, a, a, 90.0, 90.0, 90.0])
+    with kikuchi.open(path) as m:
+        np.testing.assert_array_equal(m.phase_id, [[1, 2, 2], [0, 1, 2]])
+    omap = kikuchi.read_orientation_map(path)
+    assert [(p.id, p.name) for p in omap.phases] == [(1, "ni"), (2, "fe")]
+    np.testing.assert_array_equal(omap.phase_id, [1, 2, 2, 0, 1, 2])

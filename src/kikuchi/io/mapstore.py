@@ -721,6 +721,28 @@ class EBSDMap:
         return euler
 
     @property
+    def phase_id(self) -> np.ndarray | None:
+        """Phase of each point (rows, cols) as ids of :attr:`phases` (0: none), when the file records it.
+
+        From a kikuchipy crystal map (its 0-based phase ids, -1 = not indexed)
+        or the ``Truth/phase_id`` of a synthetic map; None otherwise.
+        """
+        if self.flavour == "kikuchipy":
+            cm = f"{self.scan}/EBSD/CrystalMap/crystal_map/data"
+            if cm not in self._file or "phase_id" not in self._file[cm]:
+                return None
+            g = self._file[cm]
+            out = np.zeros(self.nav_shape, dtype=np.int64)
+            ids = np.asarray(g["id"][()], dtype=np.int64)
+            stored = np.asarray(g["phase_id"][()], dtype=np.int64)
+            out.reshape(-1)[ids] = np.where(stored >= 0, stored + 1, 0)  # phases are numbered from 1 here
+            return out
+        truth = self.header.get("Truth/phase_id")
+        if isinstance(truth, h5py.Dataset) and truth.shape == self.nav_shape:
+            return np.asarray(truth[()], dtype=np.int64)
+        return None
+
+    @property
     def phases(self) -> list[dict[str, Any]]:
         """Phases recorded in the file: dicts with ``id``, ``name``, ``space_group``, ``lattice`` (a, b, c in nm, angles in degrees)."""
         out: list[dict[str, Any]] = []

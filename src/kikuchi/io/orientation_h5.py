@@ -118,10 +118,8 @@ def _from_map_file(path: Path) -> OrientationMap:
             raise OrientationMapError(f"{path}: the map file holds no orientations (phi1, PHI, phi2)")
         known = np.isfinite(euler).all(axis=-1)
         phases = [PhaseInfo.from_map_phase(p) for p in m.phases]
-        phase_id = np.where(known, phases[0].id if phases else 0, 0)
-        truth = m.header.get("Truth/phase_id")
-        if truth is not None and truth.shape == m.nav_shape:  # synthetic maps record each point's phase
-            phase_id = np.where(known, np.asarray(truth[()], dtype=np.int64), 0)
+        recorded = m.phase_id  # per point, when the file says (kikuchipy crystal maps, synthetic maps)
+        phase_id = np.where(known, (phases[0].id if phases else 0) if recorded is None else recorded, 0)
         return OrientationMap.from_arrays(
             euler=np.nan_to_num(euler),
             phase_id=phase_id,
