@@ -174,11 +174,7 @@ def run_chunk(
     kwargs = dict(kwargs)
     if block:
         lo, hi = chunk.lo, chunk.hi
-        start = _contiguous(index_map[lo:hi])
-        if start is None:
-            data = m.read_rows(lo, hi)
-        else:  # stored row-major without gaps: one read, no copies
-            data = m.read(start, start + (hi - lo) * m.nav_shape[1]).reshape(hi - lo, m.nav_shape[1], *m.pattern_shape)
+        data = m.read_rows(lo, hi)  # a row-major run without gaps is one read, no copies
         have = index_map[lo:hi] >= 0
         if positions:
             kwargs["rows"] = np.arange(lo, hi)
@@ -196,8 +192,7 @@ def run_chunk(
     idx = index_map[chunk.r0 : chunk.r1]
     rr, cc = np.nonzero(idx >= 0)
     indices = idx[rr, cc]
-    start = _contiguous(idx)
-    patterns = m.read_indices(indices) if start is None else m.read(start, start + idx.size)
+    patterns = m.read_indices(indices)  # one contiguous read when the rows are stored row-major
     if positions:
         kwargs["rows"] = rr + chunk.r0
         kwargs["cols"] = cc
@@ -208,14 +203,6 @@ def run_chunk(
             f"{len(indices)} patterns of map rows {chunk.r0}:{chunk.r1}; expected one per pattern"
         )
     return indices, result
-
-
-def _contiguous(idx: np.ndarray) -> int | None:
-    """The first storage index when ``idx`` (rows, cols) is one contiguous run in row-major order."""
-    first = int(idx.flat[0]) if idx.size else -1
-    if first < 0 or not np.array_equal(idx.ravel(), np.arange(first, first + idx.size)):
-        return None
-    return first
 
 
 def _call(func: Callable[..., Any], chunk: Chunk, *args: Any, **kwargs: Any) -> Any:

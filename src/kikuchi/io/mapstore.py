@@ -586,8 +586,11 @@ class EBSDMap:
         rows, cols = self.nav_shape
         start, stop = max(0, start), min(rows, stop)
         idx = self._index_map[start:stop]
-        out = np.full((stop - start, cols, *self.pattern_shape), fill, dtype=self.dtype)
         have = idx >= 0
+        if idx.size and have.all():
+            # every point has a pattern: no fill; a row-major run is one read without copies
+            return self.read_indices(idx)
+        out = np.full((stop - start, cols, *self.pattern_shape), fill, dtype=self.dtype)
         if have.any():
             out[have] = self.read_indices(idx[have])
         return out
