@@ -79,15 +79,13 @@ def build_detector(ebsd_map: Any, args: argparse.Namespace) -> Any:
 def truth_of(ebsd_map: Any) -> tuple[np.ndarray, np.ndarray] | None:
     """(euler (rows, cols, 3) rad, phase_id (rows, cols)) of the map's truth or reference orientations, or None."""
     header = ebsd_map.header
-    if "Truth" in header and "euler" in header["Truth"]:
-        g = header["Truth"]
-        euler = np.asarray(g["euler"][()], dtype=np.float64)
-        pid = np.asarray(g["phase_id"][()], dtype=np.int64) if "phase_id" in g else np.ones(euler.shape[:2], dtype=np.int64)
-        return euler, pid
-    euler = ebsd_map.euler
+    truth = "Truth" in header and "euler" in header["Truth"]
+    euler = np.asarray(header["Truth/euler"][()], dtype=np.float64) if truth else ebsd_map.euler
     if euler is None:
         return None
-    pid = np.where(np.all(np.isfinite(euler), axis=-1), 1, 0)
+    known = np.all(np.isfinite(euler), axis=-1)
+    recorded = ebsd_map.phase_id  # per point where the file says (synthetic truth, kikuchipy crystal maps)
+    pid = np.where(known, 1 if recorded is None else recorded, 0)
     return np.nan_to_num(euler), pid
 
 
