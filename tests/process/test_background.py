@@ -90,6 +90,40 @@ def test_untruncated_gaussian_matches_scipy():
     assert ours.std() < doc.std() < img.std()
 
 
+@pytest.mark.parametrize(
+    ("shape", "sigma"),
+    [((13, 7), 2.0), ((14, 9), 1.0), ((15, 5), 4.0), ((17, 22), 0.4), ((3, 5), 4.0), ((61, 83), 5.3)],
+)
+def test_direct_lowpass_on_any_shape_equals_slow_sum(shape, sigma):
+    """The blocked direct sum (4 output rows per sweep, the rows done as a pass of the transpose)
+    on heights of every remainder mod 4, images smaller than the kernel, 1 to 16 taps, odd and even."""
+    rng = np.random.default_rng(int(sigma * 10) + shape[0])
+    img = rng.normal(100, 10, shape)
+    slow = direct_lowpass(img, sigma)
+    np.testing.assert_allclose(gaussian_lowpass(img, sigma=sigma, method="direct"), slow, rtol=1e-12)
+    np.testing.assert_allclose(gaussian_lowpass(img, sigma=sigma, method="fft"), slow, rtol=1e-9)
+    # float32: one image of a stack equals it alone, to the bit
+    stack = np.stack([img, img[::-1], 2 * img]).astype(np.float32)
+    alone = gaussian_lowpass(stack[1], sigma=sigma, method="direct")
+    np.testing.assert_array_equal(gaussian_lowpass(stack, sigma=sigma, method="direct")[1], alone)
+    np.testing.assert_allclose(alone, direct_lowpass(stack[1].astype(float), sigma), rtol=1e-5)
+
+
+@pytest.mark.parametrize("operation", ["divide", "subtract"])
+def test_fused_static_dynamic_equals_the_steps_to_the_bit(ocean, operation):
+    from kikuchi.process.background import fused_static_dynamic
+
+    raw, bg = ocean
+    stack = np.stack([raw, raw[::-1, ::-1]])
+    bg32 = bg.astype(np.float32)
+    bg32[5, 7] = 0  # a dead background pixel: 0 after the static division
+    for static in (bg32, None):
+        x = stack.astype(np.float32) if static is None else remove_static_background(stack, static, dtype=np.float32)
+        steps = remove_dynamic_background(x, sigma=9.0, operation=operation, method="direct", dtype=np.float32)
+        fused = fused_static_dynamic(stack, static, sigma=9.0, operation=operation)
+        np.testing.assert_array_equal(fused, steps)
+
+
 def test_static_divide_subtract(ocean):
     raw, bg = ocean
     np.testing.assert_allclose(remove_static_background(raw, bg), raw / bg, rtol=1e-12)

@@ -231,84 +231,120 @@ def local_mean_std(stack: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray
 
 
 # -- direct separable Gaussian (numba) ------------------------------------------
+#
+# Both passes of the separable correlation run as a *vertical* pass (along the
+# first axis, image rows as contiguous vectors): the pass along the rows is a
+# vertical pass of the transposed image. The vertical pass computes four output
+# rows per sweep over the columns and reads four input rows per sweep, so each
+# loaded input value feeds four multiply-adds held in registers (16 per sweep)
+# instead of one multiply-add per load and store of an accumulator row; about
+# 2.5x faster for the documented 90-tap kernel of 240 x 240 patterns.
+# Every output value still receives its taps in order, one fused multiply-add
+# after the other, starting from 0: the values are those of the one-tap loop to
+# the bit, whatever the blocking.
+
+#: Zeros before the taps in a padded kernel (output row r of a block of 4 uses tap u - r).
+_PAD_LEAD = 3
+#: Zeros after the taps (the last sweep may read up to 3 input rows beyond the last tap, shifted by 3).
+_PAD_TRAIL = 6
+
+
+def padded_kernel(k: np.ndarray, dtype: Any) -> np.ndarray:
+    """The taps of ``k`` between zeros, as :func:`correlate_vertical` reads them."""
+    kp = np.zeros(len(k) + _PAD_LEAD + _PAD_TRAIL, dtype=dtype)
+    kp[_PAD_LEAD : _PAD_LEAD + len(k)] = k
+    return kp
 
 
 @numba.njit(nogil=True, cache=True, fastmath={"contract"})
-def _correlate_row(row, k, acc):  # pragma: no cover - compiled
-    """acc[j] = sum_t k[t] row[j + t] for j < len(acc), the taps in order.
+def correlate_vertical(img, kp, kr, out):  # pragma: no cover - compiled
+    """out[i, j] = sum_t k[t] img[clamp(i + t - a0, 0, h - 1), j], the taps in order.
 
-    Four taps per sweep over ``acc`` (one load and one store of ``acc`` per
-    four multiply-adds instead of per one); each ``acc[j]`` still receives
-    the taps one after the other as fused multiply-adds, so the values are
-    those of the one-tap loop to the bit.
+    ``img``, ``out`` (h, w) C-contiguous; ``kp`` = :func:`padded_kernel`
+    of the ``kr`` taps ``k``; ``a0 = kr // 2``. Rows beyond the image are
+    the border rows (replication). Output rows go four at a time: input
+    rows ``i - a0 + u`` for ``u = 0, 1, ...`` are read four per sweep and
+    each one is added to the four output rows with taps ``u``, ``u - 1``,
+    ``u - 2``, ``u - 3`` (zero outside the kernel: adding 0 * x to a sum
+    leaves it unchanged). The last ``h % 4`` rows go one at a time.
     """
-    w = acc.shape[0]
-    kr = k.shape[0]
-    acc[:] = 0.0
-    t = 0
-    while t + 4 <= kr:
-        k0, k1, k2, k3 = k[t], k[t + 1], k[t + 2], k[t + 3]
-        for j in range(w):
-            acc[j] = acc[j] + k0 * row[j + t] + k1 * row[j + t + 1] + k2 * row[j + t + 2] + k3 * row[j + t + 3]
-        t += 4
-    while t < kr:
-        kt = k[t]
-        for j in range(w):
-            acc[j] += kt * row[j + t]
-        t += 1
-
-
-@numba.njit(nogil=True, cache=True, fastmath={"contract"})
-def _correlate_col(img, i, k, acc):  # pragma: no cover - compiled
-    """acc[j] = sum_t k[t] img[clamp(i + t - a0), j], the taps in order, four per sweep (see :func:`_correlate_row`)."""
     h, w = img.shape
-    kr = k.shape[0]
     a0 = kr // 2
-    acc[:] = 0.0
-    t = 0
-    while t + 4 <= kr:
-        k0, k1, k2, k3 = k[t], k[t + 1], k[t + 2], k[t + 3]
-        r0 = img[min(max(i + t - a0, 0), h - 1)]
-        r1 = img[min(max(i + t + 1 - a0, 0), h - 1)]
-        r2 = img[min(max(i + t + 2 - a0, 0), h - 1)]
-        r3 = img[min(max(i + t + 3 - a0, 0), h - 1)]
-        for j in range(w):
-            acc[j] = acc[j] + k0 * r0[j] + k1 * r1[j] + k2 * r2[j] + k3 * r3[j]
-        t += 4
-    while t < kr:
-        kt = k[t]
-        r = img[min(max(i + t - a0, 0), h - 1)]
-        for j in range(w):
-            acc[j] += kt * r[j]
-        t += 1
+    h4 = h - h % 4
+    for i in range(0, h4, 4):
+        o0 = out[i]
+        o1 = out[i + 1]
+        o2 = out[i + 2]
+        o3 = out[i + 3]
+        o0[:] = 0.0
+        o1[:] = 0.0
+        o2[:] = 0.0
+        o3[:] = 0.0
+        for u in range(0, kr + 3, 4):
+            x0 = img[min(max(i + u - a0, 0), h - 1)]
+            x1 = img[min(max(i + u + 1 - a0, 0), h - 1)]
+            x2 = img[min(max(i + u + 2 - a0, 0), h - 1)]
+            x3 = img[min(max(i + u + 3 - a0, 0), h - 1)]
+            b = u + _PAD_LEAD  # kp[b + s - r]: tap u + s - r of output row i + r
+            c00, c01, c02, c03 = kp[b], kp[b + 1], kp[b + 2], kp[b + 3]
+            c10, c11, c12, c13 = kp[b - 1], kp[b], kp[b + 1], kp[b + 2]
+            c20, c21, c22, c23 = kp[b - 2], kp[b - 1], kp[b], kp[b + 1]
+            c30, c31, c32, c33 = kp[b - 3], kp[b - 2], kp[b - 1], kp[b]
+            for j in range(w):
+                v0 = x0[j]
+                v1 = x1[j]
+                v2 = x2[j]
+                v3 = x3[j]
+                o0[j] = o0[j] + c00 * v0 + c01 * v1 + c02 * v2 + c03 * v3
+                o1[j] = o1[j] + c10 * v0 + c11 * v1 + c12 * v2 + c13 * v3
+                o2[j] = o2[j] + c20 * v0 + c21 * v1 + c22 * v2 + c23 * v3
+                o3[j] = o3[j] + c30 * v0 + c31 * v1 + c32 * v2 + c33 * v3
+    for i in range(h4, h):
+        o = out[i]
+        o[:] = 0.0
+        for u in range(0, kr, 4):
+            x0 = img[min(max(i + u - a0, 0), h - 1)]
+            x1 = img[min(max(i + u + 1 - a0, 0), h - 1)]
+            x2 = img[min(max(i + u + 2 - a0, 0), h - 1)]
+            x3 = img[min(max(i + u + 3 - a0, 0), h - 1)]
+            b = u + _PAD_LEAD
+            c0, c1, c2, c3 = kp[b], kp[b + 1], kp[b + 2], kp[b + 3]
+            for j in range(w):
+                o[j] = o[j] + c0 * x0[j] + c1 * x1[j] + c2 * x2[j] + c3 * x3[j]
 
 
-@numba.njit(nogil=True, cache=True, fastmath={"contract"})
-def _correlate_rows(x, k, out):  # pragma: no cover - compiled
-    """out[p, i, j] = sum_t k[t] x[p, i, clamp(j + t - a0)] along the last axis."""
+@numba.njit(nogil=True, cache=True)
+def transpose_into(src, dst):  # pragma: no cover - compiled
+    """dst[j, i] = src[i, j]: one output row at a time, eight reads per step (faster than tiles here)."""
+    h, w = src.shape
+    h8 = h - h % 8
+    for j in range(w):
+        d = dst[j]
+        for i in range(0, h8, 8):
+            d[i] = src[i, j]
+            d[i + 1] = src[i + 1, j]
+            d[i + 2] = src[i + 2, j]
+            d[i + 3] = src[i + 3, j]
+            d[i + 4] = src[i + 4, j]
+            d[i + 5] = src[i + 5, j]
+            d[i + 6] = src[i + 6, j]
+            d[i + 7] = src[i + 7, j]
+        for i in range(h8, h):
+            d[i] = src[i, j]
+
+
+@numba.njit(nogil=True, cache=True)
+def _lowpass_stack(x, kp_row, kr_row, kp_col, kr_col, out):  # pragma: no cover - compiled
+    """out[p] = correlation of x[p] along its rows (``kp_col``), then along its columns (``kp_row``)."""
     n, h, w = x.shape
-    kr = k.shape[0]
-    a0 = kr // 2
-    row = np.empty(w + kr - 1, dtype=x.dtype)
-    acc = np.empty(w, dtype=x.dtype)
+    xt = np.empty((w, h), dtype=x.dtype)
+    tt = np.empty((w, h), dtype=x.dtype)
+    t = np.empty((h, w), dtype=x.dtype)
     for p in range(n):
-        for i in range(h):
-            for j in range(w + kr - 1):
-                jj = min(max(j - a0, 0), w - 1)
-                row[j] = x[p, i, jj]
-            _correlate_row(row, k, acc)
-            out[p, i, :] = acc
-
-
-@numba.njit(nogil=True, cache=True, fastmath={"contract"})
-def _correlate_cols(x, k, out):  # pragma: no cover - compiled
-    """out[p, i, j] = sum_t k[t] x[p, clamp(i + t - a0), j] along the middle axis (rows as vectors)."""
-    n, h, w = x.shape
-    acc = np.empty(w, dtype=x.dtype)
-    for p in range(n):
-        for i in range(h):
-            _correlate_col(x[p], i, k, acc)
-            out[p, i, :] = acc
+        transpose_into(x[p], xt)
+        correlate_vertical(xt, kp_col, kr_col, tt)
+        transpose_into(tt, t)
+        correlate_vertical(t, kp_row, kr_row, out[p])
 
 
 #: Kernel length up to which the direct sum beats the FFT (measured on 60 to 480 pixel patterns).
@@ -318,15 +354,16 @@ DIRECT_MAX_TAPS = 128
 def lowpass_direct(stack: np.ndarray, k_row: np.ndarray, k_col: np.ndarray) -> np.ndarray:
     """The correlation of :func:`lowpass_fft` summed directly in real space (numba, nogil).
 
-    Two passes of ``len(k)`` multiply-adds per pixel, vectorised along the
-    rows (fused multiply-adds); faster than the FFT for kernels of up to
+    Two passes of ``len(k)`` multiply-adds per pixel (first along the rows,
+    then along the columns), vectorised along the image rows as fused
+    multiply-adds; faster than the FFT for kernels of up to
     :data:`DIRECT_MAX_TAPS` taps, with the same values to rounding.
     """
     x = np.ascontiguousarray(stack)
-    tmp = np.empty_like(x)
-    _correlate_rows(x, k_col.astype(x.dtype), tmp)
     out = np.empty_like(x)
-    _correlate_cols(tmp, k_row.astype(x.dtype), out)
+    _lowpass_stack(
+        x, padded_kernel(k_row, x.dtype), len(k_row), padded_kernel(k_col, x.dtype), len(k_col), out
+    )
     return out
 
 
@@ -334,48 +371,48 @@ def lowpass_direct(stack: np.ndarray, k_row: np.ndarray, k_col: np.ndarray) -> n
 
 
 @numba.njit(nogil=True, cache=True, fastmath={"contract"})
-def background_fused(stack, static, use_static, k_row, k_col, subtract, out):  # pragma: no cover - compiled
+def background_fused(stack, static, use_static, kp_row, kr_row, kp_col, kr_col, subtract, out):  # pragma: no cover - compiled
     """Static division, Gaussian low-pass (direct sum) and dynamic division or subtraction, pattern by pattern.
 
     ``stack`` (n, h, w) any real dtype; ``static`` (h, w) float32 (used when
     ``use_static``): ``x = float32(stack) / static``, 0 where static <= 0;
     ``low`` = the correlation of :func:`lowpass_direct` (same loops, same
-    order of operations); ``out`` (n, h, w) float32 gets ``x / low`` (0 where
-    not finite) or, with ``subtract``, ``x - low``. The same values as
+    order of operations; ``kp_*`` from :func:`padded_kernel` in float32);
+    ``out`` (n, h, w) float32 gets ``x / low`` (0 where not finite) or, with
+    ``subtract``, ``x - low``. The same values as
     :func:`remove_static_background`, :func:`lowpass_direct` and
     ``remove_bg`` / ``make_signal_bg`` one after the other, but each
     pattern's intermediate images stay in the cache instead of streaming
     three float stacks through memory.
     """
     n, h, w = stack.shape
-    kr = k_col.shape[0]
-    a0 = kr // 2
     x = np.empty((h, w), dtype=np.float32)
-    tmp = np.empty((h, w), dtype=np.float32)
-    row = np.empty(w + kr - 1, dtype=np.float32)
-    acc = np.empty(w, dtype=np.float32)
+    xt = np.empty((w, h), dtype=np.float32)
+    tt = np.empty((w, h), dtype=np.float32)
+    t = np.empty((h, w), dtype=np.float32)
+    low = np.empty((h, w), dtype=np.float32)
     for p in range(n):
-        for i in range(h):
-            for j in range(w):
-                v = np.float32(stack[p, i, j])
-                if use_static:
+        src = stack[p]
+        if use_static:
+            for i in range(h):
+                for j in range(w):
                     b = static[i, j]
-                    v = v / b if b > 0 else np.float32(0.0)
-                x[i, j] = v
-        # along the rows (the last axis), borders replicated
-        for i in range(h):
-            for j in range(w + kr - 1):
-                jj = min(max(j - a0, 0), w - 1)
-                row[j] = x[i, jj]
-            _correlate_row(row, k_col, acc)
-            tmp[i, :] = acc
-        # along the columns, then the dynamic correction of that output row
-        for i in range(h):
-            _correlate_col(tmp, i, k_row, acc)
-            if subtract:
+                    x[i, j] = np.float32(src[i, j]) / b if b > 0 else np.float32(0.0)
+        else:
+            for i in range(h):
                 for j in range(w):
-                    out[p, i, j] = x[i, j] - acc[j]
-            else:
+                    x[i, j] = np.float32(src[i, j])
+        transpose_into(x, xt)
+        correlate_vertical(xt, kp_col, kr_col, tt)  # along the rows (the last axis)
+        transpose_into(tt, t)
+        correlate_vertical(t, kp_row, kr_row, low)  # along the columns
+        o = out[p]
+        if subtract:
+            for i in range(h):
                 for j in range(w):
-                    v = x[i, j] / acc[j]
-                    out[p, i, j] = v if np.isfinite(v) else np.float32(0.0)
+                    o[i, j] = x[i, j] - low[i, j]
+        else:
+            for i in range(h):
+                for j in range(w):
+                    v = x[i, j] / low[i, j]
+                    o[i, j] = v if np.abs(v) < np.inf else np.float32(0.0)  # 0 where not finite (NaN fails too)

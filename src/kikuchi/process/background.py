@@ -170,12 +170,14 @@ def fused_static_dynamic(
         return None
     if operation not in ("divide", "subtract"):
         raise ValueError(f"operation must be 'divide' or 'subtract'; got {operation!r}")
-    k32 = k.astype(np.float32)
+    kp = _kernels.padded_kernel(k, np.float32)
     use_static = static_background is not None
     static = np.ascontiguousarray(static_background if use_static else np.zeros((1, 1)), dtype=np.float32)
     if out is None:
         out = np.empty(stack.shape, dtype=np.float32)
-    _kernels.background_fused(np.ascontiguousarray(stack), static, use_static, k32, k32, operation == "subtract", out)
+    _kernels.background_fused(
+        np.ascontiguousarray(stack), static, use_static, kp, len(k), kp, len(k), operation == "subtract", out
+    )
     return out
 
 
