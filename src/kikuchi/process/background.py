@@ -92,7 +92,7 @@ def gaussian_lowpass(
         ``'untruncated'``: a centred Gaussian out to 6 sigma.
     method
         ``'fft'`` (as documented, the default), ``'direct'`` (separable
-        real-space sum, numba) or ``'auto'`` (direct up to 128 kernel taps,
+        real-space sum, numba) or ``'auto'`` (direct up to 200 kernel taps,
         else FFT; the pipeline's choice): the same values to rounding.
     fft_size
         ``'fast'`` (next fast FFT length) or ``'pow2'`` (the documented next
