@@ -69,6 +69,52 @@ def test_threads_and_distributed_equal_serial(small_map, executor, dask_inproces
     np.testing.assert_array_equal(halo_serial, halo_other)
 
 
+def neighbour_sum_own_columns(block, *, have, core, core_cols):
+    """neighbour_sum that returns only the tile's own columns (the engine then cuts nothing)."""
+    return neighbour_sum(block, have=have, core=core)[:, core_cols[0] : core_cols[1]]
+
+
+@pytest.mark.parametrize("executor", ["serial", "threads"])
+def test_tiles_equal_bands(small_map, executor):
+    """Chunks of 2 rows x 2 columns (a tile's halo columns read on either side, the last tile 1 wide):
+    the same results as bands of whole rows, with and without positions, the halo cut here or by the function."""
+    with open_map(small_map) as m:
+        have = m.index_map >= 0
+        on_map = m.index_map[have]
+        run = dict(progress=False, executor=executor, workers=2 if executor == "threads" else None)
+        bands = map_reduce(m, pattern_stats, chunk_rows=2, **run)
+        tiles = map_reduce(m, pattern_stats, chunk_rows=2, chunk_cols=2, **run)
+        np.testing.assert_array_equal(tiles[on_map], bands[on_map])
+        got = map_reduce(m, with_positions, positions=True, chunk_rows=3, chunk_cols=2, **run)
+        for r, c in [(0, 0), (4, 2), (6, 4), (1, 3)]:
+            assert tuple(got[m.index_map[r, c], :2]) == (r, c)
+        whole = neighbour_sum(m.read_rows(0, 7), have=have, core=(0, 7))
+        for func in (neighbour_sum, neighbour_sum_own_columns):
+            halo = map_reduce(m, func, halo_rows=1, chunk_rows=2, chunk_cols=2, **run)
+            np.testing.assert_allclose(halo[on_map], whole[have], rtol=1e-12)
+
+
+def test_wide_maps_of_large_patterns_are_cut_into_tiles():
+    """The default chunks of a 1000 x 930 map of 240 x 240 patterns stay within the memory budget."""
+    from types import SimpleNamespace
+
+    from kikuchi.engine._chunks import CHUNK_BYTES, HALO_BUDGET, default_chunk_shape
+
+    wide = SimpleNamespace(nav_shape=(1000, 930), pattern_shape=(240, 240))
+    per_pattern = 240 * 240 * 4
+    # without halo: one row is 214 MB of float32: tiles of one row, 145 patterns (32 MiB) -> 144 (HDF5 chunks of 6)
+    assert default_chunk_shape(wide, col_align=6) == (1, 144)
+    # a halo of 1: 16 rows (halo work 12.5 %), tiles within 4 x 32 MiB: 580 patterns / 16 rows -> 36 columns
+    rows, cols = default_chunk_shape(wide, halo_rows=1, workers=4, col_align=6)
+    assert (rows, cols) == (16, 36)
+    assert (rows + 2) * (cols + 2) * per_pattern <= 1.3 * HALO_BUDGET * CHUNK_BYTES
+    # never tiles when told so (col_align None), and bands when they fit: the 40 x 25 benchmark map
+    assert default_chunk_shape(wide, halo_rows=1, col_align=None) == (16, None)
+    small = SimpleNamespace(nav_shape=(40, 25), pattern_shape=(240, 240))
+    assert default_chunk_shape(small, halo_rows=1, col_align=5) == (16, None)
+    assert default_chunk_shape(small, halo_rows=1, workers=2, col_align=5) == (7, None)
+
+
 def test_unreachable_scheduler_fails_fast(small_map, monkeypatch):
     monkeypatch.setattr("kikuchi.engine._executors.SCHEDULER_TIMEOUT_S", 1.0)
     with open_map(small_map) as m, pytest.raises(SchedulerUnreachableError, match="cannot reach the dask scheduler at tcp://127.0.0.1:9"):

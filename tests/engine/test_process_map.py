@@ -54,6 +54,22 @@ def test_executors_give_identical_files(small_map, tmp_path, executor, dask_inpr
     np.testing.assert_array_equal(read(serial)[0], read(other)[0])
 
 
+@pytest.mark.parametrize("executor", ["serial", "threads"])
+def test_tiles_give_the_same_file(small_map, tmp_path, executor):
+    """Tiles of 2 x 2 map points (halo columns read on either side, row segments written one by one)."""
+    s = ProcessingSettings(npa=1, sigma=4.0, dtype="uint16")
+    bands = process_map(small_map, tmp_path / "bands.h5", s, progress=False, chunk_rows=2)
+    tiles = process_map(
+        small_map, tmp_path / "tiles.h5", s, progress=False, chunk_rows=2, chunk_cols=2, executor=executor, workers=2
+    )
+    a, b = read(bands), read(tiles)
+    np.testing.assert_array_equal(b[0], a[0])
+    np.testing.assert_array_equal(b[1], a[1])
+    with kikuchi.open(bands) as x, kikuchi.open(tiles) as y:
+        np.testing.assert_array_equal(y.bse_map, x.bse_map)
+        assert y._patterns.chunks[0] == 1  # gcd(5 columns, 2) = 1: every row segment is whole chunks
+
+
 @pytest.mark.slow  # starting and stopping two worker processes takes about 8 s on 2 cores
 def test_local_cluster_of_processes(small_map, tmp_path):
     """One run on real worker processes (LocalCluster, --workers): the same file."""

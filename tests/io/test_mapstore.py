@@ -161,6 +161,12 @@ def test_lazy_reads_rows_and_chunks(tmp_path):
         for r in range(2):
             for c in range(5):
                 assert_position(block[r, c], r + 2, c)
+        tile = m.read_rows(1, 4, cols=(1, 3))  # a tile: columns 1 and 2 of rows 1..3
+        assert tile.shape == (3, 2, H, W)
+        for r in range(3):
+            for c in range(2):
+                assert_position(tile[r, c], r + 1, c + 1)
+        np.testing.assert_array_equal(m.read_rows(2, 4, cols=(0, 5)), block)
         starts = []
         for start, stop, patterns in m.iter_chunks():
             assert patterns.shape[0] == stop - start <= 4
@@ -317,6 +323,10 @@ def test_zip_notebook_file_with_fewer_images_than_points(tmp_path, caplog):
         block = m.read_rows(0, 2, fill=0)
         assert not block[1, 1].any()
         assert_position(block[1, 0], 1, 0)
+        tile = m.read_rows(0, 2, cols=(1, 3), fill=7)  # a tile with a gap in each row
+        assert (tile[0, 1] == 7).all() and (tile[1, 0] == 7).all()
+        assert_position(tile[0, 0], 0, 1)
+        assert_position(tile[1, 1], 1, 2)
         bse = m.bse_map  # computed from the patterns: NaN where there is none
         assert np.isnan(bse[0, 2]) and np.isnan(bse[1, 1])
         assert bse[0, 1] == pytest.approx(encoded(0, 1).mean())

@@ -1,14 +1,17 @@
 """Chunks of a map and the one task function that every executor runs.
 
-A chunk is a band of map rows ``r0:r1``. The task reads the chunk's
-patterns (plus ``halo`` rows above and below when the operation needs
-neighbours), calls the user's function and returns its result. Serial,
+A chunk is a band of map rows ``r0:r1``, or a tile of columns ``c0:c1`` of
+those rows when a band would not fit the memory budget. The task reads the
+chunk's patterns (plus ``halo`` rows above and below, and columns on either
+side of a tile, when the operation needs neighbours), calls the user's
+function and returns its result. Serial,
 threaded and distributed runs call the same :func:`run_chunk`, so their
 results are identical.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import threading
@@ -45,12 +48,18 @@ class MapSource:
 
 @dataclass(frozen=True)
 class Chunk:
-    """Map rows ``r0:r1`` of a chunk, and the rows read with their halo."""
+    """Map rows ``r0:r1`` and columns ``c0:c1`` of a chunk, and what is read with its halo.
+
+    A chunk is a band of whole map rows, or a tile (part of the columns)
+    when a band would not fit the memory budget.
+    """
 
     r0: int
     r1: int
     halo: int
     n_rows: int
+    c0: int = 0
+    c1: int = -1  # -1: to the last column (a band of whole rows)
 
     @property
     def lo(self) -> int:
@@ -60,37 +69,89 @@ class Chunk:
     def hi(self) -> int:
         return min(self.n_rows, self.r1 + self.halo)
 
+    def columns(self, n_cols: int) -> tuple[int, int]:
+        """The chunk's map columns ``(c0, c1)`` on a map ``n_cols`` wide."""
+        return self.c0, n_cols if self.c1 < 0 else self.c1
+
+    def read_columns(self, n_cols: int) -> tuple[int, int]:
+        """The columns read with the halo."""
+        c0, c1 = self.columns(n_cols)
+        return max(0, c0 - self.halo), min(n_cols, c1 + self.halo)
+
+
+#: Halo rows (and columns) are read and computed twice; chunks of at least this many
+#: times the halo keep that extra work at 2 / HALO_FACTOR (12.5 %) or below.
+HALO_FACTOR = 16
+#: A band of rows with a halo may hold this many times ``chunk_bytes`` before it is cut
+#: into tiles (taller chunks waste less on their halo).
+HALO_BUDGET = 4
+
+
+def default_chunk_shape(
+    ebsd_map: EBSDMap,
+    *,
+    halo_rows: int = 0,
+    workers: int = 1,
+    chunk_bytes: int = CHUNK_BYTES,
+    col_align: int | None = 1,
+) -> tuple[int, int | None]:
+    """Map rows and columns per chunk: ``(rows, cols)``, ``cols`` None for bands of whole rows.
+
+    About ``chunk_bytes`` of float32 patterns per chunk, and small enough to
+    give each of several ``workers`` at least three chunks. With halo rows
+    (read and processed twice) chunks are at least ``HALO_FACTOR`` halos
+    tall (serial) or 4 halos (in parallel, when the map is too short to give
+    every worker three such chunks), and up to ``HALO_BUDGET`` times
+    ``chunk_bytes``. Where a band of those rows would exceed the budget (wide
+    maps of large patterns) the chunks are tiles of ``cols`` columns, a
+    multiple of ``col_align`` (None: never tiles), so memory stays bounded
+    whatever the width of the map.
+    """
+    rows, cols = ebsd_map.nav_shape
+    per_pattern = int(np.prod(ebsd_map.pattern_shape)) * 4
+    target = max(1, chunk_bytes // per_pattern)  # patterns per chunk
+    budget = target * (HALO_BUDGET if halo_rows else 1)
+    n = max(1, target // cols)
+    if halo_rows:
+        n = max(n, HALO_FACTOR * halo_rows)
+    if workers > 1:
+        n = min(n, max(-(-rows // (3 * workers)), 4 * halo_rows))
+    n = max(1, min(n, rows))
+    if col_align is None or n * cols <= budget:
+        return int(n), None
+    width = max(col_align, budget // n // col_align * col_align, HALO_FACTOR * halo_rows // col_align * col_align)
+    return int(n), (int(width) if width < cols else None)
+
 
 def default_chunk_rows(
     ebsd_map: EBSDMap, *, halo_rows: int = 0, workers: int = 1, chunk_bytes: int = CHUNK_BYTES
 ) -> int:
-    """Map rows per chunk.
-
-    About ``chunk_bytes`` of float32 patterns, and small enough to give each
-    of several ``workers`` at least three chunks; with halo rows (read and
-    processed twice) at least ``8 * halo_rows`` rows when serial (at most
-    25 % more work) and ``4 * halo_rows`` in parallel (balance matters more).
-    """
-    rows, cols = ebsd_map.nav_shape
-    per_row = cols * int(np.prod(ebsd_map.pattern_shape)) * 4
-    n = max(1, chunk_bytes // max(per_row, 1))
-    if workers > 1:
-        n = min(n, -(-rows // (3 * workers)))
-    n = max(n, (8 if workers == 1 else 4) * halo_rows, 1)
-    return int(min(n, rows))
+    """Map rows per chunk of bands of whole rows (:func:`default_chunk_shape` without tiles)."""
+    return default_chunk_shape(ebsd_map, halo_rows=halo_rows, workers=workers, chunk_bytes=chunk_bytes, col_align=None)[0]
 
 
-def plan_chunks(n_rows: int, chunk_rows: int, halo: int = 0) -> list[Chunk]:
-    """Split ``n_rows`` map rows into chunks of ``chunk_rows`` rows.
+def plan_chunks(n_rows: int, chunk_rows: int, halo: int = 0, *, n_cols: int | None = None, chunk_cols: int | None = None) -> list[Chunk]:
+    """Split ``n_rows`` map rows into chunks of ``chunk_rows`` rows (and, with
+    ``chunk_cols``, the ``n_cols`` columns into tiles of that many), row by row.
 
     >>> [(c.r0, c.r1, c.lo, c.hi) for c in plan_chunks(5, 2, halo=1)]
     [(0, 2, 0, 3), (2, 4, 1, 5), (4, 5, 3, 5)]
+    >>> [(c.r0, c.r1, c.c0, c.c1) for c in plan_chunks(3, 2, n_cols=5, chunk_cols=3)]
+    [(0, 2, 0, 3), (0, 2, 3, 5), (2, 3, 0, 3), (2, 3, 3, 5)]
     """
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
     if halo < 0:
         raise ValueError(f"halo_rows must be >= 0, got {halo}")
-    return [Chunk(r0, min(r0 + chunk_rows, n_rows), halo, n_rows) for r0 in range(0, n_rows, chunk_rows)]
+    if chunk_cols is None or n_cols is None or chunk_cols >= n_cols:
+        return [Chunk(r0, min(r0 + chunk_rows, n_rows), halo, n_rows) for r0 in range(0, n_rows, chunk_rows)]
+    if chunk_cols < 1:
+        raise ValueError(f"chunk_cols must be at least 1, got {chunk_cols}")
+    return [
+        Chunk(r0, min(r0 + chunk_rows, n_rows), halo, n_rows, c0, min(c0 + chunk_cols, n_cols))
+        for r0 in range(0, n_rows, chunk_rows)
+        for c0 in range(0, n_cols, chunk_cols)
+    ]
 
 
 # -- maps opened by workers ---------------------------------------------------
@@ -143,7 +204,7 @@ def run_chunk(
         An open map (serial and threaded runs) or a :class:`MapSource`
         (distributed runs: the worker opens the file itself).
     chunk
-        The map rows to compute.
+        The map rows (and columns) to compute.
     func
         Pattern mode (``block=False``): ``func(patterns (n, h, w), **kwargs)``
         returns one result per pattern, ``(n, ...)``. Block mode
@@ -151,7 +212,11 @@ def run_chunk(
         core=(i0, i1), **kwargs)`` receives the chunk's rows with their halo
         (points without a pattern are zeros, ``have`` False) and returns
         results for the core rows ``block[i0:i1]``, shape ``(i1 - i0, cols, ...)``
-        (or a tuple of such arrays).
+        (or a tuple of such arrays). For a tile the block also holds the halo
+        columns on either side: a function that takes a ``core_cols=(j0, j1)``
+        keyword gets the tile's own columns and returns only those
+        (``(i1 - i0, j1 - j0, ...)``); from any other the halo columns of the
+        result are cut off here.
     kwargs
         Keyword arguments of ``func``.
     block
@@ -163,39 +228,49 @@ def run_chunk(
     Returns
     -------
     indices
-        Storage indices of the patterns of the core rows (pattern mode), or
-        the (r1 - r0, cols) index map of the core rows (block mode, -1 where
-        no pattern).
+        Storage indices of the patterns of the chunk (pattern mode), or the
+        (r1 - r0, c1 - c0) index map of the chunk (block mode, -1 where no
+        pattern).
     result
         What ``func`` returned.
     """
     m = source if isinstance(source, EBSDMap) else _open_source(source)
     index_map = m.index_map
+    n_cols = m.nav_shape[1]
+    c0, c1 = chunk.columns(n_cols)
     kwargs = dict(kwargs)
     if block:
         lo, hi = chunk.lo, chunk.hi
-        data = m.read_rows(lo, hi)  # a row-major run without gaps is one read, no copies
-        have = index_map[lo:hi] >= 0
+        clo, chi = chunk.read_columns(n_cols)
+        tile = (clo, chi) != (0, n_cols)
+        data = m.read_rows(lo, hi, cols=(clo, chi) if tile else None)  # a band without gaps: one read, no copies
+        have = index_map[lo:hi, clo:chi] >= 0
         if positions:
             kwargs["rows"] = np.arange(lo, hi)
-            kwargs["cols"] = np.arange(m.nav_shape[1])
+            kwargs["cols"] = np.arange(clo, chi)
         core = (chunk.r0 - lo, chunk.r1 - lo)
+        crop = tile and not _takes(func, "core_cols")
+        if tile and not crop:
+            kwargs["core_cols"] = (c0 - clo, c1 - clo)
         result = _call(func, chunk, data, have=have, core=core, **kwargs)
-        expected = (chunk.r1 - chunk.r0, m.nav_shape[1])
+        if crop:  # the function computed the halo columns too: keep the chunk's own
+            keep = np.s_[:, c0 - clo : c1 - clo]
+            result = tuple(np.asarray(r)[keep] for r in result) if isinstance(result, tuple) else np.asarray(result)[keep]
+        expected = (chunk.r1 - chunk.r0, c1 - c0)
         first = result[0] if isinstance(result, tuple) else result
         if np.shape(first)[:2] != expected:
             raise ValueError(
                 f"{getattr(func, '__name__', func)} returned shape {np.shape(first)} for map rows "
-                f"{chunk.r0}:{chunk.r1}; expected (rows, cols, ...) = {expected}"
+                f"{chunk.r0}:{chunk.r1}, columns {c0}:{c1}; expected (rows, cols, ...) = {expected}"
             )
-        return index_map[chunk.r0 : chunk.r1], result
-    idx = index_map[chunk.r0 : chunk.r1]
+        return index_map[chunk.r0 : chunk.r1, c0:c1], result
+    idx = index_map[chunk.r0 : chunk.r1, c0:c1]
     rr, cc = np.nonzero(idx >= 0)
     indices = idx[rr, cc]
     patterns = m.read_indices(indices)  # one contiguous read when the rows are stored row-major
     if positions:
         kwargs["rows"] = rr + chunk.r0
-        kwargs["cols"] = cc
+        kwargs["cols"] = cc + c0
     result = _call(func, chunk, patterns, **kwargs)
     if len(result) != len(indices):
         raise ValueError(
@@ -203,6 +278,15 @@ def run_chunk(
             f"{len(indices)} patterns of map rows {chunk.r0}:{chunk.r1}; expected one per pattern"
         )
     return indices, result
+
+
+def _takes(func: Callable[..., Any], name: str) -> bool:
+    """True when ``func`` accepts the keyword ``name``."""
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params
 
 
 def _call(func: Callable[..., Any], chunk: Chunk, *args: Any, **kwargs: Any) -> Any:

@@ -124,7 +124,8 @@ def run_chunks(
             raise TypeError(f"scheduler must be an address 'tcp://HOST:PORT' or a distributed.Client, got {type(scheduler).__name__}")
     elif scheduler is not None:
         raise ValueError(f"a scheduler ({scheduler}) is only used with executor='distributed', not {executor!r}")
-    total = sum(int((ebsd_map.index_map[c.r0 : c.r1] >= 0).sum()) for c in chunks)
+    n_cols = ebsd_map.nav_shape[1]
+    total = sum(int((ebsd_map.index_map[c.r0 : c.r1, slice(*c.columns(n_cols))] >= 0).sum()) for c in chunks)
     bar = progress_bar(total, progress=progress, desc=desc)
 
     def done(chunk: Chunk, indices: np.ndarray, result: Any) -> None:

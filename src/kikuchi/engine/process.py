@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kikuchi.engine._chunks import default_chunk_rows, plan_chunks
+from kikuchi.engine._chunks import default_chunk_shape, plan_chunks
 from kikuchi.engine._executors import resolve_workers, run_chunks
 from kikuchi.engine._resumable import ResumableMapWriter
 from kikuchi.io.mapstore import PROCESSED, RAW, EBSDMap, MapFileError, MapWriter, default_chunk_patterns, open_map
@@ -131,21 +132,26 @@ def process_chunk(
     prepared: Prepared,
     raw_means: bool = True,
     encoder: dict[str, Any] | None = None,
+    core_cols: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[bytes] | None]:
     """Chunk function of :func:`process_map`.
 
-    Returns the processed core rows, the mean of each raw pattern and, with
-    ``encoder`` (keyword arguments of a :class:`MapWriter` with the output's
-    chunk size and filter; it is never opened), the compressed HDF5 chunks
-    of the rows: the workers compress in parallel and the single writer only
+    Returns the processed core rows (of the columns ``core_cols`` of a
+    tile), the mean of each raw pattern and, with ``encoder`` (keyword
+    arguments of a :class:`MapWriter` with the output's chunk size and
+    filter; it is never opened), the compressed HDF5 chunks of the rows, row
+    after row: the workers compress in parallel and the single writer only
     stores bytes.
     """
     out = process_block(block, have=have, core=core, prepared=prepared, workers=1)
     i0, i1 = core
-    means = np.full(have[i0:i1].shape, np.nan)
+    j0, j1 = core_cols or (0, block.shape[1])
+    if core_cols is not None:
+        out = np.ascontiguousarray(out[:, j0:j1])
+    core_have = have[i0:i1, j0:j1]
+    means = np.full(core_have.shape, np.nan)
     if raw_means:
-        core_have = have[i0:i1]
-        means[core_have] = block[i0:i1][core_have].reshape(int(core_have.sum()), -1).mean(axis=1, dtype=np.float64)
+        means[core_have] = block[i0:i1, j0:j1][core_have].reshape(int(core_have.sum()), -1).mean(axis=1, dtype=np.float64)
     encoded = None
     if encoder is not None:
         coder = MapWriter(**encoder)
@@ -158,14 +164,19 @@ def process_chunk(
 
 
 def aligned_chunk_patterns(
-    nav_shape: tuple[int, int], pattern_shape: tuple[int, int], dtype: Any, chunk_rows: int | None = None
+    nav_shape: tuple[int, int],
+    pattern_shape: tuple[int, int],
+    dtype: Any,
+    chunk_rows: int | None = None,
+    chunk_cols: int | None = None,
 ) -> tuple[int, int]:
     """HDF5 chunk size of the output and the map rows per HDF5 chunk, so that bands of whole
-    map rows are made of whole HDF5 chunks: ``(chunk_patterns, rows_per_chunk)``.
+    map rows (or the row segments of tiles of ``chunk_cols`` columns) are made of whole
+    HDF5 chunks: ``(chunk_patterns, rows_per_chunk)``.
 
     Whole map rows per chunk when a row is small (a divisor of ``chunk_rows``
-    when given); otherwise the largest divisor of the row length that keeps a
-    chunk near the default size (rows_per_chunk 1).
+    when given); otherwise the largest divisor of the row length (and of
+    ``chunk_cols``) that keeps a chunk near the default size (rows_per_chunk 1).
 
     >>> aligned_chunk_patterns((100, 100), (60, 60), "uint8")
     (200, 2)
@@ -173,9 +184,14 @@ def aligned_chunk_patterns(
     (100, 1)
     >>> aligned_chunk_patterns((40, 25), (240, 240), "uint16")
     (5, 1)
+    >>> aligned_chunk_patterns((100, 100), (60, 60), "uint8", chunk_cols=30)
+    (10, 1)
     """
     rows, cols = nav_shape
     target = default_chunk_patterns(pattern_shape, dtype)
+    if chunk_cols is not None and chunk_cols < cols:
+        common = math.gcd(cols, int(chunk_cols))
+        return max(d for d in range(1, min(target, common) + 1) if common % d == 0), 1
     if cols <= target:
         per = max(1, min(rows, target // cols))
         if chunk_rows is not None:
@@ -196,6 +212,7 @@ def process_map(
     scheduler: Any = None,
     progress: bool = True,
     chunk_rows: int | None = None,
+    chunk_cols: int | None = None,
     resume: bool = False,
     dataset: str | None = None,
 ) -> Path:
@@ -208,7 +225,8 @@ def process_map(
     static background (binned as the patterns).
 
     The map is streamed in bands of map rows (with halo rows for neighbour
-    averaging): memory stays bounded by a few chunks whatever the map size.
+    averaging), or tiles of them on maps too wide for a band to fit the
+    memory budget: memory stays bounded by a few chunks whatever the map size.
     The output is written under ``.NAME.partial`` and renamed when complete;
     after an interruption the partial file is kept, and ``resume=True``
     continues it from the chunks already complete.
@@ -224,7 +242,7 @@ def process_map(
     static_background
         See :func:`load_static_background` ('file', 'mean', 'none', a path
         or an array).
-    executor, workers, scheduler, progress, chunk_rows
+    executor, workers, scheduler, progress, chunk_rows, chunk_cols
         As :func:`kikuchi.engine.map_reduce`.
     resume
         Continue the partial output of an interrupted run with the same
@@ -265,10 +283,20 @@ def process_map(
         fingerprint = {**parameters, "input_size": st.st_size, "input_mtime_ns": st.st_mtime_ns}
         halo = int(settings.npa)
         out_dtype = np.dtype(np.float32 if settings.dtype == "float32" else settings.dtype)
-        chunk_patterns, rows_per_chunk = aligned_chunk_patterns(m.nav_shape, prepared.output_shape, out_dtype, chunk_rows)
-        chunk_rows = chunk_rows or default_chunk_rows(m, halo_rows=halo, workers=n_workers)
+        if chunk_rows is None:
+            # tiles only where a map row spans several HDF5 chunks, and cut at their borders
+            row_chunk, rows_per_chunk = aligned_chunk_patterns(m.nav_shape, prepared.output_shape, out_dtype)
+            chunk_rows, auto_cols = default_chunk_shape(
+                m, halo_rows=halo, workers=n_workers, col_align=None if rows_per_chunk > 1 else row_chunk
+            )
+            chunk_cols = chunk_cols or auto_cols
+        chunk_patterns, rows_per_chunk = aligned_chunk_patterns(
+            m.nav_shape, prepared.output_shape, out_dtype, chunk_rows, chunk_cols
+        )
+        if chunk_cols is not None and chunk_cols < m.nav_shape[1]:
+            chunk_cols = max(chunk_patterns, chunk_cols // chunk_patterns * chunk_patterns)
         chunk_rows = max(rows_per_chunk, chunk_rows // rows_per_chunk * rows_per_chunk)
-        chunks = plan_chunks(m.nav_shape[0], chunk_rows, halo)
+        chunks = plan_chunks(m.nav_shape[0], chunk_rows, halo, n_cols=m.nav_shape[1], chunk_cols=chunk_cols)
         have_map = m.index_map >= 0
         stored_bse = "bse_map" in m.data and m.data["bse_map"].shape == m.nav_shape
         layout = {
@@ -285,16 +313,23 @@ def process_map(
                 _copy_metadata(m, writer, prepared, stored_bse)
             writer.set_processing(parameters)
             done = writer.written.reshape(m.nav_shape)
-            todo = [c for c in chunks if not done[c.r0 : c.r1].all()]
+            cols = m.nav_shape[1]
+            todo = [c for c in chunks if not done[c.r0 : c.r1, slice(*c.columns(cols))].all()]
             if len(todo) < len(chunks):
                 _logger.info("%s: %d of %d chunks already complete", output, len(chunks) - len(todo), len(chunks))
-            cols = m.nav_shape[1]
 
             def write(chunk: Any, _indices: np.ndarray, result: Any) -> None:
                 patterns, means, encoded = result
+                c0, c1 = chunk.columns(cols)
                 if not stored_bse and m.dataset == RAW:
-                    writer.data["bse_map"][chunk.r0 : chunk.r1] = means
-                writer.write_block(chunk.r0 * cols, patterns.reshape(-1, *prepared.output_shape), encoded=encoded)
+                    writer.data["bse_map"][chunk.r0 : chunk.r1, c0:c1] = means
+                if (c0, c1) == (0, cols):
+                    writer.write_block(chunk.r0 * cols, patterns.reshape(-1, *prepared.output_shape), encoded=encoded)
+                    return
+                per_row = (c1 - c0) // chunk_patterns  # a tile: each row segment is whole HDF5 chunks
+                for k in range(chunk.r1 - chunk.r0):
+                    blobs = None if encoded is None else encoded[k * per_row : (k + 1) * per_row]
+                    writer.write_block((chunk.r0 + k) * cols + c0, patterns[k], encoded=blobs)
 
             try:
                 run_chunks(

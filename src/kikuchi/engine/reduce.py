@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from kikuchi.engine._chunks import Chunk, default_chunk_rows, plan_chunks
+from kikuchi.engine._chunks import Chunk, default_chunk_shape, plan_chunks
 from kikuchi.engine._executors import resolve_workers, run_chunks
 from kikuchi.io.mapstore import EBSDMap
 
@@ -26,12 +26,14 @@ def map_reduce(
     progress: bool = True,
     halo_rows: int = 0,
     chunk_rows: int | None = None,
+    chunk_cols: int | None = None,
     positions: bool = False,
 ) -> np.ndarray:
     """Apply ``func`` to every pattern of a map, chunk by chunk; one result per pattern.
 
-    The map is read in bands of map rows; at most a few bands are in memory
-    at a time, whatever the size of the map. The same chunk function runs
+    The map is read in bands of map rows (tiles of columns of them on maps
+    too wide for a band to fit the memory budget); at most a few chunks are
+    in memory at a time, whatever the size of the map. The same chunk function runs
     serially, on a thread pool or on a dask.distributed cluster, with
     identical results.
 
@@ -45,7 +47,11 @@ def map_reduce(
         ``func(block (r, cols, h, w), have=(r, cols) bool, core=(i0, i1), **kwargs)
         -> (i1 - i0, cols, ...)``, where ``block`` holds the chunk's map rows
         with ``halo_rows`` extra rows above and below (zeros where ``have``
-        is False) and the result covers the core rows ``block[i0:i1]``.
+        is False) and the result covers the core rows ``block[i0:i1]``. On a
+        tile the block also holds ``halo_rows`` columns on either side; their
+        results are cut off, or, if ``func`` takes a keyword
+        ``core_cols=(j0, j1)``, it gets the tile's own columns and returns
+        only those, ``(i1 - i0, j1 - j0, ...)``.
         For distributed runs ``func`` and ``kwargs`` must be picklable (a
         module-level function, not a lambda).
     kwargs
@@ -62,10 +68,16 @@ def map_reduce(
     progress
         Show a progress bar on a terminal.
     halo_rows
-        Map rows of neighbours each chunk needs above and below.
+        Map rows of neighbours each chunk needs above and below (and columns
+        on either side of a tile).
     chunk_rows
-        Map rows per chunk; default about 32 MiB of float32 patterns, and at
-        least three chunks per worker.
+        Map rows per chunk; default about 32 MiB of float32 patterns (more,
+        up to 128 MiB, with a halo: at least 16 halos tall), and at least
+        three chunks per worker.
+    chunk_cols
+        Map columns per chunk (tiles); default: whole rows unless a chunk of
+        ``chunk_rows`` rows would exceed that budget. Given ``chunk_rows``
+        without ``chunk_cols``: whole rows.
     positions
         Also pass the map positions: ``rows=``, ``cols=`` arrays (n,) with
         the (row, col) of each pattern (without halo), or the map rows and
@@ -101,8 +113,10 @@ def map_reduce(
         raise ValueError(f"halo_rows must be >= 0, got {halo_rows}")
     rows = ebsd_map.nav_shape[0]
     n_workers = resolve_workers(executor, workers)
-    chunk_rows = chunk_rows or default_chunk_rows(ebsd_map, halo_rows=halo_rows, workers=n_workers)
-    chunks = plan_chunks(rows, chunk_rows, halo_rows)
+    if chunk_rows is None:
+        chunk_rows, auto_cols = default_chunk_shape(ebsd_map, halo_rows=halo_rows, workers=n_workers)
+        chunk_cols = chunk_cols or auto_cols
+    chunks = plan_chunks(rows, chunk_rows, halo_rows, n_cols=ebsd_map.nav_shape[1], chunk_cols=chunk_cols)
     block = halo_rows > 0
     out: list[np.ndarray | None] = [None]
 

@@ -581,16 +581,35 @@ class EBSDMap:
             block = np.stack([self._patterns[int(i)] for i in uniq])
         return block[inverse.reshape(indices.shape)]
 
-    def read_rows(self, start: int, stop: int, *, fill: int | float = 0) -> np.ndarray:
-        """Map rows ``start:stop`` as (n_rows, cols, h, w); points without a pattern are ``fill``."""
-        rows, cols = self.nav_shape
+    def read_rows(
+        self, start: int, stop: int, *, cols: tuple[int, int] | None = None, fill: int | float = 0
+    ) -> np.ndarray:
+        """Map rows ``start:stop`` as (n_rows, n_cols, h, w); points without a pattern are ``fill``.
+
+        ``cols=(c0, c1)``: only map columns ``c0:c1`` of those rows (a tile),
+        read row by row, so no more than the tile is decoded and held.
+        """
+        rows, n_cols = self.nav_shape
         start, stop = max(0, start), min(rows, stop)
+        if cols is not None and (max(0, cols[0]), min(n_cols, cols[1])) != (0, n_cols):
+            c0, c1 = max(0, cols[0]), min(n_cols, cols[1])
+            idx = self._index_map[start:stop, c0:c1]
+            have = idx >= 0
+            full = bool(have.all())
+            shape = (stop - start, c1 - c0, *self.pattern_shape)
+            tile = np.empty(shape, dtype=self.dtype) if full else np.full(shape, fill, dtype=self.dtype)
+            for k in range(stop - start):
+                if full or have[k].all():
+                    tile[k] = self.read_indices(idx[k])  # a row-major row segment: one contiguous read
+                elif have[k].any():
+                    tile[k, have[k]] = self.read_indices(idx[k][have[k]])
+            return tile
         idx = self._index_map[start:stop]
         have = idx >= 0
         if idx.size and have.all():
             # every point has a pattern: no fill; a row-major run is one read without copies
             return self.read_indices(idx)
-        out = np.full((stop - start, cols, *self.pattern_shape), fill, dtype=self.dtype)
+        out = np.full((stop - start, n_cols, *self.pattern_shape), fill, dtype=self.dtype)
         if have.any():
             out[have] = self.read_indices(idx[have])
         return out
