@@ -70,6 +70,21 @@ def test_tiles_give_the_same_file(small_map, tmp_path, executor):
         assert y._patterns.chunks[0] == 1  # gcd(5 columns, 2) = 1: every row segment is whole chunks
 
 
+def test_tiles_of_several_hdf5_chunks_per_row_segment(tmp_path, rng):
+    """A 7 x 10 map in tiles of 3 x 4 points: HDF5 chunks of gcd(10, 4) = 2 patterns, row segments
+    of 2, 2 and 1 chunks written with their own compressed bytes; the same file as bands."""
+    from tests.engine.conftest import write_map
+
+    path = write_map(tmp_path / "wide.h5", rng.integers(50, 200, (7, 10, 20, 24)).astype(np.uint8))
+    s = ProcessingSettings(npa=1, sigma=3.0, dtype="uint16")
+    bands = process_map(path, tmp_path / "bands.h5", s, progress=False, chunk_rows=2)
+    tiles = process_map(path, tmp_path / "tiles.h5", s, progress=False, chunk_rows=3, chunk_cols=4, executor="threads", workers=2)
+    with kikuchi.open(bands) as x, kikuchi.open(tiles) as y:
+        assert y._patterns.chunks[0] == 2
+        np.testing.assert_array_equal(y.read_all(), x.read_all())
+        np.testing.assert_array_equal(y.bse_map, x.bse_map)
+
+
 @pytest.mark.slow  # starting and stopping two worker processes takes about 8 s on 2 cores
 def test_local_cluster_of_processes(small_map, tmp_path):
     """One run on real worker processes (LocalCluster, --workers): the same file."""
