@@ -242,8 +242,8 @@ def run_chunk(
     if block:
         lo, hi = chunk.lo, chunk.hi
         clo, chi = chunk.read_columns(n_cols)
-        tile = (clo, chi) != (0, n_cols)
-        data = m.read_rows(lo, hi, cols=(clo, chi) if tile else None)  # a band without gaps: one read, no copies
+        tile = (c0, c1) != (0, n_cols)
+        data = m.read_rows(lo, hi, cols=(clo, chi))  # whole rows without gaps: one read, no copies
         have = index_map[lo:hi, clo:chi] >= 0
         if positions:
             kwargs["rows"] = np.arange(lo, hi)
