@@ -56,6 +56,16 @@ def test_indexing_preset_on_real_nickel(cli, tmp_path):
         assert o.euler is not None and o.pattern_centre.convention == "bruker"
 
 
+def test_tiles_from_the_command_line(cli, map_file, tmp_path):
+    """--chunk-cols cuts the map into tiles (with --npa: halo columns): the same patterns as whole rows."""
+    whole, tiles = tmp_path / "whole.h5", tmp_path / "tiles.h5"
+    for out, extra in ((whole, ()), (tiles, ("--chunk-rows", "2", "--chunk-cols", "3"))):
+        proc = cli("process", map_file, "-o", out, "--npa", "1", "--dtype", "uint16", "--no-progress", *extra)
+        assert proc.returncode == 0, proc.stderr
+    with kikuchi.open(whole) as a, kikuchi.open(tiles) as b:
+        np.testing.assert_array_equal(b.read_all(), a.read_all())
+
+
 def test_detailed_options_and_mean_background(cli, map_file, tmp_path):
     out = tmp_path / "d.h5"
     proc = cli(

@@ -97,7 +97,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_processing_arguments(parser)
     add_execution_arguments(parser)
     parser.add_argument("--scheduler-timeout", type=float, default=5.0, metavar="S", help="seconds to wait for the scheduler (default 5)")
-    parser.add_argument("--chunk-rows", type=_positive_int, metavar="N", help="map rows per chunk (default: about 32 MiB of patterns)")
+    parser.add_argument("--chunk-rows", type=_positive_int, metavar="N", help="map rows per chunk (default: about 32 MiB of patterns, at least 16 halos with --npa)")
+    parser.add_argument(
+        "--chunk-cols", type=_positive_int, metavar="N",
+        help="map columns per chunk: tiles (default: whole rows, or tiles where a band would not fit the memory budget)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue the partial output of an interrupted run with the same options")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -125,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
             **execution,
             progress=not args.no_progress,
             chunk_rows=args.chunk_rows,
+            chunk_cols=args.chunk_cols,
             resume=args.resume,
         )
     dt = time.perf_counter() - t0
