@@ -400,10 +400,14 @@ def background_fused(stack, static, use_static, kp_row, kr_row, kp_col, kr_col, 
     """
     n, h, w = stack.shape
     x = np.empty((h, w), dtype=np.float32)
-    xt = np.empty((w, h), dtype=np.float32)
-    tt = np.empty((w, h), dtype=np.float32)
-    t = np.empty((h, w), dtype=np.float32)
-    low = np.empty((h, w), dtype=np.float32)
+    # three images in all (x and two buffers taking turns) keep a 240 x 240 pattern's
+    # working set within a core's L2 cache; five did not, and threads then shared the L3
+    a = np.empty(h * w, dtype=np.float32)
+    b = np.empty(h * w, dtype=np.float32)
+    xt = a.reshape((w, h))
+    tt = b.reshape((w, h))
+    t = a.reshape((h, w))  # xt is done with when t is written
+    low = b.reshape((h, w))  # and tt when low is
     for p in range(n):
         src = stack[p]
         if use_static:
