@@ -329,24 +329,34 @@ def process_patterns(
         prep = prepare(settings, a.shape[2:], static_background)
         halo = int(settings.npa)
 
-        def band(r0: int, r1: int) -> np.ndarray:
-            lo, hi = max(0, r0 - halo), min(rows, r1 + halo)
-            return process_block(a[lo:hi], have=have_[lo:hi], core=(r0 - lo, r1 - lo), prepared=prep)
+        result = np.empty((rows, cols, *prep.output_shape), dtype=_out_dtype(settings))
 
-        bands = _in_threads(band, rows, n_threads)
-        return bands[0] if len(bands) == 1 else np.concatenate(bands, axis=0)
+        def band(r0: int, r1: int) -> None:  # each thread writes its own rows of the result
+            lo, hi = max(0, r0 - halo), min(rows, r1 + halo)
+            process_block(a[lo:hi], have=have_[lo:hi], core=(r0 - lo, r1 - lo), prepared=prep, out=result[r0:r1])
+
+        _in_threads(band, rows, n_threads)
+        return result
     if a.ndim not in (2, 3):
         raise ValueError(f"patterns must be (h, w), (n, h, w) or (rows, cols, h, w); got shape {a.shape}")
     if settings.npa:
         raise ValueError("neighbour averaging (npa > 0) needs the map: give patterns as (rows, cols, h, w)")
     stack = a[None] if a.ndim == 2 else a
     prep = prepare(settings, stack.shape[1:], static_background)
-    parts = _in_threads(lambda i0, i1: _output_stage(_background_stage(stack[i0:i1], prep), prep), len(stack), n_threads)
-    out = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+    out = np.empty((len(stack), *prep.output_shape), dtype=_out_dtype(settings))
+
+    def part(i0: int, i1: int) -> None:
+        out[i0:i1] = _output_stage(_background_stage(stack[i0:i1], prep), prep)
+
+    _in_threads(part, len(stack), n_threads)
     return out[0] if a.ndim == 2 else out
 
 
-def _in_threads(func: Any, n: int, threads: int) -> list[np.ndarray]:
+def _out_dtype(settings: ProcessingSettings) -> np.dtype:
+    return np.dtype(np.float32 if settings.dtype == "float32" else settings.dtype)
+
+
+def _in_threads(func: Any, n: int, threads: int) -> list[Any]:
     """``func(i0, i1)`` over ``threads`` contiguous parts of ``range(n)``, in order."""
     edges = np.linspace(0, n, min(threads, max(n, 1)) + 1).astype(int)
     spans = [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
@@ -365,12 +375,14 @@ def process_block(
     core: tuple[int, int],
     prepared: Prepared,
     workers: int | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """The chunk function of the engine: process map rows with their halo rows.
 
     ``block`` (r, cols, h, w) holds the chunk's map rows plus halo rows;
     returns the processed core rows ``block[core[0]:core[1]]``,
-    (core rows, cols, h', w'), zeros where ``have`` is False.
+    (core rows, cols, h', w'), zeros where ``have`` is False; written to
+    ``out`` when given (an array of that shape and of the settings' dtype).
     """
     s = prepared.settings
     rows, cols = block.shape[:2]
@@ -379,10 +391,12 @@ def process_block(
     need[max(0, i0 - s.npa) : min(rows, i1 + s.npa)] = True
     sel = have & need[:, None]
     h2, w2 = prepared.output_shape
-    dtype = np.float32 if s.dtype == "float32" else np.dtype(s.dtype)
+    dtype = _out_dtype(s)
     core_have = have[i0:i1]
+    if out is None:
+        out = np.empty((i1 - i0, cols, h2, w2), dtype=dtype)
     if sel.all() and core_have.all():
-        return _full_block(block, i0, i1, prepared, dtype, workers)
+        return _full_block(block, i0, i1, prepared, workers, out)
     floats = np.zeros((rows, cols, h2, w2), dtype=np.float32)
     if sel.any():
         floats[sel] = _background_stage(block[sel], prepared, workers)
@@ -392,13 +406,13 @@ def process_block(
         )
     else:
         floats = floats[i0:i1]
-    out = np.zeros((i1 - i0, cols, h2, w2), dtype=dtype)
+    out[...] = 0
     if core_have.any():
         out[core_have] = _output_stage(floats[core_have], prepared)
     return out
 
 
-def _full_block(block: np.ndarray, i0: int, i1: int, prep: Prepared, dtype: Any, workers: int | None) -> np.ndarray:
+def _full_block(block: np.ndarray, i0: int, i1: int, prep: Prepared, workers: int | None, out: np.ndarray) -> np.ndarray:
     """:func:`process_block` for a block whose rows all have patterns and are all needed.
 
     Map rows are processed in pieces of about :data:`_PIECE_BYTES` of floats
@@ -415,7 +429,6 @@ def _full_block(block: np.ndarray, i0: int, i1: int, prep: Prepared, dtype: Any,
     # at least 4 halos per piece: the halo rows moved to the front of the window stay a small share
     rstep = max(1, 4 * halo, _PIECE_BYTES // (4 * h2 * w2 * cols))
     buf = np.empty((min(rows, rstep + 2 * halo), cols, h2, w2), dtype=np.float32)
-    out = np.empty((i1 - i0, cols, h2, w2), dtype=dtype)
     b0 = filled = max(0, i0 - halo)  # buf[k] holds map row b0 + k; rows b0..filled-1 are done
     for r0 in range(i0, i1, rstep):
         r1 = min(i1, r0 + rstep)
