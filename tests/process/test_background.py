@@ -122,6 +122,13 @@ def test_fused_static_dynamic_equals_the_steps_to_the_bit(ocean, operation):
         steps = remove_dynamic_background(x, sigma=9.0, operation=operation, method="direct", dtype=np.float32)
         fused = fused_static_dynamic(stack, static, sigma=9.0, operation=operation)
         np.testing.assert_array_equal(fused, steps)
+    # small patterns go 8 at a time side by side (60 x 60): 11 = 8 + 3, each as if alone
+    small = np.stack([np.roll(raw[:60, :60], k, axis=1) for k in range(11)])
+    fused = fused_static_dynamic(small, bg32[:60, :60], sigma=7.5, operation=operation)
+    for k in (0, 7, 8, 10):
+        np.testing.assert_array_equal(fused[k], fused_static_dynamic(small[k : k + 1], bg32[:60, :60], sigma=7.5, operation=operation)[0])
+    x = remove_static_background(small, bg32[:60, :60], dtype=np.float32)
+    np.testing.assert_array_equal(fused, remove_dynamic_background(x, sigma=7.5, operation=operation, method="direct", dtype=np.float32))
 
 
 def test_static_divide_subtract(ocean):

@@ -327,37 +327,63 @@ def correlate_vertical(img, kp, kr, out):  # pragma: no cover - compiled
 
 
 @numba.njit(nogil=True, cache=True)
-def transpose_into(src, dst):  # pragma: no cover - compiled
-    """dst[j, i] = src[i, j]: one output row at a time, eight reads per step (faster than tiles here)."""
-    h, w = src.shape
-    h8 = h - h % 8
-    for j in range(w):
-        d = dst[j]
-        for i in range(0, h8, 8):
-            d[i] = src[i, j]
-            d[i + 1] = src[i + 1, j]
-            d[i + 2] = src[i + 2, j]
-            d[i + 3] = src[i + 3, j]
-            d[i + 4] = src[i + 4, j]
-            d[i + 5] = src[i + 5, j]
-            d[i + 6] = src[i + 6, j]
-            d[i + 7] = src[i + 7, j]
-        for i in range(h8, h):
-            d[i] = src[i, j]
+def transpose_block(src, s0, nr, nc, dst, d0):  # pragma: no cover - compiled
+    """dst[j, d0 + i] = src[i, s0 + j] for i < nr, j < nc: source rows read in order, written as columns
+    (twice as fast here as reading columns, and as numpy's transposed copy)."""
+    for i in range(nr):
+        row = src[i]
+        c = d0 + i
+        for j in range(nc):
+            dst[j, c] = row[s0 + j]
+
+
+#: Images side by side in one pass of :func:`_lowpass_group`: enough for rows of about 512
+#: values (short rows cost loop overhead) while three such images stay in a core's L2 cache.
+_GROUP_ROW = 512
+_GROUP_PIXELS = 1 << 16
+
+
+def group_size(h: int, w: int) -> int:
+    """Patterns filtered side by side: 8 of 60 x 60, 4 of 120 x 120, 1 of 240 x 240."""
+    return max(1, min(_GROUP_ROW // max(h, w), _GROUP_PIXELS // (h * w)))
 
 
 @numba.njit(nogil=True, cache=True)
-def _lowpass_stack(x, kp_row, kr_row, kp_col, kr_col, out):  # pragma: no cover - compiled
+def _lowpass_group(x, kp_row, kr_row, kp_col, kr_col, a, b):  # pragma: no cover - compiled
+    """The low-pass of the g images ``x`` (g, h, w), side by side: returns (h, g * w), image q in columns q*w:(q+1)*w.
+
+    The images are laid side by side transposed, ``(w, g * h)`` in ``a``,
+    for the pass along their rows, then side by side ``(h, g * w)`` in
+    ``a`` again for the pass along their columns (``b`` holds each pass's
+    output): one vertical pass covers all of them with rows g times longer,
+    and no column mixes two images, so each output is that of the image
+    alone, to the bit. ``a`` and ``b`` hold at least g * h * w values.
+    """
+    g, h, w = x.shape
+    xt = a[: g * h * w].reshape((w, g * h))
+    tt = b[: g * h * w].reshape((w, g * h))
+    for q in range(g):
+        transpose_block(x[q], 0, h, w, xt, q * h)
+    correlate_vertical(xt, kp_col, kr_col, tt)  # along the rows of each image
+    t = a[: g * h * w].reshape((h, g * w))  # xt is done with
+    for q in range(g):
+        transpose_block(tt, q * h, w, h, t, q * w)
+    low = b[: g * h * w].reshape((h, g * w))  # and tt
+    correlate_vertical(t, kp_row, kr_row, low)  # along the columns
+    return low
+
+
+@numba.njit(nogil=True, cache=True)
+def _lowpass_stack(x, kp_row, kr_row, kp_col, kr_col, group, out):  # pragma: no cover - compiled
     """out[p] = correlation of x[p] along its rows (``kp_col``), then along its columns (``kp_row``)."""
     n, h, w = x.shape
-    xt = np.empty((w, h), dtype=x.dtype)
-    tt = np.empty((w, h), dtype=x.dtype)
-    t = np.empty((h, w), dtype=x.dtype)
-    for p in range(n):
-        transpose_into(x[p], xt)
-        correlate_vertical(xt, kp_col, kr_col, tt)
-        transpose_into(tt, t)
-        correlate_vertical(t, kp_row, kr_row, out[p])
+    a = np.empty(group * h * w, dtype=x.dtype)
+    b = np.empty(group * h * w, dtype=x.dtype)
+    for p0 in range(0, n, group):
+        g = min(group, n - p0)
+        low = _lowpass_group(x[p0 : p0 + g], kp_row, kr_row, kp_col, kr_col, a, b)
+        for q in range(g):
+            out[p0 + q] = low[:, q * w : (q + 1) * w]
 
 
 #: Kernel length up to which the direct sum beats the FFT (measured on 240 to 800 pixel patterns: the FFT wins from about 250 taps).
@@ -374,8 +400,9 @@ def lowpass_direct(stack: np.ndarray, k_row: np.ndarray, k_col: np.ndarray) -> n
     """
     x = np.ascontiguousarray(stack)
     out = np.empty_like(x)
+    group = group_size(*x.shape[1:])
     _lowpass_stack(
-        x, padded_kernel(k_row, x.dtype), len(k_row), padded_kernel(k_col, x.dtype), len(k_col), out
+        x, padded_kernel(k_row, x.dtype), len(k_row), padded_kernel(k_col, x.dtype), len(k_col), group, out
     )
     return out
 
@@ -384,52 +411,50 @@ def lowpass_direct(stack: np.ndarray, k_row: np.ndarray, k_col: np.ndarray) -> n
 
 
 @numba.njit(nogil=True, cache=True, fastmath={"contract"})
-def background_fused(stack, static, use_static, kp_row, kr_row, kp_col, kr_col, subtract, out):  # pragma: no cover - compiled
-    """Static division, Gaussian low-pass (direct sum) and dynamic division or subtraction, pattern by pattern.
+def background_fused(stack, static, use_static, kp_row, kr_row, kp_col, kr_col, group, subtract, out):  # pragma: no cover - compiled
+    """Static division, Gaussian low-pass (direct sum) and dynamic division or subtraction, ``group`` patterns at a time.
 
     ``stack`` (n, h, w) any real dtype; ``static`` (h, w) float32 (used when
     ``use_static``): ``x = float32(stack) / static``, 0 where static <= 0;
     ``low`` = the correlation of :func:`lowpass_direct` (same loops, same
-    order of operations; ``kp_*`` from :func:`padded_kernel` in float32);
-    ``out`` (n, h, w) float32 gets ``x / low`` (0 where not finite) or, with
-    ``subtract``, ``x - low``. The same values as
-    :func:`remove_static_background`, :func:`lowpass_direct` and
-    ``remove_bg`` / ``make_signal_bg`` one after the other, but each
-    pattern's intermediate images stay in the cache instead of streaming
-    three float stacks through memory.
+    order of operations; ``kp_*`` from :func:`padded_kernel` in float32,
+    ``group`` from :func:`group_size`); ``out`` (n, h, w) float32 gets
+    ``x / low`` (0 where not finite) or, with ``subtract``, ``x - low``. The
+    same values as :func:`remove_static_background`, :func:`lowpass_direct`
+    and ``remove_bg`` / ``make_signal_bg`` one after the other, but the
+    intermediate images of a group stay in the cache (three images' worth:
+    ``x`` and two buffers taking turns) instead of streaming three float
+    stacks through memory.
     """
     n, h, w = stack.shape
-    x = np.empty((h, w), dtype=np.float32)
-    # three images in all (x and two buffers taking turns) keep a 240 x 240 pattern's
-    # working set within a core's L2 cache; five did not, and threads then shared the L3
-    a = np.empty(h * w, dtype=np.float32)
-    b = np.empty(h * w, dtype=np.float32)
-    xt = a.reshape((w, h))
-    tt = b.reshape((w, h))
-    t = a.reshape((h, w))  # xt is done with when t is written
-    low = b.reshape((h, w))  # and tt when low is
-    for p in range(n):
-        src = stack[p]
-        if use_static:
-            for i in range(h):
-                for j in range(w):
-                    b = static[i, j]
-                    x[i, j] = np.float32(src[i, j]) / b if b > 0 else np.float32(0.0)
-        else:
-            for i in range(h):
-                for j in range(w):
-                    x[i, j] = np.float32(src[i, j])
-        transpose_into(x, xt)
-        correlate_vertical(xt, kp_col, kr_col, tt)  # along the rows (the last axis)
-        transpose_into(tt, t)
-        correlate_vertical(t, kp_row, kr_row, low)  # along the columns
-        o = out[p]
-        if subtract:
-            for i in range(h):
-                for j in range(w):
-                    o[i, j] = x[i, j] - low[i, j]
-        else:
-            for i in range(h):
-                for j in range(w):
-                    v = x[i, j] / low[i, j]
-                    o[i, j] = v if np.abs(v) < np.inf else np.float32(0.0)  # 0 where not finite (NaN fails too)
+    x = np.empty((group, h, w), dtype=np.float32)
+    a = np.empty(group * h * w, dtype=np.float32)
+    b = np.empty(group * h * w, dtype=np.float32)
+    for p0 in range(0, n, group):
+        g = min(group, n - p0)
+        for q in range(g):
+            src = stack[p0 + q]
+            xq = x[q]
+            if use_static:
+                for i in range(h):
+                    for j in range(w):
+                        s = static[i, j]
+                        xq[i, j] = np.float32(src[i, j]) / s if s > 0 else np.float32(0.0)
+            else:
+                for i in range(h):
+                    for j in range(w):
+                        xq[i, j] = np.float32(src[i, j])
+        low = _lowpass_group(x[:g], kp_row, kr_row, kp_col, kr_col, a, b)
+        for q in range(g):
+            o = out[p0 + q]
+            xq = x[q]
+            lq = low[:, q * w : (q + 1) * w]
+            if subtract:
+                for i in range(h):
+                    for j in range(w):
+                        o[i, j] = xq[i, j] - lq[i, j]
+            else:
+                for i in range(h):
+                    for j in range(w):
+                        v = xq[i, j] / lq[i, j]
+                        o[i, j] = v if np.abs(v) < np.inf else np.float32(0.0)  # 0 where not finite (NaN fails too)

@@ -175,9 +175,9 @@ def fused_static_dynamic(
     static = np.ascontiguousarray(static_background if use_static else np.zeros((1, 1)), dtype=np.float32)
     if out is None:
         out = np.empty(stack.shape, dtype=np.float32)
-    _kernels.background_fused(
-        np.ascontiguousarray(stack), static, use_static, kp, len(k), kp, len(k), operation == "subtract", out
-    )
+    stack = np.ascontiguousarray(stack)
+    group = _kernels.group_size(*stack.shape[1:])
+    _kernels.background_fused(stack, static, use_static, kp, len(k), kp, len(k), group, operation == "subtract", out)
     return out
 
 
