@@ -74,14 +74,16 @@ def neighbour_sum_own_columns(block, *, have, core, core_cols):
     return neighbour_sum(block, have=have, core=core)[:, core_cols[0] : core_cols[1]]
 
 
-@pytest.mark.parametrize("executor", ["serial", "threads"])
-def test_tiles_equal_bands(small_map, executor):
+@pytest.mark.parametrize("executor", ["serial", "threads", "distributed"])
+def test_tiles_equal_bands(small_map, executor, dask_inprocess):
     """Chunks of 2 rows x 2 columns (a tile's halo columns read on either side, the last tile 1 wide):
     the same results as bands of whole rows, with and without positions, the halo cut here or by the function."""
     with open_map(small_map) as m:
         have = m.index_map >= 0
         on_map = m.index_map[have]
-        run = dict(progress=False, executor=executor, workers=2 if executor == "threads" else None)
+        run = dict(progress=False, executor=executor, workers=None if executor == "serial" else 2)
+        if executor == "distributed":
+            run["scheduler"] = dask_inprocess
         bands = map_reduce(m, pattern_stats, chunk_rows=2, **run)
         tiles = map_reduce(m, pattern_stats, chunk_rows=2, chunk_cols=2, **run)
         np.testing.assert_array_equal(tiles[on_map], bands[on_map])
