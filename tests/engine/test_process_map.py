@@ -130,6 +130,34 @@ def test_resume_after_interruption_gives_the_same_file(small_map, tmp_path, monk
         np.testing.assert_allclose(o.bse_map, kikuchi.open(whole).bse_map, equal_nan=True)
 
 
+def test_resume_in_tiles(small_map, tmp_path, monkeypatch):
+    """Interrupted after 3 of 8 tiles (2 x 3 points), resumed: only the other tiles are computed, the same file."""
+    s = SETTINGS.replace(dtype="uint16")
+    whole = process_map(small_map, tmp_path / "whole.h5", s, progress=False, chunk_rows=2)
+    out = tmp_path / "out.h5"
+    real = process_map_module.process_chunk
+    calls = []
+
+    cut = [True]
+
+    def power_cut(block, **kwargs):  # passes core_cols on to the real chunk function
+        calls.append(kwargs.get("core_cols"))
+        if len(calls) == 4 and cut[0]:
+            raise KeyboardInterrupt
+        return real(block, **kwargs)
+
+    monkeypatch.setattr(process_map_module, "process_chunk", power_cut)
+    with pytest.raises(KeyboardInterrupt):
+        process_map(small_map, out, s, progress=False, chunk_rows=2, chunk_cols=3)
+    assert calls[:2] == [(0, 3), (1, 3)]  # the second tile reads one halo column on its left
+    assert not out.exists()
+    calls.clear()
+    cut[0] = False
+    process_map(small_map, out, s, progress=False, chunk_rows=2, chunk_cols=3, resume=True)
+    assert len(calls) == 5  # 8 tiles, 3 were complete
+    np.testing.assert_array_equal(read(out)[0], read(whole)[0])
+
+
 def test_metadata_copied_from_real_nickel_map(tmp_path):
     src = shared_file("kikuchipy/nickel_ebsd_small.h5")
     out = process_map(src, tmp_path / "ni.h5", "indexing", progress=False)

@@ -214,9 +214,9 @@ def run_chunk(
         results for the core rows ``block[i0:i1]``, shape ``(i1 - i0, cols, ...)``
         (or a tuple of such arrays). For a tile the block also holds the halo
         columns on either side: a function that takes a ``core_cols=(j0, j1)``
-        keyword gets the tile's own columns and returns only those
-        (``(i1 - i0, j1 - j0, ...)``); from any other the halo columns of the
-        result are cut off here.
+        keyword (by name or through ``**kwargs``) gets the tile's own columns
+        and returns only those (``(i1 - i0, j1 - j0, ...)``); from any other
+        the halo columns of the result are cut off here.
     kwargs
         Keyword arguments of ``func``.
     block
@@ -281,12 +281,12 @@ def run_chunk(
 
 
 def _takes(func: Callable[..., Any], name: str) -> bool:
-    """True when ``func`` accepts the keyword ``name``."""
+    """True when ``func`` accepts the keyword ``name`` (by name, or through ``**kwargs``: a wrapper passes it on)."""
     try:
         params = inspect.signature(func).parameters
     except (TypeError, ValueError):
         return False
-    return name in params
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 def _call(func: Callable[..., Any], chunk: Chunk, *args: Any, **kwargs: Any) -> Any:
