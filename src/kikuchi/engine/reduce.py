@@ -50,8 +50,8 @@ def map_reduce(
         is False) and the result covers the core rows ``block[i0:i1]``. On a
         tile the block also holds ``halo_rows`` columns on either side; their
         results are cut off, or, if ``func`` takes a keyword
-        ``core_cols=(j0, j1)``, it gets the tile's own columns and returns
-        only those, ``(i1 - i0, j1 - j0, ...)``.
+        ``core_cols=(j0, j1)`` (by name or through ``**kwargs``), it gets the
+        tile's own columns and returns only those, ``(i1 - i0, j1 - j0, ...)``.
         For distributed runs ``func`` and ``kwargs`` must be picklable (a
         module-level function, not a lambda).
     kwargs
