@@ -123,13 +123,6 @@ def default_chunk_shape(
     return int(n), (int(width) if width < cols else None)
 
 
-def default_chunk_rows(
-    ebsd_map: EBSDMap, *, halo_rows: int = 0, workers: int = 1, chunk_bytes: int = CHUNK_BYTES
-) -> int:
-    """Map rows per chunk of bands of whole rows (:func:`default_chunk_shape` without tiles)."""
-    return default_chunk_shape(ebsd_map, halo_rows=halo_rows, workers=workers, chunk_bytes=chunk_bytes, col_align=None)[0]
-
-
 def plan_chunks(n_rows: int, chunk_rows: int, halo: int = 0, *, n_cols: int | None = None, chunk_cols: int | None = None) -> list[Chunk]:
     """Split ``n_rows`` map rows into chunks of ``chunk_rows`` rows (and, with
     ``chunk_cols``, the ``n_cols`` columns into tiles of that many), row by row.
