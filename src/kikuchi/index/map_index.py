@@ -22,15 +22,24 @@ def prepare_patterns(
 
     Static background removal (division by the detector's static background,
     when given), then dynamic background removal (division by a Gaussian
-    low-pass of each pattern), both from :mod:`kikuchi.process`.
+    low-pass of each pattern), both from :mod:`kikuchi.process`: in one pass
+    per pattern (the pipeline's direct sum) where the kernel is short enough.
     """
     from kikuchi.process import remove_dynamic_background, remove_static_background
+    from kikuchi.process.background import fused_static_dynamic
 
-    p = np.asarray(patterns, dtype=np.float32)
+    p = np.asarray(patterns)
+    if dynamic:
+        static = None if static_background is None else np.asarray(static_background, dtype=np.float32)
+        sigma = p.shape[-2] / 8.0 if dynamic_sigma is None else dynamic_sigma  # remove_bg's default
+        fused = fused_static_dynamic(p.reshape(-1, *p.shape[-2:]), static, sigma=sigma)
+        if fused is not None:
+            return fused.reshape(p.shape)
+    p = np.asarray(p, dtype=np.float32)
     if static_background is not None:
         p = remove_static_background(p, static_background, operation="divide", dtype=np.float32)
     if dynamic:
-        p = remove_dynamic_background(p, sigma=dynamic_sigma)
+        p = remove_dynamic_background(p, sigma=dynamic_sigma, method="auto")
     return np.asarray(p, dtype=np.float32)
 
 
