@@ -282,7 +282,7 @@ def process_map(
         st = m.path.stat()
         fingerprint = {**parameters, "input_size": st.st_size, "input_mtime_ns": st.st_mtime_ns}
         halo = int(settings.npa)
-        out_dtype = np.dtype(np.float32 if settings.dtype == "float32" else settings.dtype)
+        out_dtype = settings.output_dtype()
         if chunk_rows is None:
             # tiles only where a map row spans several HDF5 chunks, and cut at their borders
             row_chunk, rows_per_chunk = aligned_chunk_patterns(m.nav_shape, prepared.output_shape, out_dtype)

@@ -146,6 +146,10 @@ class ProcessingSettings:
     def binning_factor(self, pattern_shape: tuple[int, int]) -> int:
         return auto_binning(pattern_shape) if self.binning == "auto" else int(self.binning)
 
+    def output_dtype(self) -> np.dtype:
+        """dtype of the processed patterns."""
+        return np.dtype(self.dtype)
+
     def output_shape(self, pattern_shape: tuple[int, int]) -> tuple[int, int]:
         f = self.binning_factor(pattern_shape)
         return (pattern_shape[0] // f, pattern_shape[1] // f)
@@ -329,7 +333,7 @@ def process_patterns(
         prep = prepare(settings, a.shape[2:], static_background)
         halo = int(settings.npa)
 
-        result = np.empty((rows, cols, *prep.output_shape), dtype=_out_dtype(settings))
+        result = np.empty((rows, cols, *prep.output_shape), dtype=settings.output_dtype())
 
         def band(r0: int, r1: int) -> None:  # each thread writes its own rows of the result
             lo, hi = max(0, r0 - halo), min(rows, r1 + halo)
@@ -343,7 +347,7 @@ def process_patterns(
         raise ValueError("neighbour averaging (npa > 0) needs the map: give patterns as (rows, cols, h, w)")
     stack = a[None] if a.ndim == 2 else a
     prep = prepare(settings, stack.shape[1:], static_background)
-    out = np.empty((len(stack), *prep.output_shape), dtype=_out_dtype(settings))
+    out = np.empty((len(stack), *prep.output_shape), dtype=settings.output_dtype())
 
     def part(i0: int, i1: int) -> None:
         out[i0:i1] = _output_stage(_background_stage(stack[i0:i1], prep), prep)
@@ -351,9 +355,6 @@ def process_patterns(
     _in_threads(part, len(stack), n_threads)
     return out[0] if a.ndim == 2 else out
 
-
-def _out_dtype(settings: ProcessingSettings) -> np.dtype:
-    return np.dtype(np.float32 if settings.dtype == "float32" else settings.dtype)
 
 
 def _in_threads(func: Any, n: int, threads: int) -> list[Any]:
@@ -391,10 +392,9 @@ def process_block(
     need[max(0, i0 - s.npa) : min(rows, i1 + s.npa)] = True
     sel = have & need[:, None]
     h2, w2 = prepared.output_shape
-    dtype = _out_dtype(s)
     core_have = have[i0:i1]
     if out is None:
-        out = np.empty((i1 - i0, cols, h2, w2), dtype=dtype)
+        out = np.empty((i1 - i0, cols, h2, w2), dtype=s.output_dtype())
     if sel.all() and core_have.all():
         return _full_block(block, i0, i1, prepared, workers, out)
     floats = np.zeros((rows, cols, h2, w2), dtype=np.float32)
