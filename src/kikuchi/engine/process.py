@@ -293,8 +293,6 @@ def process_map(
         chunk_patterns, rows_per_chunk = aligned_chunk_patterns(
             m.nav_shape, prepared.output_shape, out_dtype, chunk_rows, chunk_cols
         )
-        if chunk_cols is not None and chunk_cols < m.nav_shape[1]:
-            chunk_cols = max(chunk_patterns, chunk_cols // chunk_patterns * chunk_patterns)
         chunk_rows = max(rows_per_chunk, chunk_rows // rows_per_chunk * rows_per_chunk)
         chunks = plan_chunks(m.nav_shape[0], chunk_rows, halo, n_cols=m.nav_shape[1], chunk_cols=chunk_cols)
         have_map = m.index_map >= 0
