@@ -66,6 +66,20 @@ def test_tiles_from_the_command_line(cli, map_file, tmp_path):
         np.testing.assert_array_equal(b.read_all(), a.read_all())
 
 
+def test_output_without_compression(cli, map_file, tmp_path):
+    """--compression none: the same patterns, stored without a filter, recorded in the parameters."""
+    gz, raw = tmp_path / "gz.h5", tmp_path / "raw.h5"
+    for out, extra in ((gz, ()), (raw, ("--compression", "none"))):
+        proc = cli("process", map_file, "-o", out, "--npa", "1", "--dtype", "uint16", "--no-progress", *extra)
+        assert proc.returncode == 0, proc.stderr
+    with kikuchi.open(gz) as a, kikuchi.open(raw) as b:
+        np.testing.assert_array_equal(b.read_all(), a.read_all())
+        assert a.describe()["compression"] == "gzip" and b.describe()["compression"] is None
+        assert (a.processing["compression"], b.processing["compression"]) == ("gzip", "none")
+    proc = cli("process", map_file, "-o", tmp_path / "x.h5", "--compression", "lzf")
+    assert proc.returncode == 2 and "invalid choice: 'lzf'" in proc.stderr
+
+
 def test_detailed_options_and_mean_background(cli, map_file, tmp_path):
     out = tmp_path / "d.h5"
     proc = cli(

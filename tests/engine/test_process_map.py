@@ -199,6 +199,8 @@ def test_bad_inputs_write_nothing(small_map, tmp_path):
         process_map(small_map, out, SETTINGS.replace(binning=5), progress=False)
     with pytest.raises(FileNotFoundError, match="no such static background file"):
         process_map(small_map, out, SETTINGS, static_background=tmp_path / "nope.dat", progress=False)
+    with pytest.raises(ValueError, match="compression must be one of gzip, none; got 'lzf'"):
+        process_map(small_map, out, SETTINGS, compression="lzf", progress=False)
     assert not out.exists() and not partial_path(out).exists()
 
 

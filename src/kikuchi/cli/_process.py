@@ -102,6 +102,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--chunk-cols", type=_positive_int, metavar="N",
         help="map columns per chunk: tiles (default: whole rows, or tiles where a band would not fit the memory budget)",
     )
+    parser.add_argument(
+        "--compression", choices=("gzip", "none"), default="gzip",
+        help="filter of the output patterns: gzip 1 + shuffle (default) or none (faster, larger: processed 16-bit patterns compress little)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue the partial output of an interrupted run with the same options")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -131,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
             chunk_rows=args.chunk_rows,
             chunk_cols=args.chunk_cols,
             resume=args.resume,
+            compression=args.compression,
         )
     dt = time.perf_counter() - t0
     with open_map(out) as o:
