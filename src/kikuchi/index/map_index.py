@@ -31,8 +31,7 @@ def prepare_patterns(
     p = np.asarray(patterns)
     if dynamic:
         static = None if static_background is None else np.asarray(static_background, dtype=np.float32)
-        sigma = p.shape[-2] / 8.0 if dynamic_sigma is None else dynamic_sigma  # remove_bg's default
-        fused = fused_static_dynamic(p.reshape(-1, *p.shape[-2:]), static, sigma=sigma)
+        fused = fused_static_dynamic(p.reshape(-1, *p.shape[-2:]), static, sigma=dynamic_sigma)
         if fused is not None:
             return fused.reshape(p.shape)
     p = np.asarray(p, dtype=np.float32)

@@ -58,6 +58,11 @@ def _float_dtype(dtype: Any, fallback: Any = np.float64) -> np.dtype:
     return dtype
 
 
+def documented_sigma(pattern_shape: tuple[int, ...], operation: str) -> float:
+    """The documented default sigma: height / 8 for ``remove_bg`` ('divide'), width / 25 for ``make_signal_bg``."""
+    return pattern_shape[-2] / 8.0 if operation == "divide" else pattern_shape[-1] / 25.0
+
+
 def _check_sigma(sigma: float) -> float:
     sigma = float(sigma)
     if not np.isfinite(sigma) or sigma <= 0:
@@ -147,7 +152,7 @@ def fused_static_dynamic(
     stack: np.ndarray,
     static_background: np.ndarray | None,
     *,
-    sigma: float,
+    sigma: float | None = None,
     operation: str = "divide",
     kernel: str = "documented",
     method: str = "auto",
@@ -162,9 +167,10 @@ def fused_static_dynamic(
     then runs the steps one by one). ``stack`` is (n, h, w) of any real
     dtype, ``static_background`` (h, w) float32 or None; no input checks
     beyond the kernel (the pipeline's :func:`~kikuchi.process.pipeline.prepare` made them).
+    ``sigma`` None: the documented default of ``operation`` (:func:`documented_sigma`).
     ``out``: a C-contiguous float32 array of the stack's shape to write to.
     """
-    sigma = _check_sigma(sigma)
+    sigma = _check_sigma(documented_sigma(stack.shape, operation) if sigma is None else sigma)
     k = _kernel_1d(sigma, None, kernel)
     if method == "fft" or (method == "auto" and len(k) > _kernels.DIRECT_MAX_TAPS):
         return None
@@ -216,7 +222,7 @@ def make_signal_bg(
     True
     """
     stack, _ = _as_stack(img, "img")
-    sigma = stack.shape[2] / 25.0 if sigma is None else sigma
+    sigma = documented_sigma(stack.shape, "subtract") if sigma is None else sigma
     background = gaussian_lowpass(img, sigma=sigma, support=support, **options) * bgscale
     signal = np.asarray(img, dtype=background.dtype) - background
     return signal, background
@@ -251,7 +257,7 @@ def remove_bg(img: Any, *, sigma: float | None = None, support: float | None = N
     1.0
     """
     stack, _ = _as_stack(img, "img")
-    sigma = stack.shape[1] / 8.0 if sigma is None else sigma
+    sigma = documented_sigma(stack.shape, "divide") if sigma is None else sigma
     background = gaussian_lowpass(img, sigma=sigma, support=support, **options)
     image = np.asarray(img, dtype=background.dtype)
     with np.errstate(divide="ignore", invalid="ignore"):

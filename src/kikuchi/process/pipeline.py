@@ -31,7 +31,14 @@ from typing import Any
 import numpy as np
 
 from kikuchi.process.averaging import WEIGHTS, average_neighbours
-from kikuchi.process.background import KERNELS, METHODS, fused_static_dynamic, remove_dynamic_background, remove_static_background
+from kikuchi.process.background import (
+    KERNELS,
+    METHODS,
+    documented_sigma,
+    fused_static_dynamic,
+    remove_dynamic_background,
+    remove_static_background,
+)
 from kikuchi.process.binning import MODES, auto_binning, bin_patterns
 from kikuchi.process.contrast import circular_mask, clahe, normalize_local, rescale_to_uint
 from kikuchi.process.hot_pixels import find_hot_pixels, remove_hot_pixels
@@ -161,7 +168,7 @@ class ProcessingSettings:
             return float(self.sigma)
         if self.sigma_per_width is not None:
             return float(self.sigma_per_width * w)
-        return h / 8.0 if self.dynamic == "divide" else w / 25.0
+        return documented_sigma((h, w), self.dynamic)
 
 
 PRESETS: dict[str, ProcessingSettings] = {
