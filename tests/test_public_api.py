@@ -12,7 +12,7 @@ import pytest
 
 PUBLIC = {
     "kikuchi": ['EBSDMap', 'MapWriter', 'OrientationMap', '__version__', 'explore', 'open', 'read_orientation_map', 'simulate'],
-    "kikuchi.io": ['AngFormatError', 'CtfFormatError', 'EBSDMap', 'ImageReadError', 'ImageSourceError', 'MapFileError', 'MapPositionError', 'MapWriter', 'OrientationMap', 'PhaseInfo', 'convert_images', 'open_image_source', 'open_map', 'read_image', 'read_orientation_map', 'write_orientation_map'],
+    "kikuchi.io": ['AngFormatError', 'CtfFormatError', 'EBSDMap', 'ImageReadError', 'ImageSourceError', 'MapFileError', 'MapFileWarning', 'MapPositionError', 'MapWriter', 'OrientationMap', 'PhaseInfo', 'convert_images', 'open_image_source', 'open_map', 'pattern_formats', 'read_image', 'read_orientation_map', 'write_orientation_map'],
     "kikuchi.crystal": ['AssumedAtomsWarning', 'Atom', 'BUILTIN_PHASES', 'Phase', 'PhaseError', 'Reflectors', 'electron_scattering_factor', 'electron_wavelength_nm', 'reflectors', 'structure_factor'],
     "kikuchi.geometry": ['Detector', 'PC_CONVENTIONS', 'PatternCentreError', 'axis_angle_matrix', 'convert_pc', 'crystal_to_sample', 'euler_to_matrix', 'line_segment_in_pattern', 'matrix_to_euler', 'normalize_convention', 'sample_to_crystal', 'sample_to_detector_matrix'],
     "kikuchi.simulate": ['MasterPattern', 'band_lines', 'detect', 'kinematical_master_pattern', 'lambert_grid_vectors', 'project_patterns', 'simulate', 'simulate_from_orientation_map', 'vectors_to_lambert', 'zone_axes'],

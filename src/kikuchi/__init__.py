@@ -15,8 +15,8 @@ __version__ = "0.1.0"
 
 # public name -> "module:attribute"
 _EXPORTS = {
-    "open": "kikuchi.io.mapstore:open_map",
-    "EBSDMap": "kikuchi.io.mapstore:EBSDMap",
+    "open": "kikuchi.io.source:open_map",
+    "EBSDMap": "kikuchi.io.source:EBSDMap",
     "MapWriter": "kikuchi.io.mapstore:MapWriter",
     "read_orientation_map": "kikuchi.io.orientation_map:read_orientation_map",
     "OrientationMap": "kikuchi.io.orientation_map:OrientationMap",

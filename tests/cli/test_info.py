@@ -75,7 +75,7 @@ def test_info_bad_paths(cli, tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     proc = cli("info", tmp_path / "notes.txt")
     assert proc.returncode == 2
-    assert "notes.txt: not a map file (HDF5), CTF/ANG file, or folder/zip of pattern images" in proc.stderr
+    assert "notes.txt: not a pattern file (kikuchi map file or a vendor's), CTF/ANG file, or folder/zip of pattern images" in proc.stderr
     bad = tmp_path / "bad.h5"
     bad.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
     proc = cli("info", bad)

@@ -35,7 +35,7 @@ def test_chunks_equal_h5py(tmp_path, rng, dtype, options, direct):
     path = tmp_path / "c.h5"
     _map_file(path, data, chunks=(4, 6, 7), **options)
     with open_map(path) as m:
-        assert (m._chunk_decoder() is not None) is direct and m.chunk_patterns == 4
+        assert (m._reader.decoder() is not None) is direct and m.chunk_patterns == 4
         for chunk, (start, stop) in enumerate(((0, 4), (4, 8), (8, 11))):  # the last chunk is partial
             block = m.read_chunk(chunk)
             assert block.dtype == data.dtype and block.flags.writeable
@@ -50,14 +50,14 @@ def test_layouts_read_through_h5py(tmp_path, rng):
         path = tmp_path / f"{name}.h5"
         _map_file(path, data, **options)
         with open_map(path) as m:
-            assert m._chunk_decoder() is None
+            assert m._reader.decoder() is None
             n_chunks = -(-len(data) // m.chunk_patterns)
             assert n_chunks == (1 if name == "contiguous" else 3)
             np.testing.assert_array_equal(np.concatenate([m.read_chunk(k) for k in range(n_chunks)]), data)
     path = tmp_path / "unwritten.h5"
     _map_file(path, data, write=False, chunks=(2, 6, 7), compression="gzip", fillvalue=3)
     with open_map(path) as m:
-        assert m._chunk_decoder() is not None and (m.read_chunk(1) == 3).all()  # no stored chunk: h5py gives the fill value
+        assert m._reader.decoder() is not None and (m.read_chunk(1) == 3).all()  # no stored chunk: h5py gives the fill value
 
 
 def test_cancel_stops_decompression(tmp_path, rng):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import kikuchi
+from kikuchi.io.source import MapFileWarning
 from kikuchi.io.mapstore import (
     DEFAULT_COMPRESSION,
     EBSDMap,
@@ -307,14 +308,14 @@ def test_zip_notebook_file_in_zip_order(tmp_path):
                 assert_position(block[r, c], r, c)
 
 
-def test_zip_notebook_file_with_fewer_images_than_points(tmp_path, caplog):
+def test_zip_notebook_file_with_fewer_images_than_points(tmp_path):
     """A short zip leaves beam (0, 0) on the unwritten trailing patterns: the first pattern there wins."""
     rows, cols = 2, 3
     order = [(1, 2), (0, 0), (0, 1), (1, 0)]  # (0, 2) and (1, 1) missing
     path = tmp_path / "short.hdf5"
     write_notebook_zip_file(path, rows, cols, order, n_images=6)
-    with caplog.at_level(logging.WARNING), open_map(path) as m:
-        assert "share a beam position" in caplog.text and "pattern 4 at row 0, col 0" in caplog.text
+    with pytest.warns(MapFileWarning, match=r"share a beam position.*pattern 4 at row 0, col 0"), open_map(path) as m:
+        assert "share a beam position" in m.notes[0]
         assert m.index_map[0, 0] == 1
         assert_position(m.pattern(0, 0), 0, 0)
         assert_position(m.pattern(1, 2), 1, 2)
@@ -506,7 +507,7 @@ def test_chunk_reads_equal_h5py_reads(tmp_path, filters, direct, dtype):
     expected = patterns.copy()
     expected[8:] = 0
     with open_map(path) as m:
-        assert (m._chunk_decoder() is not None) == (direct and np.dtype(dtype).isnative)
+        assert (m._reader.decoder() is not None) == (direct and np.dtype(dtype).isnative)
         for start, stop in [(0, 11), (1, 6), (3, 4), (4, 8), (7, 11), (8, 11)]:
             np.testing.assert_array_equal(m.read(start, stop), expected[start:stop])
         np.testing.assert_array_equal(m.read_indices(np.array([10, 2, 5, 2])), expected[[10, 2, 5, 2]])
@@ -520,7 +521,7 @@ def test_contiguous_dataset_is_read_by_h5py(tmp_path):
         f["Scan/EBSD/Header/NROWS"] = 2
         f["Scan/EBSD/Data/RawPatterns"] = patterns
     with open_map(path) as m:
-        assert m._chunk_decoder() is None
+        assert m._reader.decoder() is None
         np.testing.assert_array_equal(m.read(2, 5), patterns[2:5])
         np.testing.assert_array_equal(m.read_all()[1, 2], patterns[5])
 
@@ -537,7 +538,7 @@ def test_without_isal_zlib_encodes_and_inflates(tmp_path, monkeypatch):
         for s in range(0, 7, 3):
             w.write(s, patterns[s : s + 3], encoded=w.encode_chunk(patterns[s : s + 3]))
     with open_map(path) as m:
-        assert m._chunk_decoder() == (3, True, True)
+        assert m._reader.decoder() == (3, True, True)
         np.testing.assert_array_equal(m.read(), patterns)
     with h5py.File(path) as f:
         np.testing.assert_array_equal(f["Scan/EBSD/Data/RawPatterns"][()], patterns)

@@ -78,9 +78,9 @@ def build_detector(ebsd_map: Any, args: argparse.Namespace) -> Any:
 
 def truth_of(ebsd_map: Any) -> tuple[np.ndarray, np.ndarray] | None:
     """(euler (rows, cols, 3) rad, phase_id (rows, cols)) of the map's truth or reference orientations, or None."""
-    header = ebsd_map.header
-    truth = "Truth" in header and "euler" in header["Truth"]
-    euler = np.asarray(header["Truth/euler"][()], dtype=np.float64) if truth else ebsd_map.euler
+    euler = ebsd_map.truth_euler
+    if euler is None:
+        euler = ebsd_map.euler
     if euler is None:
         return None
     known = np.all(np.isfinite(euler), axis=-1)

@@ -48,23 +48,28 @@ def describe_path(path: Path) -> dict[str, Any]:
         from kikuchi.io.orientation_map import read_orientation_map
 
         return read_orientation_map(path).describe()
-    if _is_hdf5(path):
-        from kikuchi.io.mapstore import open_map
+    from kikuchi.io.source import MapFileError, open_map
 
-        with open_map(path) as m:
-            desc = m.describe()
-            columns: dict[str, np.ndarray] = {}
-            if "bse_map" in m.data:  # stored by the converter; never computed here (it reads every pattern)
-                columns["bse"] = m.bse_map
-            euler = m.euler
-            if euler is not None:
-                for k, name in enumerate(("phi1_deg", "PHI_deg", "phi2_deg")):
-                    columns[name] = np.rad2deg(euler[..., k])
-            summary = {name: _column_summary(values) for name, values in columns.items()}
-            if summary:
-                desc["summary"] = summary
-            return desc
-    raise ValueError(f"{path}: not a map file (HDF5), CTF/ANG file, or folder/zip of pattern images")
+    try:
+        m = open_map(path)
+    except MapFileError as exc:
+        if "in no pattern format" not in str(exc):
+            raise
+        raise ValueError(f"{path}: not a pattern file (kikuchi map file or a vendor's), CTF/ANG file, or folder/zip of pattern images") from None
+    with m:
+        desc = m.describe()
+        columns: dict[str, np.ndarray] = {}
+        stored_bse = m.stored_bse_map  # stored by the converter; never computed here (it reads every pattern)
+        if stored_bse is not None:
+            columns["bse"] = stored_bse
+        euler = m.euler
+        if euler is not None:
+            for k, name in enumerate(("phi1_deg", "PHI_deg", "phi2_deg")):
+                columns[name] = np.rad2deg(euler[..., k])
+        summary = {name: _column_summary(values) for name, values in columns.items()}
+        if summary:
+            desc["summary"] = summary
+        return desc
 
 
 def _column_summary(values: np.ndarray) -> dict[str, Any]:

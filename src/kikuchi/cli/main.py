@@ -11,6 +11,7 @@ import argparse
 import importlib
 import logging
 import sys
+import warnings
 
 from kikuchi import __version__
 
@@ -57,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     module = importlib.import_module(COMMANDS[args.command][0])
+
+    def one_line(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001 - warnings' signature
+        print(f"kikuchi {args.command}: warning: {message}", file=sys.stderr)
+
+    warnings.showwarning = one_line  # oddities of input files: one line each, on stderr
     try:
         return int(module.run(args) or 0)
     except KeyboardInterrupt:

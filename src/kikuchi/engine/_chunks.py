@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from kikuchi.io.mapstore import EBSDMap
+from kikuchi.io.source import EBSDMap, open_map
 
 _logger = logging.getLogger(__name__)
 
@@ -32,18 +32,17 @@ CHUNK_BYTES = 32 << 20
 
 @dataclass(frozen=True)
 class MapSource:
-    """Where a worker finds the patterns: file, scan group and dataset.
+    """Where a worker finds the patterns: the file and the options that open it (format, scan, dataset, ...).
 
     An open :class:`EBSDMap` cannot travel to another process; this can.
     """
 
     path: str
-    scan: str
-    dataset: str
+    options: tuple[tuple[str, Any], ...]
 
     @classmethod
     def of(cls, ebsd_map: EBSDMap) -> MapSource:
-        return cls(str(ebsd_map.path.resolve()), ebsd_map.scan, ebsd_map.dataset)
+        return cls(str(ebsd_map.path.resolve()), tuple(sorted(ebsd_map.open_options.items())))
 
 
 @dataclass(frozen=True)
@@ -156,13 +155,13 @@ _OPEN_MAX = 4
 def _open_source(source: MapSource) -> EBSDMap:
     """Open (or reuse) the map of ``source`` in this process."""
     st = os.stat(source.path)
-    key = (source.path, source.scan, source.dataset, st.st_mtime_ns, st.st_size)
+    key = (source.path, source.options, st.st_mtime_ns, st.st_size)
     with _OPEN_LOCK:
         m = _OPEN.get(key)
         if m is not None:
             _OPEN.move_to_end(key)
             return m
-        m = EBSDMap(source.path, scan=source.scan, dataset=source.dataset)
+        m = open_map(source.path, **dict(source.options))
         _OPEN[key] = m
         while len(_OPEN) > _OPEN_MAX:
             _, old = _OPEN.popitem(last=False)

@@ -315,7 +315,7 @@ def process_map(
         chunk_rows = max(rows_per_chunk, chunk_rows // rows_per_chunk * rows_per_chunk)
         chunks = plan_chunks(m.nav_shape[0], chunk_rows, halo, n_cols=m.nav_shape[1], chunk_cols=chunk_cols)
         have_map = m.index_map >= 0
-        stored_bse = "bse_map" in m.data and m.data["bse_map"].shape == m.nav_shape
+        stored_bse = m.stored_bse_map is not None
         layout = {
             "nav_shape": m.nav_shape,
             "pattern_shape": prepared.output_shape,
@@ -389,7 +389,7 @@ def process_map(
 def _copy_metadata(m: EBSDMap, writer: ResumableMapWriter, prepared: Prepared, stored_bse: bool) -> None:
     """Copy the map data of the input into the output (once, at the start)."""
     if stored_bse:
-        writer.data["bse_map"] = np.asarray(m.data["bse_map"][()], dtype=np.float64)
+        writer.data["bse_map"] = m.stored_bse_map
     elif m.dataset == RAW:
         writer.data.create_dataset("bse_map", shape=m.nav_shape, dtype=np.float64, fillvalue=np.nan)
     if prepared.static_background is not None:
@@ -403,13 +403,13 @@ def _copy_metadata(m: EBSDMap, writer: ResumableMapWriter, prepared: Prepared, s
     phases = m.phases
     if phases:
         writer.set_phases(phases)
-    pixel = m.header.attrs.get("PixelSize") if m.flavour == "xcdskd" else None
+    pixel = m.pixel_size_um
     writer.set_attrs(
         SampleTilt=m.sample_tilt_deg,
         CameraTilt=m.camera_tilt_deg,
         AcceleratingVoltage=m.kv,
         Binning=m.binning * prepared.factor,
-        PixelSize=None if pixel is None else float(np.asarray(pixel).reshape(-1)[0]) * prepared.factor,
+        PixelSize=None if pixel is None else pixel * prepared.factor,
     )
 
 

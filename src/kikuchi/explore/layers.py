@@ -211,12 +211,12 @@ def orientations_from_omap(omap: Any, nav_shape: tuple[int, int], *, source: str
 
 def _per_point(ebsd_map: EBSDMap, name: str) -> np.ndarray | None:
     """A per-pattern dataset of the map file as a (rows, cols) float map, NaN where no pattern."""
-    data = ebsd_map.data
-    if name not in data or data[name].shape != (ebsd_map.n_patterns,):
+    values = ebsd_map.point_data().get(name)
+    if values is None or values.shape != (ebsd_map.n_patterns,):
         return None
     from kikuchi.imaging.maps import place_on_map
 
-    return place_on_map(np.asarray(data[name][()], dtype=np.float64), ebsd_map.index_map)
+    return place_on_map(np.asarray(values[()], dtype=np.float64), ebsd_map.index_map)
 
 
 def find_layers(ebsd_map: EBSDMap, orientations: PointOrientations | None = None) -> dict[str, MapLayer]:
@@ -229,8 +229,12 @@ def find_layers(ebsd_map: EBSDMap, orientations: PointOrientations | None = None
     m = ebsd_map
     add(MapLayer("bse", "BSE (mean intensity)", "scalar", lambda: m.bse_map))
     rows, cols = m.nav_shape
-    for name, ds in m.data.items():
-        if not hasattr(ds, "shape") or name in _NOT_MAPS or name == "bse_map" or ds.dtype.kind not in "iufb":
+    stored = dict(m.point_data())
+    data = getattr(m, "data", None)  # the kikuchi map file's HDF5 group: also (rows, cols) maps
+    if data is not None:
+        stored.update((name, ds) for name, ds in data.items() if hasattr(ds, "shape") and ds.shape in ((rows, cols), (rows, cols, 3)))
+    for name, ds in stored.items():
+        if name in _NOT_MAPS or name == "bse_map" or ds.dtype.kind not in "iufb":
             continue
         key = name.lower()
         label = _LABELS.get(key, name)

@@ -187,19 +187,14 @@ class Detector:
     # -- construction ----------------------------------------------------------
     @classmethod
     def from_map(cls, ebsd_map: Any) -> Detector:
-        """The detector of a map file (:class:`kikuchi.io.mapstore.EBSDMap`), with per-point PCs.
+        """The detector of a pattern map (:class:`kikuchi.io.source.EBSDMap`), with per-point PCs.
 
         A map without a pattern centre gets (0.5, 0.5, 0.5) (Bruker) with a
         warning; a PC of convention 'unknown' is read as Bruker with a warning.
         """
         shape = tuple(ebsd_map.pattern_shape)
         pcd = ebsd_map.pattern_centre
-        px = None
-        header = getattr(ebsd_map, "header", None)
-        if header is not None and "PixelSize" in getattr(header, "attrs", {}):
-            px = float(np.asarray(header.attrs["PixelSize"]).ravel()[0])
-        elif header is not None and "detector_pixel_size" in header:  # kikuchipy h5ebsd
-            px = float(np.asarray(header["detector_pixel_size"][()]).ravel()[0]) or None
+        px = getattr(ebsd_map, "pixel_size_um", None)
         if pcd is None:
             _logger.warning("%s: no pattern centre in the file; assuming (0.5, 0.5, 0.5) (Bruker)", getattr(ebsd_map, "path", "map"))
             pc: Any = (0.5, 0.5, 0.5)

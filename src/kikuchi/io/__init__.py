@@ -1,6 +1,10 @@
 """Vendor formats and the kikuchi map store.
 
-- the map file: :func:`open_map` (``kikuchi.open``), :class:`EBSDMap`, :class:`MapWriter`;
+- pattern files of every format: :func:`open_map` (``kikuchi.open``) gives an
+  :class:`EBSDMap`; :func:`pattern_formats` lists the formats (one module
+  each: :mod:`kikuchi.io.mapstore`, ``bruker``, ``h5oina``, ``edax_h5``,
+  ``emsoft``, ``ebsp``, ``edax_up``, ``nordif``);
+- the map file: :class:`MapWriter`;
 - orientation maps: :func:`read_orientation_map`, :func:`write_orientation_map`
   (Oxford CTF, EDAX/TSL ANG), :class:`OrientationMap`, :class:`PhaseInfo`;
 - pattern images: :func:`open_image_source`, :func:`read_image` and
@@ -13,7 +17,9 @@ from kikuchi.io.ang import AngFormatError
 from kikuchi.io.convert import convert_images
 from kikuchi.io.ctf import CtfFormatError
 from kikuchi.io.imagefolder import ImageReadError, ImageSourceError, open_image_source, read_image
-from kikuchi.io.mapstore import EBSDMap, MapFileError, MapPositionError, MapWriter, open_map
+from kikuchi.io.mapstore import MapWriter
+from kikuchi.io.source import EBSDMap, MapFileError, MapFileWarning, MapPositionError, open_map
+from kikuchi.io.source import formats as pattern_formats
 from kikuchi.io.orientation_map import OrientationMap, PhaseInfo, read_orientation_map, write_orientation_map
 
 __all__ = [
@@ -23,6 +29,7 @@ __all__ = [
     "ImageReadError",
     "ImageSourceError",
     "MapFileError",
+    "MapFileWarning",
     "MapPositionError",
     "MapWriter",
     "OrientationMap",
@@ -30,6 +37,7 @@ __all__ = [
     "convert_images",
     "open_image_source",
     "open_map",
+    "pattern_formats",
     "read_image",
     "read_orientation_map",
     "write_orientation_map",

@@ -31,8 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,17 +40,34 @@ import h5py
 import numpy as np
 
 from kikuchi.io._atomic import atomic_output, partial_path
+from kikuchi.io._h5 import H5Patterns, scalar
+from kikuchi.io._h5 import deflate as _deflate
+from kikuchi.io.source import (
+    EBSDMap,
+    FormatSpec,
+    MapFileError,
+    MapPositionError,
+    PatternCentreData,
+    Probe,
+    default_chunk_patterns,
+    index_map_from_positions,
+    place_patterns,
+)
+from kikuchi.io.source import open_map as _open_any
 
 __all__ = [
     "EBSDMap",
+    "MapFile",
     "MapFileError",
     "MapPositionError",
     "MapWriter",
+    "PatternCentreData",
     "default_chunk_patterns",
     "open_map",
     "RAW",
     "PROCESSED",
     "DEFAULT_COMPRESSION",
+    "FORMAT",
 ]
 
 _logger = logging.getLogger(__name__)
@@ -62,105 +78,10 @@ MANUFACTURER = "kikuchi"
 FORMAT_VERSION = "1.0"
 #: HDF5 filter of new pattern datasets; chosen by measurement, see docs/mapfile.md.
 DEFAULT_COMPRESSION: dict[str, Any] = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
-#: Target uncompressed size of one pattern chunk.
-CHUNK_BYTES = 1 << 20
 #: Chunk cache per open dataset, so neighbouring patterns are decoded once.
 _CACHE_BYTES = 64 << 20
-#: Bytes of compressed input inflated between two looks at ``cancel`` (EBSDMap.read_chunk).
-_INFLATE_STEP = 1 << 16
 
-
-def _deflate(raw: np.ndarray, level: int) -> bytes:
-    """zlib stream of ``raw`` at ``level``: with ISA-L (package ``isal``) when installed for levels 1-3.
-
-    ISA-L writes standard deflate streams (any zlib inflates them) 4-5 times
-    faster than zlib at a slightly better ratio; the stored filter level is
-    kept as given. Without ``isal``, zlib.
-    """
-    if 1 <= level <= 3:
-        try:
-            from isal import isal_zlib
-        except ImportError:
-            pass
-        else:
-            return isal_zlib.compress(raw, level)
-    return zlib.compress(raw, level)
-
-
-class _Cancelled(Exception):
-    """``cancel()`` became true while a chunk was inflated."""
-
-
-def _inflate(raw: bytes, cancel: Callable[[], bool] | None = None) -> bytes:
-    """Decompress a zlib stream (ISA-L when the optional package ``isal`` is installed).
-
-    With ``cancel``, the input is inflated in pieces of 64 KiB and
-    :class:`_Cancelled` raised as soon as ``cancel()`` is true.
-    """
-    try:
-        from isal import isal_zlib as codec
-    except ImportError:
-        codec = zlib
-    if cancel is None:
-        return codec.decompress(raw)
-    inflater = codec.decompressobj()
-    parts = []
-    view = memoryview(raw).cast("B")
-    for offset in range(0, len(view), _INFLATE_STEP):
-        if cancel():
-            raise _Cancelled
-        parts.append(inflater.decompress(view[offset : offset + _INFLATE_STEP]))
-    parts.append(inflater.flush())
-    return b"".join(parts)
-
-
-def _unshuffle(data: bytes, itemsize: int) -> np.ndarray:
-    """Undo HDF5's shuffle filter (byte k of every element was stored in the k-th block): a new uint8 array.
-
-    >>> _unshuffle(bytes([1, 3, 2, 4, 9]), 2).tolist()  # two 2-byte elements (1, 2), (3, 4) and a trailing byte
-    [1, 2, 3, 4, 9]
-    """
-    src = np.frombuffer(data, dtype=np.uint8)
-    out = np.empty(src.size, dtype=np.uint8)
-    n = src.size // itemsize
-    elements = out[: n * itemsize].reshape(n, itemsize)
-    for k in range(itemsize):  # one strided copy per byte plane: 6 x faster than a transposed copy (1 MiB uint16)
-        elements[:, k] = src[k * n : (k + 1) * n]
-    out[n * itemsize :] = src[n * itemsize :]
-    return out
-
-
-class MapFileError(ValueError):
-    """A map file is missing something or is inconsistent."""
-
-
-class MapPositionError(IndexError):
-    """A map position outside the map or without a pattern."""
-
-
-def default_chunk_patterns(pattern_shape: Sequence[int], dtype: Any, n_patterns: int | None = None) -> int:
-    """Patterns per HDF5 chunk: about 1 MiB uncompressed, at least one.
-
-    >>> default_chunk_patterns((60, 60), "uint8")
-    291
-    >>> default_chunk_patterns((240, 240), "uint16")
-    9
-    """
-    nbytes = int(np.prod(pattern_shape)) * np.dtype(dtype).itemsize
-    n = max(1, CHUNK_BYTES // nbytes)
-    if n_patterns is not None:
-        n = max(1, min(n, n_patterns))
-    return int(n)
-
-
-def _scalar(value: Any) -> Any:
-    """Read an HDF5 value stored as a scalar, a length-1 array or bytes."""
-    value = np.asarray(value)
-    if value.size == 1:
-        value = value.reshape(()).item()
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    return value
+_scalar = scalar
 
 
 @dataclass(frozen=True)
@@ -174,25 +95,37 @@ class _Layout:
     patterns: dict[str, str] = field(default_factory=dict)  # name -> dataset path
 
 
+def _scan_groups(f: h5py.File) -> list[str]:
+    return [k for k in f.keys() if isinstance(f[k], h5py.Group) and "EBSD" in f[k]]
+
+
 def _find_layout(f: h5py.File, path: Path, scan: str | None) -> _Layout:
-    scans = [scan] if scan else [k for k in f.keys() if isinstance(f[k], h5py.Group) and "EBSD" in f[k]]
+    scans = [scan] if scan else _scan_groups(f)
     if not scans:
         raise MapFileError(f"{path}: no group with an 'EBSD' subgroup (expected 'Scan/EBSD/...')")
     name = scans[0]
-    if name not in f or "EBSD/Header" not in f[name]:
-        raise MapFileError(f"{path}: no '{name}/EBSD/Header' group")
+    for part in ("Header", "Data"):
+        if name not in f or f"EBSD/{part}" not in f[name]:
+            raise MapFileError(f"{path}: no '{name}/EBSD/{part}' group")
     header = f[f"{name}/EBSD/Header"]
     data = f[f"{name}/EBSD/Data"]
-    if "NCOLS" in header:
-        flavour = "xcdskd"
-        ncols, nrows = int(_scalar(header["NCOLS"][()])), int(_scalar(header["NROWS"][()]))
-        candidates = {RAW: RAW, PROCESSED: PROCESSED}
-    elif "n_columns" in header:
-        flavour = "kikuchipy"
-        ncols, nrows = int(_scalar(header["n_columns"][()])), int(_scalar(header["n_rows"][()]))
-        candidates = {RAW: "patterns"}
-    else:
-        raise MapFileError(f"{path}: '{name}/EBSD/Header' has neither NCOLS/NROWS nor n_columns/n_rows")
+    try:
+        if "NCOLS" in header:
+            flavour = "xcdskd"
+            ncols, nrows = int(_scalar(header["NCOLS"][()])), int(_scalar(header["NROWS"][()]))
+            candidates = {RAW: RAW, PROCESSED: PROCESSED}
+        elif "n_columns" in header:
+            flavour = "kikuchipy"
+            ncols, nrows = int(_scalar(header["n_columns"][()])), int(_scalar(header["n_rows"][()]))
+            candidates = {RAW: "patterns"}
+        else:
+            raise MapFileError(f"{path}: '{name}/EBSD/Header' has neither NCOLS/NROWS nor n_columns/n_rows")
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, MapFileError):
+            raise
+        raise MapFileError(f"{path}: '{name}/EBSD/Header' map size is unreadable ({exc})") from None
+    if nrows < 0 or ncols < 0:
+        raise MapFileError(f"{path}: '{name}/EBSD/Header' gives a map of {nrows} x {ncols} points")
     patterns = {
         key: f"{name}/EBSD/Data/{ds}"
         for key, ds in candidates.items()
@@ -203,44 +136,17 @@ def _find_layout(f: h5py.File, path: Path, scan: str | None) -> _Layout:
     return _Layout(scan=name, flavour=flavour, ncols=ncols, nrows=nrows, patterns=patterns)
 
 
-@dataclass(frozen=True)
-class PatternCentreData:
-    """Pattern centre as stored in the file, one value per map point.
+class MapFile(EBSDMap):
+    """The kikuchi map file (also the xcdskd notebooks' files and kikuchipy h5ebsd), read lazily.
 
-    ``pcx``, ``pcy``, ``dd`` have the map's navigation shape (rows, cols);
-    ``convention`` names their meaning (see docs/conventions.md).
+    Use :func:`kikuchi.open`.
     """
 
-    pcx: np.ndarray
-    pcy: np.ndarray
-    dd: np.ndarray
-    convention: str
-
-    @property
-    def mean(self) -> tuple[float, float, float]:
-        return (float(np.nanmean(self.pcx)), float(np.nanmean(self.pcy)), float(np.nanmean(self.dd)))
-
-
-class EBSDMap:
-    """A pattern map on disk, read lazily.
-
-    Use :func:`kikuchi.open`. Patterns are read only when asked for: one at
-    (row, col), a block of map rows, or chunk by chunk in storage order.
-
-    Attributes
-    ----------
-    nav_shape
-        Map shape (rows, cols).
-    pattern_shape
-        Pattern shape (height, width) in pixels.
-    step_um
-        Step between map rows and between map columns, µm.
-    index_map
-        (rows, cols) storage index of the pattern at each point, -1 where none.
-    """
+    format = "kikuchi"
 
     def __init__(self, path: str | os.PathLike, *, scan: str | None = None, dataset: str | None = None):
         self.path = Path(path)
+        self.notes = []
         if not self.path.exists():
             raise FileNotFoundError(f"{self.path}: no such map file")
         try:
@@ -254,29 +160,25 @@ class EBSDMap:
                 dataset = PROCESSED if PROCESSED in names and RAW not in names else RAW if RAW in names else next(iter(names))
             if dataset not in names:
                 raise MapFileError(f"{self.path}: no pattern dataset '{dataset}' (has {', '.join(names)})")
-            self.dataset = dataset
+            self._dataset = dataset
             self._patterns = self._file[names[dataset]]
-            self._index_map = self._read_index_map()
+            self._reader = H5Patterns(self._patterns)
+            n = int(self._patterns.shape[0])
+            self._set_map(
+                nav_shape=(self._layout.nrows, self._layout.ncols),
+                pattern_shape=tuple(self._patterns.shape[1:]),
+                dtype=self._patterns.dtype,
+                n_patterns=n,
+                index_map=self._read_index_map(n),
+            )
         except BaseException:
             self._file.close()
             raise
-
-    # -- context manager ---------------------------------------------------
-    def __enter__(self) -> EBSDMap:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def close(self) -> None:
         """Close the file."""
         if self._file.id.valid:
             self._file.close()
-
-    def __repr__(self) -> str:
-        r, c = self.nav_shape
-        h, w = self.pattern_shape
-        return f"<EBSDMap {self.path.name}: {r} x {c} map, {h} x {w} {self.dtype} patterns ({self.dataset})>"
 
     # -- groups ------------------------------------------------------------
     @property
@@ -303,36 +205,31 @@ class EBSDMap:
         return self._file
 
     @property
+    def dataset(self) -> str:
+        return self._dataset
+
+    @property
     def datasets(self) -> list[str]:
         """Pattern datasets in the file: 'RawPatterns' and/or 'Patterns'."""
         return list(self._layout.patterns)
 
-    def with_dataset(self, dataset: str) -> EBSDMap:
-        """Open the same file again on another pattern dataset."""
-        return EBSDMap(self.path, scan=self.scan, dataset=dataset)
+    @property
+    def open_options(self) -> dict[str, Any]:
+        return {"format": self.format, "scan": self.scan, "dataset": self.dataset}
 
     def _attr(self, name: str, default: Any = None) -> Any:
         if name in self.header.attrs:
             return _scalar(self.header.attrs[name])
         return default
 
+    def _number_attr(self, name: str, default: float) -> float:
+        value = self._attr(name, default)
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise MapFileError(f"{self.path}: header attribute {name} = {value!r} is not a number") from None
+
     # -- shapes --------------------------------------------------------------
-    @property
-    def nav_shape(self) -> tuple[int, int]:
-        return (self._layout.nrows, self._layout.ncols)
-
-    @property
-    def pattern_shape(self) -> tuple[int, int]:
-        return tuple(int(s) for s in self._patterns.shape[1:])  # type: ignore[return-value]
-
-    @property
-    def n_patterns(self) -> int:
-        return int(self._patterns.shape[0])
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self._patterns.dtype
-
     @property
     def chunk_patterns(self) -> int:
         """Patterns per stored HDF5 chunk (the natural read size)."""
@@ -351,6 +248,8 @@ class EBSDMap:
 
     @property
     def grid_type(self) -> str:
+        if self.flavour == "kikuchipy" and "grid_type" in self.header:
+            return "hexagonal" if "hex" in str(_scalar(self.header["grid_type"][()])).lower() else "square"
         return str(self._attr("GridType", "square"))
 
     # -- index map -----------------------------------------------------------
@@ -361,9 +260,8 @@ class EBSDMap:
                 return np.asarray(d[xname][()], dtype=np.int64), np.asarray(d[yname][()], dtype=np.int64)
         return None
 
-    def _read_index_map(self) -> np.ndarray:
-        rows, cols = self.nav_shape
-        n = self.n_patterns
+    def _read_index_map(self, n: int) -> np.ndarray:
+        rows, cols = self._layout.nrows, self._layout.ncols
         if "indexmap" in self.header:
             index_map = np.asarray(self.header["indexmap"][()], dtype=np.int64)
             if index_map.shape != (rows, cols):
@@ -376,18 +274,15 @@ class EBSDMap:
                 if bad.any():
                     i = int(np.flatnonzero(bad)[0])
                     raise MapFileError(f"{self.path}: pattern {i} has beam position (col {bx[i]}, row {by[i]}) outside the {rows} x {cols} map")
-                index_map = np.full((rows, cols), -1, dtype=np.int64)
                 # the first pattern at a position wins: the xcdskd zip notebook leaves beam
                 # (0, 0) on the trailing patterns it never wrote when the zip was short
-                _, first = np.unique(by * cols + bx, return_index=True)
-                index_map[by[first], bx[first]] = first
-                n_dup = n - first.size
+                index_map, n_dup = index_map_from_positions(by, bx, (rows, cols), where=str(self.path))
                 if n_dup:
+                    first = index_map[index_map >= 0]
                     i = int(np.setdiff1d(np.arange(n), first)[0])
-                    _logger.warning(
-                        "%s: %d patterns share a beam position with an earlier one and are not in the map "
-                        "(first: pattern %d at row %d, col %d, which holds pattern %d)",
-                        self.path, n_dup, i, by[i], bx[i], index_map[by[i], bx[i]],
+                    self._note(
+                        f"{n_dup} patterns share a beam position with an earlier one and are not in the map "
+                        f"(first: pattern {i} at row {by[i]}, col {bx[i]}, which holds pattern {index_map[by[i], bx[i]]})"
                     )
             elif n == rows * cols:
                 index_map = np.arange(n, dtype=np.int64).reshape(rows, cols)
@@ -403,51 +298,13 @@ class EBSDMap:
             raise MapFileError(f"{self.path}: indexmap holds {index_map.min()} at (row {r}, col {c}); expected -1 or a pattern index")
         return index_map
 
-    @property
-    def index_map(self) -> np.ndarray:
-        return self._index_map
-
-    @property
-    def positions(self) -> tuple[np.ndarray, np.ndarray]:
-        """(row, col) of every stored pattern, in storage order."""
-        rows = np.full(self.n_patterns, -1, dtype=np.int64)
-        cols = np.full(self.n_patterns, -1, dtype=np.int64)
-        r, c = np.nonzero(self._index_map >= 0)
-        idx = self._index_map[r, c]
-        rows[idx], cols[idx] = r, c
-        return rows, cols
-
-    @property
-    def is_row_major(self) -> bool:
-        """True when pattern i sits at (i // NCOLS, i % NCOLS) for every point."""
-        rows, cols = self.nav_shape
-        return self.n_patterns == rows * cols and bool(
-            np.array_equal(self._index_map.ravel(), np.arange(rows * cols))
-        )
-
-    def _index(self, row: int, col: int) -> int:
-        rows, cols = self.nav_shape
-        if not (0 <= row < rows and 0 <= col < cols):
-            raise MapPositionError(f"{self.path}: map position (row {row}, col {col}) is outside the {rows} x {cols} map")
-        i = int(self._index_map[row, col])
-        if i < 0:
-            raise MapPositionError(f"{self.path}: no pattern at map position (row {row}, col {col})")
-        return i
-
     # -- pattern access ------------------------------------------------------
+    def _read_range(self, start: int, stop: int, out: np.ndarray) -> None:
+        self._reader.read_into(start, stop, out)
+
     def pattern(self, row: int, col: int) -> np.ndarray:
         """The pattern at map position (row, col), shape (h, w)."""
         return self._patterns[self._index(row, col)]
-
-    def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """Patterns ``start:stop`` in storage order, shape (n, h, w)."""
-        if start < 0:
-            raise MapPositionError(f"{self.path}: storage index {start} is negative; the patterns are 0..{self.n_patterns - 1}")
-        stop = self.n_patterns if stop is None else min(stop, self.n_patterns)
-        out = np.empty((max(0, stop - start), *self.pattern_shape), dtype=self.dtype)
-        if out.shape[0] and not self._read_chunks_direct(start, stop, out):
-            self._patterns.read_direct(out, np.s_[start:stop])
-        return out
 
     def read_chunk(self, chunk: int, *, cancel: Callable[[], bool] | None = None) -> np.ndarray | None:
         """The patterns of stored HDF5 chunk ``chunk``: storage indices ``chunk * n`` to ``(chunk + 1) * n``.
@@ -455,7 +312,7 @@ class EBSDMap:
         ``n`` is :attr:`chunk_patterns`; the last chunk may hold fewer. The
         unit of readers that cache what they decompress (the explorer):
         each stored chunk is inflated once, outside h5py's lock where
-        :meth:`read` can (see there).
+        possible.
 
         Parameters
         ----------
@@ -486,148 +343,17 @@ class EBSDMap:
         start = chunk * n
         if not 0 <= start < self.n_patterns:
             raise IndexError(f"{self.path}: chunk {chunk} is outside the {self.n_patterns} patterns ({n} per chunk)")
-        stop = min(start + n, self.n_patterns)
-        if self._chunk_decoder() is not None:
-            try:
-                block = self._decode_chunk(chunk, cancel)
-            except _Cancelled:
-                return None
-            if block is not None:
-                block = block[: stop - start]
-                return block if block.flags.writeable else block.copy()
-        out = np.empty((stop - start, *self.pattern_shape), dtype=self.dtype)
-        self._patterns.read_direct(out, np.s_[start:stop])
-        return out
+        return self._reader.read_chunk(chunk, n, cancel)
 
-    def _chunk_decoder(self) -> tuple[int, bool, bool] | None:
-        """(patterns per chunk, deflate, shuffle) when chunks can be decoded here, else None."""
-        if not hasattr(self, "_decoder"):
-            self._decoder = None
-            d = self._patterns
-            if d.chunks is not None and d.chunks[1:] == d.shape[1:] and d.dtype.isnative and d.dtype.kind in "uif":
-                plist = d.id.get_create_plist()
-                names = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
-                known = {h5py.h5z.FILTER_SHUFFLE: "shuffle", h5py.h5z.FILTER_DEFLATE: "deflate"}
-                if all(f in known for f in names) and names in ([], [h5py.h5z.FILTER_DEFLATE], [h5py.h5z.FILTER_SHUFFLE],
-                                                               [h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_DEFLATE]):
-                    self._decoder = (int(d.chunks[0]), h5py.h5z.FILTER_DEFLATE in names, h5py.h5z.FILTER_SHUFFLE in names)
-        return self._decoder
-
-    def _decode_chunk(self, k: int, cancel: Callable[[], bool] | None = None) -> np.ndarray | None:
-        """Whole chunk ``k`` (patterns per chunk, h, w) from its stored bytes, inflated outside h5py's lock.
-
-        Only when :meth:`_chunk_decoder` allows it. None when h5py must read
-        the chunk: not stored (h5py gives the fill value), stored with a
-        filter skipped, or of an unexpected size. The array may be a
-        read-only view of the inflated bytes. Raises :class:`_Cancelled`.
-        """
-        per_chunk, deflate, shuffle = self._chunk_decoder()  # type: ignore[misc]
-        offset = (k * per_chunk, 0, 0)
-        try:
-            if not self._patterns.id.get_chunk_info_by_coord(offset).size:  # not stored (raw reads of some fail oddly)
-                return None
-            mask, raw = self._patterns.id.read_direct_chunk(offset)
-        except (OSError, ValueError, KeyError, RuntimeError):
-            return None
-        if mask:
-            return None
-        data = _inflate(raw, cancel) if deflate else raw
-        size = self.dtype.itemsize
-        chunk_shape = (per_chunk, *self.pattern_shape)
-        if len(data) != size * int(np.prod(chunk_shape)):
-            return None
-        buf = _unshuffle(data, size) if shuffle and size > 1 else np.frombuffer(data, dtype=np.uint8)
-        return buf.view(self.dtype).reshape(chunk_shape)
-
-    def _read_chunks_direct(self, start: int, stop: int, out: np.ndarray) -> bool:
-        """Read ``start:stop`` by raw chunk reads, inflating outside h5py's lock.
-
-        h5py serialises every HDF5 call, filters included, so threads reading
-        one file decompress one at a time; reading the stored bytes (fast) and
-        inflating here (zlib/ISA-L release the GIL) lets them decompress in
-        parallel. Only for whole-pattern chunks with deflate and/or shuffle or
-        no filter; returns False (the caller reads through h5py) otherwise, or
-        when a chunk is not stored or was stored with a filter skipped.
-        """
-        decoder = self._chunk_decoder()
-        if decoder is None:
-            return False
-        per_chunk = decoder[0]
-        for k in range(start // per_chunk, (stop - 1) // per_chunk + 1):
-            chunk = self._decode_chunk(k)
-            if chunk is None:
-                return False
-            lo, hi = max(start, k * per_chunk), min(stop, (k + 1) * per_chunk)
-            out[lo - start : hi - start] = chunk[lo - k * per_chunk : hi - k * per_chunk]
-        return True
-
-    def read_indices(self, indices: np.ndarray) -> np.ndarray:
+    def read_indices(self, indices: Any) -> np.ndarray:
         """Patterns at arbitrary storage indices (any order, repeats allowed)."""
         indices = np.asarray(indices, dtype=np.int64)
-        if indices.size == 0:
-            return np.empty((0, *self.pattern_shape), dtype=self.dtype)
-        flat = indices.reshape(-1)
-        lo = int(flat[0])
-        if 0 <= lo and lo + flat.size <= self.n_patterns and np.array_equal(flat, np.arange(lo, lo + flat.size)):
-            # one contiguous run in storage order (row-major maps): read it straight into place
-            return self.read(lo, lo + flat.size).reshape(*indices.shape, *self.pattern_shape)
-        uniq, inverse = np.unique(indices, return_inverse=True)
-        if uniq[0] < 0 or uniq[-1] >= self.n_patterns:
-            raise MapPositionError(f"{self.path}: pattern index out of range 0..{self.n_patterns - 1}")
-        lo, hi = int(uniq[0]), int(uniq[-1]) + 1
-        if hi - lo <= 4 * uniq.size:  # dense enough: one contiguous read
-            block = self.read(lo, hi)[uniq - lo]
-        else:
+        uniq = np.unique(indices) if indices.size else indices
+        if uniq.size and uniq[0] >= 0 and uniq[-1] < self.n_patterns and uniq[-1] - uniq[0] + 1 > 4 * uniq.size:
+            # sparse: one h5py read per pattern (chunks stay in h5py's cache)
             block = np.stack([self._patterns[int(i)] for i in uniq])
-        return block[inverse.reshape(indices.shape)]
-
-    def read_rows(
-        self, start: int, stop: int, *, cols: tuple[int, int] | None = None, fill: int | float = 0
-    ) -> np.ndarray:
-        """Map rows ``start:stop`` as (n_rows, n_cols, h, w); points without a pattern are ``fill``.
-
-        ``cols=(c0, c1)``: only map columns ``c0:c1`` of those rows (a tile),
-        read row by row, so no more than the tile is decoded and held.
-        """
-        rows, n_cols = self.nav_shape
-        start, stop = max(0, start), min(rows, stop)
-        if cols is not None and (max(0, cols[0]), min(n_cols, cols[1])) != (0, n_cols):
-            c0, c1 = max(0, cols[0]), min(n_cols, cols[1])
-            idx = self._index_map[start:stop, c0:c1]
-            have = idx >= 0
-            full = bool(have.all())
-            shape = (stop - start, c1 - c0, *self.pattern_shape)
-            tile = np.empty(shape, dtype=self.dtype) if full else np.full(shape, fill, dtype=self.dtype)
-            for k in range(stop - start):
-                if full or have[k].all():
-                    tile[k] = self.read_indices(idx[k])  # a row-major row segment: one contiguous read
-                elif have[k].any():
-                    tile[k, have[k]] = self.read_indices(idx[k][have[k]])
-            return tile
-        idx = self._index_map[start:stop]
-        have = idx >= 0
-        if idx.size and have.all():
-            # every point has a pattern: no fill; a row-major run is one read without copies
-            return self.read_indices(idx)
-        out = np.full((stop - start, n_cols, *self.pattern_shape), fill, dtype=self.dtype)
-        if have.any():
-            out[have] = self.read_indices(idx[have])
-        return out
-
-    def read_all(self) -> np.ndarray:
-        """Every pattern as a (rows, cols, h, w) array in memory. Only when asked."""
-        return self.read_rows(0, self.nav_shape[0])
-
-    def iter_chunks(self, chunk_patterns: int | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
-        """Yield ``(start, stop, patterns)`` in storage order, chunk by chunk."""
-        n = chunk_patterns or self.chunk_patterns
-        for start in range(0, self.n_patterns, n):
-            stop = min(start + n, self.n_patterns)
-            yield start, stop, self.read(start, stop)
-
-    def __getitem__(self, key: tuple[int, int]) -> np.ndarray:
-        row, col = key
-        return self.pattern(int(row), int(col))
+            return block[np.searchsorted(uniq, indices)]
+        return super().read_indices(indices)
 
     # -- per-map data ----------------------------------------------------------
     @property
@@ -642,30 +368,24 @@ class EBSDMap:
         return None
 
     @property
-    def bse_map(self) -> np.ndarray:
-        """Mean intensity of each raw pattern (rows, cols); NaN where there is no pattern.
-
-        Read from the file when stored, otherwise computed chunk by chunk.
-        """
+    def stored_bse_map(self) -> np.ndarray | None:
         if "bse_map" in self.data and self.data["bse_map"].shape == self.nav_shape:
             return np.asarray(self.data["bse_map"][()], dtype=np.float64)
-        means = np.empty(self.n_patterns)
-        for start, stop, block in self.iter_chunks():
-            means[start:stop] = block.reshape(stop - start, -1).mean(axis=1, dtype=np.float64)
-        out = np.full(self.nav_shape, np.nan)
-        have = self._index_map >= 0
-        out[have] = means[self._index_map[have]]
-        return out
+        return None
+
+    def point_data(self) -> dict[str, Any]:
+        """Per-pattern datasets of the file (h5py datasets, read when asked), storage order."""
+        return {
+            name: ds
+            for name, ds in self.data.items()
+            if isinstance(ds, h5py.Dataset) and ds.shape == (self.n_patterns,) and ds.dtype.kind in "iufb"
+        }
 
     def _per_point(self, names: Sequence[str]) -> np.ndarray | None:
         """Per-pattern dataset (first of ``names`` present) as a (rows, cols) float map, NaN where missing."""
         for name in names:
             if name in self.data and self.data[name].shape == (self.n_patterns,):
-                values = np.asarray(self.data[name][()], dtype=np.float64)
-                out = np.full(self.nav_shape, np.nan)
-                have = self._index_map >= 0
-                out[have] = values[self._index_map[have]]
-                return out
+                return place_patterns(np.asarray(self.data[name][()], dtype=np.float64), self._index_map)
         return None
 
     @property
@@ -690,13 +410,13 @@ class EBSDMap:
     def sample_tilt_deg(self) -> float:
         if self.flavour == "kikuchipy":
             return float(_scalar(self.header["sample_tilt"][()])) if "sample_tilt" in self.header else 70.0
-        return float(self._attr("SampleTilt", 70.0))
+        return self._number_attr("SampleTilt", 70.0)
 
     @property
     def camera_tilt_deg(self) -> float:
         if self.flavour == "kikuchipy":
             return float(_scalar(self.header["elevation_angle"][()])) if "elevation_angle" in self.header else 0.0
-        return float(self._attr("CameraTilt", 0.0))
+        return self._number_attr("CameraTilt", 0.0)
 
     @property
     def kv(self) -> float | None:
@@ -714,11 +434,19 @@ class EBSDMap:
         return int(self._attr("Binning", 1))
 
     @property
-    def detector(self) -> Any:
-        """The detector geometry (:class:`kikuchi.geometry.Detector`) of this map."""
-        from kikuchi.geometry import Detector
+    def pixel_size_um(self) -> float | None:
+        if self.flavour == "kikuchipy":
+            if "detector_pixel_size" in self.header:
+                return float(np.asarray(self.header["detector_pixel_size"][()]).ravel()[0]) or None
+            return None
+        value = self._attr("PixelSize")
+        return None if value is None else float(np.asarray(value).ravel()[0])
 
-        return Detector.from_map(self)
+    @property
+    def truth_euler(self) -> np.ndarray | None:
+        if "Truth" in self.header and "euler" in self.header["Truth"]:
+            return np.asarray(self.header["Truth/euler"][()], dtype=np.float64)
+        return None
 
     @property
     def euler(self) -> np.ndarray | None:
@@ -799,55 +527,52 @@ class EBSDMap:
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready summary (used by ``kikuchi info``)."""
-        pc = self.pattern_centre
-        have = int((self._index_map >= 0).sum())
-        return {
-            "path": str(self.path),
-            "kind": "map file",
-            "flavour": self.flavour,
-            "scan": self.scan,
-            "grid": self.grid_type,
-            "nav_shape": list(self.nav_shape),
-            "points_with_pattern": have,
-            "points_without_pattern": int(np.prod(self.nav_shape)) - have,
-            "step_um": list(self.step_um),
-            "pattern_shape": list(self.pattern_shape),
-            "dtype": str(self.dtype),
-            "datasets": self.datasets,
-            "storage_order": "row-major" if self.is_row_major else "by beam position",
-            "chunk_patterns": self.chunk_patterns,
-            "compression": self._patterns.compression,
-            "compression_opts": self._patterns.compression_opts,
-            "shuffle": bool(self._patterns.shuffle),
-            "static_background": self.static_background is not None,
-            "pattern_centre": None if pc is None else {"convention": pc.convention, "mean": list(pc.mean)},
-            "sample_tilt_deg": self.sample_tilt_deg,
-            "camera_tilt_deg": self.camera_tilt_deg,
-            "kv": self.kv,
-            "phases": self.phases,
-            "has_orientations": self.euler is not None,
-            "processing": self.processing,
-        }
+        out = super().describe()
+        out.update(flavour=self.flavour, **self._reader.describe())
+        return out
 
 
-def open_map(path: str | os.PathLike, *, scan: str | None = None, dataset: str | None = None) -> EBSDMap:
-    """Open an EBSD map file for lazy reading.
+def open_map(path: str | os.PathLike, *, scan: str | None = None, dataset: str | None = None, **options: Any) -> EBSDMap:
+    """Open a file of EBSD patterns for lazy reading (any format: see :func:`kikuchi.io.source.open_map`).
 
     Parameters
     ----------
     path
-        HDF5 map file (kikuchi/xcdskd layout or kikuchipy h5ebsd).
+        A pattern file: the kikuchi map file, kikuchipy h5ebsd, or a vendor's
+        file (docs/formats.md).
     scan
-        Scan group to read; by default the first with an ``EBSD`` subgroup.
+        Scan group to read (HDF5 files); by default the first with patterns.
     dataset
         Pattern dataset: ``'RawPatterns'`` (default when present) or
         ``'Patterns'`` (processed).
+    **options
+        ``format=`` and the options of the format.
 
     Returns
     -------
     EBSDMap
     """
-    return EBSDMap(path, scan=scan, dataset=dataset)
+    return _open_any(path, scan=scan, dataset=dataset, **options)
+
+
+def _sniff(probe: Probe) -> bool:
+    f = probe.h5
+    if f is None:
+        return False
+    for name in _scan_groups(f):
+        header = f[name].get("EBSD/Header")
+        if isinstance(header, h5py.Group) and ("NCOLS" in header or "n_columns" in header):
+            return True
+    return False
+
+
+FORMAT = FormatSpec(
+    name="kikuchi",
+    description="kikuchi map file (xcdskd layout; also kikuchipy h5ebsd)",
+    extensions=(".h5", ".hdf5", ".h5ebsd"),
+    sniff=_sniff,
+    open=MapFile,
+)
 
 
 class MapWriter:
@@ -1062,6 +787,16 @@ class MapWriter:
     def write_rows(self, start_row: int, patterns: np.ndarray) -> None:
         """Write whole map rows, patterns of shape (n_rows, cols, h, w)."""
         self.write(start_row * self.nav_shape[1], np.asarray(patterns).reshape(-1, *self.pattern_shape))
+
+    def set_missing(self, missing: np.ndarray) -> None:
+        """Mark map points (rows, cols) bool that have no pattern (zeros were written there): indexmap -1, BSE NaN."""
+        missing = np.asarray(missing, dtype=bool)
+        if missing.shape != self.nav_shape:
+            raise ValueError(f"missing points of shape {missing.shape} for a {self.nav_shape} map")
+        if missing.any():
+            index = np.arange(self.n_patterns, dtype=np.int64).reshape(self.nav_shape)
+            self.header["indexmap"][...] = np.where(missing, -1, index)
+            self._sums[missing.reshape(-1)] = np.nan
 
     def set_static_background(self, background: np.ndarray) -> None:
         background = np.asarray(background)
