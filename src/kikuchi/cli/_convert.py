@@ -1,4 +1,9 @@
-"""``kikuchi convert``: a folder or zip of pattern images to one map file."""
+"""``kikuchi convert``: a folder or zip of pattern images, or a vendor's pattern file, to one map file.
+
+A vendor's file (H5OINA, .ebsp, Bruker/EDAX h5ebsd, .up1/.up2, NORDIF,
+EMsoft, kikuchipy h5ebsd) is written as a kikuchi map file, or with
+``--format h5ebsd`` as kikuchipy h5ebsd (which kikuchipy and PyEBSDIndex read).
+"""
 
 from __future__ import annotations
 
@@ -41,9 +46,20 @@ def _compression(text: str) -> dict[str, Any]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", metavar="SRC", type=Path, help="folder or zip of pattern images (TIFF, PNG, BMP)")
+    parser.add_argument(
+        "source", metavar="SRC", type=Path,
+        help="folder or zip of pattern images (TIFF, PNG, BMP), or a pattern file (.h5oina, .ebsp, Bruker/EDAX .h5, .up1/.up2, NORDIF Pattern.dat, EMsoft .h5)",
+    )
     parser.add_argument("-o", "--output", required=True, type=Path, metavar="OUT.h5", help="map file to write")
-    parser.add_argument("--shape", type=argument_type(parse_shape), metavar="ROWSxCOLS", help="map shape (needed for names without positions)")
+    parser.add_argument(
+        "--format", choices=("kikuchi", "h5ebsd"), default="kikuchi",
+        help="output: kikuchi map file (default) or kikuchipy h5ebsd (pattern files only)",
+    )
+    parser.add_argument("--dataset", default=None, help="pattern files with several pattern datasets: which one (e.g. Patterns, RawPatterns)")
+    parser.add_argument(
+        "--shape", type=argument_type(parse_shape), metavar="ROWSxCOLS",
+        help="map shape (image names without positions; pattern files that do not record it)",
+    )
     parser.add_argument("--step", type=_step, metavar="UM", help="step in µm: one value, or ROW,COL")
     geometry = parser.add_mutually_exclusive_group()
     geometry.add_argument("--ctf", type=Path, metavar="FILE", help="Oxford CTF of the scan: map shape, steps, orientations")
@@ -63,10 +79,51 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _is_pattern_file(path: Path) -> bool:
+    """A vendor's pattern file (or a NORDIF folder), not a folder or zip of images."""
+    import zipfile
+
+    if path.is_dir():
+        return (path / "Pattern.dat").is_file()
+    return path.is_file() and not (path.suffix.lower() == ".zip" or zipfile.is_zipfile(path))
+
+
+def _convert_pattern_file(args: argparse.Namespace) -> int:
+    from kikuchi.io.export import convert_map
+    from kikuchi.io.source import open_map
+
+    for option, value in (("--ctf", args.ctf), ("--ang", args.ang), ("--naming", args.naming), ("--background", args.background), ("--step", args.step)):
+        if value is not None:
+            raise ValueError(f"{option} applies to folders of pattern images; {args.source.name} is a pattern file with its own geometry")
+    if args.binning != 1:
+        raise ValueError(f"--binning applies to folders of pattern images; bin {args.source.name} with 'kikuchi process --binning'")
+    t0 = time.perf_counter()
+    with open_map(args.source, dataset=args.dataset, nav_shape=args.shape) as m:
+        out = convert_map(m, args.output, to=args.format, compression=args.compression, workers=args.workers, progress=not args.no_progress)
+        elapsed = time.perf_counter() - t0
+        rows, cols = m.nav_shape
+        h, w = m.pattern_shape
+        missing = int((m.index_map < 0).sum())
+        print(
+            f"{out}: {args.format} file of the {m.format} file {m.path.name}: {rows} x {cols} map"
+            f"{f' ({missing} points without a pattern)' if missing else ''}, {m.n_patterns} patterns of {h} x {w} {m.dtype}, "
+            f"step {m.step_um[0]:g} x {m.step_um[1]:g} µm, {out.stat().st_size / 2**20:.1f} MiB "
+            f"({m.n_patterns / max(elapsed, 1e-9):.0f} patterns/s)",
+            file=sys.stdout,
+        )
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from kikuchi.io.convert import convert_images
     from kikuchi.io.mapstore import open_map
 
+    if _is_pattern_file(args.source):
+        return _convert_pattern_file(args)
+    if args.format != "kikuchi":
+        raise ValueError(f"--format {args.format} applies to pattern files; convert the images to a map file first")
+    if args.dataset is not None:
+        raise ValueError("--dataset applies to pattern files, not to folders of images")
     background: str | Path | None = args.background
     if background is not None and background != "mean":
         background = Path(background)
