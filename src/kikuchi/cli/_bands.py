@@ -9,15 +9,15 @@ from typing import Any
 
 import numpy as np
 
-from kikuchi.cli._options import numbers
+from kikuchi.cli._options import PATTERN_FILE, numbers
 
 _IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".bmp", ".jpg", ".jpeg")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", type=Path, help="a pattern image (TIFF, PNG, BMP) or a map file (.h5)")
+    parser.add_argument("path", type=Path, help="a pattern image (TIFF, PNG, BMP) or a " + PATTERN_FILE)
     parser.add_argument("--at", default=None, metavar="ROW,COL", help="map position of the pattern (map files; default: the map centre)")
-    parser.add_argument("--dataset", default=None, choices=("RawPatterns", "Patterns"), help="pattern dataset of a map file")
+    parser.add_argument("--dataset", default=None, choices=("RawPatterns", "Patterns"), help="pattern dataset of a pattern file")
     parser.add_argument(
         "--method", default="radon", choices=("radon", "binary"),
         help="radon: grey-level Radon transform (the indexing detector); binary: Otsu binarisation + Hough transform + 9x9 butterfly (xcdskd)",

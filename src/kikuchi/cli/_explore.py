@@ -10,9 +10,11 @@ import argparse
 import sys
 import webbrowser
 
+from kikuchi.cli._options import PATTERN_FILE
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", help="map file (.h5) to explore")
+    parser.add_argument("file", help=PATTERN_FILE)
     parser.add_argument(
         "--orientations",
         metavar="CTF_OR_ANG",

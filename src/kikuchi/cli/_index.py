@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from kikuchi.cli._options import add_execution_arguments, execution_options, numbers, positive_int
+from kikuchi.cli._options import PATTERN_FILE, add_execution_arguments, execution_options, numbers, positive_int
 
 _logger = logging.getLogger(__name__)
 
@@ -18,7 +18,7 @@ _OUTPUTS = (".ctf", ".ang", ".h5", ".hdf5")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", type=Path, help="map file (.h5)")
+    parser.add_argument("input", type=Path, help=PATTERN_FILE)
     parser.add_argument("-o", "--output", type=Path, required=True, help="orientation map: OUT.ctf, OUT.ang or OUT.h5")
     parser.add_argument(
         "--phase", action="append", required=True, metavar="PHASE",

@@ -15,7 +15,7 @@ _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", type=Path, help="map file (.h5), CTF/ANG file, or folder/zip of pattern images")
+    parser.add_argument("path", type=Path, help="a pattern file (kikuchi map file or a vendor's: .h5oina, .ebsp, .h5, .up1/.up2, Pattern.dat), CTF/ANG file, or folder/zip of pattern images")
     parser.add_argument("--json", action="store_true", help="print the description as JSON")
 
 

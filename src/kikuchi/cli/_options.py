@@ -14,6 +14,12 @@ from typing import Any, TypeVar
 
 _T = TypeVar("_T")
 
+#: What a command that reads patterns takes (``kikuchi.open`` recognises the format by content).
+PATTERN_FILE = (
+    "pattern file: a kikuchi map file (.h5) or a vendor's file as written: Oxford .h5oina or .ebsp, "
+    "Bruker or EDAX .h5, EDAX .up1/.up2, NORDIF Pattern.dat, EMsoft .h5, kikuchipy h5ebsd"
+)
+
 
 def positive_int(text: str) -> int:
     """argparse type of a count of at least 1.

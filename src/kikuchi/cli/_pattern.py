@@ -11,14 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from kikuchi.cli._options import row_col as _position
+from kikuchi.cli._options import PATTERN_FILE, row_col as _position
 from kikuchi.cli._process import add_processing_arguments, settings_from_args, static_background_source
 
 SUFFIXES = (".tif", ".tiff", ".png")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", type=Path, help="map file (.h5)")
+    parser.add_argument("input", type=Path, help=PATTERN_FILE)
     parser.add_argument("--at", type=_position, required=True, metavar="ROW,COL", help="map position of the pattern")
     parser.add_argument("-o", "--output", type=Path, required=True, help="output image: .tif/.tiff or .png")
     parser.add_argument("--dataset", choices=("RawPatterns", "Patterns"), help="pattern dataset (default: raw patterns)")

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from kikuchi.cli._options import PATTERN_FILE
+
 MAPS = ("bc", "mad", "bs", "bands", "error", "phase", "euler", "bse", "ipf-x", "ipf-y", "ipf-z", "iq", "ci", "fit")
 _LABELS = {
     "bc": "band contrast",
@@ -36,7 +38,7 @@ _WHERE = re.compile(r"^\s*([A-Za-z_][\w]*)\s*(>=|<=|==|!=|>|<)\s*([-+0-9.eE]+)\s
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", type=Path, help="orientation map (.ctf, .ang) or map file (.h5)")
+    parser.add_argument("path", type=Path, help="orientation map (.ctf, .ang, kikuchi index .h5) or a " + PATTERN_FILE)
     parser.add_argument(
         "--map", dest="kind", required=True, metavar="MAP",
         help=f"what to draw: {', '.join(MAPS)} or any column of the file (e.g. detector_signal)",
@@ -51,14 +53,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _is_map_file(path: Path) -> bool:
-    """A pattern map file, not an HDF5 orientation map (``kikuchi index -o OUT.h5``: drawn like a CTF/ANG)."""
+    """A pattern file of any format, not an orientation map (CTF/ANG, or ``kikuchi index -o OUT.h5``: drawn from its columns)."""
     import h5py
 
     from kikuchi.io.orientation_h5 import holds_orientation_map
+    from kikuchi.io.source import MapFileError, identify
 
-    if not (path.suffix.lower() in (".h5", ".hdf5", ".hdf", ".h5ebsd") or (path.is_file() and h5py.is_hdf5(path))):
+    if path.suffix.lower() in (".ctf", ".ang"):
         return False
-    return not holds_orientation_map(path)
+    if path.is_file() and h5py.is_hdf5(path) and holds_orientation_map(path):
+        return False
+    try:
+        identify(path)
+    except (MapFileError, OSError):
+        return False
+    return True
 
 
 def _conditions(omap: Any, args: argparse.Namespace) -> np.ndarray | None:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kikuchi.cli._options import add_execution_arguments, check_positive_px, execution_options
+from kikuchi.cli._options import PATTERN_FILE, add_execution_arguments, check_positive_px, execution_options
 from kikuchi.cli._options import positive_int as _positive_int
 
 _logger = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def static_background_source(args: argparse.Namespace) -> Any:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", type=Path, help="input map file (.h5)")
+    parser.add_argument("input", type=Path, help="input " + PATTERN_FILE)
     parser.add_argument("-o", "--output", type=Path, required=True, help="output map file (.h5), not the input")
     parser.add_argument("--preset", choices=("indexing", "detailed"), default="indexing", help="indexing: ~80x60 uint8 (default); detailed: full resolution uint16")
     parser.add_argument("--dataset", choices=("RawPatterns", "Patterns"), help="pattern dataset of the input (default: raw patterns)")

@@ -9,6 +9,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+from typing import Any
 from pathlib import Path
 
 from kikuchi.cli._options import numbers, rows_cols
@@ -36,10 +37,14 @@ def _noise(text: str) -> str | float:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", required=True, type=Path, help="output map file (.h5)")
-    parser.add_argument("--from-map", type=Path, metavar="MAP", help="simulate every point of this CTF/ANG orientation map")
+    parser.add_argument(
+        "--from-map", type=Path, metavar="MAP",
+        help="simulate every point of this orientation map (CTF/ANG), or of the orientations stored in a pattern file "
+        "(H5OINA, Bruker/EDAX h5ebsd, ...: its pattern shape, PC and tilts are the defaults)",
+    )
     parser.add_argument("--phase", help="phase(s): built-in name (ni, al, fe-alpha, ...), NAME:SG:a[,b,c,al,be,ga] or CIF; several as 'ni,fe-alpha' or separated by ';' (default ni, or the map's)")
     parser.add_argument("--shape", type=rows_cols, default=(40, 50), help="map ROWSxCOLS of a synthetic map (default 40x50)")
-    parser.add_argument("--pattern-shape", type=rows_cols, default=(60, 60), help="pattern ROWSxCOLS (default 60x60)")
+    parser.add_argument("--pattern-shape", type=rows_cols, default=None, help="pattern ROWSxCOLS (default 60x60, or the pattern file's)")
     parser.add_argument("--grains", type=int, default=25, help="Voronoi grains of a synthetic map (default 25)")
     parser.add_argument("--noise", type=_noise, default=None, help="low|medium|high or counts per pixel (default: medium for synthetic maps, none with --from-map)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -50,12 +55,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--px-size", type=float, default=None, help="unbinned detector pixel size in µm (needed for EMsoft PCs)")
     parser.add_argument("--binning", type=int, default=1, help="detector binning (default 1)")
     parser.add_argument("--sample-tilt", type=float, default=None, help="sample tilt in degrees (default 70, or the map header's)")
-    parser.add_argument("--camera-tilt", type=float, default=0.0, help="detector tilt in degrees (default 0)")
+    parser.add_argument("--camera-tilt", type=float, default=None, help="detector tilt in degrees (default 0, or the pattern file's)")
     parser.add_argument("--step", type=float, default=1.0, help="map step in µm of a synthetic map (default 1)")
     parser.add_argument("--gradient", type=float, default=0.05, help="in-grain orientation gradient, degrees per step (default 0.05)")
     parser.add_argument("--bit-depth", type=int, choices=(8, 16), default=8, help="camera bit depth with noise (default 8)")
     parser.add_argument("--ctf", type=Path, default=None, help="also write the true orientations of a synthetic map as CTF")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _orientations_of(path: Path) -> tuple[Any, dict[str, Any]]:
+    """What --from-map simulates: the path of an orientation map, or the orientations of a pattern file and its geometry."""
+    import h5py
+
+    from kikuchi.io.orientation_h5 import holds_orientation_map
+    from kikuchi.io.source import MapFileError, identify, open_map
+
+    if path.suffix.lower() in (".ctf", ".ang") or (path.is_file() and h5py.is_hdf5(path) and holds_orientation_map(path)):
+        return path, {}
+    try:
+        identify(path)
+    except MapFileError:
+        return path, {}  # read_orientation_map says what it is not
+    with open_map(path) as m:
+        omap = m.orientation_map()
+        if omap is None:
+            raise ValueError(f"{path}: a {m.format} pattern file with no stored orientations; give an orientation map (CTF/ANG) of it")
+        geometry: dict[str, Any] = {"pattern_shape": tuple(m.pattern_shape), "kv": m.kv, "sample_tilt_deg": m.sample_tilt_deg, "camera_tilt_deg": m.camera_tilt_deg}
+        if m.pattern_centre is not None:
+            geometry["pc"] = m.detector.pc
+    return omap, geometry
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,19 +94,24 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--ctf writes the truth of a synthetic map; with --from-map the truth is the input map")
         if not args.from_map.exists():
             raise FileNotFoundError(f"{args.from_map}: no such orientation map")
+        source, geometry = _orientations_of(args.from_map)
+        if args.pc is None and "pc" in geometry:
+            args.pc, args.pc_convention = geometry["pc"], "bruker"
+        if args.pattern_shape is None:
+            args.pattern_shape = geometry.get("pattern_shape", (60, 60))
         out = simulate_from_orientation_map(
-            args.from_map,
+            source,
             args.output,
             pattern_shape=args.pattern_shape,
             pc=args.pc,
             pc_convention=args.pc_convention,
-            kv=args.kv,
+            kv=args.kv if args.kv is not None else geometry.get("kv"),
             master_pattern=args.master_pattern,
             phase=args.phase,
             noise=args.noise,
             seed=args.seed,
-            sample_tilt_deg=args.sample_tilt,
-            camera_tilt_deg=args.camera_tilt,
+            sample_tilt_deg=args.sample_tilt if args.sample_tilt is not None else geometry.get("sample_tilt_deg"),
+            camera_tilt_deg=args.camera_tilt if args.camera_tilt is not None else geometry.get("camera_tilt_deg", 0.0),
             px_size_um=args.px_size,
             binning=args.binning,
             bit_depth=args.bit_depth,
@@ -86,6 +119,10 @@ def run(args: argparse.Namespace) -> int:
         )
         print(f"wrote {out}: patterns of every point of {args.from_map} ({args.pattern_shape[0]}x{args.pattern_shape[1]})")
         return 0
+    if args.pattern_shape is None:
+        args.pattern_shape = (60, 60)
+    if args.camera_tilt is None:
+        args.camera_tilt = 0.0
     if args.grains < 1:
         raise ValueError(f"--grains must be at least 1, got {args.grains}")
     out = simulate(

@@ -15,13 +15,13 @@ import sys
 import time
 from pathlib import Path
 
-from kikuchi.cli._options import add_execution_arguments, check_positive_px, execution_options
+from kikuchi.cli._options import PATTERN_FILE, add_execution_arguments, check_positive_px, execution_options
 
 _logger = logging.getLogger(__name__)
 
 
 def add_input_arguments(parser: argparse.ArgumentParser, *, sigma_default: str = "pattern width / 25") -> None:
-    parser.add_argument("input", type=Path, metavar="IN.h5", help="map file")
+    parser.add_argument("input", type=Path, metavar="IN", help=PATTERN_FILE)
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="DIR", help="output folder (created)")
     parser.add_argument("--dataset", choices=("RawPatterns", "Patterns"), help="pattern dataset (default: RawPatterns when present)")
     parser.add_argument("--sigma", type=float, metavar="PX", help=f"Gaussian std of the smooth background (default: {sigma_default})")

@@ -519,6 +519,28 @@ class EBSDMap:
         """Phases recorded in the file: dicts with ``id``, ``name``, ``space_group``, ``lattice`` (nm, degrees)."""
         return []
 
+    def orientation_map(self) -> Any:
+        """The orientations stored in the file as a :class:`kikuchi.OrientationMap` on the map's grid, or None.
+
+        Points without a known orientation get phase 0 (not indexed).
+        """
+        euler = self.euler
+        if euler is None:
+            return None
+        from kikuchi.io.orientation_map import OrientationMap
+
+        phases = self.phases
+        known = np.isfinite(euler).all(axis=-1)
+        phase_id = self.phase_id
+        if phase_id is None:
+            phase_id = np.full(self.nav_shape, int(phases[0]["id"]) if len(phases) == 1 else 0)
+        phase_id = np.where(known, phase_id, 0)
+        header = {"KV": self.kv, "TiltAngle": self.sample_tilt_deg, "source": str(self.path)}
+        return OrientationMap.from_arrays(
+            euler=np.where(known[..., None], euler, 0.0), phase_id=phase_id, step_um=self.step_um, phases=phases,
+            header={k: v for k, v in header.items() if v is not None},
+        )
+
     @property
     def truth_euler(self) -> np.ndarray | None:
         """Known true orientations (synthetic maps), (rows, cols, 3) radians, or None."""
