@@ -40,7 +40,9 @@ def describe_path(path: Path) -> dict[str, Any]:
     """The JSON-ready description of whatever ``path`` is."""
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or folder")
-    if path.is_dir() or (path.suffix.lower() == ".zip" or (path.is_file() and zipfile.is_zipfile(path))):
+    if (path.is_dir() and not (path / "Pattern.dat").is_file()) or (
+        path.suffix.lower() == ".zip" or (path.is_file() and zipfile.is_zipfile(path))
+    ):  # a folder or zip of images; a NORDIF folder (Pattern.dat) is a pattern file
         from kikuchi.io.imagefolder import describe_image_source
 
         return describe_image_source(path)

@@ -345,16 +345,6 @@ class MapFile(EBSDMap):
             raise IndexError(f"{self.path}: chunk {chunk} is outside the {self.n_patterns} patterns ({n} per chunk)")
         return self._reader.read_chunk(chunk, n, cancel)
 
-    def read_indices(self, indices: Any) -> np.ndarray:
-        """Patterns at arbitrary storage indices (any order, repeats allowed)."""
-        indices = np.asarray(indices, dtype=np.int64)
-        uniq = np.unique(indices) if indices.size else indices
-        if uniq.size and uniq[0] >= 0 and uniq[-1] < self.n_patterns and uniq[-1] - uniq[0] + 1 > 4 * uniq.size:
-            # sparse: one h5py read per pattern (chunks stay in h5py's cache)
-            block = np.stack([self._patterns[int(i)] for i in uniq])
-            return block[np.searchsorted(uniq, indices)]
-        return super().read_indices(indices)
-
     # -- per-map data ----------------------------------------------------------
     @property
     def static_background(self) -> np.ndarray | None:

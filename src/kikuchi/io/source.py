@@ -386,11 +386,15 @@ class EBSDMap:
         lo, hi = int(uniq[0]), int(uniq[-1]) + 1
         if hi - lo <= 4 * uniq.size:  # dense enough: one contiguous read
             block = self.read(lo, hi)[uniq - lo]
-        else:  # sparse: contiguous runs of the sorted indices
+        else:  # sparse (a map row of an out-of-order file): one read per chunk touched, each chunk decoded once
+            per = self.chunk_patterns
             block = np.empty((uniq.size, *self.pattern_shape), dtype=self.dtype)
-            breaks = np.flatnonzero(np.diff(uniq) != 1) + 1
+            buf = np.empty((per, *self.pattern_shape), dtype=self.dtype)
+            breaks = np.flatnonzero(np.diff(uniq // per)) + 1
             for a, b in zip(np.r_[0, breaks], np.r_[breaks, uniq.size]):
-                self._read_range(int(uniq[a]), int(uniq[b - 1]) + 1, block[a:b])
+                first, last = int(uniq[a]), int(uniq[b - 1]) + 1
+                self._read_range(first, last, buf[: last - first])
+                block[a:b] = buf[uniq[a:b] - first]
         return block[inverse].reshape(*indices.shape, *self.pattern_shape)
 
     def read_rows(
@@ -717,7 +721,7 @@ def identify(path: str | os.PathLike) -> FormatSpec:
         h5 = probe.h5
     finally:
         probe.close()
-    kinds = ", ".join(f"{s.name} ({' '.join(s.extensions)})" for s in formats().values())
+    kinds = ", ".join(f"{s.name} ({' '.join(s.extensions) or 'by content'})" for s in formats().values())
     what = "an HDF5 file" if h5 is not None else "a folder" if path.is_dir() else "a file"
     raise MapFileError(f"{path}: {what} in no pattern format kikuchi reads; formats: {kinds}")
 
