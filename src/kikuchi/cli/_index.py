@@ -153,6 +153,11 @@ def run(args: argparse.Namespace) -> int:
         )
         truth = truth_of(m)
         source = m.path.name
+        if args.pc is not None:
+            pc_from = f"--pc ({args.pc_convention})"
+        else:
+            pcd = m.pattern_centre
+            pc_from = f"the {m.format} file ({pcd.file_convention or pcd.convention} convention, {'per point' if not pcd.is_uniform else 'one for the map'})"
     omap = indexing.to_orientation_map(header={"Prj": source}, format=suffix.lstrip(".") if suffix in (".ctf", ".ang") else None)
     if suffix in (".h5", ".hdf5"):
         # the HDF5 results file keeps how the map was indexed and what the error codes mean
@@ -160,6 +165,9 @@ def run(args: argparse.Namespace) -> int:
     omap.write(args.output)
     summary: dict[str, Any] = {"input": str(args.input), "output": str(args.output), **indexing.result.summary()}
     summary["pattern_centre_bruker"] = indexing.settings.get("pc_in_bruker")
+    summary["pattern_centre_from"] = pc_from
+    summary["dataset"] = indexing.settings["dataset"]
+    summary["background_removed"] = {"static": indexing.settings["static_background"], "dynamic": indexing.settings["dynamic_background"]}
     if "pc_refinement" in indexing.settings:
         summary["pc_refinement"] = indexing.settings["pc_refinement"]
     if truth is not None:
@@ -174,6 +182,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"{source}: indexed {summary['indexed']} of {summary['points']} points ({100 * summary['indexed_fraction']:.1f}%), "
               f"mean MAD {summary['mean_mad_deg']} deg, phases {summary['phases']}")
+        pc = ", ".join(f"{v:.4f}" for v in summary["pattern_centre_bruker"])
+        print(f"pattern centre (Bruker, mean) {pc} from {pc_from}")
         if "accuracy" in summary:
             a = summary["accuracy"]
             print(f"against the map's truth (or reference) orientations: {100 * a['within_1deg']:.1f}% within 1 deg, "

@@ -216,6 +216,9 @@ def index_map(
     if dataset is not None and dataset != ebsd_map.dataset:
         ebsd_map = ebsd_map.with_dataset(dataset)
     raw = ebsd_map.dataset != PROCESSED
+    # processed patterns of kikuchi's own map file had both backgrounds removed; a vendor's
+    # processed patterns (AZtec's) only their static background: remove the dynamic one here
+    dynamic = bool(dynamic and (raw or ebsd_map.format != "kikuchi"))
     bg = None
     if raw:
         if isinstance(static_background, str):
@@ -235,7 +238,7 @@ def index_map(
     indexer = HoughIndexer(phases, detector, **indexer_options)
     settings: dict[str, Any] = {
         "phases": [p.name for p in phases], "dataset": ebsd_map.dataset, "static_background": bg is not None and raw,
-        "dynamic_background": bool(dynamic and raw), "pc_in_bruker": [round(float(v), 6) for v in detector.pc_mean],
+        "dynamic_background": dynamic, "pc_in_bruker": [round(float(v), 6) for v in detector.pc_mean],
         "kv": float(kv),
     }
     if refine_pc not in (None, "none"):
@@ -245,7 +248,7 @@ def index_map(
 
         r, c = _subset(ebsd_map.index_map, refine_points, np.random.default_rng(0))
         pats = ebsd_map.read_indices(ebsd_map.index_map[r, c])
-        pats = prepare_patterns(pats, static_background=bg, dynamic=dynamic and raw, dynamic_sigma=dynamic_sigma)
+        pats = prepare_patterns(pats, static_background=bg, dynamic=dynamic, dynamic_sigma=dynamic_sigma)
         if refine_pc == "mean":
             ref = refine_pattern_centre(indexer, pats)
             detector = detector.with_pc(ref["pc"])
@@ -258,7 +261,7 @@ def index_map(
         settings["pc_in_bruker"] = [round(float(v), 6) for v in detector.pc_mean]
     rows_all = map_reduce(
         ebsd_map, _index_chunk,
-        kwargs={"indexer": indexer, "static_background": bg, "dynamic": bool(dynamic and raw), "dynamic_sigma": dynamic_sigma, "ncols": nc},
+        kwargs={"indexer": indexer, "static_background": bg, "dynamic": dynamic, "dynamic_sigma": dynamic_sigma, "ncols": nc},
         executor=executor, workers=workers, scheduler=scheduler, progress=progress, positions=True,
     )
     result = IndexResult.from_array(rows_all, phases=indexer.phase_names, tables=indexer.tables)
