@@ -2,6 +2,8 @@
 
 - :func:`scalar`, :func:`text`, :func:`number`: header values as vendors store
   them (scalars, length-1 arrays, bytes, (1, 3) arrays);
+- :class:`H5Map`: the base of the pattern sources in HDF5 files (opening,
+  closing, reads, chunks);
 - :class:`H5Patterns`: one ``(N, h, w)`` pattern dataset read fast: chunks
   stored with deflate and/or shuffle (or none) are read as raw bytes and
   inflated outside h5py's lock, so threads decompress in parallel; other
@@ -10,14 +12,18 @@
 
 from __future__ import annotations
 
+import os
 import zlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
-__all__ = ["H5Patterns", "Cancelled", "deflate", "inflate", "number", "scalar", "text", "unshuffle"]
+from kikuchi.io.source import EBSDMap, MapFileError, default_chunk_patterns
+
+__all__ = ["CACHE_BYTES", "Cancelled", "H5Map", "H5Patterns", "deflate", "inflate", "number", "scalar", "text", "unshuffle"]
 
 #: Bytes of compressed input inflated between two looks at ``cancel``.
 _INFLATE_STEP = 1 << 16
@@ -226,6 +232,8 @@ class H5Patterns:
             if block is not None:
                 block = block[: stop - start]
                 return block if block.flags.writeable else block.copy()
+        if cancel is not None and cancel():  # h5py reads the chunk whole: give way before, not during
+            return None
         out = np.empty((stop - start, *self.shape[1:]), dtype=self.dtype)
         self.read_into(start, stop, out)
         return out
@@ -238,3 +246,115 @@ class H5Patterns:
             "shuffle": bool(self.ds.shuffle),
             "hdf5_chunk_patterns": self.stored_chunk,
         }
+
+
+#: Chunk cache per open pattern dataset, so neighbouring patterns are decoded once.
+CACHE_BYTES = 64 << 20
+
+
+class H5Map(EBSDMap):
+    """A pattern source in one HDF5 file: the kikuchi map file and the vendors' HDF5 formats.
+
+    Opens the file with a chunk cache and closes it again when opening fails;
+    reads go through :class:`H5Patterns`. Subclasses implement
+    ``_open(**options)``, which finds the patterns and sets ``self._reader``
+    (an :class:`H5Patterns`), ``self._dataset`` (its kikuchi name,
+    'RawPatterns' or 'Patterns'), ``self._datasets`` (the names the file
+    has), ``self._scan`` (the scan group, or None) and calls ``_set_map``.
+    """
+
+    _scan: str | None = None
+    _datasets: list[str] | None = None
+
+    def __init__(self, path: str | os.PathLike, **options: Any):
+        self.path = Path(path)
+        self.notes = []
+        if not self.path.exists():
+            raise FileNotFoundError(f"{self.path}: no such map file")
+        try:
+            self._file = h5py.File(self.path, "r", rdcc_nbytes=CACHE_BYTES, rdcc_nslots=10007)
+        except OSError as exc:
+            raise MapFileError(f"{self.path}: not a readable HDF5 file ({exc})") from None
+        try:
+            self._open(**options)
+        except BaseException:
+            self._file.close()
+            raise
+
+    def _open(self, **options: Any) -> None:
+        raise NotImplementedError  # pragma: no cover - every HDF5 format implements it
+
+    def close(self) -> None:
+        """Close the file."""
+        if self._file.id.valid:
+            self._file.close()
+
+    @property
+    def h5(self) -> h5py.File:
+        """The open h5py file (read-only)."""
+        return self._file
+
+    @property
+    def scan(self) -> str | None:
+        """The scan group read, in files that hold several."""
+        return self._scan
+
+    @property
+    def dataset(self) -> str:
+        return self._dataset
+
+    @property
+    def datasets(self) -> list[str]:
+        return list(self._datasets) if self._datasets else [self.dataset]
+
+    @property
+    def open_options(self) -> dict[str, Any]:
+        out = {"format": self.format, "dataset": self.dataset}
+        if self.scan is not None:
+            out["scan"] = self.scan
+        return out
+
+    @property
+    def chunk_patterns(self) -> int:
+        """About 1 MiB of patterns, a whole number of the file's HDF5 chunks (AZtec's LZF chunks hold one pattern)."""
+        default = default_chunk_patterns(self.pattern_shape, self.dtype, self.n_patterns)
+        stored = self._reader.stored_chunk
+        if stored is None:
+            return default
+        return int(min(self.n_patterns, max(stored, (default // stored) * stored)))
+
+    def _read_range(self, start: int, stop: int, out: np.ndarray) -> None:
+        self._reader.read_into(start, stop, out)
+
+    def pattern(self, row: int, col: int) -> np.ndarray:
+        """The pattern at map position (row, col), shape (h, w) (one read through h5py's chunk cache)."""
+        return self._reader.ds[self._index(row, col)]
+
+    def read_chunk(self, chunk: int, *, cancel: Callable[[], bool] | None = None) -> np.ndarray | None:
+        """The patterns of chunk ``chunk`` (storage indices ``chunk * n`` to ``(chunk + 1) * n``, ``n`` = :attr:`chunk_patterns`).
+
+        Chunks stored with deflate and/or shuffle are inflated outside h5py's
+        lock; ``cancel`` is looked at between pieces of 64 KiB of compressed
+        input and the result is None when it turns true. Chunks that h5py
+        reads (other filters) are read whole.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> from kikuchi.io.mapstore import MapWriter, open_map
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "m.h5"
+        >>> with MapWriter(p, nav_shape=(1, 5), pattern_shape=(2, 3), dtype="uint16", chunk_patterns=2) as w:
+        ...     w.write(0, np.arange(30, dtype=np.uint16).reshape(5, 2, 3))
+        >>> with open_map(p) as m:
+        ...     m.read_chunk(2).tolist()
+        [[[24, 25, 26], [27, 28, 29]]]
+        """
+        n = self.chunk_patterns
+        if not 0 <= chunk * n < self.n_patterns:
+            raise IndexError(f"{self.path}: chunk {chunk} is outside the {self.n_patterns} patterns ({n} per chunk)")
+        return self._reader.read_chunk(chunk, n, cancel)
+
+    def describe(self) -> dict[str, Any]:
+        out = super().describe()
+        out.update(self._reader.describe())
+        return out

@@ -44,7 +44,7 @@ import h5py
 import numpy as np
 
 from kikuchi.io._atomic import atomic_output
-from kikuchi.io._h5 import H5Patterns, scalar
+from kikuchi.io._h5 import H5Map, H5Patterns, scalar
 from kikuchi.io.source import (
     EBSDMap,
     FormatSpec,
@@ -64,7 +64,6 @@ MANUFACTURER = "Bruker Nano"
 RAW = "RawPatterns"
 PROCESSED = "Patterns"
 #: Chunk cache per open file, so neighbouring patterns are decoded once.
-_CACHE_BYTES = 64 << 20
 
 
 # -- small helpers -------------------------------------------------------------------
@@ -103,7 +102,7 @@ def _per_pattern(ds: Any, n: int) -> tuple[np.ndarray, int]:
     return out, m
 
 
-class BrukerH5EBSD(EBSDMap):
+class BrukerH5EBSD(H5Map):
     """A Bruker Esprit h5ebsd file, read lazily. Use :func:`kikuchi.open`.
 
     Parameters
@@ -125,23 +124,8 @@ class BrukerH5EBSD(EBSDMap):
 
     format = "bruker"
 
-    def __init__(self, path: str | os.PathLike, *, scan: str | None = None, dataset: str | None = None):
-        self.path = Path(path)
-        self.notes = []
-        if not self.path.exists():
-            raise FileNotFoundError(f"{self.path}: no such file")
-        try:
-            self._file = h5py.File(self.path, "r", rdcc_nbytes=_CACHE_BYTES, rdcc_nslots=10007)
-        except OSError as exc:
-            raise MapFileError(f"{self.path}: not a readable HDF5 file ({exc})") from None
-        try:
-            self._open(scan, dataset)
-        except BaseException:
-            self._file.close()
-            raise
-
     # -- opening -------------------------------------------------------------------
-    def _open(self, scan: str | None, dataset: str | None) -> None:
+    def _open(self, *, scan: str | None = None, dataset: str | None = None) -> None:
         f = self._file
         scans = _scan_groups(f)
         if scan is None:
@@ -352,17 +336,7 @@ class BrukerH5EBSD(EBSDMap):
         if short:
             self._note(f"per-pattern datasets shorter than the {n} patterns: {', '.join(short)}; the patterns past their end have NaN there")
 
-    def close(self) -> None:
-        """Close the file."""
-        if self._file.id.valid:
-            self._file.close()
-
     # -- groups ------------------------------------------------------------------------
-    @property
-    def h5(self) -> h5py.File:
-        """The open h5py file (read-only)."""
-        return self._file
-
     @property
     def header(self) -> h5py.Group:
         return self._file[f"{self._scan}/EBSD/Header"]
@@ -372,37 +346,11 @@ class BrukerH5EBSD(EBSDMap):
         return self._file[f"{self._scan}/EBSD/Data"]
 
     @property
-    def scan(self) -> str:
-        """Name of the scan group ('Scan 0', ...)."""
-        return self._scan
-
-    @property
-    def dataset(self) -> str:
-        return self._dataset
-
-    @property
-    def datasets(self) -> list[str]:
-        return list(self._datasets)
-
-    @property
-    def open_options(self) -> dict[str, Any]:
-        return {"format": self.format, "scan": self.scan, "dataset": self.dataset}
-
-    @property
     def roi_origin(self) -> tuple[int, int] | None:
         """(row, col) of the map's top-left point in the full scan grid for ROI files, else None."""
         return self._roi_origin
 
     # -- shapes ------------------------------------------------------------------------
-    @property
-    def chunk_patterns(self) -> int:
-        """About 1 MiB of patterns, a whole number of the file's HDF5 chunks."""
-        default = default_chunk_patterns(self.pattern_shape, self.dtype, self.n_patterns)
-        stored = self._reader.stored_chunk
-        if stored is None:
-            return default
-        return int(min(self.n_patterns, max(stored, (default // stored) * stored)))
-
     @property
     def step_um(self) -> tuple[float, float]:
         """(row step, column step) in µm: (YSTEP, XSTEP)."""
@@ -413,13 +361,6 @@ class BrukerH5EBSD(EBSDMap):
         return "square"
 
     # -- pattern access ----------------------------------------------------------------
-    def _read_range(self, start: int, stop: int, out: np.ndarray) -> None:
-        self._reader.read_into(start, stop, out)
-
-    def pattern(self, row: int, col: int) -> np.ndarray:
-        """The pattern at map position (row, col), shape (h, w)."""
-        return self._patterns[self._index(row, col)]
-
     # -- per-map data --------------------------------------------------------------------
     @property
     def static_background(self) -> np.ndarray | None:

@@ -41,7 +41,7 @@ import numpy as np
 
 from kikuchi.geometry.pattern_centre import convert_pc
 from kikuchi.io._atomic import atomic_output
-from kikuchi.io._h5 import H5Patterns, scalar
+from kikuchi.io._h5 import H5Map, H5Patterns, scalar
 from kikuchi.io.source import (
     EBSDMap,
     FormatSpec,
@@ -58,7 +58,6 @@ _logger = logging.getLogger(__name__)
 
 RAW = "RawPatterns"  # the name every pattern source gives raw patterns; EDAX's dataset is 'Pattern'
 PATTERN = "Pattern"
-_CACHE_BYTES = 64 << 20
 GRIDS = {"sqrgrid": "square", "hexgrid": "hexagonal"}
 
 
@@ -125,7 +124,7 @@ def hex_index_map(rows: int, ncols_odd: int) -> tuple[np.ndarray, int]:
     return index_map.astype(np.int64), int(lengths.sum())
 
 
-class EdaxH5EBSD(EBSDMap):
+class EdaxH5EBSD(H5Map):
     """An EDAX OIM h5ebsd file (OIM 7.2 and 8.x layouts), read lazily. Use :func:`kikuchi.open`.
 
     Parameters
@@ -147,23 +146,8 @@ class EdaxH5EBSD(EBSDMap):
 
     format = "edax_h5"
 
-    def __init__(self, path: str | os.PathLike, *, scan: str | None = None, dataset: str | None = None):
-        self.path = Path(path)
-        self.notes = []
-        if not self.path.exists():
-            raise FileNotFoundError(f"{self.path}: no such file")
-        try:
-            self._file = h5py.File(self.path, "r", rdcc_nbytes=_CACHE_BYTES, rdcc_nslots=10007)
-        except OSError as exc:
-            raise MapFileError(f"{self.path}: not a readable HDF5 file ({exc})") from None
-        try:
-            self._open(scan, dataset)
-        except BaseException:
-            self._file.close()
-            raise
-
     # -- opening -------------------------------------------------------------------
-    def _open(self, scan: str | None, dataset: str | None) -> None:
+    def _open(self, *, scan: str | None = None, dataset: str | None = None) -> None:
         f = self._file
         scans = _scan_groups(f)
         if scan is None:
@@ -327,17 +311,7 @@ class EdaxH5EBSD(EBSDMap):
                 f"(rows of {cols} and {cols - 1} points, short rows shifted by half a step); patterns are placed by that layout"
             )
 
-    def close(self) -> None:
-        """Close the file."""
-        if self._file.id.valid:
-            self._file.close()
-
     # -- groups ------------------------------------------------------------------------
-    @property
-    def h5(self) -> h5py.File:
-        """The open h5py file (read-only)."""
-        return self._file
-
     @property
     def header(self) -> h5py.Group:
         return self._header
@@ -345,11 +319,6 @@ class EdaxH5EBSD(EBSDMap):
     @property
     def data(self) -> h5py.Group:
         return self._data
-
-    @property
-    def scan(self) -> str:
-        """Name of the scan group ('Scan 1', 'Scan_1', ...)."""
-        return self._scan
 
     @property
     def dataset(self) -> str:
@@ -366,15 +335,6 @@ class EdaxH5EBSD(EBSDMap):
 
     # -- shapes ------------------------------------------------------------------------
     @property
-    def chunk_patterns(self) -> int:
-        """About 1 MiB of patterns, a whole number of the file's HDF5 chunks."""
-        default = default_chunk_patterns(self.pattern_shape, self.dtype, self.n_patterns)
-        stored = self._reader.stored_chunk
-        if stored is None:
-            return default
-        return int(min(self.n_patterns, max(stored, (default // stored) * stored)))
-
-    @property
     def step_um(self) -> tuple[float, float]:
         """(row step, column step) in µm: ('Step Y', 'Step X'); for hexagonal grids Step Y is the row spacing."""
         return self._step
@@ -390,13 +350,6 @@ class EdaxH5EBSD(EBSDMap):
         return (self.nav_shape[1], self.nav_shape[1] - 1) if self._grid == "hexagonal" else None
 
     # -- pattern access ----------------------------------------------------------------
-    def _read_range(self, start: int, stop: int, out: np.ndarray) -> None:
-        self._reader.read_into(start, stop, out)
-
-    def pattern(self, row: int, col: int) -> np.ndarray:
-        """The pattern at map position (row, col), shape (h, w)."""
-        return self._patterns[self._index(row, col)]
-
     # -- per-map data --------------------------------------------------------------------
     def point_data(self) -> dict[str, Any]:
         """Per-pattern datasets of ``EBSD/Data`` (storage order): h5py datasets, or arrays cut to the patterns stored."""

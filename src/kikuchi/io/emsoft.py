@@ -22,7 +22,6 @@ size, the binning and ``delta``. See docs/formats.md.
 from __future__ import annotations
 
 import logging
-import os
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -31,8 +30,8 @@ import h5py
 import numpy as np
 
 from kikuchi.geometry.pattern_centre import PatternCentreError, convert_pc, normalize_convention
-from kikuchi.io._h5 import H5Patterns, number, scalar, text
-from kikuchi.io.source import EBSDMap, FormatSpec, MapFileError, PatternCentreData, Probe
+from kikuchi.io._h5 import H5Map, H5Patterns, number, scalar, text
+from kikuchi.io.source import FormatSpec, MapFileError, PatternCentreData, Probe
 
 __all__ = ["EMsoftEBSDMap", "FORMAT"]
 
@@ -45,7 +44,7 @@ NAMELIST = "NMLparameters/EBSDNameList"
 _MAX_RADIANS = 2 * np.pi + 1e-3
 
 
-class EMsoftEBSDMap(EBSDMap):
+class EMsoftEBSDMap(H5Map):
     """EMsoft EMEBSD simulation output, read lazily.
 
     Use :func:`kikuchi.open`.
@@ -67,29 +66,7 @@ class EMsoftEBSDMap(EBSDMap):
 
     format = "emsoft"
 
-    def __init__(
-        self,
-        path: str | os.PathLike,
-        *,
-        nav_shape: tuple[int, int] | None = None,
-        dataset: str | None = None,
-        pc_convention: str = "emsoft",
-    ):
-        self.path = Path(path)
-        self.notes = []
-        if not self.path.exists():
-            raise FileNotFoundError(f"{self.path}: no such file")
-        try:
-            self._file = h5py.File(self.path, "r")
-        except OSError as exc:
-            raise MapFileError(f"{self.path}: not a readable HDF5 file ({exc})") from exc
-        try:
-            self._open(nav_shape, dataset, pc_convention)
-        except BaseException:
-            self._file.close()
-            raise
-
-    def _open(self, nav_shape: Any, dataset: str | None, pc_convention: str) -> None:
+    def _open(self, *, nav_shape: Any = None, dataset: str | None = None, pc_convention: str = "emsoft") -> None:
         f = self._file
         program = text(f["EMheader/EBSD"], "ProgramName") if isinstance(f.get("EMheader/EBSD"), h5py.Group) else None
         self._program = program
@@ -171,16 +148,6 @@ class EMsoftEBSDMap(EBSDMap):
         return None if self._nml is None else text(self._nml, name)
 
     # -- the file --------------------------------------------------------------------
-    def close(self) -> None:
-        """Close the file."""
-        if self._file.id.valid:
-            self._file.close()
-
-    @property
-    def h5(self) -> h5py.File:
-        """The open h5py file (read-only)."""
-        return self._file
-
     @property
     def program(self) -> str | None:
         """``EMheader/EBSD/ProgramName`` (EMEBSD.f90)."""
@@ -193,10 +160,6 @@ class EMsoftEBSDMap(EBSDMap):
         return text(group, "Version") if isinstance(group, h5py.Group) else None
 
     @property
-    def dataset(self) -> str:
-        return self._dataset
-
-    @property
     def open_options(self) -> dict[str, Any]:
         out: dict[str, Any] = {"format": self.format, "dataset": self.dataset}
         if self._nav_option is not None:
@@ -204,9 +167,6 @@ class EMsoftEBSDMap(EBSDMap):
         if self._pc_convention != "emsoft":
             out["pc_convention"] = self._pc_convention
         return out
-
-    def _read_range(self, start: int, stop: int, out: np.ndarray) -> None:
-        self._reader.read_into(start, stop, out)
 
     # -- geometry ---------------------------------------------------------------------
     @property

@@ -36,7 +36,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -46,16 +45,8 @@ import numpy as np
 
 from kikuchi.geometry.pattern_centre import convert_pc
 from kikuchi.io._atomic import atomic_output
-from kikuchi.io._h5 import H5Patterns, number, scalar, text
-from kikuchi.io.source import (
-    EBSDMap,
-    FormatSpec,
-    MapFileError,
-    PatternCentreData,
-    Probe,
-    default_chunk_patterns,
-    index_map_from_positions,
-)
+from kikuchi.io._h5 import H5Map, H5Patterns, number, scalar, text
+from kikuchi.io.source import FormatSpec, MapFileError, PatternCentreData, Probe, index_map_from_positions
 
 __all__ = ["FORMAT", "H5OINAMap", "PROCESSED", "RAW", "VERSIONS", "write_h5oina"]
 
@@ -72,7 +63,6 @@ MANUFACTURER = "Oxford Instruments"
 #: A position is on the grid when within this fraction of a step from a whole step.
 _STEP_TOLERANCE = 0.1
 #: Chunk cache per open dataset (LZF chunks are decoded by h5py).
-_CACHE_BYTES = 64 << 20
 #: Unbinned height of Oxford's detectors in the camera modes (Oxford, h5oina issue #5).
 _UNBINNED_HEIGHT = 1024
 
@@ -88,7 +78,7 @@ def _pattern_names(data: h5py.Group) -> dict[str, str]:
     return {key: name for key, name in _DATASETS.items() if isinstance(data.get(name), h5py.Dataset)}
 
 
-class H5OINAMap(EBSDMap):
+class H5OINAMap(H5Map):
     """An Oxford Instruments H5OINA file (AZtec, Format Version 5.0-8.0), read lazily.
 
     Use :func:`kikuchi.open`.
@@ -106,23 +96,8 @@ class H5OINAMap(EBSDMap):
 
     format = "h5oina"
 
-    def __init__(self, path: str | os.PathLike, *, scan: str | int | None = None, dataset: str | None = None):
-        self.path = Path(path)
-        self.notes = []
-        if not self.path.exists():
-            raise FileNotFoundError(f"{self.path}: no such file")
-        try:
-            self._file = h5py.File(self.path, "r", rdcc_nbytes=_CACHE_BYTES, rdcc_nslots=10007)
-        except OSError as exc:
-            raise MapFileError(f"{self.path}: not a readable HDF5 file ({exc})") from exc
-        try:
-            self._open(scan, dataset)
-        except BaseException:
-            self._file.close()
-            raise
-
     # -- opening -------------------------------------------------------------------
-    def _open(self, scan: str | int | None, dataset: str | None) -> None:
+    def _open(self, *, scan: str | int | None = None, dataset: str | None = None) -> None:
         f = self._file
         self._version = text(f, "Format Version")
         self._check_version()
@@ -134,7 +109,7 @@ class H5OINAMap(EBSDMap):
         self._data: h5py.Group = group["Data"]
         self._header: h5py.Group = group["Header"]
         names = _pattern_names(self._data)
-        self._names = names
+        self._datasets = list(names)
         self._dataset = self._choose_dataset(dataset, names)
         ds = self._data[names[self._dataset]]
         if ds.ndim != 3:
@@ -365,16 +340,6 @@ class H5OINAMap(EBSDMap):
         return out
 
     # -- the file --------------------------------------------------------------------
-    def close(self) -> None:
-        """Close the file."""
-        if self._file.id.valid:
-            self._file.close()
-
-    @property
-    def h5(self) -> h5py.File:
-        """The open h5py file (read-only)."""
-        return self._file
-
     @property
     def header(self) -> h5py.Group:
         """The scan's ``EBSD/Header`` group."""
@@ -390,43 +355,7 @@ class H5OINAMap(EBSDMap):
         """The file's ``Format Version`` (H5OINA, not AZtec)."""
         return self._version
 
-    @property
-    def scan(self) -> str:
-        return self._scan
-
-    @property
-    def dataset(self) -> str:
-        return self._dataset
-
-    @property
-    def datasets(self) -> list[str]:
-        """'Patterns' (Processed Patterns) and/or 'RawPatterns' (Unprocessed Patterns)."""
-        return list(self._names)
-
-    @property
-    def open_options(self) -> dict[str, Any]:
-        return {"format": self.format, "scan": self.scan, "dataset": self.dataset}
-
     # -- patterns --------------------------------------------------------------------
-    @property
-    def chunk_patterns(self) -> int:
-        """The stored HDF5 chunk, or the multiple of it nearest 1 MiB when it is smaller (AZtec's LZF chunks hold one pattern)."""
-        stored = self._reader.stored_chunk
-        target = default_chunk_patterns(self.pattern_shape, self.dtype, self.n_patterns)
-        if stored is None:
-            return target
-        return int(min(self.n_patterns, max(stored, (target // stored) * stored)))
-
-    def _read_range(self, start: int, stop: int, out: np.ndarray) -> None:
-        self._reader.read_into(start, stop, out)
-
-    def read_chunk(self, chunk: int, *, cancel: Callable[[], bool] | None = None) -> np.ndarray | None:
-        """The patterns of chunk ``chunk`` (storage indices ``chunk * n`` to ``(chunk + 1) * n``, ``n`` = :attr:`chunk_patterns`)."""
-        n = self.chunk_patterns
-        if n == self._reader.stored_chunk and 0 <= chunk * n < self.n_patterns:
-            return self._reader.read_chunk(chunk, n, cancel)
-        return super().read_chunk(chunk, cancel=cancel)
-
     # -- map data ---------------------------------------------------------------------
     @property
     def step_um(self) -> tuple[float, float]:

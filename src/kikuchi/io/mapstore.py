@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ import h5py
 import numpy as np
 
 from kikuchi.io._atomic import atomic_output, partial_path
-from kikuchi.io._h5 import H5Patterns, scalar
+from kikuchi.io._h5 import H5Map, H5Patterns, scalar
 from kikuchi.io._h5 import deflate as _deflate
 from kikuchi.io.source import (
     EBSDMap,
@@ -78,8 +78,6 @@ MANUFACTURER = "kikuchi"
 FORMAT_VERSION = "1.0"
 #: HDF5 filter of new pattern datasets; chosen by measurement, see docs/mapfile.md.
 DEFAULT_COMPRESSION: dict[str, Any] = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
-#: Chunk cache per open dataset, so neighbouring patterns are decoded once.
-_CACHE_BYTES = 64 << 20
 
 _scalar = scalar
 
@@ -136,7 +134,7 @@ def _find_layout(f: h5py.File, path: Path, scan: str | None) -> _Layout:
     return _Layout(scan=name, flavour=flavour, ncols=ncols, nrows=nrows, patterns=patterns)
 
 
-class MapFile(EBSDMap):
+class MapFile(H5Map):
     """The kikuchi map file (also the xcdskd notebooks' files and kikuchipy h5ebsd), read lazily.
 
     Use :func:`kikuchi.open`.
@@ -144,48 +142,28 @@ class MapFile(EBSDMap):
 
     format = "kikuchi"
 
-    def __init__(self, path: str | os.PathLike, *, scan: str | None = None, dataset: str | None = None):
-        self.path = Path(path)
-        self.notes = []
-        if not self.path.exists():
-            raise FileNotFoundError(f"{self.path}: no such map file")
-        try:
-            self._file = h5py.File(self.path, "r", rdcc_nbytes=_CACHE_BYTES, rdcc_nslots=10007)
-        except OSError as exc:
-            raise MapFileError(f"{self.path}: not a readable HDF5 file ({exc})") from exc
-        try:
-            self._layout = _find_layout(self._file, self.path, scan)
-            names = self._layout.patterns
-            if dataset is None:
-                dataset = PROCESSED if PROCESSED in names and RAW not in names else RAW if RAW in names else next(iter(names))
-            if dataset not in names:
-                raise MapFileError(f"{self.path}: no pattern dataset '{dataset}' (has {', '.join(names)})")
-            self._dataset = dataset
-            self._patterns = self._file[names[dataset]]
-            self._reader = H5Patterns(self._patterns)
-            n = int(self._patterns.shape[0])
-            self._set_map(
-                nav_shape=(self._layout.nrows, self._layout.ncols),
-                pattern_shape=tuple(self._patterns.shape[1:]),
-                dtype=self._patterns.dtype,
-                n_patterns=n,
-                index_map=self._read_index_map(n),
-            )
-        except BaseException:
-            self._file.close()
-            raise
-
-    def close(self) -> None:
-        """Close the file."""
-        if self._file.id.valid:
-            self._file.close()
+    def _open(self, *, scan: str | None = None, dataset: str | None = None) -> None:
+        self._layout = _find_layout(self._file, self.path, scan)
+        names = self._layout.patterns
+        if dataset is None:
+            dataset = PROCESSED if PROCESSED in names and RAW not in names else RAW if RAW in names else next(iter(names))
+        if dataset not in names:
+            raise MapFileError(f"{self.path}: no pattern dataset '{dataset}' (has {', '.join(names)})")
+        self._scan = self._layout.scan
+        self._dataset = dataset
+        self._datasets = list(names)
+        self._patterns = self._file[names[dataset]]
+        self._reader = H5Patterns(self._patterns)
+        n = int(self._patterns.shape[0])
+        self._set_map(
+            nav_shape=(self._layout.nrows, self._layout.ncols),
+            pattern_shape=tuple(self._patterns.shape[1:]),
+            dtype=self._patterns.dtype,
+            n_patterns=n,
+            index_map=self._read_index_map(n),
+        )
 
     # -- groups ------------------------------------------------------------
-    @property
-    def scan(self) -> str:
-        """Name of the scan group ('Scan', 'Scan 0', 'Scan 1', ...)."""
-        return self._layout.scan
-
     @property
     def flavour(self) -> str:
         """'xcdskd' (this layout, also written by kikuchi) or 'kikuchipy' (h5ebsd)."""
@@ -198,24 +176,6 @@ class MapFile(EBSDMap):
     @property
     def data(self) -> h5py.Group:
         return self._file[f"{self.scan}/EBSD/Data"]
-
-    @property
-    def h5(self) -> h5py.File:
-        """The open h5py file (read-only)."""
-        return self._file
-
-    @property
-    def dataset(self) -> str:
-        return self._dataset
-
-    @property
-    def datasets(self) -> list[str]:
-        """Pattern datasets in the file: 'RawPatterns' and/or 'Patterns'."""
-        return list(self._layout.patterns)
-
-    @property
-    def open_options(self) -> dict[str, Any]:
-        return {"format": self.format, "scan": self.scan, "dataset": self.dataset}
 
     def _attr(self, name: str, default: Any = None) -> Any:
         if name in self.header.attrs:
@@ -299,52 +259,6 @@ class MapFile(EBSDMap):
         return index_map
 
     # -- pattern access ------------------------------------------------------
-    def _read_range(self, start: int, stop: int, out: np.ndarray) -> None:
-        self._reader.read_into(start, stop, out)
-
-    def pattern(self, row: int, col: int) -> np.ndarray:
-        """The pattern at map position (row, col), shape (h, w)."""
-        return self._patterns[self._index(row, col)]
-
-    def read_chunk(self, chunk: int, *, cancel: Callable[[], bool] | None = None) -> np.ndarray | None:
-        """The patterns of stored HDF5 chunk ``chunk``: storage indices ``chunk * n`` to ``(chunk + 1) * n``.
-
-        ``n`` is :attr:`chunk_patterns`; the last chunk may hold fewer. The
-        unit of readers that cache what they decompress (the explorer):
-        each stored chunk is inflated once, outside h5py's lock where
-        possible.
-
-        Parameters
-        ----------
-        chunk
-            Chunk number, 0 .. ceil(n_patterns / n) - 1.
-        cancel
-            Looked at between pieces of 64 KiB of compressed input: when it
-            returns True, decompression stops and the result is None (a
-            read-ahead thread gives way to a request). Chunks that h5py
-            reads are read whole.
-
-        Returns
-        -------
-        numpy.ndarray or None
-            (patterns of the chunk, h, w), a new writable array; None when cancelled.
-
-        Examples
-        --------
-        >>> import tempfile, pathlib
-        >>> p = pathlib.Path(tempfile.mkdtemp()) / "m.h5"
-        >>> with MapWriter(p, nav_shape=(1, 5), pattern_shape=(2, 3), dtype="uint16", chunk_patterns=2) as w:
-        ...     w.write(0, np.arange(30, dtype=np.uint16).reshape(5, 2, 3))
-        >>> with open_map(p) as m:
-        ...     m.read_chunk(2).tolist()
-        [[[24, 25, 26], [27, 28, 29]]]
-        """
-        n = self.chunk_patterns
-        start = chunk * n
-        if not 0 <= start < self.n_patterns:
-            raise IndexError(f"{self.path}: chunk {chunk} is outside the {self.n_patterns} patterns ({n} per chunk)")
-        return self._reader.read_chunk(chunk, n, cancel)
-
     # -- per-map data ----------------------------------------------------------
     @property
     def static_background(self) -> np.ndarray | None:
@@ -518,7 +432,7 @@ class MapFile(EBSDMap):
     def describe(self) -> dict[str, Any]:
         """A JSON-ready summary (used by ``kikuchi info``)."""
         out = super().describe()
-        out.update(flavour=self.flavour, **self._reader.describe())
+        out["flavour"] = self.flavour
         return out
 
 
