@@ -486,7 +486,8 @@ def test_writer_rejects_bad_blocks(tmp_path):
         ({"compression": "gzip", "compression_opts": 9}, True),
         ({"compression": "gzip", "shuffle": True}, True),
         ({"shuffle": True}, True),
-        ({"compression": "lzf"}, False),
+        ({"compression": "lzf"}, True),
+        ({"compression": "lzf", "shuffle": True}, True),
         ({"compression": "gzip", "fletcher32": True}, False),
     ],
 )
@@ -537,7 +538,55 @@ def test_without_isal_zlib_encodes_and_inflates(tmp_path, monkeypatch):
         for s in range(0, 7, 3):
             w.write(s, patterns[s : s + 3], encoded=w.encode_chunk(patterns[s : s + 3]))
     with open_map(path) as m:
-        assert m._reader.decoder() == (3, True, True)
+        assert m._reader.decoder() == (3, ("shuffle", "deflate"))
         np.testing.assert_array_equal(m.read(), patterns)
     with h5py.File(path) as f:
         np.testing.assert_array_equal(f["Scan/EBSD/Data/RawPatterns"][()], patterns)
+
+
+def test_lzf_chunks_decoded_here_equal_h5py(tmp_path):
+    """LZF chunks (AZtec's H5OINA) are decompressed outside h5py's lock, also those stored as they are."""
+    rng = np.random.default_rng(11)
+    smooth = np.arange(4 * H * W, dtype=np.uint16).reshape(4, H, W) // 7
+    noise = rng.integers(0, 65535, (4, H, W)).astype(np.uint16)  # incompressible: HDF5 skips the filter
+    patterns = np.concatenate([smooth, noise])
+    path = tmp_path / "m.h5"
+    with h5py.File(path, "w") as f:
+        f["Scan/EBSD/Header/NCOLS"] = 8
+        f["Scan/EBSD/Header/NROWS"] = 1
+        f.create_dataset("Scan/EBSD/Data/RawPatterns", data=patterns, chunks=(4, H, W), compression="lzf")
+    with h5py.File(path) as f:
+        masks = [f["Scan/EBSD/Data/RawPatterns"].id.read_direct_chunk((k, 0, 0))[0] for k in (0, 4)]
+    assert masks == [0, 1]  # the noise chunk is stored uncompressed
+    with open_map(path) as m:
+        assert m._reader.decoder() == (4, ("lzf",))
+        for k in range(2):
+            np.testing.assert_array_equal(m._reader.decode_chunk(k), patterns[4 * k : 4 * k + 4])
+        np.testing.assert_array_equal(m.read(), patterns)
+
+
+def test_lzf_kernel_refuses_corrupt_streams():
+    from kikuchi.io._kernels import lzf_decompress
+
+    assert lzf_decompress(bytes([2, 97, 98, 99, 0x60, 2]), 8).tobytes() == b"abcabcab"
+    assert lzf_decompress(bytes([2, 97, 98, 99, 0x60, 9]), 8) is None  # a reference before the start
+    assert lzf_decompress(bytes([5, 97]), 6) is None  # a literal run past the end of the input
+    assert lzf_decompress(bytes([2, 97, 98, 99]), 8) is None  # shorter than the chunk
+
+
+def test_one_pattern_lzf_chunks_read_in_runs(tmp_path):
+    """AZtec's layout (one LZF chunk per pattern, some stored as they are): any range equals h5py's read."""
+    rng = np.random.default_rng(12)
+    patterns = np.where(rng.random((50, 1, 1)) < 0.5, rng.integers(0, 65535, (50, H, W)), np.arange(H * W).reshape(H, W) // 5).astype(np.uint16)
+    path = tmp_path / "m.h5"
+    with h5py.File(path, "w") as f:
+        f["Scan/EBSD/Header/NCOLS"] = 10
+        f["Scan/EBSD/Header/NROWS"] = 5
+        f.create_dataset("Scan/EBSD/Data/RawPatterns", data=patterns, chunks=(1, H, W), compression="lzf")
+    with open_map(path) as m:
+        offsets, sizes, masks = m._reader._chunk_table()
+        assert set(masks.tolist()) == {0, 1} and sizes.all()
+        for start, stop in [(0, 50), (3, 47), (7, 8), (49, 50)]:
+            np.testing.assert_array_equal(m.read(start, stop), patterns[start:stop])
+        np.testing.assert_array_equal(np.concatenate([b for _, _, b in m.iter_chunks(7)]), patterns)
+    assert m._reader._fd == -1  # closed with the map

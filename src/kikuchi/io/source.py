@@ -28,7 +28,9 @@ import importlib
 import logging
 import os
 import warnings
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -434,12 +436,39 @@ class EBSDMap:
         """Every pattern as a (rows, cols, h, w) array in memory. Only when asked."""
         return self.read_rows(0, self.nav_shape[0])
 
-    def iter_chunks(self, chunk_patterns: int | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
-        """Yield ``(start, stop, patterns)`` in storage order, chunk by chunk."""
+    def iter_chunks(self, chunk_patterns: int | None = None, *, workers: int | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
+        """Yield ``(start, stop, patterns)`` in storage order, chunk by chunk.
+
+        The next chunks are read (and decompressed) ahead by ``workers``
+        threads (default: all CPUs; 1: no threads) while the caller works on
+        the current one: at most ``2 * workers`` chunks are in flight, so
+        memory stays bounded whatever the size of the map.
+        """
         n = chunk_patterns or self.chunk_patterns
-        for start in range(0, self.n_patterns, n):
-            stop = min(start + n, self.n_patterns)
-            yield start, stop, self.read(start, stop)
+        starts = range(0, self.n_patterns, n)
+        workers = (os.cpu_count() or 1) if workers is None else int(workers)
+        if workers <= 1 or len(starts) <= 1:
+            for start in starts:
+                stop = min(start + n, self.n_patterns)
+                yield start, stop, self.read(start, stop)
+            return
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kikuchi-read")
+        try:
+            pending: deque[tuple[int, Future]] = deque()
+            ahead = iter(starts)
+            for start in ahead:
+                pending.append((start, pool.submit(self.read, start, start + n)))
+                if len(pending) >= 2 * workers:
+                    break
+            while pending:
+                start, future = pending.popleft()
+                block = future.result()
+                nxt = next(ahead, None)
+                if nxt is not None:
+                    pending.append((nxt, pool.submit(self.read, nxt, nxt + n)))
+                yield start, start + block.shape[0], block
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     # -- per-map data (defaults: the file records nothing) ---------------------------
     @property
