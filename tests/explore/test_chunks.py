@@ -26,7 +26,7 @@ def _map_file(path, data, *, write=True, **dataset_options):
         ("uint8", dict(compression="gzip", compression_opts=1), True),
         ("float32", dict(shuffle=True), True),
         ("uint16", dict(), True),
-        ("uint16", dict(compression="lzf"), False),
+        ("uint16", dict(compression="lzf"), True),
         ("uint16", dict(compression="gzip", fletcher32=True), False),
     ],
 )

@@ -310,6 +310,10 @@ class MapSource:
         self.path = Path(path)
         self.map = open_map(self.path)
         self._closers: list[Callable[[], None]] = [self.map.close]
+        if self.map.dataset != RAW and RAW in self.map.datasets:  # a vendor's file that opens on its processed patterns
+            raw = self.map.with_dataset(RAW)
+            self.map.close()
+            self.map, self._closers = raw, [raw.close]
         try:
             self._base = _Patterns(self.map, cache_bytes, prefetch=prefetch)
             self._stored: _Patterns | None = None
