@@ -25,7 +25,7 @@ import numpy as np
 
 from kikuchi.io.source import EBSDMap, MapFileError, default_chunk_patterns
 
-__all__ = ["CACHE_BYTES", "Cancelled", "H5Map", "H5Patterns", "deflate", "inflate", "number", "scalar", "text", "unshuffle"]
+__all__ = ["CACHE_BYTES", "Cancelled", "H5Map", "H5Patterns", "deflate", "header_number", "inflate", "number", "scalar", "text", "unshuffle"]
 
 #: Bytes of compressed input inflated between two looks at ``cancel``.
 _INFLATE_STEP = 1 << 16
@@ -72,6 +72,38 @@ def number(group: h5py.Group, name: str, default: float | None = None, *, where:
         return float(value)
     except (TypeError, ValueError):
         raise ValueError(f"{where or group.file.filename}: '{group.name}/{name}' is {value!r}, not a number") from None
+
+
+def header_number(
+    obj: Any, where: str, path: Any, default: float | None = None, *, required: bool = False
+) -> float | None:
+    """A numeric header value found at ``where`` (``obj``, None when absent), strictly.
+
+    A scalar or length-1 dataset; ``default`` when absent, unless
+    ``required``. :class:`MapFileError` naming the file and the dataset when
+    it is missing and required, a group, empty, not a number or not finite.
+    float32 values come back as the decimal they were written from (0.3,
+    not 0.30000001).
+    """
+    if obj is None:
+        if required:
+            raise MapFileError(f"{path}: header value {where} is missing")
+        return default
+    if not isinstance(obj, h5py.Dataset):
+        raise MapFileError(f"{path}: {where} is a group, not a number")
+    raw = np.asarray(obj[()])
+    if raw.size == 0:
+        raise MapFileError(f"{path}: {where} is empty (shape {raw.shape}); expected a number")
+    value = scalar(raw) if raw.size == 1 else raw
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise MapFileError(f"{path}: {where} is {value!r}, not a number") from None
+    if not np.isfinite(number):
+        raise MapFileError(f"{path}: {where} is {number}, not a finite number")
+    if raw.dtype.kind == "f" and raw.dtype.itemsize < 8:
+        number = float(str(raw.reshape(-1)[0]))
+    return number
 
 
 def deflate(raw: np.ndarray | bytes, level: int) -> bytes:

@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from kikuchi.io._atomic import atomic_output
+from kikuchi.io._raw import RawFile
 from kikuchi.io.source import (
     EBSDMap,
     FormatSpec,
@@ -70,6 +71,10 @@ KNOWN_VERSIONS = range(0, 7)
 _MAX_SIDE = 16384
 #: Bytes read at once when scanning the offsets table or reading patterns.
 _BLOCK_BYTES = 32 << 20
+#: Patterns of at least this many bytes are read scattered straight into the result (see EbspFile._read_range).
+_SCATTER_BYTES = 1 << 14
+#: Buffers of one scattered read (the system's limit, 1024 on Linux).
+_IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") and "SC_IOV_MAX" in getattr(os, "sysconf_names", {}) else 1024
 #: Positions are compared in units of 1e-4 µm (closer positions are one position).
 _PER_UM = 10_000
 
@@ -362,17 +367,17 @@ class EbspFile(EBSDMap):
             raise MapFileError(f"{self.path}: an .ebsp file holds one pattern dataset, 'RawPatterns', not {dataset!r}")
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: no such file")
-        self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        self._raw = RawFile(self.path)
+        self._fd = self._raw.fd
         try:
             self._open(nav_shape=nav_shape, step_um=step_um)
         except BaseException:
-            os.close(self._fd)
-            self._fd = -1
+            self._raw.close()
             raise
 
     # -- opening -----------------------------------------------------------------------
     def _pread(self, n: int, offset: int) -> bytes:
-        return os.pread(self._fd, n, offset)
+        return self._raw.pread(n, offset)
 
     def _open(self, *, nav_shape: Sequence[int] | None, step_um: Sequence[float] | None) -> None:
         path = self.path
@@ -559,15 +564,20 @@ class EbspFile(EBSDMap):
         grid = np.empty((n, 2), dtype=np.int64) if layout.header_size == 24 else None
         heads = np.empty((n, 4), dtype=np.int32)
         rec = layout.record_dtype()
-        mm = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
-        try:
-            if self._stride >= 1 << 15 and hasattr(mm, "madvise"):
-                mm.madvise(mmap.MADV_RANDOM)  # large patterns: touch only the pages of headers and footers
-            for a, b in zip(self._run_starts, self._run_stops):
-                step = max(1, _BLOCK_BYTES // self._stride)
-                for s in range(int(a), int(b), step):
-                    e = min(int(b), s + step)
-                    view = np.ndarray((e - s,), dtype=rec, buffer=mm, offset=int(self._offsets[s]), strides=(self._stride,))
+        for a, b in zip(self._run_starts, self._run_stops):
+            step = max(1, _BLOCK_BYTES // self._stride)
+            for s in range(int(a), int(b), step):
+                # one block of records mapped at a time, so the pages touched (all of them for small
+                # patterns) never add up to the whole file in memory
+                e = min(int(b), s + step)
+                first = int(self._offsets[s])
+                base = first - first % mmap.ALLOCATIONGRANULARITY
+                length = first - base + (e - s - 1) * self._stride + layout.record_size
+                mm = mmap.mmap(self._fd, length, access=mmap.ACCESS_READ, offset=base)
+                try:
+                    if self._stride >= 1 << 15 and hasattr(mm, "madvise"):
+                        mm.madvise(mmap.MADV_RANDOM)  # large patterns: touch only the pages of headers and footers
+                    view = np.ndarray((e - s,), dtype=rec, buffer=mm, offset=first - base, strides=(self._stride,))
                     for j, name in enumerate(("compressed", "height", "width", "n_bytes")):
                         heads[s:e, j] = view[name]
                     if grid is not None:
@@ -580,11 +590,11 @@ class EbspFile(EBSDMap):
                                 value[view[flag] != 1] = np.nan
                             out[s:e] = value
                     del view
-        finally:
-            try:
-                mm.close()
-            except BufferError:  # pragma: no cover - a view outlived the scan
-                pass
+                finally:
+                    try:
+                        mm.close()
+                    except BufferError:  # pragma: no cover - a view outlived the scan
+                        pass
         expected = np.array([0, layout.height, layout.width, layout.n_bytes], dtype=np.int32)
         bad = np.flatnonzero((heads != expected).any(axis=1))
         if bad.size:
@@ -662,7 +672,7 @@ class EbspFile(EBSDMap):
 
     # -- reading ---------------------------------------------------------------------------
     def _read_range(self, start: int, stop: int, out: np.ndarray) -> None:
-        if self._fd < 0:
+        if self._raw.closed:
             raise MapFileError(f"{self.path}: the file is closed")
         layout = self._layout
         stride = self._stride
@@ -670,6 +680,9 @@ class EbspFile(EBSDMap):
         r0 = int(np.searchsorted(self._run_stops, start, side="right"))
         per_block = max(1, _BLOCK_BYTES // stride)
         buf = None
+        # large patterns: scattered reads straight into out (the headers and footers between them go to a scratch
+        # buffer), one copy instead of two; small ones: one block read and a strided copy (fewer buffers)
+        scatter = layout.n_bytes >= _SCATTER_BYTES and out.flags.c_contiguous and out.dtype == layout.dtype.newbyteorder("<") and hasattr(os, "preadv")
         for r in range(r0, self._run_starts.size):
             a, b = max(start, int(self._run_starts[r])), min(stop, int(self._run_stops[r]))
             if a >= b:
@@ -681,13 +694,16 @@ class EbspFile(EBSDMap):
                     raise MapFileError(f"{self.path}: the file ends inside the pattern at byte {o} (storage index {a})")
                 out[a - start] = np.frombuffer(data, dtype=layout.dtype.newbyteorder("<")).reshape(layout.height, layout.width)
                 continue
+            if scatter:
+                self._scatter_read(a, b, out[a - start : b - start])
+                continue
             for s in range(a, b, per_block):
                 e = min(b, s + per_block)
                 nbytes = (e - s - 1) * stride + layout.header_size + layout.n_bytes
                 if buf is None or buf.size < (e - s - 1) * stride + layout.record_size:
                     buf = np.empty((min(per_block, b - a) - 1) * stride + layout.record_size, dtype=np.uint8)
                 offset = int(self._offsets[s])
-                got = self._preadinto(buf[:nbytes], offset)
+                got = self._raw.readinto(buf[:nbytes], offset)
                 if got != nbytes:
                     raise MapFileError(
                         f"{self.path}: the file ends at byte {offset + got}, inside the patterns at storage indices {s}..{e - 1}"
@@ -695,33 +711,32 @@ class EbspFile(EBSDMap):
                 view = np.ndarray((e - s,), dtype=rec, buffer=buf, strides=(stride,))
                 out[s - start : e - start] = view["pattern"]
 
-    def _preadinto(self, buf: np.ndarray, offset: int) -> int:
-        """Read len(buf) bytes at ``offset`` into ``buf``; the number of bytes read."""
-        done = 0
-        total = buf.size
-        while done < total:
-            if hasattr(os, "preadv"):
-                got = os.preadv(self._fd, [memoryview(buf[done:])], offset + done)
-            else:  # pragma: no cover - platforms without preadv
-                data = os.pread(self._fd, total - done, offset + done)
-                buf[done : done + len(data)] = np.frombuffer(data, dtype=np.uint8)
-                got = len(data)
-            if got == 0:
-                break
-            done += got
-        return done
+    def _scatter_read(self, a: int, b: int, out: np.ndarray) -> None:
+        """Regularly spaced patterns ``a:b`` into ``out`` with scattered positional reads (``preadv``), no extra copy."""
+        layout, stride = self._layout, self._stride
+        gap = stride - layout.n_bytes  # a footer and the next header
+        scratch = np.empty(max(gap, layout.header_size, 1), dtype=np.uint8)
+        head, between = memoryview(scratch[: layout.header_size]), memoryview(scratch[:gap])
+        target = out.reshape(b - a, -1).view(np.uint8)
+        per_call = max(1, (_IOV_MAX - 1) // 2)
+        for s in range(a, b, per_call):
+            e = min(b, s + per_call)
+            buffers: list[memoryview] = [head]
+            for i in range(s, e):
+                buffers.append(memoryview(target[i - a]))
+                if i < e - 1:
+                    buffers.append(between)
+            total = layout.header_size + (e - s) * layout.n_bytes + (e - s - 1) * gap
+            offset = int(self._offsets[s])
+            got = os.preadv(self._fd, buffers, offset)
+            if got != total:
+                raise MapFileError(f"{self.path}: the file ends at byte {offset + got}, inside the patterns at storage indices {s}..{e - 1}")
 
     def close(self) -> None:
         """Close the file."""
-        fd, self._fd = getattr(self, "_fd", -1), -1
-        if fd >= 0:
-            os.close(fd)
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # pragma: no cover - interpreter shutdown
-            pass
+        raw = getattr(self, "_raw", None)
+        if raw is not None:
+            raw.close()
 
     # -- what the file knows --------------------------------------------------------------
     @property

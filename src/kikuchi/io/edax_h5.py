@@ -41,7 +41,7 @@ import numpy as np
 
 from kikuchi.geometry.pattern_centre import convert_pc
 from kikuchi.io._atomic import atomic_output
-from kikuchi.io._h5 import H5Map, H5Patterns, scalar
+from kikuchi.io._h5 import H5Map, H5Patterns, header_number, scalar
 from kikuchi.io.source import (
     EBSDMap,
     FormatSpec,
@@ -223,27 +223,8 @@ class EdaxH5EBSD(H5Map):
     def _number(self, name: str, default: float | None = None, *, required: bool = False, group: Any = None) -> float | None:
         """A numeric header value (scalar or length-1 array); MapFileError when malformed or required and absent."""
         group = self._header if group is None else group
-        obj = _get(group, name)
         where = f"'{group.name.lstrip('/')}/{name}'"
-        if obj is None:
-            if required:
-                raise MapFileError(f"{self.path}: header value {where} is missing")
-            return default
-        if not isinstance(obj, h5py.Dataset):
-            raise MapFileError(f"{self.path}: {where} is a group, not a number")
-        raw = np.asarray(obj[()])
-        if raw.size == 0:
-            raise MapFileError(f"{self.path}: {where} is empty (shape {raw.shape}); expected a number")
-        value = scalar(raw) if raw.size == 1 else raw
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise MapFileError(f"{self.path}: {where} is {value!r}, not a number") from None
-        if not np.isfinite(number):
-            raise MapFileError(f"{self.path}: {where} is {number}, not a finite number")
-        if raw.dtype.kind == "f" and raw.dtype.itemsize < 8:
-            number = float(str(raw.reshape(-1)[0]))  # the decimal a float32 was written from: 0.3, not 0.30000001
-        return number
+        return header_number(_get(group, name), where, self.path, default, required=required)
 
     def _count(self, name: str) -> int:
         value = self._number(name, required=True)

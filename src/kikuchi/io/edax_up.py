@@ -64,8 +64,6 @@ import math
 import os
 import re
 import struct
-import threading
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +72,7 @@ from typing import Any
 import numpy as np
 
 from kikuchi.io._atomic import atomic_output
+from kikuchi.io._raw import FixedPatterns
 from kikuchi.io.source import EBSDMap, FormatSpec, MapFileError, Probe
 
 __all__ = ["FORMAT", "UpFile", "UpHeader", "read_up_header", "write_up"]
@@ -203,59 +202,6 @@ def hex_counts(rows: int, cols: int) -> tuple[int, int]:
     return rows * cols - rows // 2, rows * cols
 
 
-# -- positional reads of fixed-size patterns -------------------------------------------------
-class _RawFile:
-    """Patterns of a fixed byte size at ``offset + i * pattern_bytes`` in a file, read by position.
-
-    Reads go straight into the caller's array with ``os.preadv`` (no file
-    position, so threads read in parallel); where the platform has none, a
-    lock around seek + read. The descriptor is closed by :meth:`close` or
-    when the object is collected. Shared with :mod:`kikuchi.io.nordif`.
-    """
-
-    def __init__(self, path: Path, *, offset: int, pattern_bytes: int):
-        self.path = path
-        self.offset = int(offset)
-        self.pattern_bytes = int(pattern_bytes)
-        self._fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-        self._closer = weakref.finalize(self, os.close, self._fd)
-        self._lock = threading.Lock()
-
-    def read_into(self, start: int, stop: int, out: np.ndarray) -> None:
-        """Fill ``out`` (``stop - start`` patterns) with the bytes of patterns ``start:stop``."""
-        if not self._closer.alive:
-            raise MapFileError(f"{self.path}: the file is closed")
-        target = out if out.flags.c_contiguous and out.flags.writeable else np.empty(out.shape, out.dtype)
-        view = memoryview(target).cast("B")
-        if len(view) != (stop - start) * self.pattern_bytes:
-            raise ValueError(f"{self.path}: buffer of {len(view)} bytes for {stop - start} patterns of {self.pattern_bytes} bytes")
-        self._read_exact(view, self.offset + start * self.pattern_bytes)
-        if target is not out:
-            out[...] = target
-
-    def _read_exact(self, view: memoryview, position: int) -> None:
-        done = 0
-        preadv = getattr(os, "preadv", None)
-        while done < len(view):
-            if preadv is not None:
-                n = preadv(self._fd, [view[done:]], position + done)
-            else:  # pragma: no cover - platforms without preadv (Windows)
-                with self._lock:
-                    os.lseek(self._fd, position + done, os.SEEK_SET)
-                    chunk = os.read(self._fd, len(view) - done)
-                n = len(chunk)
-                view[done : done + n] = chunk
-            if n == 0:
-                raise MapFileError(
-                    f"{self.path}: file ends at byte {position + done}, before the patterns asked for "
-                    "(did it shrink after it was opened?)"
-                )
-            done += n
-
-    def close(self) -> None:
-        self._closer()
-
-
 # -- companion ANG header ------------------------------------------------------------------
 def _companion_ang(path: Path) -> Path | None:
     """The ANG file with the same stem as ``path`` in its folder (any case of ``.ang``), or None."""
@@ -382,7 +328,7 @@ class UpFile(EBSDMap):
             self._note(
                 f"{self._tail_bytes} bytes after the last complete pattern (pattern {self._in_file}) are a partial pattern, left out"
             )
-        self._raw = _RawFile(self.path, offset=header.offset, pattern_bytes=self._pattern_bytes)
+        self._raw = FixedPatterns(self.path, offset=header.offset, pattern_bytes=self._pattern_bytes)
         try:
             self._set_map(nav_shape=nav, pattern_shape=(header.height, header.width), dtype=dtype,
                           n_patterns=n_patterns, index_map=index_map)

@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 
 from kikuchi.io._atomic import atomic_output
-from kikuchi.io.edax_up import _RawFile
+from kikuchi.io._raw import FixedPatterns
 from kikuchi.io.source import EBSDMap, FormatSpec, MapFileError, Probe
 
 __all__ = ["FORMAT", "NordifFile", "NordifSettings", "read_settings", "write_nordif"]
@@ -223,7 +223,7 @@ class NordifFile(EBSDMap):
             self._note(f"{path.name} holds {in_file} patterns, the {rows} x {cols} map uses the first {expected}; {in_file - expected} left out")
         if tail:
             self._note(f"{tail} bytes after the last complete pattern (pattern {in_file}) are a partial pattern, left out")
-        self._raw = _RawFile(path, offset=0, pattern_bytes=per)
+        self._raw = FixedPatterns(path, offset=0, pattern_bytes=per)
         self._background: np.ndarray | None | bool = False
         try:
             self._set_map(nav_shape=nav, pattern_shape=pattern, dtype=np.uint8, n_patterns=min(in_file, expected))
