@@ -1,0 +1,1 @@
+"""Hostile inputs: cases by class, run by ``benchmarks/hostile.py``; see docs/reliability.md."""
