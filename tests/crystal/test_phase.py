@@ -11,6 +11,7 @@ import kikuchi
 from kikuchi.crystal import BUILTIN_PHASES, AssumedAtomsWarning, Atom, Phase, PhaseError
 from kikuchi.crystal.phase import direct_matrix
 from kikuchi.crystal.spacegroup import default_space_group, expand_site, space_group_number
+from kikuchi.io.orientation_map import OrientationMapWarning
 from tests.conftest import shared_file
 
 REQUIRED_BUILTINS = ["ni", "al", "cu", "fe-alpha", "fe-gamma", "si", "gan-wurtzite", "gan-zincblende", "ti-alpha", "mg"]
@@ -295,7 +296,8 @@ def test_ctf_header_phases():
 
 
 def test_ang_header_phase_without_space_group():
-    omap = kikuchi.read_orientation_map(shared_file("mtex/S00.ANG"))
+    with pytest.warns(OrientationMapWarning, match="subsampled"):  # the header of the whole scan over every 4th point
+        omap = kikuchi.read_orientation_map(shared_file("mtex/S00.ANG"))
     phase = Phase.from_phase_info(omap.phases[0])
     # Laue class m-3m only; the hkl families 110, 200, 211, 310 show the I centring
     assert phase.space_group == 229
@@ -304,7 +306,8 @@ def test_ang_header_phase_without_space_group():
 
 
 def test_ctf_phase_of_unknown_mineral_warns():
-    omap = kikuchi.read_orientation_map(shared_file("mtex/testdata_hex.ctf"))
+    with pytest.warns(OrientationMapWarning):  # the BS column left empty; a hexagonal grid in a CTF
+        omap = kikuchi.read_orientation_map(shared_file("mtex/testdata_hex.ctf"))
     with pytest.warns(AssumedAtomsWarning, match="'Glaucophane'.*lists no atoms"):
         phase = Phase.from_phase_info(omap.phases[0])
     assert phase.point_group.laue.name == "2/m"

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from kikuchi.io.mapstore import open_map
+from kikuchi.io.source import MapFileWarning
 
 
 def _map_file(path, data, *, write=True, **dataset_options):
@@ -56,7 +57,8 @@ def test_layouts_read_through_h5py(tmp_path, rng):
             np.testing.assert_array_equal(np.concatenate([m.read_chunk(k) for k in range(n_chunks)]), data)
     path = tmp_path / "unwritten.h5"
     _map_file(path, data, write=False, chunks=(2, 6, 7), compression="gzip", fillvalue=3)
-    with open_map(path) as m:
+    with pytest.warns(MapFileWarning, match="chunks that were never written"), open_map(path) as m:
+        assert (m.index_map < 0).all()  # said, and the points marked missing
         assert m._reader.decoder() is not None and (m.read_chunk(1) == 3).all()  # no stored chunk: h5py gives the fill value
 
 

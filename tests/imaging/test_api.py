@@ -19,6 +19,6 @@ def test_imaging_names():
 
 def test_gallery_names():
     assert sorted(kikuchi.imaging.gallery.__all__) == [
-        "GalleryImage", "save_quality_h5", "save_vbse_h5", "write_index_html", "write_quality_gallery", "write_vbse_gallery",
+        "GalleryImage", "check_step", "save_quality_h5", "save_vbse_h5", "write_index_html", "write_quality_gallery", "write_vbse_gallery",
     ]  # fmt: skip
     assert all(hasattr(kikuchi.imaging.gallery, name) for name in kikuchi.imaging.gallery.__all__)

@@ -92,8 +92,14 @@ def test_bad_grid(grid, message):
 def test_bad_patterns():
     with pytest.raises(ValueError, match=r"patterns must be \(h, w\)"):
         vbse_array(np.zeros(5))
-    with pytest.raises(ValueError, match="integer or float, got dtype bool"):
-        vbse_array(np.zeros((2, 4, 4), dtype=bool))
+    with pytest.raises(ValueError, match="integer or float, got dtype <U1"):
+        vbse_array(np.full((2, 4, 4), "a"))
+    with pytest.raises(ValueError, match=r"patterns of shape \(2, 4, 0\) have no pixel"):
+        vbse_array(np.zeros((2, 4, 0)))
+    # boolean patterns are intensities 0 and 1
+    binary = np.zeros((1, 4, 4), dtype=bool)
+    binary[0, :, :2] = True
+    assert vbse_array(binary, grid=(1, 2)).tolist() == [[[1.0, 0.0]]]
     with pytest.raises(ValueError, match="outside 0..4 pixels"):
         strip_weights(4, [(0, 5)])
 

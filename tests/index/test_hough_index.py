@@ -82,9 +82,11 @@ def test_error_codes_for_flat_and_broken_patterns():
     pats[1] = 5.0
     pats[2, 10, 10] = np.nan
     result = HoughIndexer(["ni"], det).index(pats)
-    assert result.error[0] == 1 and result.error[1] == 1  # no bands
-    assert result.error[2] in (1, 6)
-    assert np.all(result.phase_id == 0) and np.all(result.euler == 0)
+    # all zero, constant, a NaN pixel: no signal, not indexed (CTF error 6 "Unexpected error")
+    assert result.error.tolist() == [6, 6, 6]
+    assert np.all(result.phase_id == 0) and np.all(result.euler == 0) and np.all(result.n_bands == 0)
+    assert result.summary()["no_signal"] == 3 and result.summary()["errors"] == {"Unexpected error": 3}
+    assert ERROR_CODES[6].startswith("Unexpected error (the pattern holds no signal")
     assert ERROR_CODES[3].startswith("No solution") and ERROR_CODES[4].startswith("High MAD")
 
 

@@ -6,11 +6,24 @@ import numpy as np
 import pytest
 
 from kikuchi.io.ang import COLUMN_VARIANTS, SYMMETRY_CODES, AngFormatError, read_ang, write_ang
-from kikuchi.io.orientation_map import OrientationMap, OrientationMapError, PhaseInfo
+from kikuchi.io.orientation_map import OrientationMap, OrientationMapError, OrientationMapWarning, PhaseInfo
 from tests.conftest import shared_file
 from tests.io._omap_helpers import orix_load, write_text
 
 S00 = "mtex/S00.ANG"
+#: What the S00 file has odd: the header of the whole scan over a file that holds every fourth point.
+S00_NOTE = (
+    "the header says 160 rows x 140/140 columns at XSTEP 0.1 µm, the data hold 40 rows x 35 columns at 0.4 µm "
+    "(a subsampled or cropped export?); the data coordinates are used"
+)
+
+
+def read_s00():
+    """S00.ANG, read with its one warning."""
+    with pytest.warns(OrientationMapWarning) as record:
+        omap = read_ang(shared_file(S00))
+    assert [str(w.message) for w in record] == [f"S00.ANG: {S00_NOTE}"]
+    return omap
 
 PHASE_NI = """# Phase 1
 # MaterialName  \tNickel
@@ -98,7 +111,7 @@ def ang_text(
 
 
 def test_s00_phase_and_hkl_families():
-    omap = read_ang(shared_file(S00))
+    omap = read_s00()
     (phase,) = omap.phases
     assert (phase.id, phase.name, phase.extra["formula"]) == (1, "Iron bcc (old)", "No")
     assert phase.extra["ang_symmetry"] == 43 and (phase.point_group, phase.laue_group) == ("432", "m-3m")
@@ -111,17 +124,17 @@ def test_s00_phase_and_hkl_families():
 
 
 def test_s00_grid_comes_from_the_data_and_the_disagreement_is_reported():
-    omap = read_ang(shared_file(S00))
+    omap = read_s00()
     # the header describes the 140 x 160 scan at 0.1 µm; the file holds every 4th point
     assert (omap.grid, omap.nav_shape, omap.step_um) == ("square", (40, 35), (0.4, 0.4))
-    assert any("subsampled" in note and "160 rows" in note for note in omap.notes)
+    assert omap.notes == [S00_NOTE]
     assert sorted(omap.columns) == ["ci", "detector_signal", "fit", "iq"]
     assert omap.euler[0] == pytest.approx([4.63245, 0.52904, 1.39061])
 
 
 def test_s00_agrees_with_orix():
     path = shared_file(S00)
-    omap = read_ang(path)
+    omap = read_s00()
     xmap = orix_load(path)
     assert xmap.shape == omap.nav_shape
     assert np.allclose(xmap.rotations.data, omap.to_orix().rotations.data, atol=1e-12)
@@ -131,7 +144,7 @@ def test_s00_agrees_with_orix():
 
 
 def test_s00_round_trip_and_orix_reads_our_file(tmp_path):
-    omap = read_ang(shared_file(S00))
+    omap = read_s00()
     path = write_ang(omap, tmp_path / "s00.ang")
     back = read_ang(path)
     assert np.array_equal(back.euler, omap.euler)
@@ -186,7 +199,8 @@ def test_hexagonal_grid(tmp_path):
     # the same hexagonal map through a CTF file (whose header cannot say hexagonal)
     from kikuchi.io.ctf import read_ctf, write_ctf
 
-    via_ctf = read_ctf(write_ctf(omap, tmp_path / "hex.ctf"))
+    with pytest.warns(OrientationMapWarning, match="hex.ctf: the coordinates form a hexagonal grid .* which a CTF header cannot say"):
+        via_ctf = read_ctf(write_ctf(omap, tmp_path / "hex.ctf"))
     assert via_ctf.grid == "hexagonal" and via_ctf.hex_ncols == (3, 2)
     assert np.allclose(via_ctf.euler, omap.euler, atol=1e-6) and np.array_equal(via_ctf.phase_id, omap.phase_id)
     square = omap.to_square_grid()
@@ -261,13 +275,26 @@ def _first_data_line(text: str) -> int:
     return next(i for i, ln in enumerate(text.splitlines()) if not ln.startswith("#")) + 1
 
 
-def test_wrong_column_count(tmp_path):
+def _odd(tmp_path, text: str) -> tuple[OrientationMap, list[str]]:
+    """Read, returning the map and what the warnings said."""
+    with pytest.warns(OrientationMapWarning) as record:
+        omap = read_ang(write_text(tmp_path, "scan.ang", text))
+    return omap, [str(w.message) for w in record]
+
+
+def test_wrong_column_count_leaves_the_line_out(tmp_path):
     text = ang_text()
     n = _first_data_line(text)
     lines = text.splitlines()
     lines[n] = " ".join(lines[n].split()[:7])
-    msg = _bad(tmp_path, "\n".join(lines) + "\n")
-    assert msg == f"scan.ang line {n + 1}: expected 10 columns (phi1 Phi phi2 x y IQ CI Phase SEM Fit), found 7"
+    omap, said = _odd(tmp_path, "\n".join(lines) + "\n")
+    assert said == [
+        f"scan.ang: line {n + 1}: expected 10 columns (phi1 Phi phi2 x y IQ CI Phase SEM Fit), found 7: the line is left out; its map position is missing",
+        "scan.ang: 1 of the 6 positions of the 2 x 3 grid have no data point: marked not indexed (CI -1)",
+    ]
+    assert omap.phase_id.tolist() == [1, 0, 2, 1, 1, 2] and omap["ci"][1] == -1 and np.isnan(omap["iq"][1])
+    with pytest.raises(AngFormatError, match=rf"^scan.ang: line {n + 1}: expected 10 columns .* \(strict reading refuses"):
+        read_ang(tmp_path / "scan.ang", strict=True)
 
 
 def test_too_few_columns_everywhere(tmp_path):
@@ -284,25 +311,41 @@ def test_non_numeric(tmp_path):
     fields = lines[n + 1].split()
     fields[6] = "high"
     lines[n + 1] = " ".join(fields)
-    assert _bad(tmp_path, "\n".join(lines) + "\n") == f"scan.ang line {n + 2}: column CI: 'high' is not a number"
+    omap, said = _odd(tmp_path, "\n".join(lines) + "\n")
+    assert said[0] == f"scan.ang: line {n + 2}: column CI: 'high' is not a number: the line is left out; its map position is missing"
+    assert omap.phase_id[2] == 0
 
 
-def test_truncated(tmp_path):
+def test_truncated_reads_the_complete_points(tmp_path):
     text = ang_text(rows=3)
     lines = text.splitlines()
-    msg = _bad(tmp_path, "\n".join(lines[:-1]) + "\n")
-    assert msg.startswith("scan.ang: the header promises 9 points (SqrGrid, NCOLS_ODD 3, NCOLS_EVEN 3, NROWS 3), the file holds 8 data lines")
-    assert msg.endswith("truncated file?")
-    cut = text.rstrip()[:-12]
-    msg = _bad(tmp_path, cut)
-    assert "(the file ends inside this line: truncated?)" in msg
+    omap, said = _odd(tmp_path, "\n".join(lines[:-1]) + "\n")
+    assert said == [
+        "scan.ang: 1 of the 9 positions of the 3 x 3 grid have no data point (the header promises 9 points, the file holds 8: "
+        "an acquisition stopped early, or a truncated file): marked not indexed (CI -1)"
+    ]
+    full = read_ang(write_text(tmp_path, "full.ang", text))
+    assert np.array_equal(omap.euler[:8], full.euler[:8]) and omap.phase_id[8] == 0
+    assert omap.x_um.tolist() == full.x_um.tolist()
+    omap, said = _odd(tmp_path, text.rstrip()[:-12])
+    assert said[0] == (
+        f"scan.ang: line {len(lines)}: expected 10 columns (phi1 Phi phi2 x y IQ CI Phase SEM Fit), found 7 "
+        "(the file ends inside this line: truncated?): the line is left out; its map position is missing"
+    )
+    # cut inside a line of a file already short of its header's grid: the cut line is left out as such
+    omap, said = _odd(tmp_path, "\n".join(lines[:-1])[:-3])
+    assert said[0] == f"scan.ang: line {len(lines) - 1}: the file ends inside this line (no line end after it): the line is left out"
+    assert omap.phase_id[7:].tolist() == [0, 0]
 
 
 def test_missing_grid_fields(tmp_path):
-    msg = _bad(tmp_path, ang_text(drop=("XSTEP",)))
-    assert msg.startswith("scan.ang: header field '# XSTEP:' missing")
-    msg = _bad(tmp_path, ang_text().replace("# GRID: SqrGrid", "# GRID: Triangles"))
-    assert msg == "scan.ang: GRID 'Triangles' is neither SqrGrid nor HexGrid"
+    full = read_ang(write_text(tmp_path, "full.ang", ang_text()))
+    omap, said = _odd(tmp_path, ang_text(drop=("XSTEP",)))
+    assert said == ["scan.ang: header field(s) XSTEP missing: the grid comes from the point coordinates"]
+    assert omap.step_um == full.step_um and np.array_equal(omap.euler, full.euler)
+    omap, said = _odd(tmp_path, ang_text().replace("# GRID: SqrGrid", "# GRID: Triangles"))
+    assert said == ["scan.ang: GRID 'Triangles' is neither SqrGrid nor HexGrid: the grid comes from the point coordinates"]
+    assert omap.nav_shape == (2, 3)
 
 
 def test_bad_phase_blocks(tmp_path):
@@ -311,14 +354,18 @@ def test_bad_phase_blocks(tmp_path):
     text = ang_text().replace("# Symmetry              43", "# Symmetry              44")
     assert "Phase 1: Symmetry code 44 is not one of" in _bad(tmp_path, text)
     text = ang_text().replace("# NumberFamilies        2", "# NumberFamilies        3")
-    assert _bad(tmp_path, text) == "scan.ang line 10: Phase 1: NumberFamilies 3 but 2 hklFamilies lines"
+    omap, said = _odd(tmp_path, text)
+    assert said == ["scan.ang: line 10: Phase 1: NumberFamilies 3 but 2 hklFamilies lines: the 2 lines are read"]
+    assert len(omap.phases[0].hkl_families) == 2
 
 
-def test_unknown_phase_in_data(tmp_path):
+def test_unknown_phase_in_data_is_not_indexed(tmp_path):
     text = ang_text(phases=(PHASE_NI, PHASE_TI))
-    text = text.replace(" 101.0 -1.000 1 ", " 101.0 -1.000 5 ")
-    msg = _bad(tmp_path, text)
-    assert msg.endswith("phase 5, but the header lists phases [1, 2]")
+    text = text.replace(" 102.0 0.200 2 ", " 102.0 0.200 5 ")
+    omap, said = _odd(tmp_path, text)
+    n = _first_data_line(text)
+    assert said == [f"scan.ang: line {n + 2}: phase 5 is not in the phase table (phases [1, 2]; 0 = not indexed): marked not indexed"]
+    assert omap.phase_id.tolist() == [1, 0, 0, 1, 1, 2]
 
 
 def test_not_an_ang_file(tmp_path):

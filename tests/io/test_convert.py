@@ -10,6 +10,7 @@ import pytest
 
 import kikuchi
 from kikuchi.io.convert import BinningOverflowError, ConversionError, convert_images
+from kikuchi.io.orientation_map import OrientationMapWarning
 from kikuchi.io.imagefolder import ImageReadError, ImageSource, ImageSourceError, open_image_source
 from kikuchi.io.mapstore import open_map
 from tests.conftest import shared_file
@@ -241,7 +242,7 @@ def test_geometry_options_that_do_not_fit(tmp_path):
     with pytest.raises(ConversionError, match="give either --ctf or --ang, not both"):
         convert_images(folder, tmp_path / "m.h5", ctf=tmp_path / "a.ctf", ang=tmp_path / "a.ang", progress=False)
     hexagonal = shared_file("mtex/testdata_hex.ctf")
-    with pytest.raises(ConversionError, match="testdata_hex.ctf: a hexagonal grid cannot be stored as a rows x cols pattern map"):
+    with pytest.warns(OrientationMapWarning), pytest.raises(ConversionError, match="testdata_hex.ctf: a hexagonal grid cannot be stored as a rows x cols pattern map"):
         convert_images(folder, tmp_path / "m.h5", ctf=hexagonal, progress=False)
     only(tmp_path)
 

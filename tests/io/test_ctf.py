@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
 from kikuchi.io.ctf import COLUMNS, ERROR_CODES, CtfFormatError, read_ctf, write_ctf
-from kikuchi.io.orientation_map import OrientationMap, OrientationMapError, PhaseInfo
+from kikuchi.io.orientation_map import OrientationMap, OrientationMapError, OrientationMapWarning, PhaseInfo
 from tests.conftest import shared_file
 from tests.io._omap_helpers import orix_load, write_text
 
@@ -122,7 +124,8 @@ def test_gan_round_trip_is_byte_identical(tmp_path):
 
 
 def test_mtex_square_file_with_empty_bs_column():
-    omap = read_ctf(shared_file("mtex/testdata_sqr.ctf"))
+    with pytest.warns(OrientationMapWarning, match="testdata_sqr.ctf: columns left empty in the file: BS"):
+        omap = read_ctf(shared_file("mtex/testdata_sqr.ctf"))
     assert (omap.grid, omap.nav_shape, omap.step_um) == ("square", (30, 30), (1.0, 1.0))
     assert sorted(omap.columns) == ["bands", "bc", "error", "mad"]
     assert any("BS" in note for note in omap.notes)
@@ -133,10 +136,16 @@ def test_mtex_square_file_with_empty_bs_column():
 
 
 def test_mtex_hexagonal_file_is_recognised():
-    omap = read_ctf(shared_file("mtex/testdata_hex.ctf"))
+    with pytest.warns(OrientationMapWarning) as record:
+        omap = read_ctf(shared_file("mtex/testdata_hex.ctf"))
+    assert [str(w.message) for w in record] == [
+        "testdata_hex.ctf: columns left empty in the file: BS",
+        "testdata_hex.ctf: the coordinates form a hexagonal grid (30 rows 0.866 µm apart, every other row shifted by 0.5 µm), "
+        "which a CTF header cannot say (JobMode Grid)",
+    ]
     assert omap.grid == "hexagonal"
     assert omap.hex_ncols == (30, 30) and omap.nav_shape == (30, 30)
-    assert omap.step_um == pytest.approx((0.866, 1.0))
+    assert omap.step_um == pytest.approx((np.sqrt(3) / 2, 1.0), abs=1e-4)  # rows fitted over the map (the file prints 4 decimals)
     assert any("hexagonal" in note for note in omap.notes)
     # the file order is kept: the second row is shifted by half a step
     assert omap.x_um[30] - omap.x_um[0] == pytest.approx(0.5)
@@ -149,8 +158,10 @@ def test_mtex_hexagonal_file_is_recognised():
 
 def test_mtex_round_trip_keeps_values(tmp_path):
     for name in ("mtex/testdata_sqr.ctf", "mtex/testdata_hex.ctf"):
-        omap = read_ctf(shared_file(name))
-        back = read_ctf(write_ctf(omap, tmp_path / "m.ctf"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", OrientationMapWarning)  # the BS column left empty; a hexagonal grid
+            omap = read_ctf(shared_file(name))
+            back = read_ctf(write_ctf(omap, tmp_path / "m.ctf"))
         assert back.grid == omap.grid
         assert np.array_equal(np.rad2deg(back.euler).round(4), np.rad2deg(omap.euler).round(4))
         assert np.array_equal(back.x_um, omap.x_um) and np.array_equal(back.y_um, omap.y_um)
@@ -196,10 +207,11 @@ def test_written_file_loads_in_orix_as_the_same_orientations(tmp_path, rng):
 def test_empty_columns(tmp_path):
     lines = ctf_text().splitlines()
     data = [ln.rsplit("\t", 2)[0] + "\t\t" for ln in lines[16:]]  # BC and BS left empty
-    omap = read_ctf(write_text(tmp_path, "e.ctf", "\n".join(lines[:16] + data) + "\n"))
+    with pytest.warns(OrientationMapWarning, match="e.ctf: columns left empty in the file: BC BS"):
+        omap = read_ctf(write_text(tmp_path, "e.ctf", "\n".join(lines[:16] + data) + "\n"))
     assert "bc" not in omap.columns and "bs" not in omap.columns
     assert any("BC BS" in note for note in omap.notes)
-    # partly empty: NaN where the field is empty
+    # partly empty: NaN where the field is empty (no warning: an empty field is no value)
     data[2] = data[2][:-2] + "\t120\t130"
     partly = read_ctf(write_text(tmp_path, "p.ctf", "\n".join(lines[:16] + data) + "\n"))
     assert np.isnan(partly["bc"][0]) and partly["bc"][2] == 120
@@ -226,10 +238,12 @@ def test_unsorted_grid_points_are_stored_row_major(tmp_path):
     lines = ctf_text().splitlines()
     data = lines[16:]
     shuffled = [data[k] for k in (5, 0, 3, 1, 4, 2)]
-    omap = read_ctf(write_text(tmp_path, "s.ctf", "\n".join(lines[:16] + shuffled) + "\n"))
+    with pytest.warns(OrientationMapWarning, match="s.ctf: the points are stored out of row order; they are placed by their coordinates and kept row-major"):
+        omap = read_ctf(write_text(tmp_path, "s.ctf", "\n".join(lines[:16] + shuffled) + "\n"))
     ordered = read_ctf(write_text(tmp_path, "o.ctf", "\n".join(lines) + "\n"))
     assert np.array_equal(omap.euler, ordered.euler)
     assert any("row-major" in note for note in omap.notes)
+    assert ordered.notes == []
 
 
 def test_windows_line_endings(tmp_path):
@@ -248,26 +262,69 @@ def _bad(tmp_path, text: str, name: str = "twins.ctf") -> str:
     return str(info.value)
 
 
-def test_wrong_column_count_names_file_line_and_columns(tmp_path):
+def _odd(tmp_path, text: str, match: str, name: str = "twins.ctf") -> OrientationMap:
+    """Read with the one warning that says what was odd (and only that one)."""
+    with pytest.warns(OrientationMapWarning) as record:
+        omap = read_ctf(write_text(tmp_path, name, text))
+    said = [str(w.message) for w in record]
+    assert len(said) == 1 and said[0] == match, said
+    assert omap.notes == [match.split(": ", 1)[1]]
+    return omap
+
+
+def test_wrong_column_count_leaves_the_line_out_and_names_file_line_and_columns(tmp_path):
     lines = ctf_text().splitlines()
     lines[16] = "\t".join(lines[16].split("\t")[:9])
+    with pytest.warns(OrientationMapWarning) as record:
+        omap = read_ctf(write_text(tmp_path, "twins.ctf", "\n".join(lines) + "\n"))
+    assert [str(w.message) for w in record] == [
+        "twins.ctf: line 17: expected 11 columns (Phase X Y Bands Error Euler1 Euler2 Euler3 MAD BC BS), found 9: "
+        "the line is left out; its map position is missing",
+        "twins.ctf: 1 of the 6 positions of the 2 x 3 grid have no data point: marked not indexed (Error 5, 'Not yet analysed')",
+    ]
+    full = read_ctf(write_text(tmp_path, "full.ctf", ctf_text()))
+    assert omap.nav_shape == (2, 3) and omap.phase_id.tolist() == [0, 0, 1, 1, 2, 1]
+    assert omap["error"].tolist() == [5, 3, 0, 0, 0, 0]
+    assert np.array_equal(omap.euler[1:], full.euler[1:]) and np.isnan(omap["bc"][0])
+    # strict: the first oddity is the error
+    with pytest.raises(CtfFormatError, match=r"^twins.ctf: line 17: expected 11 columns .* \(strict reading refuses what a plain read warns about\)$"):
+        read_ctf(tmp_path / "twins.ctf", strict=True)
+
+
+def test_a_table_mostly_unreadable_is_refused(tmp_path):
+    lines = ctf_text().splitlines()
+    for k in (16, 17, 18, 19):
+        lines[k] = lines[k].replace("\t", " ", 3)
     msg = _bad(tmp_path, "\n".join(lines) + "\n")
-    assert msg == "twins.ctf line 17: expected 11 columns (Phase X Y Bands Error Euler1 Euler2 Euler3 MAD BC BS), found 9"
+    assert msg.startswith("twins.ctf line 17: column Phase: '1 0.0000 0.0000 8' is not a number; 6 of the 6 data lines cannot be read")
 
 
 def test_truncated_inside_last_line(tmp_path):
     text = ctf_text()
-    msg = _bad(tmp_path, text[: text.rstrip().rfind("\t") - 12])
-    assert msg.startswith("twins.ctf line 22: expected 11 columns")
-    assert "truncated?" in msg
+    with pytest.warns(OrientationMapWarning) as record:
+        omap = read_ctf(write_text(tmp_path, "twins.ctf", text[: text.rstrip().rfind("\t") - 12]))
+    said = [str(w.message) for w in record]
+    assert said == [
+        "twins.ctf: line 22: expected 11 columns (Phase X Y Bands Error Euler1 Euler2 Euler3 MAD BC BS), found 8 "
+        "(the file ends inside this line: truncated?): the line is left out; its map position is missing",
+        "twins.ctf: 1 of the 6 positions of the 2 x 3 grid have no data point: marked not indexed (Error 5, 'Not yet analysed')",
+    ]
+    assert omap.phase_id[-1] == 0 and omap["error"][-1] == 5
 
 
-def test_truncated_at_a_line_end(tmp_path):
+def test_truncated_at_a_line_end_reads_the_complete_points(tmp_path):
     lines = ctf_text().splitlines()
-    msg = _bad(tmp_path, "\n".join(lines[:-2]) + "\n")
-    assert msg == (
-        "twins.ctf: the header promises XCells 3 x YCells 2 = 6 points, the file holds 4 data lines (last at line 20): truncated file?"
-    )
+    omap = _odd(
+        tmp_path, "\n".join(lines[:-2]) + "\n",
+        "twins.ctf: 2 of the 6 positions of the 2 x 3 grid have no data point (the header promises 6 points, the file holds 4: "
+        "an acquisition stopped early, or a truncated file): marked not indexed (Error 5, 'Not yet analysed')",
+    )  # fmt: skip
+    full = read_ctf(write_text(tmp_path, "full.ctf", ctf_text()))
+    assert omap.nav_shape == (2, 3)
+    assert np.array_equal(omap.euler[:4], full.euler[:4]) and np.array_equal(omap.phase_id[:4], full.phase_id[:4])
+    assert omap.phase_id[4:].tolist() == [0, 0] and omap["error"].tolist() == [0, 3, 0, 0, 5, 5]
+    assert omap.x_um.tolist() == full.x_um.tolist() and omap.y_um.tolist() == full.y_um.tolist()
+    assert np.isnan(omap["mad"][4:]).all() and omap["bc"][:4].tolist() == [100, 101, 102, 103]
 
 
 def test_header_only(tmp_path):
@@ -282,25 +339,45 @@ def test_non_numeric_field(tmp_path):
     fields = lines[17].split("\t")
     fields[5] = "abc"
     lines[17] = "\t".join(fields)
-    assert _bad(tmp_path, "\n".join(lines) + "\n") == "twins.ctf line 18: column Euler1: 'abc' is not a number"
+    with pytest.warns(OrientationMapWarning) as record:
+        omap = read_ctf(write_text(tmp_path, "twins.ctf", "\n".join(lines) + "\n"))
+    assert str(record[0].message) == "twins.ctf: line 18: column Euler1: 'abc' is not a number: the line is left out; its map position is missing"
+    assert omap.phase_id[1] == 0 and omap["error"][1] == 5
 
 
-def test_fractional_phase_and_unknown_phase(tmp_path):
+def test_fractional_and_unknown_phase_are_not_indexed(tmp_path):
     lines = ctf_text().splitlines()
     lines[18] = "1.5" + lines[18][1:]
-    assert _bad(tmp_path, "\n".join(lines) + "\n") == "twins.ctf line 19: column Phase: 1.5 is not an integer"
+    omap = _odd(tmp_path, "\n".join(lines) + "\n", "twins.ctf: line 19: phase 1.5 is not in the phase table (phases [1, 2]; 0 = not indexed): marked not indexed")
+    assert omap.phase_id.tolist() == [1, 0, 0, 1, 2, 1]
     lines[18] = "3" + lines[18][3:]
-    msg = _bad(tmp_path, "\n".join(lines) + "\n")
-    assert msg == "twins.ctf line 19: phase 3, but the header lists 2 phase(s) (0 = not indexed)"
+    lines[19] = "7" + lines[19][1:]
+    omap = _odd(
+        tmp_path, "\n".join(lines) + "\n",
+        "twins.ctf: line 19: phase 3 is not in the phase table (phases [1, 2]; 0 = not indexed) (2 points in all): marked not indexed",
+    )  # fmt: skip
+    assert omap.phase_id.tolist() == [1, 0, 0, 0, 2, 1]
 
 
-def test_missing_header_fields(tmp_path):
-    assert _bad(tmp_path, ctf_text(drop=("XCells",))) == "twins.ctf: header field 'XCells' missing (needed for JobMode Grid)"
-    assert _bad(tmp_path, ctf_text(drop=("JobMode",))) == "twins.ctf: header field 'JobMode' missing (Grid or Interactive)"
+def test_missing_or_bad_header_fields(tmp_path):
+    full = read_ctf(write_text(tmp_path, "full.ctf", ctf_text()))
+    omap = _odd(tmp_path, ctf_text(drop=("XCells",)), "twins.ctf: header field(s) XCells missing: the grid comes from the point coordinates")
+    assert omap.nav_shape == (2, 3) and np.array_equal(omap.euler, full.euler)
+    omap = _odd(tmp_path, ctf_text(drop=("JobMode",)), "twins.ctf: header field JobMode missing: read as Grid")
+    assert omap.nav_shape == (2, 3)
     text = ctf_text().replace("Phases\t2\n" + NI + "\n" + TI + "\n", "")
     assert "header field 'Phases' missing" in _bad(tmp_path, text)
-    text = ctf_text().replace("YStep\t0.5000", "YStep\tfast")
-    assert _bad(tmp_path, text) == "twins.ctf: header field 'YStep' is 'fast', not a number"
+    omap = _odd(
+        tmp_path, ctf_text().replace("YStep\t0.5000", "YStep\tfast"),
+        "twins.ctf: header field YStep is 'fast', not a positive step: ignored, the step comes from the point coordinates",
+    )  # fmt: skip
+    assert omap.step_um == (0.5, 0.5)
+    omap = _odd(
+        tmp_path, ctf_text().replace("XStep\t0.5000", "XStep\t0.7000"),
+        "twins.ctf: the header says XCells 3 x YCells 2 at XStep 0.7 µm, YStep 0.5 µm, the data hold 2 rows x 3 columns at 0.5 µm; "
+        "the data coordinates are used",
+    )  # fmt: skip
+    assert omap.step_um == (0.5, 0.5)
 
 
 def test_bad_phase_table(tmp_path):
@@ -308,10 +385,14 @@ def test_bad_phase_table(tmp_path):
     assert msg.startswith("twins.ctf line 14: phase 1: expected three lattice lengths and three angles")
     msg = _bad(tmp_path, ctf_text(phases=("3.524;3.524;3.524\t90;90;90\tNi\t12\t225",)))
     assert msg == "twins.ctf line 14: phase 1: Laue group code 12 is not one of 1..11"
-    msg = _bad(tmp_path, ctf_text(phases=("3.524;3.524;3.524\t90;90;90\tNi\t9\t225",)))
-    assert msg == "twins.ctf line 14: phase 1: space group 225 (point group m-3m) does not belong to Laue group 6/mmm (code 9)"
     msg = _bad(tmp_path, ctf_text(phases=("3.524;3.524;3.524\t90;90;90",)))
     assert "phase 1: expected 'a;b;c" in msg and "found 2 field(s)" in msg
+    # a space group outside the Laue group of its line (MTEX exports): read, the Laue group decides (as orix)
+    with pytest.warns(OrientationMapWarning, match="twins.ctf: line 14: phase 1: space group 225 .point group m-3m. does not belong to the Laue group 6/mmm"):
+        omap = read_ctf(write_text(tmp_path, "twins.ctf", ctf_text(phases=("3.524;3.524;3.524\t90;90;90\tNi\t9\t225", TI))))
+    ni = omap.phases[0]
+    assert (ni.space_group, ni.point_group, ni.laue_group, ni.extra["ctf_space_group"]) == (None, "6/mmm", "6/mmm", 225)
+    assert "\tNi\t9\t225\t" in write_ctf(omap, tmp_path / "again.ctf").read_text()  # written back as the file had it
 
 
 def test_not_a_ctf_file(tmp_path):
@@ -321,8 +402,22 @@ def test_not_a_ctf_file(tmp_path):
 def test_points_off_the_grid(tmp_path):
     lines = ctf_text().splitlines()
     lines[18] = lines[18].replace("\t1.0000\t0.0000\t", "\t1.2000\t0.0000\t")
+    with pytest.warns(OrientationMapWarning) as record:
+        omap = read_ctf(write_text(tmp_path, "twins.ctf", "\n".join(lines) + "\n"))
+    assert len(record) == 2 and "1 of the 6 positions" in str(record[1].message)
+    assert str(record[0].message) == "twins.ctf: line 19: X 1.2, Y 0 is off the 0.5 x 0.5 µm grid (1 point(s)): left out, its map position is missing"
+    assert omap.phase_id[2] == 0 and omap["error"][2] == 5
+    # most points off any grid: not a map
+    lines = ctf_text().splitlines()
+    for k, x in zip(range(16, 22), (0.0, 0.31, 1.13, 1.77, 2.39, 3.97)):
+        fields = lines[k].split("\t")
+        fields[1] = f"{x:.4f}"
+        lines[k] = "\t".join(fields)
     msg = _bad(tmp_path, "\n".join(lines) + "\n")
-    assert "form neither a complete square grid" in msg and "XCells 3" in msg
+    assert msg == (
+        "twins.ctf: the point coordinates do not form a grid: only 2 of 6 points lie on a 0.5 x 0.31 µm grid "
+        "(header: XCells 3 x YCells 2 at XStep 0.5 µm, YStep 0.5 µm)"
+    )
 
 
 def test_writer_invents_no_microscope_values(tmp_path):

@@ -43,7 +43,8 @@ def test_vendor_v3_files_match_manifest(name):
 
 
 def test_vendor_v1_is_one_row_without_shape():
-    with kikuchi.open(vendor_file("up1_v1_3x4.up1")) as m:
+    said = r"up1_v1_3x4.up1: nothing in the file records the map shape \(a version 1 header, no companion .ang\): read as a 1 x 12 map; open with nav_shape"
+    with pytest.warns(MapFileWarning, match=said), kikuchi.open(vendor_file("up1_v1_3x4.up1")) as m:
         assert m.nav_shape == (1, 12) and m.n_patterns == 12 and m.step_um == (1.0, 1.0)
         assert m.describe()["up"]["map_shape_from"] == "none (1 x N)"
         assert m[0, 5][0, :3].tolist() == [5, 1, 1]  # pattern 5 is map point (1, 1) of the 3 x 4 map

@@ -51,7 +51,7 @@ def test_aztec_names_with_a_prefix(tmp_path):
 def test_mixed_prefixes_are_refused(tmp_path):
     make_folder(tmp_path / "f", 1, 2, name=lambda r, c, ext: aztec_name(r, c, ext, prefix="A_"))
     make_folder(tmp_path / "f", 1, 3, name=lambda r, c, ext: aztec_name(r, c, ext, prefix="B_"))
-    with pytest.raises(ImageSourceError, match=r"different prefixes: 'A_' \(2 files\), 'B_' \(3 files\)"):
+    with pytest.raises(ImageSourceError, match=r"f: images named ROW_COL with different prefixes: 'A_' \(2 files, e.g. A_0_0.tif+\), 'B_' \(3 files, e.g. B_0_0.tif+\)"):
         open_image_source(tmp_path / "f")
 
 

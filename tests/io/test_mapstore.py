@@ -506,7 +506,10 @@ def test_chunk_reads_equal_h5py_reads(tmp_path, filters, direct, dtype):
         f["Scan/EBSD/Data/Y BEAM"] = np.arange(11) // 4
     expected = patterns.copy()
     expected[8:] = 0
-    with open_map(path) as m:
+    with pytest.warns(MapFileWarning, match=r"3 pattern\(s\) in chunks that were never written .*map rows 2\.\.2\) are read as missing"):
+        m = open_map(path)
+    with m:
+        assert m.index_map.reshape(-1)[8:].tolist() == [-1] * 4  # the 3 unwritten points and the one past the 11 patterns
         assert (m._reader.decoder() is not None) == (direct and np.dtype(dtype).isnative)
         for start, stop in [(0, 11), (1, 6), (3, 4), (4, 8), (7, 11), (8, 11)]:
             np.testing.assert_array_equal(m.read(start, stop), expected[start:stop])

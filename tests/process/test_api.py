@@ -20,7 +20,7 @@ def test_process_names():
 
 def test_engine_names():
     assert sorted(kikuchi.engine.__all__) == [
-        "SchedulerUnreachableError", "dask_client", "load_static_background", "map_reduce", "mean_pattern",
-        "process_map", "process_pattern_at",
+        "ON_BAD_CHUNK", "SchedulerUnreachableError", "bad_chunk_policy", "dask_client", "load_static_background", "map_reduce",
+        "mean_pattern", "process_map", "process_pattern_at",
     ]
     assert all(hasattr(kikuchi.engine, name) for name in kikuchi.engine.__all__)

@@ -28,6 +28,10 @@ def line_endpoints(rho: np.ndarray, theta: np.ndarray, shape: tuple[int, int]) -
     """
     rho = np.atleast_1d(np.asarray(rho, dtype=np.float64))
     theta = np.atleast_1d(np.asarray(theta, dtype=np.float64))
+    if rho.shape != theta.shape or rho.ndim != 1:
+        raise ValueError(f"line_endpoints: rho {rho.shape} and theta {theta.shape} must be two 1-D arrays of the same length")
+    if len(shape) != 2:
+        raise ValueError(f"line_endpoints: the pattern shape must be (h, w), got {tuple(shape)}")
     h, w = shape
     xc, yc = (w - 1) / 2.0, (h - 1) / 2.0
     out = np.full((rho.size, 4), np.nan)

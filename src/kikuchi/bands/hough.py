@@ -49,10 +49,14 @@ def otsu_binarise(pattern: np.ndarray, *, factor: float = 1.15) -> np.ndarray:
     from skimage.filters import threshold_otsu
 
     pattern = np.asarray(pattern)
-    if pattern.ndim != 2:
+    if pattern.ndim != 2 or pattern.size == 0:
         raise ValueError(f"otsu_binarise: expected one 2-D pattern, got shape {pattern.shape}")
+    if pattern.dtype.kind not in "biuf":
+        raise ValueError(f"otsu_binarise: the pattern must be numbers, got dtype {pattern.dtype}")
     if not factor > 0:
         raise ValueError(f"otsu_binarise: factor must be positive, got {factor}")
+    if pattern.dtype.kind == "f" and not np.isfinite(pattern).all():
+        raise ValueError("otsu_binarise: the pattern holds values that are not finite (NaN or infinite); it has no threshold")
     if pattern.min() == pattern.max():
         return np.zeros(pattern.shape, dtype=bool)
     return pattern > factor * threshold_otsu(pattern)
@@ -88,6 +92,10 @@ def hough_transform_binary(
     binary = np.asarray(binary)
     if binary.ndim != 2:
         raise ValueError(f"hough_transform_binary: expected a 2-D image, got shape {binary.shape}")
+    if isinstance(rho_step, bool) or not isinstance(rho_step, (int, float, np.integer, np.floating)) or not (np.isfinite(rho_step) and rho_step > 0):
+        raise ValueError(f"hough_transform_binary: rho_step must be a positive number of pixels, got {rho_step!r}")
+    if theta is not None and (np.ndim(theta) != 1 or np.size(theta) < 1 or not np.isfinite(np.asarray(theta, dtype=np.float64)).all()):
+        raise ValueError(f"hough_transform_binary: theta must be a 1-D array of finite angles (radians), got shape {np.shape(theta)}")
     theta = np.radians(np.linspace(-90.0, 90.0, 150)) if theta is None else np.asarray(theta, dtype=np.float64)
     h, w = binary.shape
     half = int(np.ceil(np.hypot(h, w) / 2.0 / rho_step))
@@ -142,6 +150,12 @@ def hough_peaks(
         raise ValueError(f"hough_peaks: expected a 2-D accumulator, got shape {acc.shape}")
     if min_distance < 0 or min_angle < 0 or num_peaks < 1:
         raise ValueError(f"hough_peaks: need min_distance >= 0, min_angle >= 0, num_peaks >= 1 (got {min_distance}, {min_angle}, {num_peaks})")
+    if not np.isfinite(acc).all():
+        raise ValueError("hough_peaks: the accumulator holds values that are not finite (NaN or infinite)")
+    if theta is not None and rho is not None and (np.size(theta) != acc.shape[1] or np.size(rho) != acc.shape[0]):
+        raise ValueError(f"hough_peaks: {np.size(rho)} rho and {np.size(theta)} theta bins do not fit an accumulator of shape {acc.shape} (n_rho, n_theta)")
+    if acc.size == 0 or acc.max() == acc.min():  # flat: no peak
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     local_max = (acc == ndimage.maximum_filter(acc, size=3, mode="nearest")) & (acc >= threshold * acc.max())
     r_idx, t_idx = np.nonzero(local_max)
     order = np.argsort(-acc[r_idx, t_idx], kind="stable")
@@ -205,9 +219,18 @@ def detect_bands_binary(
     >>> sorted(np.degrees(bands.theta).round().tolist())
     [0.0, 90.0]
     """
+    from kikuchi.process.no_signal import no_signal
+
     pattern = np.asarray(pattern)
-    if pattern.ndim != 2:
+    if pattern.ndim != 2 or pattern.size == 0:
         raise ValueError(f"detect_bands_binary: expected one 2-D pattern, got shape {pattern.shape}")
+    if pattern.dtype.kind not in "biuf":
+        raise ValueError(f"detect_bands_binary: the pattern must be numbers, got dtype {pattern.dtype}")
+    if n_theta < 2:
+        raise ValueError(f"detect_bands_binary: n_theta must be at least 2, got {n_theta}")
+    if no_signal(pattern):  # all one value, or not finite: no bands
+        empty = np.zeros(0)
+        return Bands(empty, empty, empty, empty, empty, shape=(int(pattern.shape[0]), int(pattern.shape[1])))
     binary = otsu_binarise(pattern, factor=otsu_factor)
     acc, theta, rho = hough_transform_binary(binary, theta=np.radians(np.linspace(-90.0, 90.0, n_theta)))
     acc = acc.astype(np.float64)

@@ -127,6 +127,11 @@ class BandDetector:
             raise ValueError(f"BandDetector: pattern shape must be (h, w) with both at least 8 pixels, got {tuple(shape)}")
         if n_bands < 1 or n_theta < 8 or not rho_step > 0:
             raise ValueError(f"BandDetector: need n_bands >= 1, n_theta >= 8, rho_step > 0 (got {n_bands}, {n_theta}, {rho_step})")
+        if not (0.0 <= threshold <= 1.0) or min_distance_rho < 0 or min_distance_theta < 0:
+            raise ValueError(
+                f"BandDetector: need 0 <= threshold <= 1 and min_distance_rho, min_distance_theta >= 0 "
+                f"(got {threshold}, {min_distance_rho}, {min_distance_theta})"
+            )
         if not 0.0 <= min_line_fraction < 1.0:
             raise ValueError(f"BandDetector: min_line_fraction must be in [0, 1), got {min_line_fraction}")
         self.shape = (int(shape[0]), int(shape[1]))
@@ -203,12 +208,22 @@ class BandDetector:
         return self._table.theta_bins
 
     def _check(self, patterns: np.ndarray) -> np.ndarray:
+        """float32 (n, h, w); patterns that hold no signal (all one value, or not finite) become zeros: no bands."""
+        from kikuchi.process.no_signal import no_signal
+
         patterns = np.asarray(patterns)
         if patterns.ndim == 2:
             patterns = patterns[None]
         if patterns.ndim != 3 or patterns.shape[1:] != self.shape:
             raise ValueError(f"BandDetector: expected patterns of shape (n, {self.shape[0]}, {self.shape[1]}), got {patterns.shape}")
-        return np.ascontiguousarray(patterns, dtype=np.float32)
+        if patterns.dtype.kind not in "biuf":
+            raise ValueError(f"BandDetector: patterns must be numbers, got dtype {patterns.dtype}")
+        out = np.ascontiguousarray(patterns, dtype=np.float32)
+        bad = no_signal(out)  # after the cast: values beyond float32 become infinite
+        if bad.any():
+            out = out.copy() if out is patterns else out
+            out[bad] = 0.0
+        return out
 
     def _run(self, patterns: np.ndarray, keep: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         t = self._table
@@ -262,6 +277,8 @@ class BandDetector:
         patterns = np.asarray(patterns)
         if patterns.ndim != 3 or patterns.shape[1:] != self.shape:
             raise ValueError(f"BandDetector: expected patterns of shape (n, {self.shape[0]}, {self.shape[1]}), got {patterns.shape}")
+        if not float(block).is_integer() or block < 1 or not float(workers).is_integer() or workers < 1:
+            raise ValueError(f"BandDetector.detect_stack: block and workers must be whole numbers >= 1, got {block}, {workers}")
         n = patterns.shape[0]
         starts = list(range(0, n, block))
         if workers <= 1 or len(starts) == 1:
@@ -271,6 +288,16 @@ class BandDetector:
         return np.concatenate(parts)
 
 
+def check_band_options(options: dict, where: str) -> None:
+    """Raise a ValueError naming the options of :class:`BandDetector` when ``options`` has others."""
+    import inspect
+
+    known = [p for p in inspect.signature(BandDetector.__init__).parameters if p not in ("self", "shape")]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ValueError(f"{where}: unknown band detection option{'s' * (len(unknown) > 1)} {', '.join(unknown)}; the options are {', '.join(known)}")
+
+
 @functools.lru_cache(maxsize=8)
 def _detector(shape: tuple[int, int], options: tuple) -> BandDetector:
     return BandDetector(shape, **dict(options))
@@ -278,6 +305,7 @@ def _detector(shape: tuple[int, int], options: tuple) -> BandDetector:
 
 def _detector_for(shape: tuple[int, int], options: dict) -> BandDetector:
     """A cached detector for hashable options; a new one when an option is an array (a custom mask)."""
+    check_band_options(options, "detect_bands")
     if any(isinstance(v, np.ndarray) for v in options.values()):
         return BandDetector(shape, **options)
     return _detector(shape, tuple(sorted(options.items())))

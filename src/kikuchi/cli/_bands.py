@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from kikuchi.cli._options import PATTERN_FILE, numbers
+from kikuchi.cli._options import PATTERN_FILE, check_output, numbers
 
 _IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".bmp", ".jpg", ".jpeg")
 
@@ -60,15 +60,22 @@ def _parse_at(text: str | None, nav_shape: tuple[int, int]) -> tuple[int, int]:
 
 
 def load_pattern(path: Path, *, at: str | None, dataset: str | None, background: str) -> tuple[np.ndarray, str]:
-    """The pattern to analyse (background-corrected as asked) and a label for the figure."""
+    """The pattern to analyse (background-corrected as asked) and a label for the figure.
+
+    A pattern that holds no signal comes back as it was read (no background removed).
+    """
     from kikuchi.index.map_index import prepare_patterns
+    from kikuchi.process.no_signal import check_static_background, no_signal
 
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     if path.suffix.lower() in _IMAGE_SUFFIXES:
         if at is not None:
             raise ValueError("--at applies to map files only; this is a single pattern image")
-        pattern = _read_image(path).astype(np.float32)
+        raw = _read_image(path)
+        if no_signal(raw):  # nothing to remove a background from: the caller answers "no bands"
+            return raw, path.name
+        pattern = raw.astype(np.float32)
         if background == "static+dynamic":
             raise ValueError(f"{path}: an image has no static background; use --background dynamic or none")
         if background == "dynamic":
@@ -78,12 +85,16 @@ def load_pattern(path: Path, *, at: str | None, dataset: str | None, background:
 
     with open_map(path, dataset=dataset) as m:
         row, col = _parse_at(at, m.nav_shape)
-        pattern = np.asarray(m.pattern(row, col), dtype=np.float32)
+        raw = np.asarray(m.pattern(row, col))
+        if no_signal(raw):  # nothing to remove a background from: the caller answers "no bands"
+            return raw, f"{path.name} (row {row}, col {col})"
+        pattern = np.asarray(raw, dtype=np.float32)
         mode = background
         if mode == "auto":
             mode = "none" if m.dataset == PROCESSED else "static+dynamic"
         if mode != "none":
             bg = m.static_background if mode == "static+dynamic" else None
+            bg, _ = check_static_background(bg, source=f"{path.name}: its static background")
             pattern = prepare_patterns(pattern[None], static_background=bg, dynamic=True)[0]
         return pattern, f"{path.name} (row {row}, col {col})"
 
@@ -133,13 +144,39 @@ def bands_figure(pattern: np.ndarray, bands: Any, path: Path, *, title: str = ""
     return path
 
 
+def _no_bands(pattern: np.ndarray, label: str, args: argparse.Namespace) -> int:
+    """The answer for a pattern without signal: no bands, said in one line (exit 0; see docs/indexing.md)."""
+    from kikuchi.bands import Bands
+    from kikuchi.process.no_signal import describe_no_signal
+
+    why = describe_no_signal(pattern)
+    shape = (int(pattern.shape[0]), int(pattern.shape[1]))
+    if args.output is not None:  # the pattern alone (run() checked the name)
+        empty = np.zeros(0)
+        bands_figure(np.asarray(pattern, dtype=np.float32), Bands(empty, empty, empty, empty, empty, shape), args.output, title=label)
+    if args.json:
+        print(json.dumps({"source": label, "method": args.method, "shape": list(shape), "bands": [], "no_signal": why}, indent=2))
+    else:
+        print(f"{label}: no bands: the pattern holds no signal ({why})" + (f"; figure: {args.output}" if args.output else ""))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from kikuchi.bands import detect_bands, detect_bands_binary
+    from kikuchi.process.no_signal import no_signal
 
     n_bands = args.n_bands if args.n_bands is not None else (9 if args.method == "radon" else 12)
     if n_bands < 1:
         raise ValueError(f"--n-bands must be at least 1, got {n_bands}")
+    if args.output is not None:
+        if args.output.suffix.lower() != ".png":
+            raise ValueError(f"{args.output}: the figure is written as PNG; give a .png name")
+        check_output(args.output, ("the input file", args.path))
+    if not (np.isfinite(args.otsu_factor) and args.otsu_factor > 0):
+        raise ValueError(f"--otsu-factor must be a positive number, got {args.otsu_factor:g}")
     pattern, label = load_pattern(args.path, at=args.at, dataset=args.dataset, background=args.background)
+    if no_signal(pattern):
+        return _no_bands(pattern, label, args)
     if args.method == "radon":
         bands = detect_bands(pattern, n_bands=n_bands)
     else:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kikuchi.cli._options import argument_type, positive_int
+from kikuchi.cli._options import argument_type, check_output, positive_int
 from kikuchi.io.imagefolder import SCHEMES, parse_shape
 
 
@@ -118,6 +118,10 @@ def run(args: argparse.Namespace) -> int:
     from kikuchi.io.convert import convert_images
     from kikuchi.io.mapstore import open_map
 
+    background = Path(args.background) if args.background not in (None, "mean") else None
+    check_output(args.output, ("the input file", args.source), ("the --ctf file", args.ctf), ("the --ang file", args.ang), ("the --background file", background))
+    if args.binning < 1:
+        raise ValueError(f"--binning must be at least 1, got {args.binning}")
     if _is_pattern_file(args.source):
         return _convert_pattern_file(args)
     if args.format != "kikuchi":

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from kikuchi.cli._options import PATTERN_FILE, add_execution_arguments, execution_options, numbers, positive_int
+from kikuchi.cli._options import PATTERN_FILE, add_execution_arguments, check_output, execution_options, numbers, positive_int
 
 _logger = logging.getLogger(__name__)
 
@@ -132,10 +132,18 @@ def run(args: argparse.Namespace) -> int:
     suffix = args.output.suffix.lower()
     if suffix not in _OUTPUTS:
         raise ValueError(f"{args.output}: output must end in .ctf, .ang or .h5")
-    if args.output.resolve() == args.input.resolve():
-        raise ValueError(f"{args.output}: the output must not be the input map")
+    check_output(args.output, ("the input map file", args.input))
     if args.figure is not None and args.figure.suffix.lower() != ".png":
         raise ValueError(f"{args.figure}: the figure is written as PNG; give a .png name")
+    if args.figure is not None:
+        check_output(args.figure, ("the input map file", args.input), ("the orientation map of -o", args.output), option="--figure")
+    for option, value in (("--sample-tilt", args.sample_tilt), ("--camera-tilt", args.camera_tilt), ("--angle-tol", args.angle_tol), ("--max-mad", args.max_mad), ("--px-size", args.px_size)):
+        if value is not None and not np.isfinite(value):
+            raise ValueError(f"{option} must be a finite number, got {value}")
+    if not args.angle_tol > 0 or not args.max_mad > 0:
+        raise ValueError(f"--angle-tol and --max-mad must be positive (degrees), got {args.angle_tol:g} and {args.max_mad:g}")
+    if args.px_size is not None and not args.px_size > 0:
+        raise ValueError(f"--px-size must be a positive length in µm, got {args.px_size:g}")
     phases = [Phase.parse(p) for p in args.phase]
     names = [p.name for p in phases]
     if len(set(names)) != len(names):
@@ -153,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
         )
         truth = truth_of(m)
         source = m.path.name
+        lost = int(getattr(m, "unreadable_points", 0))  # points of damaged chunks read around (--skip-bad-chunks)
         if args.pc is not None:
             pc_from = f"--pc ({args.pc_convention})"
         else:
@@ -164,6 +173,8 @@ def run(args: argparse.Namespace) -> int:
         omap.header.update(indexing_settings=indexing.settings, error_codes=_error_codes())
     omap.write(args.output)
     summary: dict[str, Any] = {"input": str(args.input), "output": str(args.output), **indexing.result.summary()}
+    if args.skip_bad_chunks:
+        summary["unreadable_points"] = lost
     summary["pattern_centre_bruker"] = indexing.settings.get("pc_in_bruker")
     summary["pattern_centre_from"] = pc_from
     summary["dataset"] = indexing.settings["dataset"]
@@ -181,7 +192,10 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2, default=str))
     else:
         print(f"{source}: indexed {summary['indexed']} of {summary['points']} points ({100 * summary['indexed_fraction']:.1f}%), "
-              f"mean MAD {summary['mean_mad_deg']} deg, phases {summary['phases']}")
+              f"mean MAD {summary['mean_mad_deg']} deg, phases {summary['phases']}; "
+              f"{summary['no_signal']} point{'s' * (summary['no_signal'] != 1)} without signal "
+              "(all one value, or not finite: not indexed, CTF error 6)"
+              + (f"; {lost} point{'s' * (lost != 1)} in unreadable chunks (damaged file: not indexed, CTF error 5)" if args.skip_bad_chunks else ""))
         pc = ", ".join(f"{v:.4f}" for v in summary["pattern_centre_bruker"])
         print(f"pattern centre (Bruker, mean) {pc} from {pc_from}")
         if "accuracy" in summary:

@@ -40,6 +40,9 @@ def describe_path(path: Path) -> dict[str, Any]:
     """The JSON-ready description of whatever ``path`` is."""
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or folder")
+    from kikuchi.io.mapstore import refuse_partial_output
+
+    refuse_partial_output(path)  # '.NAME.partial': an output being written, or left by an interrupted command
     if (path.is_dir() and not (path / "Pattern.dat").is_file()) or (
         path.suffix.lower() == ".zip" or (path.is_file() and zipfile.is_zipfile(path))
     ):  # a folder or zip of images; a NORDIF folder (Pattern.dat) is a pattern file

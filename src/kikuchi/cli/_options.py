@@ -9,7 +9,10 @@ here once.
 from __future__ import annotations
 
 import argparse
+import math
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 _T = TypeVar("_T")
@@ -110,10 +113,91 @@ def row_col(text: str) -> tuple[int, int]:
 
 def add_execution_arguments(parser: argparse.ArgumentParser) -> None:
     """How the map is streamed: serially (default), on threads or on a dask cluster (``--threads/--workers/--scheduler``)."""
-    g = parser.add_argument_group("execution").add_mutually_exclusive_group()
+    group = parser.add_argument_group("execution")
+    g = group.add_mutually_exclusive_group()
     g.add_argument("--threads", type=positive_int, metavar="N", help="run on N threads of this process")
     g.add_argument("--workers", type=positive_int, metavar="N", help="run on a local dask cluster of N worker processes")
     g.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on a running dask.distributed cluster")
+    group.add_argument(
+        "--skip-bad-chunks", action="store_true",
+        help="carry on past chunks of the input that cannot be decoded (a damaged file): their points are read as "
+        "points without a pattern, said in a warning and counted in the result line (default: stop with an error naming them)",
+    )  # fmt: skip
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True when ``a`` and ``b`` name the same file (the same path, a link to it, or a hard link).
+
+    >>> same_file("x/../a.h5", "a.h5")
+    True
+    """
+    a, b = Path(a), Path(b)
+    try:
+        if a.resolve() == b.resolve():
+            return True
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output(output: str | os.PathLike, *inputs: tuple[str, str | os.PathLike | None], option: str = "-o") -> None:
+    """Refuse an output (given as ``option``) that is one of the inputs: ``(what it is, path)`` pairs, None paths skipped.
+
+    The same file under another name (``./``, ``..``, a symbolic or hard link) is the same file.
+
+    >>> check_output("a.h5", ("the input map file", "./a.h5"))
+    Traceback (most recent call last):
+    ...
+    ValueError: -o a.h5 is the input map file; choose another output path (nothing was written)
+    """
+    for what, path in inputs:
+        if path is not None and same_file(output, path):
+            raise ValueError(f"{option} {output} is {what}; choose another output path (nothing was written)")
+
+
+def check_output_folder(folder: str | os.PathLike, *inputs: tuple[str, str | os.PathLike | None]) -> None:
+    """Refuse an output folder that is an input or an existing file (``kikuchi vbse/quality -o DIR``)."""
+    check_output(folder, *inputs)
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"-o {folder} is a file, not a folder; give the output folder another name (nothing was written)")
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def check_memory(nbytes: float, what: str, advice: str) -> None:
+    """Refuse work whose results alone would need more than the memory available (``what`` needs ``nbytes``).
+
+    >>> check_memory(1, "one byte", "")
+    """
+    available = available_memory()
+    if available is not None and nbytes > available:
+        raise ValueError(f"{what} would need about {nbytes / 2**30:.1f} GiB of memory, {available / 2**30:.1f} GiB are available; {advice}")
+
+
+def finite_positive(text: str) -> float:
+    """argparse type of a length or energy: a finite number > 0.
+
+    >>> finite_positive("0.5")
+    0.5
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
 
 
 def execution_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kikuchi.cli._options import PATTERN_FILE, row_col as _position
+from kikuchi.cli._options import PATTERN_FILE, check_output
+from kikuchi.cli._options import row_col as _position
 from kikuchi.cli._process import add_processing_arguments, settings_from_args, static_background_source
 
 SUFFIXES = (".tif", ".tiff", ".png")
@@ -51,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
     from kikuchi.engine import process_pattern_at
     from kikuchi.io.mapstore import open_map
 
-    if args.output.resolve() == args.input.resolve():
-        raise ValueError(f"output {args.output} is the input map file; choose another output path (nothing was written)")
+    background = static_background_source(args)
+    check_output(args.output, ("the input map file", args.input), ("the --static-background file", background if isinstance(background, Path) else None))
     if args.output.suffix.lower() not in SUFFIXES:
         raise ValueError(f"{args.output}: unknown image type '{args.output.suffix}'; use .tif, .tiff or .png")
     row, col = args.at

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from kikuchi.cli._options import PATTERN_FILE
+from kikuchi.cli._options import PATTERN_FILE, check_output
 
 MAPS = ("bc", "mad", "bs", "bands", "error", "phase", "euler", "bse", "ipf-x", "ipf-y", "ipf-z", "iq", "ci", "fit")
 _LABELS = {
@@ -172,6 +172,12 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"{args.path}: no such file")
     if args.output.suffix.lower() != ".png":
         raise ValueError(f"output {args.output.name}: figures are PNG; give a name ending in .png")
+    check_output(args.output, ("the input file", args.path))
+    for option, value in (("--vmin", args.vmin), ("--vmax", args.vmax)):
+        if value is not None and not np.isfinite(value):
+            raise ValueError(f"{option} must be a finite number, got {value}")
+    if args.vmin is not None and args.vmax is not None and not args.vmin < args.vmax:
+        raise ValueError(f"--vmin {args.vmin:g} must be below --vmax {args.vmax:g}")
     title = args.title if args.title is not None else f"{args.path.name}: {kind}"
     if _is_map_file(args.path):
         out = _plot_map_file(args, kind, title)

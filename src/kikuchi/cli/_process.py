@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kikuchi.cli._options import PATTERN_FILE, add_execution_arguments, check_positive_px, execution_options
+from kikuchi.cli._options import PATTERN_FILE, add_execution_arguments, check_output, check_positive_px, execution_options
 from kikuchi.cli._options import positive_int as _positive_int
 
 _logger = logging.getLogger(__name__)
@@ -115,8 +115,8 @@ def run(args: argparse.Namespace) -> int:
     from kikuchi.io.mapstore import open_map
 
     settings = settings_from_args(args, args.preset)
-    if args.input.resolve() == args.output.resolve():
-        raise ValueError(f"output {args.output} is the input map file; choose another output path (nothing was written)")
+    background = static_background_source(args)
+    check_output(args.output, ("the input map file", args.input), ("the --static-background file", background if isinstance(background, Path) else None))
     execution = execution_options(args)
     if args.scheduler:
         from kikuchi.engine import _executors
@@ -125,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     with open_map(args.input, dataset=args.dataset) as m:
         n = int((m.index_map >= 0).sum())
+        if args.skip_bad_chunks:
+            execution["on_bad_chunk"] = "skip"
         out = process_map(
             m,
             args.output,
@@ -142,11 +144,15 @@ def run(args: argparse.Namespace) -> int:
         p = o.processing or {}
         rows, cols = o.nav_shape
         h, w = o.pattern_shape
+        bad = int(p.get("no_signal_points", 0))
+        lost = int(p.get("unreadable_points", 0))
         print(
             f"wrote {out}: {rows} x {cols} map, {h} x {w} {o.dtype} patterns "
             f"(preset {args.preset}, binning {p.get('binning_factor')}, static {p.get('static')} "
             f"[{p.get('static_background_source')}], dynamic {p.get('dynamic')} sigma {p.get('sigma_px'):.3g} px, "
-            f"npa {p.get('npa')}); {n} patterns in {dt:.1f} s ({n / max(dt, 1e-9):.0f} patterns/s, {execution['executor']})",
+            f"npa {p.get('npa')}); {n} patterns in {dt:.1f} s ({n / max(dt, 1e-9):.0f} patterns/s, {execution['executor']}); "
+            f"{bad} point{'s' * (bad != 1)} without signal (all one value, or not finite: zeros, flagged in {p.get('no_signal_map', 'the output')})"
+            + (f"; {lost} point{'s' * (lost != 1)} in unreadable chunks of the input (damaged file: no pattern in the output)" if args.skip_bad_chunks else ""),
             file=sys.stdout,
         )
     return 0

@@ -11,8 +11,8 @@ import argparse
 import sys
 import time
 
-from kikuchi.cli._options import add_execution_arguments, check_positive_px, execution_options
-from kikuchi.cli._vbse import add_input_arguments
+from kikuchi.cli._options import add_execution_arguments, check_output_folder, check_positive_px, execution_options
+from kikuchi.cli._vbse import add_input_arguments, check_map_request
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,8 +32,10 @@ def run(args: argparse.Namespace) -> int:
     from kikuchi.imaging.gallery import write_quality_gallery
 
     check_positive_px(args.sigma, "--sigma")
+    check_output_folder(args.output, ("the input file", args.input))
     t0 = time.perf_counter()
     with kikuchi.open(args.input, dataset=args.dataset) as m:
+        check_map_request(m, args)
         maps = quality_maps(
             m,
             signal=args.signal,
@@ -43,8 +45,14 @@ def run(args: argparse.Namespace) -> int:
             **execution_options(args),
         )
         n = m.n_patterns
+        lost = int(getattr(m, "unreadable_points", 0))
     t1 = time.perf_counter()
     index = write_quality_gallery(maps, args.output, remove_gradient=args.remove_gradient)
     if not args.quiet:
-        print(f"{n} patterns: quality maps of the {args.signal} signal in {t1 - t0:.1f} s; figures in {time.perf_counter() - t1:.1f} s: {index}")
+        bad = int(maps.no_signal.sum()) if maps.no_signal is not None else 0
+        print(
+            f"{n} patterns: quality maps of the {args.signal} signal in {t1 - t0:.1f} s; figures in {time.perf_counter() - t1:.1f} s: {index}; "
+            f"{bad} point{'s' * (bad != 1)} without signal (all one value, or not finite: NaN in the maps)"
+            + (f"; {lost} point{'s' * (lost != 1)} in unreadable chunks (damaged file: NaN in the maps)" if args.skip_bad_chunks else "")
+        )
     return 0

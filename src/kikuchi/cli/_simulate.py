@@ -9,10 +9,11 @@ Examples::
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import math
 from pathlib import Path
+from typing import Any
 
-from kikuchi.cli._options import numbers, rows_cols
+from kikuchi.cli._options import check_output, finite_positive, numbers, rows_cols
 from kikuchi.geometry.pattern_centre import PC_CONVENTIONS
 
 
@@ -48,19 +49,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grains", type=int, default=25, help="Voronoi grains of a synthetic map (default 25)")
     parser.add_argument("--noise", type=_noise, default=None, help="low|medium|high or counts per pixel (default: medium for synthetic maps, none with --from-map)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--kv", type=float, default=None, help="accelerating voltage in kV (default 20, or the map header's)")
+    parser.add_argument("--kv", type=finite_positive, default=None, help="accelerating voltage in kV (default 20, or the map header's)")
     parser.add_argument("--master-pattern", type=Path, metavar="FILE.h5", help="EMsoft master pattern file to project instead of the kinematical simulation")
     parser.add_argument("--pc", type=_pc, default=None, metavar="X,Y,Z", help="pattern centre (default 0.5,0.3,0.6 Bruker)")
     parser.add_argument("--pc-convention", default="bruker", choices=[*PC_CONVENTIONS, "tsl"], help="convention of --pc (default bruker)")
-    parser.add_argument("--px-size", type=float, default=None, help="unbinned detector pixel size in µm (needed for EMsoft PCs)")
+    parser.add_argument("--px-size", type=finite_positive, default=None, help="unbinned detector pixel size in µm (needed for EMsoft PCs)")
     parser.add_argument("--binning", type=int, default=1, help="detector binning (default 1)")
     parser.add_argument("--sample-tilt", type=float, default=None, help="sample tilt in degrees (default 70, or the map header's)")
     parser.add_argument("--camera-tilt", type=float, default=None, help="detector tilt in degrees (default 0, or the pattern file's)")
-    parser.add_argument("--step", type=float, default=1.0, help="map step in µm of a synthetic map (default 1)")
+    parser.add_argument("--step", type=finite_positive, default=1.0, help="map step in µm of a synthetic map (default 1)")
     parser.add_argument("--gradient", type=float, default=0.05, help="in-grain orientation gradient, degrees per step (default 0.05)")
     parser.add_argument("--bit-depth", type=int, choices=(8, 16), default=8, help="camera bit depth with noise (default 8)")
     parser.add_argument("--ctf", type=Path, default=None, help="also write the true orientations of a synthetic map as CTF")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--allow-large", action="store_true",
+        help="simulate more than 4.3 billion pixels in all (4 GiB of 8-bit patterns, about 20 minutes) or patterns wider than 4096 pixels",
+    )  # fmt: skip
 
 
 def _orientations_of(path: Path) -> tuple[Any, dict[str, Any]]:
@@ -89,6 +94,14 @@ def _orientations_of(path: Path) -> tuple[Any, dict[str, Any]]:
 def run(args: argparse.Namespace) -> int:
     from kikuchi.simulate.synthetic import simulate, simulate_from_orientation_map
 
+    check_output(args.output, ("the --from-map file", args.from_map), ("the --ctf file", args.ctf), ("the --master-pattern file", args.master_pattern))
+    if args.ctf is not None:
+        check_output(args.ctf, ("the --from-map file", args.from_map), ("the --master-pattern file", args.master_pattern), option="--ctf")
+    if args.binning < 1:
+        raise ValueError(f"--binning must be at least 1, got {args.binning}")
+    for option, value in (("--sample-tilt", args.sample_tilt), ("--camera-tilt", args.camera_tilt), ("--gradient", args.gradient)):
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"{option} must be a finite number, got {value}")
     if args.from_map is not None:
         if args.ctf is not None:
             raise ValueError("--ctf writes the truth of a synthetic map; with --from-map the truth is the input map")
@@ -116,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
             binning=args.binning,
             bit_depth=args.bit_depth,
             progress=not args.no_progress,
+            allow_large=args.allow_large,
         )
         print(f"wrote {out}: patterns of every point of {args.from_map} ({args.pattern_shape[0]}x{args.pattern_shape[1]})")
         return 0
@@ -146,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
         bit_depth=args.bit_depth,
         ctf=args.ctf,
         progress=not args.no_progress,
+        allow_large=args.allow_large,
     )
     extra = f", truth in {args.ctf}" if args.ctf else ""
     print(f"wrote {out}: {args.shape[0]}x{args.shape[1]} map of {args.pattern_shape[0]}x{args.pattern_shape[1]} patterns, {args.grains} grains{extra}")

@@ -15,7 +15,17 @@ import sys
 import time
 from pathlib import Path
 
-from kikuchi.cli._options import PATTERN_FILE, add_execution_arguments, check_positive_px, execution_options
+from kikuchi.cli._options import (
+    PATTERN_FILE,
+    add_execution_arguments,
+    check_memory,
+    check_output_folder,
+    check_positive_px,
+    execution_options,
+)
+
+#: Most regions of ``--region-pngs`` (one PNG each, about 0.1 s apiece).
+MAX_REGION_PNGS = 400
 
 _logger = logging.getLogger(__name__)
 
@@ -51,6 +61,36 @@ def parse_regions(text: str, grid: tuple[int, int]) -> list[tuple[int, int]]:
     return regions
 
 
+def check_map_request(m: object, args: argparse.Namespace, *, grid: tuple[int, int] | None = None) -> None:
+    """The checks of ``vbse`` and ``quality`` that need the open map, made before any work.
+
+    The map step (a warning when it is not a positive length: the images
+    are then drawn without a scale bar), the grid against the pattern size
+    (a region smaller than a pixel holds no pixel of its own) and the
+    memory of the results (refused when they alone would not fit).
+    """
+    from kikuchi.imaging.gallery import check_step
+
+    check_step(m.step_um, str(m.path.name))  # type: ignore[attr-defined]
+    rows, cols = m.nav_shape  # type: ignore[attr-defined]
+    h, w = m.pattern_shape  # type: ignore[attr-defined]
+    per_point = 4 * 8  # quality: iq, adp, mean, std (float64, a few copies)
+    if grid is not None:
+        gr, gc = grid
+        if gr > h or gc > w:
+            raise ValueError(
+                f"--grid {gr}x{gc}: regions smaller than a pixel of the {h} x {w} patterns of {m.path.name} "  # type: ignore[attr-defined]
+                f"(a region must hold at least one pixel): use at most {h}x{w}"
+            )
+        if getattr(args, "region_pngs", False) and gr * gc > MAX_REGION_PNGS:
+            raise ValueError(f"--region-pngs writes one PNG per region: {gr * gc} regions are more than {MAX_REGION_PNGS}; use a coarser --grid, or no --region-pngs")
+        per_point = (gr * gc + 12) * 4 * 3 + (0 if getattr(args, "no_png", False) else gr * gc * 8 * 4)
+    check_memory(
+        rows * cols * per_point, f"the images of the {rows} x {cols} map" + (f" on a {grid[0]}x{grid[1]} grid" if grid else ""),
+        "use a coarser --grid" + ("" if getattr(args, "no_png", True) else " or --no-png") + ", or a computer with more memory",
+    )  # fmt: skip
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_input_arguments(parser)
     parser.add_argument("--grid", default="7x7", metavar="ROWSxCOLS", help="regions per pattern (default 7x7; any grid)")
@@ -83,8 +123,12 @@ def run(args: argparse.Namespace) -> int:
     check_positive_px(args.sigma, "--sigma")
     if not args.n_std > 0:
         raise ValueError(f"--n-std must be > 0, got {args.n_std:g}")
+    if not 0 < args.diode_strip <= 1:
+        raise ValueError(f"--diode-strip is a fraction of the pattern height, 0 < F <= 1; got {args.diode_strip:g}")
+    check_output_folder(args.output, ("the input file", args.input))
     t0 = time.perf_counter()
     with kikuchi.open(args.input, dataset=args.dataset) as m:
+        check_map_request(m, args, grid=grid)
         maps = vbse_maps(
             m,
             grid=grid,
@@ -97,16 +141,24 @@ def run(args: argparse.Namespace) -> int:
             **execution_options(args),
         )
         n = m.n_patterns
+        lost = int(getattr(m, "unreadable_points", 0))
     t1 = time.perf_counter()
     if args.no_png:
-        written = save_vbse_h5(maps, Path(args.output) / "vbse.h5", rgb_regions=regions)
+        from kikuchi.io._atomic import atomic_directory
+
+        with atomic_directory(args.output) as tmp:  # the folder appears complete, or not at all
+            save_vbse_h5(maps, tmp / "vbse.h5", rgb_regions=regions)
+        written = Path(args.output) / "vbse.h5"
     else:
         written = write_vbse_gallery(
             maps, args.output, rgb_regions=regions, remove_gradient=args.remove_gradient, region_pngs=args.region_pngs, n_std=args.n_std
         )
     if not args.quiet:
+        bad = int(maps.no_signal.sum()) if maps.no_signal is not None else 0
         print(
             f"{n} patterns, {grid[0]}x{grid[1]} grid of the {args.signal} signal in {t1 - t0:.1f} s; "
-            f"output in {time.perf_counter() - t1:.1f} s: {written}"
+            f"output in {time.perf_counter() - t1:.1f} s: {written}; "
+            f"{bad} point{'s' * (bad != 1)} without signal (all one value, or not finite: NaN in the images)"
+            + (f"; {lost} point{'s' * (lost != 1)} in unreadable chunks (damaged file: NaN in the images)" if args.skip_bad_chunks else "")
         )
     return 0

@@ -8,6 +8,8 @@ gets :data:`kikuchi.crystal.phase.DEFAULT_B_ISO_NM2`.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import os
 from pathlib import Path
@@ -41,13 +43,16 @@ def read_cif(path: str | os.PathLike, *, name: str | None = None) -> Phase:
     from diffpy.structure.parsers import getParser
 
     path = Path(path)
+    if path.is_dir():
+        raise PhaseError(f"{path}: a folder, not a CIF file")
     if not path.is_file():
         raise FileNotFoundError(f"CIF file {path} not found")
     parser = getParser("cif")
     try:
-        structure = parser.parseFile(str(path))
+        with contextlib.redirect_stdout(io.StringIO()):  # PyCifRW prints its syntax errors; the error says it
+            structure = parser.parseFile(str(path))
     except Exception as exc:  # diffpy raises its own StructureFormatError and others
-        raise PhaseError(f"{path}: not a readable CIF file ({exc})") from None
+        raise PhaseError(f"{path}: not a readable CIF file ({' '.join(str(exc).split())})") from None
     if parser.spacegroup is None or not getattr(parser.spacegroup, "number", 0):
         raise PhaseError(f"{path}: no known space group (give _space_group_IT_number or a standard H-M symbol)")
     number = int(parser.spacegroup.number)

@@ -7,27 +7,152 @@ side of a tile, when the operation needs neighbours), calls the user's
 function and returns its result. Serial,
 threaded and distributed runs call the same :func:`run_chunk`, so their
 results are identical.
+
+A chunk whose patterns cannot be read because the file is damaged there
+(:class:`~kikuchi.io._h5.BadChunkError`) ends the run (``on_bad_chunk='raise'``,
+the default) or, with ``on_bad_chunk='skip'``, the patterns of the damaged
+chunk are left out: the chunk is computed as if those points had no pattern,
+and the engine reports them (see :func:`bad_chunk_policy`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import inspect
 import logging
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from kikuchi.io._h5 import BadChunkError
 from kikuchi.io.source import EBSDMap, open_map
 
 _logger = logging.getLogger(__name__)
 
 #: Default target size of one chunk of patterns, as float32, in bytes.
 CHUNK_BYTES = 32 << 20
+
+#: What a run does about a chunk of the file that cannot be decoded.
+ON_BAD_CHUNK = ("raise", "skip")
+_ON_BAD_CHUNK: contextvars.ContextVar[str] = contextvars.ContextVar("kikuchi_on_bad_chunk", default="raise")
+
+
+@contextlib.contextmanager
+def bad_chunk_policy(policy: str) -> Iterator[None]:
+    """The default ``on_bad_chunk`` of the engine's runs inside the block (as ``numpy.errstate`` for errors).
+
+    For functions that run the engine without taking the option themselves
+    (:func:`kikuchi.imaging.vbse_maps`, :func:`kikuchi.index.index_map`, ...):
+    ``'skip'`` carries on past damaged chunks, whose points are then read as
+    points without a pattern (index map -1, counted in the map's
+    ``unreadable_points``, said in a warning and in its ``notes``).
+
+    Examples
+    --------
+    >>> with bad_chunk_policy("skip"):
+    ...     resolve_on_bad_chunk(None)
+    'skip'
+    >>> resolve_on_bad_chunk(None)
+    'raise'
+    """
+    token = _ON_BAD_CHUNK.set(resolve_on_bad_chunk(policy))
+    try:
+        yield
+    finally:
+        _ON_BAD_CHUNK.reset(token)
+
+
+def resolve_on_bad_chunk(on_bad_chunk: str | None) -> str:
+    """``on_bad_chunk`` checked; None: the one of the enclosing :func:`bad_chunk_policy` ('raise' outside any)."""
+    if on_bad_chunk is None:
+        return _ON_BAD_CHUNK.get()
+    if on_bad_chunk not in ON_BAD_CHUNK:
+        raise ValueError(f"on_bad_chunk must be one of {', '.join(map(repr, ON_BAD_CHUNK))}, got {on_bad_chunk!r}")
+    return on_bad_chunk
+
+
+#: (the error, storage indices left out) of each damaged chunk a task read around.
+Skipped = list[tuple[BadChunkError, np.ndarray]]
+
+
+def iter_blocks(m: EBSDMap, *, on_bad_chunk: str | None = None) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+    """``(start, stop, patterns, read)`` in storage order, chunk by chunk (:meth:`EBSDMap.iter_chunks`).
+
+    ``read`` is True for the patterns read; with ``on_bad_chunk='skip'`` the
+    patterns of damaged chunks are zeros and False there (not marked in
+    the map: the run that follows meets them again and does).
+    """
+    if resolve_on_bad_chunk(on_bad_chunk) == "raise":
+        for start, stop, block in m.iter_chunks():
+            yield start, stop, block, np.ones(stop - start, dtype=bool)
+        return
+    n = m.chunk_patterns
+    for start in range(0, m.n_patterns, n):
+        stop = min(start + n, m.n_patterns)
+        block, read, _ = read_skipping(m, np.arange(start, stop), on_bad_chunk="skip")
+        yield start, stop, block, read
+
+
+def _read_range_skipping(m: EBSDMap, lo: int, hi: int, out: np.ndarray, bad: np.ndarray, skipped: Skipped) -> None:
+    """Patterns ``lo:hi`` into ``out``; the patterns of damaged chunks are left out (``bad`` True) and recorded."""
+    if lo >= hi:
+        return
+    try:
+        m._read_range(lo, hi, out)  # noqa: SLF001 - the engine reads runs straight into place, as EBSDMap.read does
+        return
+    except BadChunkError as exc:
+        a, b = max(lo, exc.start), min(hi, exc.stop)
+        if a >= b:  # about patterns outside this run: nothing here to leave out
+            raise
+        bad[a - lo : b - lo] = True
+        out[a - lo : b - lo] = 0
+        skipped.append((exc, np.arange(a, b, dtype=np.int64)))
+        _read_range_skipping(m, lo, a, out[: a - lo], bad[: a - lo], skipped)
+        _read_range_skipping(m, b, hi, out[b - lo :], bad[b - lo :], skipped)
+
+
+def read_skipping(m: EBSDMap, indices: np.ndarray, *, on_bad_chunk: str = "raise") -> tuple[np.ndarray, np.ndarray, Skipped]:
+    """The patterns at storage ``indices`` (any shape; -1: no pattern, zeros), those read, and the damaged chunks read around.
+
+    With ``on_bad_chunk='raise'`` a damaged chunk raises its
+    :class:`~kikuchi.io._h5.BadChunkError`. With ``'skip'`` the patterns it
+    holds are zeros, False in the returned mask, and listed in the third
+    value with the error (each run of storage indices is read on its own
+    after a first failure, so one damaged chunk costs only its own patterns).
+    """
+    indices = np.asarray(indices, dtype=np.int64)
+    have = indices >= 0
+    shape = (*indices.shape, *m.pattern_shape)
+    try:
+        if have.all():
+            return m.read_indices(indices), have, []
+        data = np.zeros(shape, dtype=m.dtype)
+        if have.any():
+            data[have] = m.read_indices(indices[have])
+        return data, have, []
+    except BadChunkError:
+        if on_bad_chunk != "skip":
+            raise
+    uniq = np.unique(indices[have])
+    block = np.empty((uniq.size, *m.pattern_shape), dtype=m.dtype)
+    bad = np.zeros(uniq.size, dtype=bool)
+    skipped: Skipped = []
+    breaks = np.flatnonzero(np.diff(uniq) != 1) + 1
+    for a, b in zip(np.r_[0, breaks], np.r_[breaks, uniq.size]):
+        a, b = int(a), int(b)
+        _read_range_skipping(m, int(uniq[a]), int(uniq[b - 1]) + 1, block[a:b], bad[a:b], skipped)
+    data = np.zeros(shape, dtype=m.dtype)
+    pos = np.searchsorted(uniq, indices[have])
+    data[have] = block[pos]
+    have = have.copy()
+    have[have] = ~bad[pos]
+    return data, have, skipped
 
 
 @dataclass(frozen=True)
@@ -187,8 +312,9 @@ def run_chunk(
     *,
     block: bool,
     positions: bool,
-) -> tuple[np.ndarray, Any]:
-    """Read one chunk, apply ``func``, return ``(storage indices, result)``.
+    on_bad_chunk: str = "raise",
+) -> tuple[np.ndarray, Any, Skipped]:
+    """Read one chunk, apply ``func``, return ``(storage indices, result, damaged chunks read around)``.
 
     Parameters
     ----------
@@ -216,18 +342,27 @@ def run_chunk(
     positions
         Also pass ``rows=`` and ``cols=``: the map position of each pattern
         (pattern mode, shape (n,)) or of each block row and column (block mode).
+    on_bad_chunk
+        'raise': a damaged chunk of the file ends the task with its
+        :class:`~kikuchi.io._h5.BadChunkError`; 'skip': its patterns are
+        computed as points without a pattern (left out in pattern mode,
+        ``have`` False in block mode).
 
     Returns
     -------
     indices
         Storage indices of the patterns of the chunk (pattern mode), or the
         (r1 - r0, c1 - c0) index map of the chunk (block mode, -1 where no
-        pattern).
+        pattern); patterns of damaged chunks left out.
     result
         What ``func`` returned.
+    skipped
+        ``(error, storage indices)`` of each damaged chunk read around (empty
+        unless ``on_bad_chunk='skip'``).
     """
     m = source if isinstance(source, EBSDMap) else _open_source(source)
-    index_map = m.index_map
+    index_map = m.index_map  # one snapshot for the whole task: the run may mark damaged points meanwhile
+    skipped: Skipped = []
     n_cols = m.nav_shape[1]
     c0, c1 = chunk.columns(n_cols)
     kwargs = dict(kwargs)
@@ -235,8 +370,11 @@ def run_chunk(
         lo, hi = chunk.lo, chunk.hi
         clo, chi = chunk.read_columns(n_cols)
         tile = (c0, c1) != (0, n_cols)
-        data = m.read_rows(lo, hi, cols=(clo, chi))  # whole rows without gaps: one read, no copies
-        have = index_map[lo:hi, clo:chi] >= 0
+        if on_bad_chunk == "skip":
+            data, have, skipped = read_skipping(m, index_map[lo:hi, clo:chi], on_bad_chunk=on_bad_chunk)
+        else:
+            data = m.read_rows(lo, hi, cols=(clo, chi))  # whole rows without gaps: one read, no copies
+            have = index_map[lo:hi, clo:chi] >= 0
         if positions:
             kwargs["rows"] = np.arange(lo, hi)
             kwargs["cols"] = np.arange(clo, chi)
@@ -255,11 +393,17 @@ def run_chunk(
                 f"{getattr(func, '__name__', func)} returned shape {np.shape(first)} for map rows "
                 f"{chunk.r0}:{chunk.r1}, columns {c0}:{c1}; expected (rows, cols, ...) = {expected}"
             )
-        return index_map[chunk.r0 : chunk.r1, c0:c1], result
+        core_have = have[chunk.r0 - lo : chunk.r1 - lo, c0 - clo : c1 - clo]
+        return np.where(core_have, index_map[chunk.r0 : chunk.r1, c0:c1], -1), result, skipped
     idx = index_map[chunk.r0 : chunk.r1, c0:c1]
     rr, cc = np.nonzero(idx >= 0)
     indices = idx[rr, cc]
-    patterns = m.read_indices(indices)  # one contiguous read when the rows are stored row-major
+    if on_bad_chunk == "skip":
+        patterns, read, skipped = read_skipping(m, indices, on_bad_chunk=on_bad_chunk)
+        if not read.all():
+            patterns, rr, cc, indices = patterns[read], rr[read], cc[read], indices[read]
+    else:
+        patterns = m.read_indices(indices)  # one contiguous read when the rows are stored row-major
     if positions:
         kwargs["rows"] = rr + chunk.r0
         kwargs["cols"] = cc + c0
@@ -269,7 +413,7 @@ def run_chunk(
             f"{getattr(func, '__name__', func)} returned {len(result)} results for the "
             f"{len(indices)} patterns of map rows {chunk.r0}:{chunk.r1}; expected one per pattern"
         )
-    return indices, result
+    return indices, result, skipped
 
 
 def _takes(func: Callable[..., Any], name: str) -> bool:

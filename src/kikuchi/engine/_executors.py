@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from kikuchi.engine._chunks import Chunk, MapSource, close_sources, run_chunk
+from kikuchi.engine._chunks import Chunk, MapSource, Skipped, close_sources, resolve_on_bad_chunk, run_chunk
 from kikuchi.io.mapstore import EBSDMap
 
 _logger = logging.getLogger(__name__)
@@ -109,13 +109,22 @@ def run_chunks(
     scheduler: Any = None,
     progress: bool = True,
     desc: str = "chunks",
-) -> None:
+    on_bad_chunk: str | None = None,
+) -> int:
     """Compute every chunk and hand each result to ``on_result`` as it completes.
 
     ``on_result(chunk, indices, result)`` runs in the calling thread, in
     completion order (chunk order when serial). Ctrl-C cancels what is
     pending and re-raises.
+
+    ``on_bad_chunk`` ('raise' or 'skip'; None: that of the enclosing
+    :func:`~kikuchi.engine.bad_chunk_policy`, 'raise' by default): with
+    'skip', the patterns of chunks of the file that cannot be decoded are
+    computed as points without a pattern (``indices`` -1 there); when every
+    chunk is done, they are marked missing in ``ebsd_map`` (one warning per
+    damaged chunk). Returns the number of points so marked.
     """
+    on_bad_chunk = resolve_on_bad_chunk(on_bad_chunk)
     n_workers = resolve_workers(executor, workers)
     if executor == "distributed":
         from distributed import Client
@@ -127,19 +136,24 @@ def run_chunks(
     n_cols = ebsd_map.nav_shape[1]
     total = sum(int((ebsd_map.index_map[c.r0 : c.r1, slice(*c.columns(n_cols))] >= 0).sum()) for c in chunks)
     bar = progress_bar(total, progress=progress, desc=desc)
+    damaged: dict[tuple[Any, ...], tuple[Any, list[np.ndarray]]] = {}
 
-    def done(chunk: Chunk, indices: np.ndarray, result: Any) -> None:
+    def done(chunk: Chunk, indices: np.ndarray, result: Any, skipped: Skipped) -> None:
         on_result(chunk, indices, result)
+        for error, left_out in skipped:
+            key = (error.dataset, error.chunk, error.start, error.stop)
+            damaged.setdefault(key, (error, []))[1].append(left_out)
         bar.update(int((np.asarray(indices) >= 0).sum()))
 
+    options = {"block": block, "positions": positions, "on_bad_chunk": on_bad_chunk}
     try:
         if executor == "serial" or not chunks:
             for chunk in chunks:
-                done(chunk, *run_chunk(ebsd_map, chunk, func, kwargs, block=block, positions=positions))
+                done(chunk, *run_chunk(ebsd_map, chunk, func, kwargs, **options))
         elif executor == "threads":
             with cf.ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="kikuchi") as pool:
                 _bounded(
-                    lambda c: pool.submit(run_chunk, ebsd_map, c, func, kwargs, block=block, positions=positions),
+                    lambda c: pool.submit(run_chunk, ebsd_map, c, func, kwargs, **options),
                     chunks,
                     2 * n_workers,
                     done,
@@ -151,9 +165,7 @@ def run_chunks(
                 n_in_flight = 2 * max(1, len(client.scheduler_info(n_workers=-1).get("workers", {})) or n_workers)
                 try:
                     _bounded(
-                        lambda c: client.submit(
-                            run_chunk, source, c, func, kwargs, block=block, positions=positions, pure=False
-                        ),
+                        lambda c: client.submit(run_chunk, source, c, func, kwargs, **options, pure=False),
                         chunks,
                         n_in_flight,
                         done,
@@ -164,6 +176,13 @@ def run_chunks(
                         client.run(close_sources)
     finally:
         bar.close()
+    marked = 0
+    for error, parts in damaged.values():  # in the order met; one note per damaged chunk
+        mark = getattr(ebsd_map, "mark_unreadable", None)
+        if mark is None:  # a source that cannot mark points missing: the damage cannot be read around
+            raise error
+        marked += mark(np.concatenate(parts), error)
+    return marked
 
 
 def _bounded(

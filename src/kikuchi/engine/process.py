@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kikuchi.engine._chunks import default_chunk_shape, plan_chunks
+from kikuchi.engine._chunks import bad_chunk_policy, default_chunk_shape, iter_blocks, plan_chunks, resolve_on_bad_chunk
 from kikuchi.engine._executors import resolve_workers, run_chunks
 from kikuchi.engine._resumable import ResumableMapWriter
 from kikuchi.io.mapstore import (
@@ -23,22 +24,29 @@ from kikuchi.io.mapstore import (
     default_chunk_patterns,
     open_map,
 )
+from kikuchi.process.no_signal import NO_SIGNAL, NoSignalWarning, no_signal, no_signal_summary
 from kikuchi.process.pipeline import PRESETS, Prepared, ProcessingSettings, prepare, process_block
 
 __all__ = ["load_static_background", "mean_pattern", "process_map", "process_pattern_at"]
 
 _logger = logging.getLogger(__name__)
 
+#: Dataset of the output (rows, cols) uint8: 1 where the input pattern holds no signal.
+NO_SIGNAL_DATASET = "NoSignal"
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".bmp", ".jpg", ".jpeg")
 #: HDF5 filters of the output patterns: the map file default, or none (processed 16-bit
 #: patterns stretched over the full range compress little: 1.05x for noisy ones).
 COMPRESSIONS: dict[str, dict[str, Any]] = {"gzip": DEFAULT_COMPRESSION, "none": {}}
 
 
-def mean_pattern(ebsd_map: EBSDMap, *, progress: bool = True) -> np.ndarray:
+def mean_pattern(ebsd_map: EBSDMap, *, progress: bool = True, on_bad_chunk: str | None = None) -> np.ndarray:
     """The mean of all patterns of a map (a static background estimate), streamed chunk by chunk.
 
-    Only the points of the map that have a pattern count.
+    ``on_bad_chunk='skip'`` (or an enclosing :func:`~kikuchi.engine.bad_chunk_policy`)
+    leaves out the patterns of chunks of the file that cannot be decoded.
+
+    Only the points of the map that have a pattern with signal count (patterns
+    all one value or not finite are left out: see :func:`kikuchi.process.no_signal.no_signal`).
     """
     from kikuchi.engine._executors import progress_bar
 
@@ -48,12 +56,20 @@ def mean_pattern(ebsd_map: EBSDMap, *, progress: bool = True) -> np.ndarray:
     count = int(on_map.sum())
     if count == 0:
         raise MapFileError(f"{ebsd_map.path}: the map has no pattern to average")
+    used = 0
     with progress_bar(count, progress=progress, desc="mean pattern") as bar:
-        for start, stop, block in ebsd_map.iter_chunks():
-            sel = on_map[start:stop]
-            total += block[sel].sum(axis=0, dtype=np.float64)
+        for start, stop, block, read in iter_blocks(ebsd_map, on_bad_chunk=on_bad_chunk):
+            sel = on_map[start:stop] & read
             bar.update(int(sel.sum()))
-    return total / count
+            sel = sel & ~no_signal(block)
+            total += block[sel].sum(axis=0, dtype=np.float64)
+            used += int(sel.sum())
+    if used == 0:
+        raise MapFileError(
+            f"{ebsd_map.path}: none of its {count} patterns holds signal ({NO_SIGNAL}): there is no mean pattern "
+            "to use as a static background; use --static-background file, a file, or none"
+        )
+    return total / used
 
 
 def load_static_background(source: Any, *, ebsd_map: EBSDMap | None = None, progress: bool = True) -> tuple[np.ndarray | None, str]:
@@ -145,22 +161,25 @@ def process_chunk(
     raw_means: bool = True,
     encoder: dict[str, Any] | None = None,
     core_cols: tuple[int, int] | None = None,
-) -> tuple[np.ndarray, np.ndarray, list[bytes] | None]:
+) -> tuple[np.ndarray, np.ndarray, list[bytes] | None, np.ndarray]:
     """Chunk function of :func:`process_map`.
 
     Returns the processed core rows (of the columns ``core_cols`` of a
-    tile), the mean of each raw pattern and, with ``encoder`` (keyword
-    arguments of a :class:`MapWriter` with the output's chunk size and
-    filter; it is never opened), the compressed HDF5 chunks of the rows, row
-    after row: the workers compress in parallel and the single writer only
-    stores bytes.
+    tile), the mean of each raw pattern, the compressed chunks (or None) and
+    the core points whose pattern holds no signal (zeros in the output).
+    The compressed chunks are made with ``encoder`` (keyword arguments of a
+    :class:`MapWriter` with the output's chunk size and filter; it is never
+    opened), row after row: the workers compress in parallel and the single
+    writer only stores bytes.
     """
-    out = process_block(block, have=have, core=core, prepared=prepared, workers=1)
+    flagged = no_signal(block) & have
+    out = process_block(block, have=have, core=core, prepared=prepared, workers=1, flagged=flagged)
     i0, i1 = core
     j0, j1 = core_cols or (0, block.shape[1])
     if core_cols is not None:
         out = np.ascontiguousarray(out[:, j0:j1])
     core_have = have[i0:i1, j0:j1]
+    core_flagged = flagged[i0:i1, j0:j1]
     means = np.full(core_have.shape, np.nan)
     if raw_means:
         means[core_have] = block[i0:i1, j0:j1][core_have].reshape(int(core_have.sum()), -1).mean(axis=1, dtype=np.float64)
@@ -172,7 +191,7 @@ def process_chunk(
         encoded = [coder.encode_chunk(flat[k : k + cp]) for k in range(0, len(flat), cp)]
         if any(e is None for e in encoded):
             encoded = None
-    return out, means, encoded
+    return out, means, encoded, core_flagged
 
 
 def aligned_chunk_patterns(
@@ -228,6 +247,7 @@ def process_map(
     resume: bool = False,
     dataset: str | None = None,
     compression: str = "gzip",
+    on_bad_chunk: str | None = None,
 ) -> Path:
     """Process every pattern of a map and write a new map file.
 
@@ -265,6 +285,14 @@ def process_map(
     compression
         Filter of the output patterns: ``'gzip'`` (the map file default,
         gzip 1 + shuffle) or ``'none'`` (faster to write and read, larger).
+    on_bad_chunk
+        Where the input cannot be decoded (a damaged chunk): 'raise' (the
+        default) ends the run with an error naming the chunk and its map
+        rows (the partial output is kept: ``resume=True`` with 'skip'
+        continues it); 'skip' carries on, those
+        points become points without a pattern in the output (``indexmap``
+        -1) and are counted in ``Processing`` as ``unreadable_points``.
+        None: the policy of an enclosing :func:`~kikuchi.engine.bad_chunk_policy`.
 
     Returns
     -------
@@ -278,8 +306,11 @@ def process_map(
         that does not divide them, a static background of the wrong shape).
     SchedulerUnreachableError
         The scheduler address does not answer.
+    BadChunkError
+        A chunk of the input cannot be decoded (``on_bad_chunk='raise'``).
     """
     settings = _settings(settings)
+    on_bad_chunk = resolve_on_bad_chunk(on_bad_chunk)
     n_workers = resolve_workers(executor, workers)
     if compression not in COMPRESSIONS:
         raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}; got {compression!r}")
@@ -289,13 +320,18 @@ def process_map(
         output = Path(output)
         if _same_file(m.path, output):
             raise ValueError(f"output {output} is the input map file; choose another output path (nothing was written)")
-        bg, bg_source = load_static_background(static_background, ebsd_map=m, progress=progress)
-        prepared = prepare(settings, m.pattern_shape, bg if settings.static != "none" else None)
+        with bad_chunk_policy(on_bad_chunk):  # the mean pattern ('mean') reads the map too
+            bg, bg_source = load_static_background(static_background, ebsd_map=m, progress=progress)
+        prepared = prepare(settings, m.pattern_shape, bg if settings.static != "none" else None, background_source=bg_source)
+        if settings.static == "none":
+            bg_source = "not used"
+        elif bg is not None and prepared.static_background is None:
+            bg_source = f"{bg_source} (not used: see static_background_note)"
         parameters = {
             **prepared.describe(),
             "input": str(m.path.resolve()),
             "input_dataset": m.dataset,
-            "static_background_source": bg_source if settings.static != "none" else "not used",
+            "static_background_source": bg_source,
             "compression": compression,
         }
         st = m.path.stat()
@@ -329,6 +365,8 @@ def process_map(
         ) as writer:
             if writer.resumed_patterns == 0:
                 _copy_metadata(m, writer, prepared, stored_bse)
+            if NO_SIGNAL_DATASET not in writer.data:  # 1 where the pattern holds no signal (zeros in the output)
+                writer.data.create_dataset(NO_SIGNAL_DATASET, shape=m.nav_shape, dtype=np.uint8, fillvalue=0)
             writer.set_processing(parameters)
             done = writer.written.reshape(m.nav_shape)
             cols = m.nav_shape[1]
@@ -336,11 +374,16 @@ def process_map(
             if len(todo) < len(chunks):
                 _logger.info("%s: %d of %d chunks already complete", output, len(chunks) - len(todo), len(chunks))
 
-            def write(chunk: Any, _indices: np.ndarray, result: Any) -> None:
-                patterns, means, encoded = result
+            def write(chunk: Any, indices: np.ndarray, result: Any) -> None:
+                patterns, means, encoded, flagged = result
                 c0, c1 = chunk.columns(cols)
+                lost = have_map[chunk.r0 : chunk.r1, c0:c1] & (indices < 0)  # a damaged chunk read around ('skip')
+                if lost.any():  # recorded in the partial output at once: a resumed run keeps it
+                    index = writer.header["indexmap"]
+                    index[chunk.r0 : chunk.r1, c0:c1] = np.where(lost, -1, index[chunk.r0 : chunk.r1, c0:c1])
                 if not stored_bse and m.dataset == RAW:
                     writer.data["bse_map"][chunk.r0 : chunk.r1, c0:c1] = means
+                writer.data[NO_SIGNAL_DATASET][chunk.r0 : chunk.r1, c0:c1] = flagged
                 if (c0, c1) == (0, cols):
                     writer.write_block(chunk.r0 * cols, patterns.reshape(-1, *prepared.output_shape), encoded=encoded)
                     return
@@ -349,37 +392,41 @@ def process_map(
                     blobs = None if encoded is None else encoded[k * per_row : (k + 1) * per_row]
                     writer.write_block((chunk.r0 + k) * cols + c0, patterns[k], encoded=blobs)
 
-            try:
-                run_chunks(
-                    m,
-                    todo,
-                    process_chunk,
-                    {
-                        "prepared": prepared,
-                        "raw_means": not stored_bse and m.dataset == RAW,
-                        "encoder": encoder if MapWriter(**encoder).can_encode else None,
-                    },
-                    write,
-                    block=True,
-                    positions=False,
-                    executor=executor,
-                    workers=workers,
-                    scheduler=scheduler,
-                    progress=progress,
-                    desc="process",
-                )
-            except KeyboardInterrupt:
-                n_done = int(writer.written.sum())
-                _logger.warning(
-                    "interrupted with %d of %d patterns complete; the partial output %s is kept: "
-                    "run the same command with --resume to continue",
-                    n_done,
-                    writer.n_patterns,
-                    writer.partial_path,
-                )
-                raise
+            # Ctrl-C: the writer says what is kept and how to continue (a note on the interrupt, and the log)
+            run_chunks(
+                m,
+                todo,
+                process_chunk,
+                {
+                    "prepared": prepared,
+                    "raw_means": not stored_bse and m.dataset == RAW,
+                    "encoder": encoder if MapWriter(**encoder).can_encode else None,
+                },
+                write,
+                block=True,
+                positions=False,
+                executor=executor,
+                workers=workers,
+                scheduler=scheduler,
+                progress=progress,
+                desc="process",
+                on_bad_chunk=on_bad_chunk,
+            )
+            readable = have_map & (writer.header["indexmap"][()] >= 0)  # less the points of damaged chunks read around
+            parameters["unreadable_points"] = int((have_map & ~readable).sum())
+            have_map = readable
             if not have_map.all():
                 writer.header["indexmap"][...] = np.where(have_map, np.arange(have_map.size).reshape(have_map.shape), -1)
+            flagged = writer.data[NO_SIGNAL_DATASET][()] > 0
+            n_flagged = int(flagged.sum())
+            writer.set_processing({**parameters, "no_signal_points": n_flagged, "no_signal_map": f"Scan/EBSD/Data/{NO_SIGNAL_DATASET}"})
+            if n_flagged:
+                warnings.warn(
+                    f"{m.path.name}: {no_signal_summary(flagged, have=have_map)}; processed as zeros, "
+                    f"flagged in Scan/EBSD/Data/{NO_SIGNAL_DATASET} of {output.name}",
+                    NoSignalWarning,
+                    stacklevel=2,
+                )
     finally:
         if own:
             m.close()

@@ -28,6 +28,7 @@ def map_reduce(
     chunk_rows: int | None = None,
     chunk_cols: int | None = None,
     positions: bool = False,
+    on_bad_chunk: str | None = None,
 ) -> np.ndarray:
     """Apply ``func`` to every pattern of a map, chunk by chunk; one result per pattern.
 
@@ -82,6 +83,15 @@ def map_reduce(
         Also pass the map positions: ``rows=``, ``cols=`` arrays (n,) with
         the (row, col) of each pattern (without halo), or the map rows and
         columns of the block (with halo).
+    on_bad_chunk
+        What to do where the file cannot be decoded (a damaged chunk, see
+        :class:`~kikuchi.io._h5.BadChunkError`): 'raise' (the default) ends
+        the run with the error, which names the chunk and its map rows;
+        'skip' carries on, computing those points as points without a
+        pattern, and afterwards marks them missing in ``ebsd_map`` (index
+        map -1, ``ebsd_map.unreadable_points``, one warning per damaged
+        chunk). None: the policy of an enclosing
+        :func:`~kikuchi.engine.bad_chunk_policy`, else 'raise'.
 
     Returns
     -------
@@ -94,6 +104,8 @@ def map_reduce(
     ------
     SchedulerUnreachableError
         ``scheduler`` is an address that does not answer within a few seconds.
+    BadChunkError
+        A chunk of the file cannot be decoded (``on_bad_chunk='raise'``).
 
     Examples
     --------
@@ -142,6 +154,7 @@ def map_reduce(
         scheduler=scheduler,
         progress=progress,
         desc=getattr(func, "__name__", "map_reduce"),
+        on_bad_chunk=on_bad_chunk,
     )
     if out[0] is None:  # a map without any pattern
         return np.zeros((0,))

@@ -14,12 +14,14 @@ from __future__ import annotations
 import html
 import logging
 import os
+import socket
 import sys
 import threading
 import types
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kikuchi._args import ArgumentTypeError, check_bool, check_count, check_path, shown
 from kikuchi.explore.server import ExplorerServer, make_server, serve_in_thread
 from kikuchi.explore.source import MapSource
 
@@ -37,7 +39,9 @@ class Explorer:
     Attributes
     ----------
     url
-        Address of the page.
+        Address of the page (with ``?token=...`` when the server asks for one).
+    token
+        The token requests must carry, or None (see :func:`explore`).
     """
 
     def __init__(self, server: ExplorerServer, *, height: int = 760):
@@ -49,7 +53,11 @@ class Explorer:
 
     @property
     def url(self) -> str:
-        return self._server.url
+        return self._server.page_url
+
+    @property
+    def token(self) -> str | None:
+        return self._server.token
 
     @property
     def path(self) -> Path:
@@ -138,6 +146,7 @@ def explore(
     orientations: str | os.PathLike | OrientationMap | None = None,
     port: int = 0,
     host: str = "127.0.0.1",
+    token: str | bool | None = None,
     open_browser: bool = False,
     height: int = 760,
 ) -> Explorer:
@@ -161,6 +170,12 @@ def explore(
     host
         Address to bind. The default serves this computer only; any other
         address makes the patterns readable from the network.
+    token
+        The token every request must carry (``?token=`` in ``.url``, then a
+        cookie): None (default) asks for a random one when ``host`` is not
+        127.0.0.1, ::1 or localhost, and for none there; True asks for a
+        random one anywhere; a string (8 to 256 characters of A-Z a-z 0-9
+        _ . ~ -) is that token.
     open_browser
         Also open the page in the default web browser.
     height
@@ -184,8 +199,20 @@ def explore(
     200
     >>> ex.stop()
     """
-    explorer = Explorer(make_server(path, host=host, port=port, orientations=orientations), height=height).start()
-    _logger.info("explorer of %s at %s", explorer.path, explorer.url)
+    path = check_path(path)
+    port = check_count(port, "port", minimum=0, maximum=65535)
+    height = check_count(height, "height", minimum=1)
+    open_browser = check_bool(open_browser, "open_browser")
+    if not isinstance(host, str) or not host:
+        raise ArgumentTypeError(f"host={shown(host)}: expected an address, e.g. '127.0.0.1'")
+    if orientations is not None and not hasattr(orientations, "euler"):
+        orientations = check_path(orientations, "orientations")
+    try:
+        server = make_server(path, host=host, port=port, orientations=orientations, token=token)
+    except socket.gaierror as exc:
+        raise OSError(f"host {host!r}: {exc.strerror or exc}; give an address of this computer, e.g. 127.0.0.1") from None
+    explorer = Explorer(server, height=height).start()
+    _logger.info("explorer of %s at %s%s", explorer.path, explorer._server.url, " (token asked for)" if explorer.token else "")
     if open_browser:
         import webbrowser
 

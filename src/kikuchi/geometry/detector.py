@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from kikuchi._args import check_number
 from kikuchi.geometry.pattern_centre import PatternCentreError, convert_pc, normalize_convention
 
 __all__ = ["Detector", "line_segment_in_pattern", "sample_to_detector_matrix"]
@@ -164,15 +165,18 @@ class Detector:
         if h < 1 or w < 1:
             raise ValueError(f"detector shape must be positive, got {(h, w)}")
         self.shape = (h, w)
+        if isinstance(binning, bool) or not isinstance(binning, (int, np.integer)) or binning < 1:
+            raise ValueError(f"binning must be a positive integer, got {binning!r}")
         self.binning = int(binning)
-        if self.binning < 1:
-            raise ValueError(f"binning must be a positive integer, got {binning}")
-        self.px_size_um = None if px_size_um is None else float(px_size_um)
-        self.sample_tilt_deg = float(sample_tilt_deg)
-        self.camera_tilt_deg = float(camera_tilt_deg)
-        self.azimuthal_deg = float(azimuthal_deg)
-        self.twist_deg = float(twist_deg)
-        pc_arr = np.asarray(pc, dtype=np.float64)
+        self.px_size_um = None if px_size_um is None else check_number(px_size_um, "px_size_um", positive=True, unit="µm")
+        self.sample_tilt_deg = check_number(sample_tilt_deg, "sample_tilt_deg", unit="degrees")
+        self.camera_tilt_deg = check_number(camera_tilt_deg, "camera_tilt_deg", unit="degrees")
+        self.azimuthal_deg = check_number(azimuthal_deg, "azimuthal_deg", unit="degrees")
+        self.twist_deg = check_number(twist_deg, "twist_deg", unit="degrees")
+        try:
+            pc_arr = np.asarray(pc, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise PatternCentreError(f"pattern centre {pc!r}: expected numbers (x, y, z)") from None
         if pc_arr.ndim == 0 or pc_arr.shape[-1] != 3 or pc_arr.ndim > 3:
             raise PatternCentreError(f"pattern centre must have shape (3,), (n, 3) or (rows, cols, 3), got {pc_arr.shape}")
         self.pc = convert_pc(pc_arr, convention, "bruker", shape=self.shape, binning=self.binning, px_size_um=self.px_size_um)

@@ -169,7 +169,10 @@ def convert_pc(
     binning = int(binning)
     if binning < 1:
         raise PatternCentreError(f"binning must be a positive integer, got {binning}")
-    arr = np.asarray(pc, dtype=np.float64)
+    try:
+        arr = np.asarray(pc, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise PatternCentreError(f"pattern centre {pc!r}: expected numbers (x, y, z)") from None
     if arr.ndim == 0 or arr.shape[-1] != 3:
         raise PatternCentreError(f"pattern centre must have 3 values (x, y, z) in its last axis, got shape {arr.shape}")
     if src == dst:

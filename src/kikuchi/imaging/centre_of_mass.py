@@ -101,6 +101,8 @@ def hillshade(
     com = np.asarray(com, dtype=np.float64)
     if com.ndim != 3 or com.shape[2] != 2:
         raise ValueError(f"centre of mass map must be (rows, cols, 2), got shape {com.shape}")
+    if not np.isfinite(com).any():  # no centre known (every point without a pattern or without signal)
+        return np.full(com.shape[:2], np.nan)
     d = com - np.nanmedian(com.reshape(-1, 2), axis=0)
     if scale is None:
         s = float(np.nanstd(d))

@@ -2,7 +2,14 @@
 
 Every file goes through :func:`kikuchi.io._atomic.atomic_output` (PNG files
 through :func:`kikuchi.figures.save_map_image`), so an interrupted run never
-leaves a complete-looking file behind.
+leaves a complete-looking file behind; a gallery is written into a
+temporary folder that becomes the output folder only when every file of it
+is written (:func:`kikuchi.io._atomic.atomic_directory`).
+
+A map whose step is not a positive length (0 or NaN in its file) is drawn
+with one square pixel per map point and no scale bar, with a warning
+(:func:`check_step`): the arrays do not depend on the step, only the length
+scale of the images does.
 """
 
 from __future__ import annotations
@@ -10,12 +17,13 @@ from __future__ import annotations
 import html
 import json
 import logging
+import math
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from kikuchi.imaging.centre_of_mass import hillshade
@@ -31,9 +39,10 @@ from kikuchi.imaging.images import (
     rgb_image,
 )
 from kikuchi.imaging.maps import QualityMaps, VbseMaps
-from kikuchi.io._atomic import atomic_output
+from kikuchi.io._atomic import OutputH5File, atomic_directory, atomic_output
+from kikuchi.io.source import MapFileWarning
 
-__all__ = ["GalleryImage", "save_vbse_h5", "save_quality_h5", "write_vbse_gallery", "write_quality_gallery", "write_index_html"]
+__all__ = ["GalleryImage", "check_step", "save_vbse_h5", "save_quality_h5", "write_vbse_gallery", "write_quality_gallery", "write_index_html"]
 
 _logger = logging.getLogger(__name__)
 
@@ -47,9 +56,40 @@ class GalleryImage:
     caption: str
 
 
+_STEP_WARNED: set[tuple[str, str]] = set()
+
+
+def check_step(step_um: Sequence[float], source: str) -> bool:
+    """True when the map step (row, col) in µm is a positive length; otherwise warn (once per map and step) and return False.
+
+    Where it is not (0 or NaN in the file), images are drawn with square
+    pixels and no scale bar: the images are right, only their length scale
+    is unknown.
+
+    >>> check_step((0.5, 0.5), "m.h5")
+    True
+    """
+    try:
+        ok = all(math.isfinite(float(v)) and float(v) > 0 for v in step_um) and len(step_um) == 2
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        shown = " x ".join(f"{float(v):g}" if isinstance(v, (int, float, np.number)) else repr(v) for v in step_um)
+        if (source, shown) in _STEP_WARNED:  # said already (the command checks before it computes, the gallery again)
+            return False
+        _STEP_WARNED.add((source, shown))
+        warnings.warn(
+            f"{source}: the map step ({shown} µm) is not a positive length; the images are drawn with one square "
+            "pixel per map point and no scale bar (the arrays do not depend on the step)",
+            MapFileWarning,
+            stacklevel=2,
+        )
+    return ok
+
+
 def _write_h5(path: Path, datasets: dict[str, tuple[np.ndarray, str]], attrs: dict[str, object]) -> Path:
     with atomic_output(path) as tmp:
-        with h5py.File(tmp, "w") as f:
+        with OutputH5File(tmp, "w") as f:
             for name, (data, description) in datasets.items():
                 ds = f.create_dataset(name, data=np.asarray(data, dtype=np.float32), compression="gzip", compression_opts=4)
                 ds.attrs["description"] = description
@@ -131,12 +171,13 @@ figcaption {{ font-size: 0.9em; margin-top: 0.4em; }}
 class _Gallery:
     """Collects PNGs written with save_map_image and their captions."""
 
-    def __init__(self, directory: Path, step_um: tuple[float, float], remove_gradient: bool):
+    def __init__(self, directory: Path, step_um: tuple[float, float], remove_gradient: bool, *, source: str = "the map"):
         from kikuchi.figures import save_map_image
 
         self._save = save_map_image
         self.directory = directory
-        self.step_um = step_um
+        self.scale_bar = check_step(step_um, source)
+        self.step_um = tuple(float(v) for v in step_um) if self.scale_bar else (1.0, 1.0)
         self.remove_gradient = remove_gradient
         self.images: list[GalleryImage] = []
 
@@ -148,7 +189,10 @@ class _Gallery:
         if not np.isfinite(image).any():
             _logger.warning("%s: no finite values, image skipped", file)
             return
-        self._save(image, self.directory / file, step_um=self.step_um, title=title, cmap=cmap, colorbar_label=colorbar_label, **kwargs)
+        self._save(
+            image, self.directory / file, step_um=self.step_um, title=title, cmap=cmap, colorbar_label=colorbar_label,
+            scale_bar=self.scale_bar, **kwargs,
+        )  # fmt: skip
         self.images.append(GalleryImage(file, title, caption))
 
 
@@ -185,16 +229,29 @@ def write_vbse_gallery(
     -------
     Path
         The ``index.html``.
+
+    Raises
+    ------
+    OutputWriteError
+        A file cannot be written (a full disk): the folder is left as it was.
     """
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     gr, gc = maps.grid
     regions = default_rgb_regions(maps.grid) if rgb_regions is None else [tuple(int(v) for v in r) for r in rgb_regions]
     for i, j in regions:
         if not (0 <= i < gr and 0 <= j < gc):
             raise ValueError(f"colour region ({i}, {j}) is outside the {gr} x {gc} grid (rows 0..{gr - 1}, cols 0..{gc - 1})")
+    with atomic_directory(directory) as tmp:  # the folder appears complete, or not at all
+        _write_vbse_gallery(maps, tmp, regions, remove_gradient=remove_gradient, region_pngs=region_pngs, n_std=n_std)
+    return directory / "index.html"
+
+
+def _write_vbse_gallery(
+    maps: VbseMaps, directory: Path, regions: list[tuple[int, int]], *, remove_gradient: bool, region_pngs: bool, n_std: float
+) -> Path:
+    gr, gc = maps.grid
     save_vbse_h5(maps, directory / "vbse.h5", rgb_regions=regions)
-    g = _Gallery(directory, maps.step_um, remove_gradient)
+    g = _Gallery(directory, maps.step_um, remove_gradient, source=str(maps.settings.get("source", "the map")))
     unit = "intensity (counts)" if maps.signal == "raw" else f"{maps.signal} signal"
     # every region image, drift-corrected when asked: (gr, gc, rows, cols) and back as a vbse array
     vbse = np.stack([[g.fix(maps.vbse[:, :, i, j]) for j in range(gc)] for i in range(gr)])
@@ -305,11 +362,16 @@ def write_vbse_gallery(
 
 
 def write_quality_gallery(maps: QualityMaps, directory: str | os.PathLike, *, remove_gradient: bool = False) -> Path:
-    """Write ``quality.h5``, the quality map PNGs and ``index.html`` into ``directory``."""
+    """Write ``quality.h5``, the quality map PNGs and ``index.html`` into ``directory`` (all or nothing, as :func:`write_vbse_gallery`)."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    with atomic_directory(directory) as tmp:
+        _write_quality_gallery(maps, tmp, remove_gradient=remove_gradient)
+    return directory / "index.html"
+
+
+def _write_quality_gallery(maps: QualityMaps, directory: Path, *, remove_gradient: bool) -> Path:
     save_quality_h5(maps, directory / "quality.h5")
-    g = _Gallery(directory, maps.step_um, remove_gradient)
+    g = _Gallery(directory, maps.step_um, remove_gradient, source=str(maps.settings.get("source", "the map")))
     g.add("iq.png", g.fix(maps.iq), "Image quality", f"Krieger Lassen's Q from the FFT spectrum of the {maps.signal} patterns (0: noise, 1: strong bands).", colorbar_label="image quality Q")
     g.add("adp.png", g.fix(maps.adp), "Neighbour dot product", f"Mean normalised dot product with the 4 nearest neighbours ({maps.signal} patterns): low at boundaries.", colorbar_label="dot product")
     g.add("mean.png", g.fix(maps.mean), "Mean", "Mean intensity of each raw pattern.", colorbar_label="mean intensity (counts)")

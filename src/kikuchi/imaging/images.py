@@ -90,6 +90,8 @@ def montage(images: np.ndarray, *, scale: str = "common", gap: int = 1, percenti
     [[1.0, nan, 1.0], [nan, nan, nan], [1.0, nan, 1.0]]
     """
     images = np.asarray(images, dtype=np.float64)
+    if not float(gap).is_integer() or gap < 0:
+        raise ValueError(f"gap must be a whole number of pixels >= 0, got {gap}")
     if images.ndim == 3:
         images = images[None]
     if images.ndim != 4:
@@ -210,6 +212,8 @@ def asymmetry(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     [0.5, nan]
     """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"asymmetry: a {a.shape} and b {b.shape} must be images of the same shape")
     total = a + b
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(total != 0, (a - b) / np.where(total != 0, total, 1.0), np.nan)

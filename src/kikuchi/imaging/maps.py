@@ -10,6 +10,7 @@ threads or on a dask cluster (:func:`kikuchi.engine.map_reduce`).
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ from kikuchi.imaging.centre_of_mass import centre_of_mass, pattern_moments
 from kikuchi.imaging.quality import image_quality, neighbour_dot_product
 from kikuchi.imaging.vbse import diode_array, parse_grid, vbse_array
 from kikuchi.io.mapstore import EBSDMap
+from kikuchi.process.no_signal import NoSignalWarning, check_static_background, no_signal, no_signal_summary
 
 __all__ = ["SIGNALS", "vbse_map", "VbseMaps", "QualityMaps", "vbse_maps", "quality_maps", "kikuchi_signal", "kikuchi_ratio", "place_on_map"]
 
@@ -111,6 +113,9 @@ class VbseMaps:
     diodes
         (rows, cols, 2, 3) virtual forward-scatter diodes of the raw
         patterns: [top, bottom] x [left, middle, right].
+    no_signal
+        (rows, cols) bool: points whose pattern holds no signal (all one
+        value, or not finite); NaN in every image.
     """
 
     vbse: np.ndarray
@@ -123,6 +128,19 @@ class VbseMaps:
     step_um: tuple[float, float]
     pattern_shape: tuple[int, int]
     settings: dict[str, Any] = field(default_factory=dict)
+    no_signal: np.ndarray | None = None
+
+
+def _without_bad(patterns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The patterns with those that hold no signal replaced by zeros (the others keep their place in
+    the stack, so their results are those of the stack without bad patterns, to the bit), and the flags."""
+    if patterns.dtype == np.bool_:
+        patterns = patterns.view(np.uint8)
+    bad = no_signal(patterns)
+    if bad.any():
+        patterns = patterns.copy()
+        patterns[bad] = 0
+    return patterns, bad
 
 
 def _vbse_chunk(
@@ -135,7 +153,11 @@ def _vbse_chunk(
     com_kikuchi: bool,
     diode_strip: float,
 ) -> np.ndarray:
-    """Per pattern: [vbse (gr * gc), bse, com raw (2), diodes (6), com kikuchi (2)], float32."""
+    """Per pattern: [vbse (gr * gc), bse, com raw (2), diodes (6), com kikuchi (2), no signal], float32.
+
+    A pattern without signal (:func:`~kikuchi.process.no_signal.no_signal`) gets NaN everywhere and 1 in the last column.
+    """
+    patterns, bad = _without_bad(patterns)
     n = patterns.shape[0]
     parts = []
     moments = pattern_moments(patterns)
@@ -151,7 +173,14 @@ def _vbse_chunk(
     parts += [moments[:, :1], moments[:, 2:4], diode_array(patterns, strip=diode_strip).reshape(n, -1)]
     if com_kikuchi:
         parts.append(centre_of_mass(kikuchi_ratio(kik, bg)))
-    return np.concatenate(parts, axis=1).astype(np.float32)
+    out = np.concatenate(parts, axis=1).astype(np.float32)
+    out[bad] = np.nan
+    return np.concatenate([out, bad[:, None].astype(np.float32)], axis=1)
+
+
+def _check_map(ebsd_map: Any, where: str) -> None:
+    if not isinstance(ebsd_map, EBSDMap):
+        raise ValueError(f"{where}: give an open map (kikuchi.open(path)), not {type(ebsd_map).__name__}; for arrays of patterns use vbse_array, image_quality, ...")
 
 
 def _stream(
@@ -164,22 +193,41 @@ def _stream(
     halo_rows: int = 0,
     **kwargs: Any,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """One engine pass of ``func``; per-pattern results placed on the map (rows, cols, k), and the static background used."""
+    """One engine pass of ``func``; per-pattern results placed on the map (rows, cols, k), and the static background used.
+
+    The last of the ``k`` values of each point is 1 where its pattern holds
+    no signal (the points are counted in a :class:`NoSignalWarning`).
+    """
     if signal not in SIGNALS:
         raise ValueError(f"signal {signal!r}: expected one of {', '.join(SIGNALS)}")
     bg = ebsd_map.static_background if static_background else None
+    bg, _ = check_static_background(bg, source=f"{ebsd_map.path.name}: its static background")
     flat = map_reduce(ebsd_map, func, kwargs=dict(signal=signal, static_background=bg, **kwargs), halo_rows=halo_rows, **engine)
-    return place_on_map(flat.reshape(ebsd_map.n_patterns, -1), ebsd_map.index_map), bg
+    if flat.size == 0:
+        raise ValueError(f"{ebsd_map.path}: the map has no pattern at any point: there is nothing to image")
+    values = place_on_map(flat.reshape(ebsd_map.n_patterns, -1), ebsd_map.index_map)
+    flagged = values[..., -1] == 1
+    if flagged.any():
+        warnings.warn(
+            f"{ebsd_map.path.name}: {no_signal_summary(flagged, have=ebsd_map.index_map >= 0)}; NaN in the images",
+            NoSignalWarning,
+            stacklevel=3,
+        )
+    return values, bg
 
 
 def _vbse_only(
     patterns: np.ndarray, *, grid: tuple[int, int], signal: str, sigma: float | None, static_background: np.ndarray | None
 ) -> np.ndarray:
+    """Per pattern: [vbse (gr * gc), no signal]; NaN for a pattern without signal."""
+    patterns, bad = _without_bad(patterns)
     if signal == "kikuchi":
         patterns = kikuchi_signal(patterns, sigma=sigma, static_background=static_background)[0]
     elif signal == "background":
         patterns = kikuchi_signal(patterns, sigma=sigma)[1]
-    return vbse_array(patterns, grid=grid).astype(np.float32)
+    out = vbse_array(patterns, grid=grid).astype(np.float32).reshape(len(patterns), -1)
+    out[bad] = np.nan
+    return np.concatenate([out, bad[:, None].astype(np.float32)], axis=1)
 
 
 def vbse_map(
@@ -215,12 +263,13 @@ def vbse_map(
     ...     vbse_map(m, grid=(1, 2), progress=False)[1, 1].tolist()
     [[82.0, 85.0]]
     """
+    _check_map(ebsd_map, "vbse_map")
     gr, gc = parse_grid(grid)
     values, _ = _stream(
         ebsd_map, _vbse_only, signal=signal, static_background=static_background, grid=(gr, gc), sigma=sigma,
         engine=dict(executor=executor, workers=workers, scheduler=scheduler, progress=progress, chunk_rows=chunk_rows),
     )  # fmt: skip
-    return values.reshape(*ebsd_map.nav_shape, gr, gc)
+    return values[..., :-1].reshape(*ebsd_map.nav_shape, gr, gc)
 
 
 def vbse_maps(
@@ -270,7 +319,12 @@ def vbse_maps(
     -------
     VbseMaps
     """
+    _check_map(ebsd_map, "vbse_maps")
     gr, gc = parse_grid(grid)
+    if not 0.0 < diode_strip <= 0.5:
+        raise ValueError(f"diode_strip {diode_strip} must be a fraction of the pattern height in (0, 0.5]")
+    if sigma is not None and not (np.isfinite(sigma) and sigma > 0):
+        raise ValueError(f"sigma must be a positive number of pixels (or None), got {sigma}")
     values, bg = _stream(
         ebsd_map, _vbse_chunk, signal=signal, static_background=static_background, grid=(gr, gc), sigma=sigma,
         com_kikuchi=com_kikuchi, diode_strip=diode_strip,
@@ -283,6 +337,7 @@ def vbse_maps(
         com_raw=values[..., k + 1 : k + 3],
         diodes=values[..., k + 3 : k + 9].reshape(*ebsd_map.nav_shape, 2, 3),
         com_kikuchi=values[..., k + 9 : k + 11] if com_kikuchi else None,
+        no_signal=values[..., -1] == 1,
         grid=(gr, gc),
         signal=signal,
         step_um=ebsd_map.step_um,
@@ -309,6 +364,10 @@ class QualityMaps:
         Average normalised dot product with the 4 nearest neighbours.
     mean, std
         Mean and standard deviation of each raw pattern.
+    no_signal
+        (rows, cols) bool: points whose pattern holds no signal (all one
+        value, or not finite): NaN in every map, and no one's neighbour in
+        the dot products.
     """
 
     iq: np.ndarray
@@ -318,6 +377,7 @@ class QualityMaps:
     signal: str
     step_um: tuple[float, float]
     settings: dict[str, Any] = field(default_factory=dict)
+    no_signal: np.ndarray | None = None
 
 
 def _quality_block(
@@ -329,9 +389,16 @@ def _quality_block(
     sigma: float | None,
     static_background: np.ndarray | None,
 ) -> np.ndarray:
-    """Per core point: [iq, adp, mean, std] from a block with one halo row."""
+    """Per core point: [iq, adp, mean, std, no signal] from a block with one halo row.
+
+    Points whose pattern holds no signal get NaN and 1 in the last column,
+    and are no one's neighbour in the dot products.
+    """
     rows, cols, h, w = block.shape
-    flat = block.reshape(-1, h, w)
+    flat, bad = _without_bad(block.reshape(-1, h, w))
+    bad = bad.reshape(rows, cols) & have
+    block = flat.reshape(rows, cols, h, w)
+    have = have & ~bad
     if signal == "raw":
         sig = flat
     else:
@@ -339,12 +406,15 @@ def _quality_block(
         sig = kik if signal == "kikuchi" else bg
     sig = sig.reshape(rows, cols, h, w)
     i0, i1 = core
-    out = np.empty((i1 - i0, cols, 4))
+    out = np.empty((i1 - i0, cols, 5))
     out[..., 0] = image_quality(sig[i0:i1])
     out[..., 1] = neighbour_dot_product(sig, have=have, core=core)
     moments = pattern_moments(block[i0:i1])
     out[..., 2] = moments[..., 0]
     out[..., 3] = moments[..., 1]
+    core_bad = bad[i0:i1]
+    out[core_bad, :4] = np.nan
+    out[..., 4] = core_bad
     return out
 
 
@@ -384,8 +454,11 @@ def quality_maps(
     -------
     QualityMaps
     """
+    _check_map(ebsd_map, "quality_maps")
     if sigma is None:  # a wide background, as kikuchipy's dynamic background before its IQ
         sigma = ebsd_map.pattern_shape[1] / 8.0
+    if not (np.isfinite(sigma) and sigma > 0):
+        raise ValueError(f"sigma must be a positive number of pixels (or None), got {sigma}")
     values, bg = _stream(
         ebsd_map, _quality_block, signal=signal, static_background=static_background, sigma=sigma, halo_rows=1,
         engine=dict(executor=executor, workers=workers, scheduler=scheduler, progress=progress, chunk_rows=chunk_rows),
@@ -395,6 +468,7 @@ def quality_maps(
         adp=values[..., 1],
         mean=values[..., 2],
         std=values[..., 3],
+        no_signal=values[..., 4] == 1,
         signal=signal,
         step_um=ebsd_map.step_um,
         settings={"source": str(ebsd_map.path), "dataset": ebsd_map.dataset, "sigma": sigma, "static_background": bg is not None},

@@ -38,6 +38,7 @@ import numpy as np
 
 from kikuchi.imaging import _kernels
 from kikuchi.imaging.vbse import _check_stack
+from kikuchi.process.no_signal import no_signal
 
 __all__ = ["image_quality", "neighbour_dot_product", "normalised_patterns"]
 
@@ -55,7 +56,8 @@ def image_quality(patterns: np.ndarray, *, chunk: int = 256) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        Shape of the leading axes of ``patterns``; NaN for a flat pattern.
+        Shape of the leading axes of ``patterns``; NaN for a pattern that
+        holds no signal (all one value, or a value not finite).
 
     Examples
     --------
@@ -69,14 +71,15 @@ def image_quality(patterns: np.ndarray, *, chunk: int = 256) -> np.ndarray:
     (True, True)
     """
     patterns = _check_stack(patterns)
+    if not float(chunk).is_integer() or chunk < 1:
+        raise ValueError(f"chunk must be a whole number of patterns >= 1, got {chunk}")
     lead, (h, w) = patterns.shape[:-2], patterns.shape[-2:]
     stack = patterns.reshape(-1, h, w)
     q2 = _kernels.half_q2((h, w))
     out = np.empty(stack.shape[0])
     for start in range(0, stack.shape[0], chunk):
         out[start : start + chunk] = 1.0 - _kernels.spectral_inertia(stack[start : start + chunk], q2)
-    flat = stack.reshape(stack.shape[0], -1)
-    out[flat.min(axis=1) == flat.max(axis=1)] = np.nan
+    out[no_signal(stack)] = np.nan  # all one value, or not finite: no spectrum to weigh
     return out.reshape(lead)
 
 
@@ -99,7 +102,9 @@ def neighbour_dot_product(patterns: np.ndarray, *, have: np.ndarray | None = Non
         Map (rows, cols, h, w).
     have
         (rows, cols) bool: points with a pattern (default all). Points
-        without one give NaN and are no one's neighbour.
+        without one give NaN and are no one's neighbour; so do points whose
+        pattern holds no signal (all one value, or a value not finite: its
+        correlation with anything is undefined).
     core
         Only compute map rows ``core[0]:core[1]`` (the others serve as
         neighbours); default all rows.
@@ -125,9 +130,11 @@ def neighbour_dot_product(patterns: np.ndarray, *, have: np.ndarray | None = Non
     if have.shape != (rows, cols):
         raise ValueError(f"have mask of shape {have.shape} does not fit the {rows} x {cols} map")
     r0, r1 = (0, rows) if core is None else core
+    if not (0 <= r0 <= r1 <= rows):
+        raise ValueError(f"core rows {r0}:{r1} must lie within the {rows} map rows")
     lo, hi = max(0, r0 - 1), min(rows, r1 + 1)
     norm = normalised_patterns(patterns[lo:hi])  # (hi - lo, cols, m)
-    ok = have[lo:hi]
+    ok = have[lo:hi] & ~no_signal(patterns[lo:hi])
     total = np.zeros((hi - lo, cols))
     count = np.zeros((hi - lo, cols))
 

@@ -42,10 +42,15 @@ def parse_grid(grid: str | Sequence[int] | int) -> tuple[int, int]:
             raise ValueError(f"grid {grid!r}: expected ROWSxCOLS such as '7x7'") from None
         if len(values) == 1:
             values = values * 2
-    elif isinstance(grid, (int, np.integer)):
+    elif isinstance(grid, (int, np.integer)) and not isinstance(grid, bool):
         values = [int(grid)] * 2
     else:
-        values = [int(g) for g in grid]
+        try:
+            values = [int(g) for g in grid]
+        except (TypeError, ValueError):
+            raise ValueError(f"grid {grid!r}: expected ROWSxCOLS such as '7x7', one number or (rows, cols)") from None
+        if any(v != g for v, g in zip(values, grid)):
+            raise ValueError(f"grid {grid!r}: region counts must be whole numbers")
     if len(values) != 2 or min(values) < 1:
         raise ValueError(f"grid {grid!r}: expected two positive region counts (ROWSxCOLS such as '7x7')")
     return values[0], values[1]
@@ -103,8 +108,12 @@ def _check_stack(patterns: np.ndarray) -> np.ndarray:
         patterns = patterns[None]
     if patterns.ndim < 3:
         raise ValueError(f"patterns must be (h, w), (n, h, w) or (rows, cols, h, w), got shape {patterns.shape}")
+    if patterns.dtype == np.bool_:
+        patterns = patterns.view(np.uint8)  # True/False as intensities 1 and 0
     if patterns.dtype.kind not in "uif":
         raise ValueError(f"patterns must be integer or float, got dtype {patterns.dtype}")
+    if min(patterns.shape[-2:]) < 1:
+        raise ValueError(f"patterns of shape {patterns.shape} have no pixel")
     if (patterns.dtype.kind == "f" and patterns.dtype != np.float32) or patterns.dtype == np.uint64:
         patterns = patterns.astype(np.float64, copy=False)  # uint64 sums would not fit the int64 accumulator
     return patterns

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from kikuchi.bands._kernels import COL_INTENSITY, COL_SLOPE, COL_VALID, COL_WIDTH
-from kikuchi.bands.radon import BandDetector
+from kikuchi.bands.radon import BandDetector, check_band_options
 from kikuchi.index import _kernels as K
 from kikuchi.index.normals import detector_homographies
 from kikuchi.index.triplets import TripletTable, triplet_table_for_phase
@@ -37,7 +37,7 @@ ERROR_CODES = {
     3: "No solution (fewer than min_matched bands explained by any phase)",
     4: "High MAD (mean angular deviation above max_mad_deg)",
     5: "Not yet analysed (job cancelled before this point)",
-    6: "Unexpected error (the pattern could not be processed, e.g. not finite)",
+    6: "Unexpected error (the pattern holds no signal: all one value, or not finite; not indexed)",
 }
 
 #: Scale of the band contrast and band slope analogues to the 0..255 range of CTF files.
@@ -106,7 +106,12 @@ class IndexResult:
     @classmethod
     def from_array(cls, rows: np.ndarray, *, phases: list[str], tables: list[TripletTable] | None = None) -> IndexResult:
         """Inverse of :meth:`as_array`."""
-        rows = np.asarray(rows, dtype=np.float64).reshape(-1, 11)
+        rows = np.asarray(rows, dtype=np.float64)
+        if rows.ndim != 2 or rows.shape[1] != 11:
+            raise ValueError(
+                "IndexResult.from_array: expected rows (n, 11): phi1, Phi, phi2, phase_id, n_bands, n_matched, mad_deg, bc, bs, ci, error; "
+                f"got shape {rows.shape}"
+            )
         return cls(
             euler=rows[:, :3].copy(), phase_id=rows[:, 3].astype(np.int64), n_bands=rows[:, 4].astype(np.int64),
             n_matched=rows[:, 5].astype(np.int64), mad_deg=rows[:, 6].copy(), band_contrast=rows[:, 7].copy(),
@@ -114,11 +119,22 @@ class IndexResult:
             phases=list(phases), tables=list(tables or []),
         )
 
+    def mark_no_signal(self, flagged: np.ndarray) -> None:
+        """Mark patterns that hold no signal ((n,) bool): error 6, nothing detected, matched or oriented."""
+        flagged = np.asarray(flagged, dtype=bool)
+        self.error[flagged] = 6
+        self.euler[flagged] = 0.0
+        for name in ("phase_id", "n_bands", "n_matched"):
+            getattr(self, name)[flagged] = 0
+        for name in ("mad_deg", "band_contrast", "band_slope", "ci"):
+            getattr(self, name)[flagged] = 0.0
+
     def summary(self) -> dict[str, Any]:
-        """JSON-ready counts and means."""
+        """JSON-ready counts and means (``no_signal``: points not indexed because their pattern holds no signal, error 6)."""
         ok = self.indexed
         return {
             "points": len(self),
+            "no_signal": int((self.error == 6).sum()),
             "indexed": int(ok.sum()),
             "indexed_fraction": round(float(ok.mean()) if len(self) else 0.0, 4),
             "mean_mad_deg": round(float(self.mad_deg[ok].mean()), 4) if ok.any() else None,
@@ -203,6 +219,12 @@ class HoughIndexer:
             raise ValueError(f"HoughIndexer: angle_tol_deg and fit_tol_deg must be in (0, 10) degrees, got {angle_tol_deg}, {fit_tol_deg}")
         if min_matched < 3:
             raise ValueError(f"HoughIndexer: min_matched must be at least 3, got {min_matched}")
+        if not (max_mad_deg > 0 and min_band_slope >= 0 and kv > 0):
+            raise ValueError(f"HoughIndexer: need max_mad_deg > 0, min_band_slope >= 0 and kv > 0 (got {max_mad_deg}, {min_band_slope}, {kv})")
+        if n_families is not None and (not float(n_families).is_integer() or n_families < 1):
+            raise ValueError(f"HoughIndexer: n_families must be a whole number >= 1 (or None), got {n_families}")
+        if not (hasattr(detector, "shape") and hasattr(detector, "pc_as")):
+            raise ValueError(f"HoughIndexer: detector must be a kikuchi.geometry.Detector, got {type(detector).__name__}")
         self.tables = [_as_table(p, n_families=n_families, kv=kv) for p in phases]
         self.detector = detector
         self.angle_tol = np.radians(angle_tol_deg)
@@ -210,6 +232,7 @@ class HoughIndexer:
         self.min_matched = int(min_matched)
         self.max_mad_deg = float(max_mad_deg)
         self.min_band_slope = float(min_band_slope)
+        check_band_options(dict(band_options or {}), "HoughIndexer band_options")
         self.band_detector = BandDetector(tuple(detector.shape), n_bands=n_bands, **(band_options or {}))
         self._minv_t = detector_homographies(detector)
 
@@ -253,6 +276,8 @@ class HoughIndexer:
         default 0..n-1.
         """
         table = np.ascontiguousarray(table, dtype=np.float64)
+        if table.ndim != 3 or table.shape[2] != 6:
+            raise ValueError(f"HoughIndexer.index_bands: expected band tables (n, n_bands, 6) from detect(), got shape {table.shape}")
         n, nb = table.shape[:2]
         h, w = self.detector.shape
         minv = np.ascontiguousarray(self._minv_for(index, n))
@@ -368,14 +393,53 @@ class HoughIndexer:
             tables=self.tables,
         )
 
-    def index(self, patterns: np.ndarray, *, index: np.ndarray | None = None, workers: int = 1) -> IndexResult:
-        """Detect bands in (n, h, w) patterns and index them (``index``: flat map positions row * cols + col, for per-point PCs)."""
+    def index(
+        self, patterns: np.ndarray, *, index: np.ndarray | None = None, workers: int = 1, no_signal: np.ndarray | None = None
+    ) -> IndexResult:
+        """Detect bands in (n, h, w) patterns and index them.
+
+        ``index``: flat map positions row * cols + col, for per-point PCs.
+        Patterns that hold no signal (all one value, or a value not finite;
+        see :func:`kikuchi.process.no_signal.no_signal`), and those flagged in
+        ``no_signal`` ((n,) bool, e.g. found on the raw patterns before the
+        background removal), are not indexed: error 6 (:data:`ERROR_CODES`),
+        and no band, phase or orientation.
+        """
+        from kikuchi.process.no_signal import no_signal as find_no_signal
+
         patterns = np.asarray(patterns)
         if patterns.ndim == 2:
             patterns = patterns[None]
         if patterns.ndim != 3 or patterns.shape[1:] != tuple(self.detector.shape):
             raise ValueError(f"HoughIndexer.index: expected patterns (n, {self.detector.shape[0]}, {self.detector.shape[1]}), got {patterns.shape}")
+        if patterns.dtype.kind not in "biuf":
+            raise ValueError(f"HoughIndexer.index: patterns must be numbers, got dtype {patterns.dtype}")
         n = patterns.shape[0]
+        if index is not None:
+            index = np.asarray(index)
+            if index.shape != (n,) or index.dtype.kind not in "iu":
+                raise ValueError(f"HoughIndexer.index: index must be {n} integer map positions (row * cols + col), got {index.dtype} of shape {index.shape}")
+            n_pc = self._minv_t.shape[0] if self._minv_t.ndim == 3 else None
+            if n_pc is not None and n and (index.min() < 0 or index.max() >= n_pc):
+                raise IndexError(f"HoughIndexer.index: map positions {index.min()}..{index.max()} outside the detector's {n_pc} pattern centres")
+        bad = find_no_signal(patterns)
+        if no_signal is not None:
+            flagged = np.asarray(no_signal, dtype=bool)
+            if flagged.shape != (n,):
+                raise ValueError(f"HoughIndexer.index: no_signal must be {n} flags, got shape {flagged.shape}")
+            bad = bad | flagged
+        if bad.any():  # no bands are looked for in them (zeros have none), and their rows say error 6
+            patterns = patterns.copy()
+            patterns[bad] = 0
+        result = self._index(patterns, index=index, workers=workers)
+        if bad.any():
+            result.mark_no_signal(bad)
+        return result
+
+    def _index(self, patterns: np.ndarray, *, index: np.ndarray | None, workers: int) -> IndexResult:
+        n = patterns.shape[0]
+        if n == 0:
+            return IndexResult.from_array(np.zeros((0, 11)), phases=self.phase_names, tables=self.tables)
         if workers <= 1 or n < 512:
             return self.index_bands(self.detect(patterns), index=index)
         bounds = np.linspace(0, n, workers * 4 + 1).astype(int)

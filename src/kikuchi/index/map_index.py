@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,11 +25,41 @@ def prepare_patterns(
     when given), then dynamic background removal (division by a Gaussian
     low-pass of each pattern), both from :mod:`kikuchi.process`: in one pass
     per pattern (the pipeline's direct sum) where the kernel is short enough.
+    A pattern that holds no signal (all one value, or a value not finite)
+    gives zeros: no bands are found in it, and :meth:`HoughIndexer.index`
+    marks it error 6.
+
+    Raises
+    ------
+    ValueError
+        Patterns that are not (h, w) or (..., h, w) numbers; a static
+        background of another shape; a sigma that is not a positive number.
     """
+    from kikuchi.process.no_signal import no_signal
+
+    p = np.asarray(patterns)
+    if p.dtype == np.bool_:
+        p = p.view(np.uint8)
+    if p.dtype.kind not in "uif":
+        raise ValueError(f"prepare_patterns: patterns must be numbers, got dtype {p.dtype}")
+    if p.ndim < 2 or min(p.shape[-2:]) < 1:
+        raise ValueError(f"prepare_patterns: patterns must be (h, w) or (n, h, w); got shape {p.shape}")
+    if static_background is not None and np.shape(static_background) != p.shape[-2:]:
+        raise ValueError(f"prepare_patterns: static background of shape {np.shape(static_background)} does not fit patterns of shape {p.shape[-2:]}")
+    bad = no_signal(p)
+    if bad.any():
+        p = p.copy()
+        p[bad] = 0
+        out = _prepare(p, static_background, dynamic_sigma, dynamic)
+        out[bad] = 0.0
+        return out
+    return _prepare(p, static_background, dynamic_sigma, dynamic)
+
+
+def _prepare(p: np.ndarray, static_background: np.ndarray | None, dynamic_sigma: float | None, dynamic: bool) -> np.ndarray:
     from kikuchi.process import remove_dynamic_background, remove_static_background
     from kikuchi.process.background import fused_static_dynamic
 
-    p = np.asarray(patterns)
     if dynamic:
         static = None if static_background is None else np.asarray(static_background, dtype=np.float32)
         fused = fused_static_dynamic(p.reshape(-1, *p.shape[-2:]), static, sigma=dynamic_sigma)
@@ -46,10 +77,22 @@ def _index_chunk(
     patterns: np.ndarray, *, indexer: HoughIndexer, static_background: Any, dynamic: bool, dynamic_sigma: Any,
     ncols: int, rows: np.ndarray, cols: np.ndarray,
 ) -> np.ndarray:
-    """Engine chunk function: (n, h, w) raw patterns -> (n, 11) result rows."""
+    """Engine chunk function: (n, h, w) raw patterns -> (n, 11) result rows.
+
+    Patterns that hold no signal are zeros for the background removal (the
+    others keep their place in the stack) and are not indexed (error 6).
+    """
+    from kikuchi.process.no_signal import no_signal
+
+    if patterns.dtype == np.bool_:
+        patterns = patterns.view(np.uint8)
+    bad = no_signal(patterns)
+    if bad.any():
+        patterns = patterns.copy()
+        patterns[bad] = 0
     p = prepare_patterns(patterns, static_background=static_background, dynamic=dynamic, dynamic_sigma=dynamic_sigma)
     flat = np.asarray(rows, dtype=np.int64) * ncols + np.asarray(cols, dtype=np.int64)
-    return indexer.index(p, index=flat).as_array()
+    return indexer.index(p, index=flat, no_signal=bad).as_array()
 
 
 @dataclass
@@ -209,9 +252,12 @@ def index_map(
     from kikuchi.crystal import Phase
     from kikuchi.engine import map_reduce
     from kikuchi.io.mapstore import PROCESSED
+    from kikuchi.process.no_signal import NoSignalWarning, check_static_background, no_signal, no_signal_summary
 
     if isinstance(phases, (str, Phase)):
         phases = [phases]
+    if not hasattr(ebsd_map, "nav_shape") or not hasattr(ebsd_map, "index_map"):
+        raise ValueError(f"index_map: give an open map (kikuchi.open(path)), not {type(ebsd_map).__name__}")
     phases = [p if isinstance(p, Phase) else Phase.parse(p) for p in phases]
     if dataset is not None and dataset != ebsd_map.dataset:
         ebsd_map = ebsd_map.with_dataset(dataset)
@@ -227,6 +273,10 @@ def index_map(
             bg = ebsd_map.static_background
         elif static_background is not None:
             bg = np.asarray(static_background)
+            if bg.shape != tuple(ebsd_map.pattern_shape):
+                raise ValueError(f"index_map: static background of shape {bg.shape} does not fit the patterns {tuple(ebsd_map.pattern_shape)}")
+        source = "static background" if isinstance(static_background, np.ndarray) else f"{ebsd_map.path.name}: its static background"
+        bg, _ = check_static_background(bg, source=source)
     detector = ebsd_map.detector if detector is None else detector
     if tuple(detector.shape) != tuple(ebsd_map.pattern_shape):
         raise ValueError(f"{ebsd_map.path}: detector shape {tuple(detector.shape)} differs from the pattern shape {ebsd_map.pattern_shape}")
@@ -244,21 +294,34 @@ def index_map(
     if refine_pc not in (None, "none"):
         if refine_pc not in ("mean", "plane"):
             raise ValueError(f"refine_pc must be None, 'mean' or 'plane', got {refine_pc!r}")
+        if not float(refine_points).is_integer() or refine_points < 1:
+            raise ValueError(f"refine_points must be a whole number of patterns >= 1, got {refine_points}")
         from kikuchi.index.pattern_centre import fit_pc_plane, refine_pattern_centre
 
         r, c = _subset(ebsd_map.index_map, refine_points, np.random.default_rng(0))
         pats = ebsd_map.read_indices(ebsd_map.index_map[r, c])
-        pats = prepare_patterns(pats, static_background=bg, dynamic=dynamic, dynamic_sigma=dynamic_sigma)
-        if refine_pc == "mean":
-            ref = refine_pattern_centre(indexer, pats)
-            detector = detector.with_pc(ref["pc"])
-            settings["pc_refinement"] = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in ref.items()}
+        keep = ~no_signal(pats)  # patterns without signal tell nothing about the pattern centre
+        r, c, pats = r[keep], c[keep], pats[keep]
+        if not keep.any():
+            warnings.warn(
+                f"{ebsd_map.path.name}: none of the {keep.size} patterns picked to refine the pattern centre holds signal "
+                "(all one value, or not finite): the pattern centre is not refined",
+                NoSignalWarning,
+                stacklevel=2,
+            )
+            settings["pc_refinement"] = {"skipped": "no pattern with signal among those picked"}
         else:
-            pc_map, info = fit_pc_plane(indexer, pats, r, c, (nr, nc))
-            detector = detector.with_pc(pc_map)
-            settings["pc_refinement"] = info
-        indexer = indexer.with_detector(detector)
-        settings["pc_in_bruker"] = [round(float(v), 6) for v in detector.pc_mean]
+            pats = prepare_patterns(pats, static_background=bg, dynamic=dynamic, dynamic_sigma=dynamic_sigma)
+            if refine_pc == "mean":
+                ref = refine_pattern_centre(indexer, pats)
+                detector = detector.with_pc(ref["pc"])
+                settings["pc_refinement"] = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in ref.items()}
+            else:
+                pc_map, info = fit_pc_plane(indexer, pats, r, c, (nr, nc))
+                detector = detector.with_pc(pc_map)
+                settings["pc_refinement"] = info
+            indexer = indexer.with_detector(detector)
+            settings["pc_in_bruker"] = [round(float(v), 6) for v in detector.pc_mean]
     rows_all = map_reduce(
         ebsd_map, _index_chunk,
         kwargs={"indexer": indexer, "static_background": bg, "dynamic": dynamic, "dynamic_sigma": dynamic_sigma, "ncols": nc},
@@ -268,6 +331,16 @@ def index_map(
     have = np.zeros(ebsd_map.n_patterns, dtype=bool)
     have[ebsd_map.index_map[ebsd_map.index_map >= 0]] = True
     result.error[~have] = 5
+    on_map = ebsd_map.index_map >= 0
+    flagged = np.zeros(ebsd_map.nav_shape, dtype=bool)
+    flagged[on_map] = result.error[ebsd_map.index_map[on_map]] == 6
+    settings["no_signal_points"] = int(flagged.sum())
+    if flagged.any():
+        warnings.warn(
+            f"{ebsd_map.path.name}: {no_signal_summary(flagged, have=on_map)}; not indexed (CTF error 6)",
+            NoSignalWarning,
+            stacklevel=2,
+        )
     return MapIndexing(
         result=result, nav_shape=(nr, nc), index_map=ebsd_map.index_map.copy(), step_um=tuple(ebsd_map.step_um),
         detector=detector, phases=phases, settings=settings,

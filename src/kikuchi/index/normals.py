@@ -91,7 +91,13 @@ def band_normals(table: np.ndarray, minv_t: np.ndarray, shape: tuple[int, int]) 
     table = np.asarray(table, dtype=np.float64)
     if table.ndim == 2:
         table = table[None]
+    if table.ndim != 3 or table.shape[2] != 6:
+        raise ValueError(f"band_normals: expected band tables (n_bands, 6) or (n, n_bands, 6), got shape {table.shape}")
+    if len(shape) != 2:
+        raise ValueError(f"band_normals: the pattern shape must be (h, w), got {tuple(shape)}")
     minv_t = np.asarray(minv_t, dtype=np.float64)
+    if minv_t.shape[-2:] != (3, 3) or minv_t.ndim not in (2, 3) or (minv_t.ndim == 3 and len(minv_t) != len(table)):
+        raise ValueError(f"band_normals: expected one homography (3, 3) or one per table ({len(table)}, 3, 3), got shape {minv_t.shape}")
     h, w = shape
     out = []
     buf = np.empty((table.shape[1], 3))

@@ -184,6 +184,12 @@ def fit_pc_plane(
     """
     rows = np.asarray(rows)
     cols = np.asarray(cols)
+    if rows.shape != cols.shape or rows.shape != (len(np.asarray(patterns)),):
+        raise ValueError(
+            f"fit_pc_plane: rows {rows.shape} and cols {cols.shape} must give the map position of each of the {len(np.asarray(patterns))} patterns"
+        )
+    if len(nav_shape) != 2 or min(nav_shape) < 1:
+        raise ValueError(f"fit_pc_plane: the map shape must be (rows, cols), got {tuple(nav_shape)}")
     table = indexer.detect(np.asarray(patterns))
     glob = refine_pattern_centre(indexer, patterns, pc=pc, table=table)
     nr, nc = nav_shape

@@ -20,7 +20,7 @@ from kikuchi.io.imagefolder import ImageReadError, ImageSourceError, open_image_
 from kikuchi.io.mapstore import MapWriter
 from kikuchi.io.source import EBSDMap, MapFileError, MapFileWarning, MapPositionError, open_map
 from kikuchi.io.source import formats as pattern_formats
-from kikuchi.io.orientation_map import OrientationMap, PhaseInfo, read_orientation_map, write_orientation_map
+from kikuchi.io.orientation_map import OrientationMap, OrientationMapWarning, PhaseInfo, read_orientation_map, write_orientation_map
 
 __all__ = [
     "AngFormatError",
@@ -33,6 +33,7 @@ __all__ = [
     "MapPositionError",
     "MapWriter",
     "OrientationMap",
+    "OrientationMapWarning",
     "PhaseInfo",
     "convert_images",
     "open_image_source",

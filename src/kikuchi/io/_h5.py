@@ -8,11 +8,20 @@
   stored with deflate and/or shuffle (or none) are read as raw bytes and
   inflated outside h5py's lock, so threads decompress in parallel; other
   filters (LZF, ...) go through h5py.
+
+A stored chunk that cannot be decoded (a damaged file: flipped bytes, a
+chunk index pointing past the end) raises :class:`BadChunkError`, which
+names the file, the chunk and the patterns (and map rows) it holds, whichever
+path read it. :meth:`H5Map.mark_unreadable` turns those patterns into points
+without a pattern, for runs that carry on past a damaged chunk
+(``on_bad_chunk='skip'`` of :func:`kikuchi.engine.map_reduce`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import threading
 import weakref
 import zlib
@@ -23,12 +32,63 @@ from typing import Any
 import h5py
 import numpy as np
 
-from kikuchi.io.source import EBSDMap, MapFileError, default_chunk_patterns
+from kikuchi.io.source import EBSDMap, MapFileError, default_chunk_patterns, short_repr
 
-__all__ = ["CACHE_BYTES", "Cancelled", "H5Map", "H5Patterns", "deflate", "header_number", "inflate", "number", "scalar", "text", "unshuffle"]
+_logger = logging.getLogger(__name__)
+
+__all__ = ["BadChunkError", "CACHE_BYTES", "Cancelled", "H5Map", "H5Patterns", "deflate", "header_number", "inflate", "number", "scalar", "text", "unshuffle"]
 
 #: Bytes of compressed input inflated between two looks at ``cancel``.
 _INFLATE_STEP = 1 << 16
+
+#: What to do about a damaged chunk, said in every :class:`BadChunkError`.
+BAD_CHUNK_ADVICE = (
+    "copy the file again from its source, or carry on without those points "
+    "(--skip-bad-chunks; on_bad_chunk='skip' in Python)"
+)
+
+
+class BadChunkError(MapFileError):
+    """A stored chunk of patterns cannot be decoded: the file is damaged there.
+
+    Attributes
+    ----------
+    path
+        The file.
+    dataset
+        The HDF5 dataset of the patterns.
+    chunk
+        The HDF5 chunk number (storage order), or None for a dataset stored
+        without chunks.
+    start, stop
+        The storage indices of the patterns the chunk holds (``start:stop``).
+    cause
+        What the decoder (or HDF5) said.
+    """
+
+    def __init__(
+        self, message: str, *, path: Any = None, dataset: str = "", chunk: int | None = None, start: int = 0, stop: int = 0, cause: str = ""
+    ):
+        super().__init__(message)
+        self.path = path
+        self.dataset = dataset
+        self.chunk = chunk
+        self.start = int(start)
+        self.stop = int(stop)
+        self.cause = cause
+
+    def __reduce__(self) -> tuple[Any, ...]:  # travels back from dask workers with its attributes
+        return (_bad_chunk_error, (str(self), self.path, self.dataset, self.chunk, self.start, self.stop, self.cause))
+
+
+def _bad_chunk_error(message: str, path: Any, dataset: str, chunk: int | None, start: int, stop: int, cause: str = "") -> BadChunkError:
+    return BadChunkError(message, path=path, dataset=dataset, chunk=chunk, start=start, stop=stop, cause=cause)
+
+
+def _reason(exc: BaseException) -> str:
+    """One line of what a decoder or HDF5 said."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def scalar(value: Any) -> Any:
@@ -71,7 +131,7 @@ def number(group: h5py.Group, name: str, default: float | None = None, *, where:
     try:
         return float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{where or group.file.filename}: '{group.name}/{name}' is {value!r}, not a number") from None
+        raise MapFileError(f"{where or group.file.filename}: '{group.name}/{name}' is {short_repr(value)}, not a number") from None
 
 
 def header_number(
@@ -98,7 +158,7 @@ def header_number(
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise MapFileError(f"{path}: {where} is {value!r}, not a number") from None
+        raise MapFileError(f"{path}: {where} is {short_repr(value)}, not a number") from None
     if not np.isfinite(number):
         raise MapFileError(f"{path}: {where} is {number}, not a finite number")
     if raw.dtype.kind == "f" and raw.dtype.itemsize < 8:
@@ -147,6 +207,8 @@ def inflate(raw: bytes, cancel: Callable[[], bool] | None = None) -> bytes:
             raise Cancelled
         parts.append(inflater.decompress(view[offset : offset + _INFLATE_STEP]))
     parts.append(inflater.flush())
+    if not inflater.eof:  # what decompress() says of a stream cut short
+        raise zlib.error("incomplete or truncated stream")
     return b"".join(parts)
 
 
@@ -185,6 +247,10 @@ class H5Patterns:
         self.ds = dataset
         self.shape = tuple(int(s) for s in dataset.shape)
         self.dtype = dataset.dtype
+        self.path = Path(dataset.file.filename)
+        #: ``where(start, stop) -> str``: where the patterns at storage indices ``start:stop`` lie on
+        #: the map ("map rows 3..5"), for the message of a damaged chunk; set by the map that reads them.
+        self.where: Callable[[int, int], str] | None = None
         self._decoder: tuple[int, tuple[str, ...]] | None | bool = False  # False: not looked at yet
         self._local = threading.local()  # each thread's buffer of stored chunk bytes
         self._table: tuple[np.ndarray, np.ndarray, np.ndarray] | None | bool = False  # (file offset, size, mask) per chunk
@@ -196,6 +262,77 @@ class H5Patterns:
         if self._fd >= 0:
             self._close_fd()
             self._fd = -1
+
+    def bad_chunk(self, k: int | None, cause: str, start: int | None = None, stop: int | None = None) -> BadChunkError:
+        """The error of HDF5 chunk ``k`` (of whole patterns; None: the patterns ``start:stop``) that cannot be decoded."""
+        per = self.stored_chunk
+        if k is not None and per is not None:
+            start, stop = k * per, min((k + 1) * per, self.shape[0])
+        start = 0 if start is None else int(start)
+        stop = self.shape[0] if stop is None else int(stop)
+        where = ""
+        if self.where is not None:
+            try:
+                where = f": {self.where(start, stop)}"
+            except Exception:  # noqa: BLE001 - the description is a courtesy; the error must still be raised
+                where = ""
+        what = f"HDF5 chunk {k} of '{self.ds.name}'" if k is not None and per is not None else f"'{self.ds.name}'"
+        held = f"pattern {start}" if stop - start == 1 else f"patterns {start}..{stop - 1}"
+        return BadChunkError(
+            f"{self.path}: {what} ({held}{where}) cannot be decoded ({cause}): the file is damaged there; {BAD_CHUNK_ADVICE}",
+            path=self.path, dataset=self.ds.name, chunk=k if per is not None else None, start=start, stop=stop, cause=cause,
+        )  # fmt: skip
+
+    def _max_stored(self, nbytes: int) -> int:
+        """The most bytes a stored chunk of ``nbytes`` can take (LZF grows incompressible data by 1/32, deflate by 0.03 %)."""
+        return nbytes + nbytes // 16 + 4096
+
+    def _h5py_read(self, start: int, stop: int, out: np.ndarray) -> None:
+        """Patterns ``start:stop`` into ``out`` through h5py; a chunk HDF5 cannot read raises :class:`BadChunkError` naming it."""
+        try:
+            if out.dtype == self.dtype and out.flags.c_contiguous:
+                self.ds.read_direct(out, np.s_[start:stop])
+            else:
+                out[...] = self.ds[start:stop]
+        except (OSError, RuntimeError) as exc:
+            raise self._locate(start, stop, exc) from None
+
+    def _locate(self, start: int, stop: int, exc: BaseException) -> BadChunkError:
+        """The first HDF5 chunk of patterns ``start:stop`` that h5py cannot read (one read per chunk: only after a failure)."""
+        cause = _reason(exc)
+        chunks = self.ds.chunks
+        if chunks is None:
+            return self.bad_chunk(None, cause, start, stop)
+        per = int(chunks[0])
+        for k in range(start // per, (stop - 1) // per + 1):
+            lo, hi = max(start, k * per), min(stop, (k + 1) * per)
+            try:
+                self.ds[lo:hi]
+            except (OSError, RuntimeError) as again:
+                if self.stored_chunk is not None:
+                    return self.bad_chunk(k, _reason(again))
+                return self.bad_chunk(None, _reason(again), k * per, min((k + 1) * per, self.shape[0]))
+        return self.bad_chunk(None, cause, start, stop)
+
+    def pattern(self, i: int) -> np.ndarray:
+        """The pattern at storage index ``i`` (one read through h5py's chunk cache)."""
+        try:
+            return self.ds[i]
+        except (OSError, RuntimeError) as exc:
+            raise self._locate(i, i + 1, exc) from None
+
+    def _h5py_chunk(self, k: int, into: np.ndarray | None, cause: str) -> np.ndarray:
+        """Chunk ``k`` read by h5py where the decoder here could not decode it; :class:`BadChunkError` when h5py cannot either."""
+        per = self.stored_chunk
+        assert per is not None
+        start, stop = k * per, min((k + 1) * per, self.shape[0])
+        target = np.empty((per, *self.shape[1:]), dtype=self.dtype) if into is None else into
+        try:
+            self.ds.read_direct(target, np.s_[start:stop], np.s_[0 : stop - start])
+        except (OSError, RuntimeError, TypeError, ValueError):
+            raise self.bad_chunk(k, cause) from None
+        _logger.debug("%s: chunk %d read by h5py, not decoded here (%s)", self.path, k, cause)
+        return target
 
     def _chunk_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """Where every stored chunk is: (file offset, size, filter mask) by chunk number, size 0 where not stored.
@@ -285,6 +422,8 @@ class H5Patterns:
             size = int(sizes[k])
             if not size:
                 return None
+            if size > self._max_stored(self.dtype.itemsize * int(np.prod((self.stored_chunk, *self.shape[1:])))):
+                raise self.bad_chunk(k, f"HDF5's index says it takes {size:,} bytes, more than any encoding of it")
             buf = self._buffer(size)
             if os.preadv(self._fd, [buf[:size]], int(offsets[k])) != size:
                 return None
@@ -294,6 +433,8 @@ class H5Patterns:
             info = self.ds.id.get_chunk_info_by_coord((k * per_chunk, 0, 0))
             if not info.size:  # not stored: h5py gives the fill value (raw reads of some fail oddly)
                 return None
+            if info.size > self._max_stored(self.dtype.itemsize * int(np.prod((per_chunk, *self.shape[1:])))):
+                raise self.bad_chunk(k, f"HDF5's index says it takes {info.size:,} bytes, more than any encoding of it")
             buf = self._buffer(info.size)
             mask, view = self.ds.id.read_direct_chunk((k * per_chunk, 0, 0), out=buf)
         except (OSError, ValueError, KeyError, RuntimeError, TypeError):
@@ -309,8 +450,10 @@ class H5Patterns:
         as it is when compression would enlarge it) are not undone. ``into``:
         a C-contiguous array of the chunk's shape and dtype to decompress
         into (no copy); otherwise a new array. None when h5py must read the
-        chunk: not stored (h5py gives the fill value) or of an unexpected
-        size. Raises :class:`Cancelled`.
+        chunk: not stored (h5py gives the fill value). A chunk that does not
+        decode here is read by h5py; :class:`BadChunkError` (naming the chunk
+        and the patterns it holds) when h5py cannot read it either. Raises
+        :class:`Cancelled`.
         """
         decoder = self.decoder()
         if decoder is None:
@@ -329,23 +472,30 @@ class H5Patterns:
         if todo == ["lzf"]:  # AZtec's H5OINA: straight into the target
             from kikuchi.io._kernels import lzf_decompress
 
-            return target if lzf_decompress(raw, nbytes, out=flat) is not None else None
+            if lzf_decompress(raw, nbytes, out=flat) is not None:
+                return target
+            return self._h5py_chunk(k, target, f"LZF: not a stream of the chunk's {nbytes:,} bytes")
         data: Any = raw
         for name in reversed(todo):  # undo the pipeline, last filter first
             if name == "deflate":
-                data = inflate(data, cancel)
+                try:
+                    data = inflate(data, cancel)
+                except Cancelled:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - zlib.error, isal's IsalError: a damaged stream
+                    return self._h5py_chunk(k, into, f"deflate: {_reason(exc)}")
             elif name == "lzf":
                 from kikuchi.io._kernels import lzf_decompress
 
                 data = lzf_decompress(data, nbytes)
                 if data is None:
-                    return None  # not a stream of this chunk: h5py says what is wrong
+                    return self._h5py_chunk(k, into, f"LZF: not a stream of the chunk's {nbytes:,} bytes")
             elif size > 1:
                 if len(data) != nbytes:
-                    return None
+                    return self._h5py_chunk(k, into, f"{len(data):,} bytes to unshuffle where the chunk holds {nbytes:,}")
                 data = unshuffle(data, size)
         if len(data) != nbytes:
-            return None
+            return self._h5py_chunk(k, into, f"{len(data):,} bytes decoded where the chunk holds {nbytes:,}")
         flat[...] = data if isinstance(data, np.ndarray) else np.frombuffer(data, dtype=np.uint8)
         return target
 
@@ -378,15 +528,12 @@ class H5Patterns:
                     whole = direct and hi - lo == per_chunk
                     chunk = self.decode_chunk(k, into=out[lo - start : hi - start] if whole else None)
                     if chunk is None:
-                        break  # h5py reads the range (and says what is wrong)
+                        break  # not stored: h5py reads the range (the fill value)
                     if not whole:
                         out[lo - start : hi - start] = chunk[lo - k * per_chunk : hi - k * per_chunk]
                 else:
                     return
-        if out.dtype == self.dtype and out.flags.c_contiguous:
-            self.ds.read_direct(out, np.s_[start:stop])
-        else:
-            out[...] = self.ds[start:stop]
+        self._h5py_read(start, stop, out)
 
     def _read_run(self, k0: int, k1: int, out: np.ndarray, filters: tuple[str, ...]) -> bool:
         """Whole chunks ``k0 .. k1 - 1`` (no filters, or LZF) into ``out`` with one positional read of the bytes they span.
@@ -404,6 +551,8 @@ class H5Patterns:
         off, size, mask = offsets[k0:k1], sizes[k0:k1], masks[k0:k1]
         if not size.all() or np.any(off[1:] < off[:-1] + size[:-1]):
             return False  # a chunk missing, or chunks not in file order
+        if int(size.max()) > self._max_stored(out.nbytes // (k1 - k0)):
+            return False  # a damaged index: read chunk by chunk, which names the chunk
         span = int(off[-1] + size[-1] - off[0])
         target = out.reshape(-1).view(np.uint8)
         raw = np.ones(k1 - k0, dtype=np.bool_) if not filters else (mask & 1).astype(np.bool_)
@@ -471,15 +620,72 @@ class H5Map(EBSDMap):
         try:
             self._file = h5py.File(self.path, "r", rdcc_nbytes=CACHE_BYTES, rdcc_nslots=10007)
         except OSError as exc:
-            raise MapFileError(f"{self.path}: not a readable HDF5 file ({exc})") from None
+            raise MapFileError(unreadable_hdf5(self.path, exc)) from None
         try:
             self._open(**options)
+            self._check_unstored()
         except BaseException:
             self._file.close()
             raise
+        reader = getattr(self, "_reader", None)
+        if isinstance(reader, H5Patterns):
+            where = weakref.WeakMethod(self._where)
+            reader.where = lambda start, stop: where()(start, stop)  # type: ignore[misc]
 
     def _open(self, **options: Any) -> None:
         raise NotImplementedError  # pragma: no cover - every HDF5 format implements it
+
+    def _check_unstored(self) -> None:
+        """The chunk index of the pattern dataset, looked at once: damaged, refused; chunks never written, their points missing.
+
+        HDF5 reads a chunk that was never written (an interrupted writer) as
+        its fill value, and a damaged index (a flipped byte in a chunk's key)
+        as another chunk's data: never patterns without a word. One pass over
+        the index (about 1 µs a chunk).
+        """
+        reader = getattr(self, "_reader", None)
+        ds = getattr(reader, "ds", None)
+        if ds is None or ds.chunks is None or not self.n_patterns or not hasattr(ds.id, "chunk_iter"):
+            return
+        per_chunk = int(ds.chunks[0])
+        if tuple(ds.chunks[1:]) != tuple(ds.shape[1:]):
+            return  # chunks that split patterns: HDF5 alone knows them (no layout of a pattern file does this)
+        n = ds.id.get_num_chunks() if hasattr(ds.id, "get_num_chunks") else -(-int(ds.shape[0]) // per_chunk)
+        first = np.empty(n, dtype=np.int64)
+        where = np.empty(n, dtype=np.int64)
+        count = [0]
+
+        def visit(info: Any) -> None:
+            k = count[0]
+            if k < n:
+                first[k], where[k] = info.chunk_offset[0], info.byte_offset
+            count[0] = k + 1
+
+        ds.id.chunk_iter(visit)
+        first, where = first[: min(n, count[0])], where[: min(n, count[0])]
+        bad = (first % per_chunk != 0) | (first < 0) | (first >= ds.shape[0])
+        bad[1:] |= first[1:] <= first[:-1]
+        if bad.any() or count[0] > n:
+            i = int(np.argmax(bad)) if bad.any() else n - 1
+            after = f"after the chunk of patterns from {first[i - 1]}" if i and not (first[i] % per_chunk or first[i] >= ds.shape[0]) else "not a chunk of the dataset"
+            raise MapFileError(
+                f"{self.path}: the chunk index of '{ds.name.lstrip('/')}' is damaged: the chunk at byte {where[i]} claims patterns "
+                f"from {first[i]}, {after}; its patterns cannot be told apart: copy the file again from its source"
+            )
+        stored = np.zeros(ds.shape[0], dtype=bool)
+        starts = first[:, None] + np.arange(per_chunk)
+        stored[starts[starts < ds.shape[0]]] = True
+        name = ds.name.lstrip("/")
+        unstored = np.flatnonzero(~stored)
+        hit = (self._index_map >= 0) & np.isin(self._index_map, unstored)
+        if hit.any():
+            rows = np.flatnonzero(hit.any(axis=1))
+            self._index_map = np.where(hit, -1, self._index_map)
+            self._note(
+                f"'{name}' has {unstored.size} pattern(s) in chunks that were never written (storage index "
+                f"{unstored[0]} first; an interrupted or damaged file): their {int(hit.sum())} map point(s) "
+                f"(map rows {rows[0]}..{rows[-1]}) are read as missing"
+            )
 
     def close(self) -> None:
         """Close the file."""
@@ -528,7 +734,48 @@ class H5Map(EBSDMap):
 
     def pattern(self, row: int, col: int) -> np.ndarray:
         """The pattern at map position (row, col), shape (h, w) (one read through h5py's chunk cache)."""
-        return self._reader.ds[self._index(row, col)]
+        return self._reader.pattern(self._index(row, col))
+
+    # -- damaged chunks ------------------------------------------------------
+    def _where(self, start: int, stop: int) -> str:
+        """Where the patterns at storage indices ``start:stop`` lie on the map, in words."""
+        rows = self.positions[0][start:stop]
+        rows = rows[rows >= 0]
+        if not rows.size:
+            return "no map point"
+        lo, hi = int(rows.min()), int(rows.max())
+        return f"map row {lo}" if lo == hi else f"map rows {lo}..{hi}"
+
+    @property
+    def unreadable_points(self) -> int:
+        """Map points read as points without a pattern because their chunk cannot be decoded (:meth:`mark_unreadable`)."""
+        return int(getattr(self, "_unreadable_points", 0))
+
+    def mark_unreadable(self, indices: Any, error: BadChunkError) -> int:
+        """Read the patterns at storage ``indices`` (those of a damaged chunk) as missing from now on.
+
+        The points that hold them get -1 in the index map (a new array:
+        code holding the old one is not disturbed), are counted in
+        :attr:`unreadable_points`, and the damage is noted (a
+        :class:`~kikuchi.io.source.MapFileWarning`, in ``notes``). Used by
+        the engine's ``on_bad_chunk='skip'``. Returns the number of points
+        newly marked.
+        """
+        idx = np.unique(np.asarray(indices, dtype=np.int64))
+        hit = (self._index_map >= 0) & np.isin(self._index_map, idx)
+        n = int(hit.sum())
+        if n:
+            rows = np.flatnonzero(hit.any(axis=1))
+            self._index_map = np.where(hit, -1, self._index_map)
+            self._unreadable_points = self.unreadable_points + n
+            span = f"map row {rows[0]}" if rows[0] == rows[-1] else f"map rows {rows[0]}..{rows[-1]}"
+            what = f"HDF5 chunk {error.chunk} of '{error.dataset}'" if error.chunk is not None else f"'{error.dataset}'"
+            cause = error.cause or str(error)
+            self._note(
+                f"{what} cannot be decoded ({cause}); its {n} point{'s' * (n != 1)} ({span}) "
+                "are read as points without a pattern"
+            )
+        return n
 
     def read_chunk(self, chunk: int, *, cancel: Callable[[], bool] | None = None) -> np.ndarray | None:
         """The patterns of chunk ``chunk`` (storage indices ``chunk * n`` to ``(chunk + 1) * n``, ``n`` = :attr:`chunk_patterns`).
@@ -550,11 +797,29 @@ class H5Map(EBSDMap):
         [[[24, 25, 26], [27, 28, 29]]]
         """
         n = self.chunk_patterns
+        if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)):
+            raise TypeError(f"{self.path}: chunk={chunk!r}: expected a chunk number (a whole number)")
         if not 0 <= chunk * n < self.n_patterns:
             raise IndexError(f"{self.path}: chunk {chunk} is outside the {self.n_patterns} patterns ({n} per chunk)")
-        return self._reader.read_chunk(chunk, n, cancel)
+        return self._reader.read_chunk(int(chunk), n, cancel)
 
     def describe(self) -> dict[str, Any]:
         out = super().describe()
         out.update(self._reader.describe())
+        if self.unreadable_points:
+            out["unreadable_points"] = self.unreadable_points
         return out
+
+
+def unreadable_hdf5(path: Path, exc: BaseException) -> str:
+    """What to say of an HDF5 file that h5py cannot open: a file cut short is said so, with what is there."""
+    text = " ".join(str(exc).split())
+    cut = re.search(r"truncated file: eof = (\d+).*?stored_eof = (\d+)", text)
+    if cut:
+        have, want = int(cut.group(1)), int(cut.group(2))
+        return (
+            f"{path}: the HDF5 file is cut short: {have:,} of its {want:,} bytes are there ({100 * have / max(want, 1):.1f} %), "
+            "as after an interrupted copy, download or acquisition; HDF5 keeps part of its index at the end, so no "
+            "pattern in it can be located: copy the file again from its source"
+        )
+    return f"{path}: not a readable HDF5 file ({text})"

@@ -49,6 +49,7 @@ Examples
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 from pathlib import Path
@@ -60,21 +61,24 @@ from kikuchi.io._atomic import atomic_output
 from kikuchi.io.orientation_map import (
     OrientationMap,
     OrientationMapError,
+    OrientationMapWarning,
     PhaseInfo,
-    _as_int,
+    _bad_rows_note,
+    _Declared,
     _format_column,
     _format_header_value,
     _format_lattice_value,
-    _gridded_map,
+    _grid_map,
     _join_rows,
-    _maybe_int,
     _parse_number,
     _parse_table,
-    _read_lines,
-    infer_grid,
+    _read_text,
+    _report,
+    _screen_points,
+    _writable_euler,
 )
 
-__all__ = ["AngFormatError", "COLUMN_VARIANTS", "SYMMETRY_CODES", "read_ang", "write_ang", "sniff"]
+__all__ = ["AngFormatError", "OrientationMapWarning", "ASTAR_COLUMNS", "COLUMN_VARIANTS", "SYMMETRY_CODES", "read_ang", "write_ang", "sniff"]
 
 _logger = logging.getLogger(__name__)
 
@@ -91,6 +95,8 @@ COLUMN_VARIANTS = {
     10: (*_BASE, "SEM", "Fit"),
     14: (*_BASE, "SEM", "Fit", "PRIAS Bottom Strip", "PRIAS Center Square", "PRIAS Top Strip", "Custom Value"),
 }
+#: Data columns of NanoMegas ASTAR Index files (TEM orientation mapping; 'ACOM' in the header), as orix names them.
+ASTAR_COLUMNS = (*_BASE[:5], "ind", "rel", "Phase", "relx100")
 _KEYS = {
     "IQ": "iq",
     "CI": "ci",
@@ -120,6 +126,8 @@ SYMMETRY_CODES = {
 _CODE_OF_LAUE = {"-1": 1, "2/m": 2, "mmm": 22, "4/m": 4, "4/mmm": 42, "-3": 3, "-3m": 32, "6/m": 6, "6/mmm": 62, "m-3": 23, "m-3m": 43}
 _PHASE_KEYS = ("MaterialName", "Formula", "Info", "Symmetry", "PointGroupID", "LatticeConstants", "NumberFamilies", "hklFamilies", "ElasticConstants", "Categories")
 _GRID_KEYS = ("GRID", "XSTEP", "YSTEP", "NCOLS_ODD", "NCOLS_EVEN", "NROWS")
+#: Map-level fields that say something about every point: given twice with other values, the first is used (and a warning says so).
+_MAP_KEYS = (*_GRID_KEYS, "TEM_PIXperUM", "x-star", "y-star", "z-star", "WorkingDistance", "SampleTiltAngle", "CameraElevationAngle", "CameraAzimuthalAngle")
 
 
 class AngFormatError(OrientationMapError):
@@ -150,7 +158,11 @@ def _numbers(text: str, *, what: str, where: str) -> list[float]:
         raise AngFormatError(f"{where}: {what} {text!r} are not numbers") from None
 
 
-def _finish_phase(block: dict[str, Any], *, fname: str) -> PhaseInfo:
+def _has_lines(block: dict[str, Any]) -> bool:
+    return any(k != "id" and not k.startswith("_") for k in block)
+
+
+def _finish_phase(block: dict[str, Any], *, fname: str, notes: list[str]) -> PhaseInfo:
     where = f"{fname} line {block['_line']}: Phase {block['id']}"
     lattice = block.get("LatticeConstants")
     if lattice is None:
@@ -158,6 +170,8 @@ def _finish_phase(block: dict[str, Any], *, fname: str) -> PhaseInfo:
     values = _numbers(lattice, what="LatticeConstants", where=where)
     if len(values) != 6:
         raise AngFormatError(f"{where}: LatticeConstants needs 6 numbers (a b c alpha beta gamma), found {len(values)}")
+    if not all(math.isfinite(v) and v > 0 for v in values[:3]) or not all(math.isfinite(v) and 0 < v < 180 for v in values[3:]):
+        raise AngFormatError(f"{where}: LatticeConstants {lattice!r} are not positive lengths and angles between 0 and 180°")
     code_text = str(block.get("Symmetry", "")).strip()
     try:
         code = int(code_text)
@@ -184,7 +198,7 @@ def _finish_phase(block: dict[str, Any], *, fname: str) -> PhaseInfo:
         families.append(family)
     n_fam = block.get("NumberFamilies")
     if n_fam is not None and str(n_fam).strip().isdigit() and int(n_fam) != len(families):
-        raise AngFormatError(f"{where}: NumberFamilies {n_fam} but {len(families)} hklFamilies lines")
+        notes.append(f"line {block['_line']}: Phase {block['id']}: NumberFamilies {n_fam} but {len(families)} hklFamilies lines: the {len(families)} lines are read")
     extra = {"ang_symmetry": code, "formula": block.get("Formula", "")}
     for key in ("ElasticConstants", "Categories", "PointGroupID"):
         if key in block:
@@ -203,13 +217,15 @@ def _finish_phase(block: dict[str, Any], *, fname: str) -> PhaseInfo:
     )
 
 
-def _column_names(header: dict[str, Any], n: int) -> list[str]:
+def _column_names(header: dict[str, Any], n: int, *, astar: bool) -> list[str]:
     names = header.get("COLUMN_HEADERS")
     if isinstance(names, str):
         listed = [s.strip() for s in names.split(",")]
         if len(listed) == n:
             mapped = [_BASE[j] if j < 8 else listed[j] for j in range(n)]
             return mapped
+    if astar and n >= 8:
+        return [*ASTAR_COLUMNS[:n], *(f"column{j + 1}" for j in range(len(ASTAR_COLUMNS), n))]
     if n in COLUMN_VARIANTS:
         return list(COLUMN_VARIANTS[n])
     if n > 10:
@@ -217,56 +233,112 @@ def _column_names(header: dict[str, Any], n: int) -> list[str]:
     return [*_BASE, *(f"column{j + 1}" for j in range(8, n))]
 
 
-def read_ang(path: str | os.PathLike) -> OrientationMap:
+def _grid_fields(header: dict[str, Any], notes: list[str]) -> _Declared:
+    """What the header's grid lines say (fields missing or not numbers: None, with a note)."""
+    present = [k for k in _GRID_KEYS if k in header]
+    if not present:
+        notes.append("the header has no grid lines (GRID, XSTEP, YSTEP, NCOLS_ODD, NCOLS_EVEN, NROWS): the grid comes from the point coordinates")
+        return _Declared()
+    absent = [k for k in _GRID_KEYS if k not in header]
+    if absent:
+        notes.append(f"header field(s) {', '.join(absent)} missing: the grid comes from the point coordinates")
+    kind = None
+    if "GRID" in header:
+        decl = str(header["GRID"]).strip().rstrip("#").strip()
+        if decl in ("SqrGrid", "HexGrid"):
+            kind = "square" if decl == "SqrGrid" else "hexagonal"
+        else:
+            notes.append(f"GRID {header['GRID']!r} is neither SqrGrid nor HexGrid: the grid comes from the point coordinates")
+    steps = {}
+    for key in ("XSTEP", "YSTEP"):
+        value = header.get(key)
+        if key in header and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            notes.append(f"header field {key} is {value!r}, not a positive step: ignored, the step comes from the point coordinates")
+            value = None
+        steps[key] = float(value) if value is not None else None
+    counts = {}
+    for key in ("NCOLS_ODD", "NCOLS_EVEN", "NROWS"):
+        value = header.get(key)
+        if key in header and not (isinstance(value, int) and value > 0):
+            notes.append(f"header field {key} is {value!r}, not a count: ignored, the grid comes from the point coordinates")
+            value = None
+        counts[key] = value
+    odd, even, rows = counts["NCOLS_ODD"], counts["NCOLS_EVEN"], counts["NROWS"]
+    promised = None
+    if odd and rows and kind:
+        promised = odd * rows if kind == "square" else odd * ((rows + 1) // 2) + (even or odd) * (rows // 2)
+    return _Declared(
+        kind=kind,
+        shape=(rows, odd) if rows and odd else None,
+        hex_ncols=(odd, even or odd) if odd and kind == "hexagonal" else None,
+        step=(steps["YSTEP"], steps["XSTEP"]),
+        text=f"{header.get('NROWS')} rows x {header.get('NCOLS_ODD')}/{header.get('NCOLS_EVEN')} columns at XSTEP {header.get('XSTEP')} µm",
+        promised=promised,
+    )
+
+
+def read_ang(path: str | os.PathLike, *, strict: bool = False) -> OrientationMap:
     """Read an EDAX/TSL ANG orientation map.
+
+    The file is read as far as it can be interpreted (docs/formats.md,
+    "Reading rule"); every oddity is an :class:`OrientationMapWarning`
+    naming the file and line, kept in ``omap.notes``.
 
     Parameters
     ----------
     path
         The ``.ang`` file.
+    strict
+        Refuse any oddity (the first warning becomes an AngFormatError).
 
     Returns
     -------
     OrientationMap
         Euler angles as stored (radians; the rotations orix's ANG reader
-        gives). Points with CI = -1 get phase 0 (not indexed). The grid is
-        taken from the point coordinates (``HexGrid`` stays hexagonal); where
-        the header's GRID/steps/counts disagree with the data (e.g. a
-        subsampled export), the data win and :attr:`OrientationMap.notes` says so.
+        gives). Points with CI = -1 get phase 0 (not indexed). Each point is
+        placed by its coordinates on the grid they form (``HexGrid`` stays
+        hexagonal); where the header's GRID/steps/counts disagree with the
+        data (e.g. a subsampled export) the data win, and where a header
+        has no grid lines (TEM orientation-mapping software) the grid comes
+        from the coordinates. Phase lines outside a ``# Phase N`` block
+        (TEM software writes them so) are read as phases 1, 2, ...
 
     Raises
     ------
     AngFormatError
-        Naming file and line: missing grid fields, bad phase blocks, wrong
-        column count, non-numeric fields, truncated data.
+        Naming file and line: no ``#`` header, a phase block that cannot be
+        read, no data, fewer than half of the data lines readable,
+        coordinates that form no grid.
     """
     path = Path(path)
     fname = path.name
-    lines = _read_lines(path)
-    if not lines or not lines[0].lstrip("\ufeff").startswith("#"):
+    lines, complete = _read_text(path)
+    head = [(k + 1, ln[1:].strip()) for k, ln in enumerate(lines) if ln.startswith("#")]
+    if not lines or not head or not any(ln.startswith("#") for ln in lines[:50]):
         first = lines[0][:40] if lines else ""
         raise AngFormatError(f"{fname} line 1: expected a '#' header line, found {first!r} (not an ANG file?)")
     header: dict[str, Any] = {}
+    notes: list[str] = []
     blocks: list[dict[str, Any]] = []
     current: dict[str, Any] | None = None
-    i = 0
-    while i < len(lines) and lines[i].lstrip("\ufeff").startswith("#"):
-        content = lines[i].lstrip("\ufeff")[1:].strip()
-        i += 1
+    outside: list[int] = []
+    for number, content in head:
         if not content:
             continue
         key, value = _split_key(content)
         if key == "Phase" and value.split() and value.split()[0].isdigit():
-            current = {"id": int(value.split()[0]), "_line": i}
+            current = {"id": int(value.split()[0]), "_line": number}
             blocks.append(current)
             continue
         if key in _PHASE_KEYS:
-            if current is None:
-                raise AngFormatError(f"{fname} line {i}: {key} outside a '# Phase N' block")
-            if key == "hklFamilies":
-                current.setdefault("hklFamilies", []).append(value)
-            elif key == "ElasticConstants":
-                current.setdefault("ElasticConstants", []).append(value)
+            if current is None or (current.get("_implicit") and key == "MaterialName" and "MaterialName" in current):
+                current = {"id": max([b["id"] for b in blocks], default=0) + 1, "_line": number, "_implicit": True}
+                blocks.append(current)
+                outside.append(number)
+            if key in ("hklFamilies", "ElasticConstants"):
+                current.setdefault(key, []).append(value)
+            elif key in current and current[key] != value:
+                notes.append(f"line {number}: {key} again in Phase {current['id']}, now {value!r} (first {current[key]!r}): the first is used")
             else:
                 current[key] = value
             continue
@@ -274,92 +346,89 @@ def read_ang(path: str | os.PathLike) -> OrientationMap:
         if key == "Column names" or content.startswith("Column names"):
             header["Column names"] = content.partition(":")[2].strip()
             continue
-        header[key] = _parse_number(value) if key not in ("COLUMN_HEADERS", "COLUMN_UNITS", "COLUMN_NOTES") else value
-    data_start = i  # 0-based index of the first data line
-    phases = [_finish_phase(b, fname=fname) for b in blocks]
+        parsed = _parse_number(value) if key not in ("COLUMN_HEADERS", "COLUMN_UNITS", "COLUMN_NOTES") else value
+        if key in header and header[key] != parsed and key in _MAP_KEYS:
+            notes.append(f"line {number}: header field {key} again, now {parsed!r} (first {header[key]!r}): the first is used")
+        elif key not in header or key not in _MAP_KEYS:
+            header[key] = parsed  # other repeated fields (OIM 8: HEADER Start ... HEADER End): the last
+    if outside:
+        notes.append(
+            f"line {outside[0]}: phase lines (MaterialName, Formula, ...) outside a '# Phase N' block, as TEM "
+            f"orientation-mapping software writes them: read as phase{'s' if len(outside) > 1 else ''} "
+            f"{', '.join(str(b['id']) for b in blocks if b.get('_implicit'))}"
+        )
+    for b in blocks:
+        if b["id"] == 0:
+            b["id"] = max(c["id"] for c in blocks) + 1
+            notes.append(f"line {b['_line']}: '# Phase 0', but phase numbers start at 1 (0 marks points not indexed): read as phase {b['id']}")
+        if not _has_lines(b):  # a '# Phase N' line with no phase lines after it
+            notes.append(f"line {b['_line']}: Phase {b['id']} has no phase lines (MaterialName, Symmetry, LatticeConstants, ...): ignored")
+    phases = [_finish_phase(b, fname=fname, notes=notes) for b in blocks if _has_lines(b)]
     ids = [p.id for p in phases]
     if len(set(ids)) != len(ids):
         raise AngFormatError(f"{fname}: phase numbers {ids} repeat")
-    for key in _GRID_KEYS:
-        if key not in header:
-            raise AngFormatError(f"{fname}: header field '# {key}:' missing (GRID, XSTEP, YSTEP, NCOLS_ODD, NCOLS_EVEN, NROWS describe the map)")
-    grid_decl = str(header["GRID"])
-    if grid_decl not in ("SqrGrid", "HexGrid"):
-        raise AngFormatError(f"{fname}: GRID {grid_decl!r} is neither SqrGrid nor HexGrid")
-    for key in ("XSTEP", "YSTEP"):
-        if not isinstance(header[key], (int, float)) or header[key] <= 0:
-            raise AngFormatError(f"{fname}: header field {key} is {header[key]!r}, not a positive number")
-    for key in ("NCOLS_ODD", "NCOLS_EVEN", "NROWS"):
-        if not isinstance(header[key], int) or header[key] < 0:
-            raise AngFormatError(f"{fname}: header field {key} is {header[key]!r}, not a count")
+    declared = _grid_fields(header, notes)
+    astar = any("ACOM" in content for _, content in head[:10])
 
-    body = lines[data_start:]
-    while body and not body[-1].strip():
-        body.pop()
-    if not body:
-        raise AngFormatError(f"{fname}: no data lines after the header (line {data_start}); truncated file?")
-    first_count = len(body[0].split())
+    at = [(k + 1, ln) for k, ln in enumerate(lines) if not ln.startswith("#") and ln.strip()]
+    if not at:
+        raise AngFormatError(f"{fname}: no data lines after the header (line {head[-1][0]}); truncated file?")
+    counts = np.array([len(ln.split()) for _, ln in at])
+    values, freq = np.unique(counts, return_counts=True)
+    first_count = int(values[np.argmax(freq)])
     if first_count < 8:
-        raise AngFormatError(f"{fname} line {data_start + 1}: expected 10 columns ({' '.join(COLUMN_VARIANTS[10])}), found {first_count}")
-    names = _column_names(header, first_count)
-    cols, n_cols = _parse_table(body, sep=None, first_line=data_start + 1, names=names, required=8, fname=fname, error=AngFormatError, default_count=first_count)
-    euler = np.column_stack(cols[0:3])
+        raise AngFormatError(f"{fname} line {at[0][0]}: expected 10 columns ({' '.join(COLUMN_VARIANTS[10])}), found {first_count}")
+    if not complete:
+        last = at[-1][0]
+        if declared.promised is not None and len(at) < declared.promised:
+            at.pop()
+            notes.append(f"line {last}: the file ends inside this line (no line end after it): the line is left out")
+            complete = True  # the cut line is gone
+            if not at:
+                raise AngFormatError(f"{fname}: no complete data line after the header; truncated file?")
+    names = _column_names(header, first_count, astar=astar)
+    table = _parse_table(
+        [ln for _, ln in at], sep=None, line_numbers=np.array([k for k, _ in at]), names=names, required=8, fname=fname,
+        error=AngFormatError, default_count=first_count,
+    )  # fmt: skip
+    if not complete and table.line[-1] == at[-1][0]:
+        notes.append(f"line {at[-1][0]}: the file ends without a line end after this last line: its last value may be cut short")
+    if table.bad:
+        notes.append(_bad_rows_note(table.bad, what="its map position is missing"))
+    cols, n_cols = table.cols, table.n_cols
+    euler = np.column_stack(cols[0:3])  # type: ignore[arg-type]
     x, y = cols[3], cols[4]
-    raw_phase = _as_int(cols[7], name="Phase", fname=fname, first_line=data_start + 1, error=AngFormatError)  # type: ignore[arg-type]
+    raw_phase = cols[7].copy()  # type: ignore[union-attr]
     columns: dict[str, np.ndarray] = {}
     for j in range(5, n_cols):
         if j == 7 or cols[j] is None:
             continue
         key = _KEYS.get(names[j], names[j].lower().replace(" ", "_"))
-        columns[key] = _maybe_int(cols[j]) if key not in ("ci", "fit", "iq") else cols[j]  # type: ignore[arg-type]
-    # phase ids: a single-phase file uses 0 (or 1) for its phase
-    phase_id = raw_phase.copy()
-    if len(phases) == 1 and np.isin(raw_phase, [0, phases[0].id]).all():
-        phase_id[:] = phases[0].id
-    unknown = ~np.isin(phase_id, [0, *ids])
-    if unknown.any():
-        k = int(np.argmax(unknown))
-        raise AngFormatError(f"{fname} line {data_start + 1 + k}: phase {raw_phase[k]}, but the header lists phases {ids}")
-    phase_id[columns["ci"] == -1] = 0
-    notes: list[str] = []
-    if n_cols not in COLUMN_VARIANTS:
+        columns[key] = cols[j]  # type: ignore[assignment]
+    # a single-phase file writes 0 (or its number) for its phase
+    if len(phases) == 1:
+        raw_phase[raw_phase == 0] = phases[0].id
+    if "ci" in columns:
+        raw_phase[columns["ci"] == -1] = 0  # not indexed (as orix reads it)
+    phase_id, odd = _screen_points(
+        euler=euler, phase=raw_phase, columns=columns, phase_ids=ids, where=table.line, names=_FILE_NAMES,
+        euler_text=lambda e: ", ".join(f"{v:g}" for v in e) + " rad",
+    )  # fmt: skip
+    notes += odd
+    if astar:
+        x, y = x / 1000.0, y / 1000.0  # type: ignore[operator]
+        declared.step = tuple(None if v is None else v / 1000.0 for v in declared.step)  # type: ignore[assignment]
+        notes.append("NanoMegas ASTAR file ('ACOM' in the header): coordinates in nm (as orix reads them), divided by 1000 to µm")
+    elif n_cols not in COLUMN_VARIANTS:
         notes.append(f"{n_cols} data columns (known variants: 8, 10, 14); extra columns kept as {names[8:]}")
-
-    n = phase_id.size
-    odd, even, nrows = int(header["NCOLS_ODD"]), int(header["NCOLS_EVEN"]), int(header["NROWS"])
-    if grid_decl == "SqrGrid":
-        expected = odd * nrows
-    else:
-        expected = odd * ((nrows + 1) // 2) + even * (nrows // 2)
-    xstep, ystep = float(header["XSTEP"]), float(header["YSTEP"])
-    try:
-        grid = infer_grid(x, y, step_x=xstep, step_y=ystep)  # type: ignore[arg-type]
-    except OrientationMapError as exc:
-        if n < expected:
-            raise AngFormatError(
-                f"{fname}: the header promises {expected} points ({grid_decl}, NCOLS_ODD {odd}, NCOLS_EVEN {even}, NROWS {nrows}), "
-                f"the file holds {n} data lines (last at line {data_start + n}): truncated file?"
-            ) from None
-        raise AngFormatError(f"{fname}: {exc} (header: {grid_decl}, XSTEP {xstep}, YSTEP {ystep})") from None
-    same_step = abs(grid.step_um[1] - xstep) <= 1e-3 * xstep
-    if n < expected and same_step and (grid.kind == "hexagonal") == (grid_decl == "HexGrid"):
-        raise AngFormatError(
-            f"{fname}: the header promises {expected} points ({grid_decl}, NCOLS_ODD {odd}, NCOLS_EVEN {even}, NROWS {nrows}), "
-            f"the file holds {n} data lines (last at line {data_start + n}): truncated file?"
-        )
-    decl_kind = "square" if grid_decl == "SqrGrid" else "hexagonal"
-    if grid.kind != decl_kind:
-        notes.append(f"the header says GRID {grid_decl}, the coordinates form a {grid.kind} grid; the coordinates are used")
-    if n != expected or not same_step:
-        shape = f"{grid.nav_shape[0]} rows x {grid.nav_shape[1]} columns" if grid.nav_shape else f"{n} points"
-        notes.append(
-            f"the header says {nrows} rows x {odd}/{even} columns at XSTEP {xstep:g} µm, the data hold {shape} "
-            f"at {grid.step_um[1]:g} µm (a subsampled or cropped export); the data coordinates are used"
-        )
-    return _gridded_map(
-        grid, euler=euler, phase_id=phase_id, x=x, y=y, columns=columns, notes=notes, fname=fname,  # type: ignore[arg-type]
+    omap = _grid_map(
+        euler=euler, phase_id=phase_id, x=x, y=y, columns=columns, where=table.line, declared=declared,  # type: ignore[arg-type]
+        fill={"ci": -1.0}, fill_text=" (CI -1)", notes=notes, fname=fname, n_lines=len(at), error=AngFormatError,
         phases=phases, header=header, source_format="ang", path=path,
     )  # fmt: skip
+    if declared.kind is not None and omap.grid != declared.kind:
+        omap.notes.append(f"the header says GRID {header['GRID']}, the coordinates form a {omap.grid} grid; the coordinates are used")
+    return _report(omap, new=omap.notes, fname=fname, strict=strict, error=AngFormatError)
 
 
 def _fmt(value: Any) -> str:
@@ -381,7 +450,10 @@ def write_ang(omap: OrientationMap, path: str | os.PathLike) -> Path:
     10 columns (14 when the map has the PRIAS/custom columns): Euler angles
     in radians and x, y, IQ, CI, SEM signal and fit with 5 decimals. Points
     that are not indexed get CI = -1 and phase 0; a map without CI (e.g. from
-    a CTF file) gets CI = 0 on indexed points. Columns the map lacks are 0.
+    a CTF file) gets CI = 0 on indexed points. Columns the map lacks, and
+    values it has not (NaN), are 0: a whitespace-separated line has no empty
+    field. A map with an indexed point whose Euler angles are not finite is
+    refused.
     Header fields of ``omap.header`` are written back; the grid fields come
     from the map itself (GRID HexGrid with NCOLS_ODD/EVEN for hexagonal maps).
     An interactive point list has no ANG form and is refused.
@@ -449,7 +521,8 @@ def write_ang(omap: OrientationMap, path: str | os.PathLike) -> Path:
 
     n = len(omap)
     indexed = omap.phase_id > 0
-    parts = [_format_column(omap.euler[:, k], 5) for k in range(3)]
+    euler = _writable_euler(omap, fname=path.name, error=AngFormatError)
+    parts = [_format_column(euler[:, k], 5) for k in range(3)]
     parts += [_format_column(omap.x_um, 5), _format_column(omap.y_um, 5)]
     for name in names[5:]:
         if name == "Phase":
@@ -462,7 +535,7 @@ def write_ang(omap: OrientationMap, path: str | os.PathLike) -> Path:
             if clash:
                 _logger.warning("%s: %d indexed points have CI = -1, which ANG readers take as not indexed", path.name, clash)
             values = np.where(indexed, values, -1.0)
-        parts.append(_format_column(values, 5))
+        parts.append(_format_column(np.where(np.isfinite(values), values, 0.0), 5))  # no value (NaN): 0, never an empty field
     text = "\n".join(out) + "\n" + _join_rows(parts, "  ")
     with atomic_output(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

@@ -54,6 +54,7 @@ from kikuchi.io.source import (
     default_chunk_patterns,
     index_map_from_positions,
     place_patterns,
+    short_repr,
 )
 
 __all__ = ["BrukerH5EBSD", "FORMAT", "write_bruker_h5"]
@@ -208,6 +209,12 @@ class BrukerH5EBSD(H5Map):
         if isinstance(sem, h5py.Group) and isinstance(sem.get("SEM IX"), h5py.Dataset) and isinstance(sem.get("SEM IY"), h5py.Dataset):
             ix = np.asarray(sem["SEM IX"][()]).reshape(-1)
             iy = np.asarray(sem["SEM IY"][()]).reshape(-1)
+        if ix is None:
+            have = [name for name in ("SEM IX", "SEM IY") if isinstance(sem, h5py.Group) and name in sem]
+            self._note(
+                f"no map positions ('{self._scan}/SEM/SEM IX, SEM IY' "
+                f"{'are not both datasets' if have else 'are missing'}): the patterns are taken as stored row by row"
+            )
         if ix is None or max(ix.size, iy.size) <= 1:
             # kikuchipy's dummy writes one element: patterns are stored row-major
             if n < points:
@@ -303,7 +310,8 @@ class BrukerH5EBSD(H5Map):
                 f"patterns are clipped (PatternHeight {height} of UnClippedPatternHeight {unclipped:g}, "
                 f"TopClip {self._number(h, 'TopClip', 0.0):g}); the pattern centre is used as stored, relative to the stored pattern"
             )
-        grid = scalar(h["Grid Type"][()]) if isinstance(h.get("Grid Type"), h5py.Dataset) else None
+        grid = h.get("Grid Type")
+        grid = scalar(grid[()]) if isinstance(grid, h5py.Dataset) and grid.size == 1 else short_repr(grid[()]) if isinstance(grid, h5py.Dataset) else None
         self._grid_stored = None if grid is None else str(grid).strip().strip("\x00")
         if self._grid_stored is not None and self._grid_stored.lower() not in ("isometric", "square", ""):
             self._note(f"Grid Type is '{self._grid_stored}', not 'isometric' (square); the map is read as a square grid")
@@ -349,11 +357,11 @@ class BrukerH5EBSD(H5Map):
         ds = self.header.get("StaticBackground")
         if not isinstance(ds, h5py.Dataset):
             return None
-        bg = np.asarray(ds[()])
-        if bg.shape != self.pattern_shape:
-            _logger.warning("%s: static background of shape %s ignored (patterns are %s)", self.path, bg.shape, self.pattern_shape)
+        if ds.shape != self.pattern_shape or ds.dtype.kind not in "iufb":
+            what = f"of shape {ds.shape}" if ds.dtype.kind in "iufb" else f"of {ds.dtype} values"
+            self._note_once("static background", f"'{ds.name.lstrip('/')}' {what} does not fit the {self.pattern_shape} patterns; no static background taken")
             return None
-        return bg
+        return np.asarray(ds[()])
 
     def point_data(self) -> dict[str, Any]:
         """Per-pattern datasets of ``EBSD/Data`` (storage order): h5py datasets, or arrays cut to the patterns stored."""
@@ -371,6 +379,9 @@ class BrukerH5EBSD(H5Map):
     def _placed(self, name: str) -> np.ndarray | None:
         ds = self.data.get(name)
         if not isinstance(ds, h5py.Dataset) or ds.size == 0:
+            return None
+        if ds.dtype.kind not in "iufb":
+            self._note_once(("not numeric", name), f"'{ds.name.lstrip('/')}' holds {ds.dtype} values, not numbers; ignored")
             return None
         values, _ = _per_pattern(ds, self.n_patterns)
         return place_patterns(values, self.index_map)

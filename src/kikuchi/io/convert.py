@@ -15,13 +15,16 @@ import collections
 import concurrent.futures
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from kikuchi._args import ArgumentTypeError, check_count, check_number, check_pair, check_path, shown
 from kikuchi.io.imagefolder import ImageReadError, ImageSource, open_image_source, read_image
 from kikuchi.io.mapstore import MapWriter
+from kikuchi.io.source import MapFileWarning
 
 __all__ = ["BinningOverflowError", "ConversionError", "convert_images"]
 
@@ -53,10 +56,13 @@ def _bin_stack(stack: np.ndarray, factor: int, mode: str, dtype: np.dtype) -> np
 def _as_pair(step_um: float | tuple[float, float] | None) -> tuple[float, float] | None:
     if step_um is None:
         return None
-    if np.ndim(step_um) == 0:
-        return (float(step_um), float(step_um))  # type: ignore[arg-type]
+    if np.ndim(step_um) == 0 and not isinstance(step_um, (str, bytes)):
+        step = check_number(step_um, "step_um", positive=True, unit="µm")
+        return (step, step)
+    if isinstance(step_um, (str, bytes)) or np.ndim(step_um) != 1 or len(step_um) != 2:  # type: ignore[arg-type]
+        raise ArgumentTypeError(f"step_um={shown(step_um)}: expected one step or (row step, column step) in µm")
     row, col = step_um  # type: ignore[misc]
-    return (float(row), float(col))
+    return (check_number(row, "step_um", positive=True, unit="µm"), check_number(col, "step_um", positive=True, unit="µm"))
 
 
 def _read_orientation_geometry(path: Path) -> Any:
@@ -249,10 +255,18 @@ def convert_images(
     ...     m.nav_shape, m.step_um, int(m.pattern(1, 2)[0, 0])
     ((2, 3), (0.5, 0.5), 102)
     """
-    out = Path(out)
+    out = check_path(out, "out")
+    if not isinstance(source, ImageSource):
+        source = check_path(source, "source")
+    if isinstance(binning, bool) or not isinstance(binning, (int, np.integer)) or binning < 1:
+        raise ConversionError(f"binning {binning!r}: expected a positive integer")
     binning = int(binning)
-    if binning < 1:
-        raise ConversionError(f"binning {binning}: expected a positive integer")
+    if workers is not None:
+        workers = check_count(workers, "workers")
+    if chunk_patterns is not None:
+        chunk_patterns = check_count(chunk_patterns, "chunk_patterns")
+    if nav_shape is not None:
+        nav_shape = check_pair(nav_shape, "nav_shape")
     if bin_mode not in BIN_MODES:
         raise ConversionError(f"bin mode {bin_mode!r}: expected 'sum' or 'mean'")
     step = _as_pair(step_um)
@@ -286,6 +300,13 @@ def convert_images(
         static_bg = None
         if background is not None and not (isinstance(background, str) and background == "mean"):
             static_bg = _load_background(background, raw_shape, binning, bin_mode, dtype)
+            if not np.any(np.nan_to_num(np.asarray(static_bg, dtype=np.float64)) > 0):
+                warnings.warn(
+                    f"static background {_background_label(background)}: all zero (or not a number): "
+                    "stored, but no pattern can be divided by it; give the detector's background instead",
+                    MapFileWarning,
+                    stacklevel=2,
+                )
 
         writer = MapWriter(
             out,

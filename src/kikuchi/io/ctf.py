@@ -39,6 +39,7 @@ Examples
 from __future__ import annotations
 
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -49,23 +50,29 @@ from kikuchi.io._atomic import atomic_output
 from kikuchi.io.orientation_map import (
     OrientationMap,
     OrientationMapError,
+    OrientationMapWarning,
     PhaseInfo,
-    _as_int,
+    _bad_rows_note,
+    _Declared,
+    _filled,
     _format_column,
     _format_header_value,
     _format_lattice_value,
-    _gridded_map,
+    _grid_map,
+    _is_number,
     _join_rows,
     _maybe_int,
     _parse_number,
     _parse_table,
-    _read_lines,
-    infer_grid,
+    _read_text,
+    _report,
+    _screen_points,
+    _writable_euler,
     laue_group_of,
     point_group_of_space_group,
 )
 
-__all__ = ["CtfFormatError", "COLUMNS", "ERROR_CODES", "LAUE_GROUPS", "read_ctf", "write_ctf", "sniff"]
+__all__ = ["CtfFormatError", "OrientationMapWarning", "COLUMNS", "ERROR_CODES", "LAUE_GROUPS", "read_ctf", "write_ctf", "sniff"]
 
 _logger = logging.getLogger(__name__)
 
@@ -118,7 +125,19 @@ def sniff(head: str) -> bool:
     return head.lstrip("\ufeff").startswith("Channel Text File")
 
 
-def _phase_line(fields: list[str], *, number: int, fname: str, line: int) -> PhaseInfo:
+def _is_column_header(fields: list[str]) -> bool:
+    return len(fields) > 2 and fields[0].strip() == "Phase" and fields[1].strip() == "X" and fields[2].strip() == "Y"
+
+
+def _looks_like_phase(fields: list[str]) -> bool:
+    return len(fields) >= 5 and fields[0].count(";") == 2 and fields[1].count(";") == 2
+
+
+def _looks_like_data(fields: list[str]) -> bool:
+    return len(fields) >= _REQUIRED and all(_is_number(f) for f in fields[:_REQUIRED])
+
+
+def _phase_line(fields: list[str], *, number: int, fname: str, line: int, notes: list[str]) -> PhaseInfo:
     where = f"{fname} line {line}: phase {number}"
     if len(fields) < 5:
         raise CtfFormatError(
@@ -131,21 +150,37 @@ def _phase_line(fields: list[str], *, number: int, fname: str, line: int) -> Pha
         raise CtfFormatError(f"{where}: lattice {fields[0]!r} / angles {fields[1]!r} are not numbers 'a;b;c' and 'alpha;beta;gamma'") from None
     if len(lattice) != 3 or len(angles) != 3:
         raise CtfFormatError(f"{where}: expected three lattice lengths and three angles, found {fields[0]!r} and {fields[1]!r}")
+    if not all(math.isfinite(v) and v > 0 for v in lattice) or not all(math.isfinite(v) and 0 < v < 180 for v in angles):
+        raise CtfFormatError(f"{where}: lattice {fields[0]!r} / angles {fields[1]!r} are not positive lengths and angles between 0 and 180°")
     try:
         laue_code = int(fields[3])
-        space_group = int(fields[4]) if fields[4].strip() else 0
     except ValueError:
-        raise CtfFormatError(f"{where}: Laue group {fields[3]!r} and space group {fields[4]!r} must be integers") from None
+        raise CtfFormatError(f"{where}: Laue group {fields[3]!r} must be an integer 1..11") from None
     if laue_code not in LAUE_GROUPS:
         raise CtfFormatError(f"{where}: Laue group code {laue_code} is not one of 1..11")
-    if not 0 <= space_group <= 230:
-        raise CtfFormatError(f"{where}: space group {space_group} is not in 1..230 (0: not given)")
     laue = LAUE_GROUPS[laue_code]
-    sg = space_group or None
-    if sg is not None:
-        pg = point_group_of_space_group(sg)
-        if laue_group_of(pg) != laue:
-            raise CtfFormatError(f"{where}: space group {sg} (point group {pg}) does not belong to Laue group {laue} (code {laue_code})")
+    extra: dict[str, Any] = {"ctf_laue_code": laue_code, "ctf_fields": fields[5:7] + [""] * (2 - len(fields[5:7])), "ctf_more": fields[8:]}
+    sg: int | None = None
+    text = fields[4].strip()
+    try:
+        space_group = int(text) if text else 0
+    except ValueError:
+        space_group = None
+    if space_group is None or not 0 <= space_group <= 230:
+        notes.append(f"line {line}: phase {number}: space group {text!r} is not a number 0..230 (0: not given): ignored, the Laue group {laue} (code {laue_code}) gives the symmetry")
+        extra["ctf_space_group"] = text
+    elif space_group:
+        pg = point_group_of_space_group(space_group)
+        if laue_group_of(pg) == laue:
+            sg = space_group
+        else:
+            # MTEX exports do this; orix, too, takes the Laue group and drops the space group
+            notes.append(
+                f"line {line}: phase {number}: space group {space_group} (point group {pg}) does not belong to the Laue group "
+                f"{laue} (code {laue_code}) of the same line: the Laue group gives the symmetry (as orix reads it), "
+                f"the space group is kept as extra['ctf_space_group']"
+            )
+            extra["ctf_space_group"] = space_group
     comment = fields[7] if len(fields) > 7 else ""
     return PhaseInfo(
         id=number,
@@ -156,53 +191,89 @@ def _phase_line(fields: list[str], *, number: int, fname: str, line: int) -> Pha
         laue_group=laue,
         point_group=None if sg else laue,
         comment=comment,
-        extra={"ctf_laue_code": laue_code, "ctf_fields": fields[5:7] + [""] * (2 - len(fields[5:7])), "ctf_more": fields[8:]},
+        extra=extra,
     )
 
 
-def read_ctf(path: str | os.PathLike) -> OrientationMap:
+def _count(header: dict[str, Any], key: str, notes: list[str]) -> int | None:
+    """A header count (XCells, YCells, NoMeas), or None (with a note) when missing or not a count."""
+    if key not in header:
+        return None
+    value = header[key]
+    if isinstance(value, int) and value > 0:
+        return value
+    notes.append(f"header field {key} is {value!r}, not a count: ignored, the grid comes from the point coordinates")
+    return None
+
+
+def _step(header: dict[str, Any], key: str, notes: list[str]) -> float | None:
+    if key not in header:
+        return None
+    value = header[key]
+    if isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
+        return float(value)
+    notes.append(f"header field {key} is {value!r}, not a positive step: ignored, the step comes from the point coordinates")
+    return None
+
+
+def read_ctf(path: str | os.PathLike, *, strict: bool = False) -> OrientationMap:
     """Read an Oxford CTF orientation map.
+
+    The file is read as far as it can be interpreted (docs/formats.md,
+    "Reading rule"); every oddity is an :class:`OrientationMapWarning`
+    naming the file and line, kept in ``omap.notes``.
 
     Parameters
     ----------
     path
         The ``.ctf`` file.
+    strict
+        Refuse any oddity (the first warning becomes a CtfFormatError).
 
     Returns
     -------
     OrientationMap
         Euler angles converted from degrees to radians, nothing else changed
-        (the same rotations orix's CTF reader gives). The grid is found from
-        the point coordinates: square, hexagonal (MTEX writes those with
-        ``JobMode Grid``) or, for ``JobMode Interactive``, a point list.
+        (the same rotations orix's CTF reader gives). Each point is placed
+        by its coordinates on the grid they form: square, hexagonal (MTEX
+        writes those with ``JobMode Grid``) or, for ``JobMode
+        Interactive``, a point list. A file shorter than ``XCells x
+        YCells`` (an acquisition stopped early) gives the whole map, the
+        positions without a point not indexed with Error 5.
 
     Raises
     ------
     CtfFormatError
-        Naming file and line: not a CTF file, missing header fields, bad
-        phase table, wrong column count, non-numeric fields, truncated data.
+        Naming file and line: not a CTF file, no phase table or a phase
+        line that cannot be read, no data table, fewer than half of the data
+        lines readable, coordinates that form no grid.
     """
     path = Path(path)
     fname = path.name
-    lines = _read_lines(path)
+    lines, complete = _read_text(path)
     if not lines or not sniff(lines[0]):
         first = lines[0][:40] if lines else ""
         raise CtfFormatError(f"{fname} line 1: expected 'Channel Text File', found {first!r} (not a CTF file?)")
 
     header: dict[str, Any] = {}
+    notes: list[str] = []
     phases: list[PhaseInfo] = []
-    n_phases: int | None = None
-    data_start = None
+    have_phase_table = False
+    data_start = None  # 0-based index of the first data line
     i = 1
     while i < len(lines):
         line = lines[i]
         fields = line.split("\t")
         key = fields[0].strip()
-        if key == "Phase" and len(fields) > 2 and fields[1].strip() == "X" and fields[2].strip() == "Y":
+        if _is_column_header(fields):
             names = [f.strip() for f in fields]
             if names != list(COLUMNS[: len(names)]):
                 header["Columns"] = names
             data_start = i + 1
+            break
+        if have_phase_table and _looks_like_data(fields):
+            notes.append(f"line {i + 1}: data without the column header line 'Phase<TAB>X<TAB>Y<TAB>...' before it: read as CTF's columns ({' '.join(COLUMNS)})")
+            data_start = i
             break
         if key.startswith(_CS0_PREFIX):
             header[_CS0_PREFIX] = key[len(_CS0_PREFIX) :].strip()
@@ -210,104 +281,136 @@ def read_ctf(path: str | os.PathLike) -> OrientationMap:
             for k in range(0, len(pairs) - 1, 2):
                 header[pairs[k].strip()] = _parse_number(pairs[k + 1])
         elif key == "Phases":
-            try:
-                n_phases = int(fields[1])
-            except (IndexError, ValueError):
-                raise CtfFormatError(f"{fname} line {i + 1}: 'Phases' needs the number of phases, found {line!r}") from None
-            for k in range(n_phases):
-                if i + 1 + k >= len(lines):
-                    raise CtfFormatError(f"{fname}: the file ends inside the phase table ({n_phases} phases announced at line {i + 1})")
-                phases.append(_phase_line(lines[i + 1 + k].split("\t"), number=k + 1, fname=fname, line=i + 2 + k))
-            i += n_phases
+            value = _parse_number(fields[1]) if len(fields) > 1 else ""
+            if have_phase_table:
+                notes.append(f"line {i + 1}: a second phase table ('Phases'): ignored, with the phase lines after it")
+                i += 1
+                while i < len(lines) and _looks_like_phase(lines[i].split("\t")):
+                    i += 1
+                continue
+            if i + 1 < len(lines) and lines[i + 1].split("\t")[0].strip() == "Phases":
+                i += 1  # the line repeated: the table follows the last of them
+                continue
+            count = value if isinstance(value, int) and value >= 0 else None
+            if count is None:
+                notes.append(f"line {i + 1}: 'Phases' needs the number of phases, found {line[:40]!r}: the phase lines that follow are read")
+            j = i + 1
+            while j < len(lines):
+                f = lines[j].split("\t")
+                if _is_column_header(f) or not (len(phases) < (count or 0) or _looks_like_phase(f)):
+                    break
+                phases.append(_phase_line(f, number=len(phases) + 1, fname=fname, line=j + 1, notes=notes))
+                j += 1
+            if count is not None and len(phases) != count:
+                notes.append(f"line {i + 1}: Phases {count}, but {len(phases)} phase line(s) follow: the {len(phases)} are read")
+            have_phase_table = True
+            i = j
+            continue
         elif key:
-            header[key] = _parse_number("\t".join(fields[1:])) if len(fields) > 1 else ""
+            value = _parse_number("\t".join(fields[1:])) if len(fields) > 1 else ""
+            if key in header and header[key] != value:
+                notes.append(f"line {i + 1}: header field {key} again, now {value!r} (first {header[key]!r}): the first is used")
+            else:
+                header[key] = value
         i += 1
     if data_start is None:
         raise CtfFormatError(f"{fname}: no column header line 'Phase\\tX\\tY\\t...' found after {len(lines)} lines (truncated or not a CTF file?)")
-    if n_phases is None:
+    if not have_phase_table:
         raise CtfFormatError(f"{fname}: header field 'Phases' missing (the phase table: 'Phases<TAB>N' and N phase lines)")
-    job_mode = str(header.get("JobMode", "")).strip()
-    if not job_mode:
-        raise CtfFormatError(f"{fname}: header field 'JobMode' missing (Grid or Interactive)")
-    if job_mode not in ("Grid", "Interactive"):
-        raise CtfFormatError(f"{fname}: JobMode {job_mode!r} is neither 'Grid' nor 'Interactive'")
-    needed = ("XCells", "YCells", "XStep", "YStep") if job_mode == "Grid" else ()
-    for key in needed:
-        if key not in header:
-            raise CtfFormatError(f"{fname}: header field '{key}' missing (needed for JobMode Grid)")
-        if not isinstance(header[key], (int, float)):
-            raise CtfFormatError(f"{fname}: header field '{key}' is {header[key]!r}, not a number")
-    for key in ("XCells", "YCells", "NoMeas"):
-        if key in header and not (isinstance(header[key], int) and header[key] >= 0):
-            raise CtfFormatError(f"{fname}: header field '{key}' is {header[key]!r}, not a count")
 
-    body = lines[data_start:]
-    while body and not body[-1].strip():
-        body.pop()
-    if not body:
+    job_mode = str(header.get("JobMode", "")).strip()
+    if job_mode not in ("Grid", "Interactive"):
+        guess = "Interactive" if "NoMeas" in header and "XCells" not in header else "Grid"
+        said = "missing" if not job_mode else f"{job_mode!r}, neither 'Grid' nor 'Interactive'"
+        notes.append(f"header field JobMode {said}: read as {guess}")
+        job_mode = guess
+    n_meas = _count(header, "NoMeas", notes) if job_mode == "Interactive" else None
+    ncols, nrows = (_count(header, "XCells", notes), _count(header, "YCells", notes)) if job_mode == "Grid" else (None, None)
+    xstep, ystep = _step(header, "XStep", notes), _step(header, "YStep", notes)
+    if job_mode == "Grid":
+        absent = [k for k in ("XCells", "YCells", "XStep", "YStep") if k not in header]
+        if absent:
+            notes.append(f"header field(s) {', '.join(absent)} missing: the grid comes from the point coordinates")
+    promised = n_meas if job_mode == "Interactive" else (ncols * nrows if ncols and nrows else None)
+
+    at = [(k + 1, ln) for k, ln in enumerate(lines[data_start:], start=data_start) if ln.strip()]
+    if not at:
         raise CtfFormatError(f"{fname}: no data lines after the column header (line {data_start}); truncated file?")
-    cols, n_cols = _parse_table(body, sep="\t", first_line=data_start + 1, names=COLUMNS, required=_REQUIRED, fname=fname, error=CtfFormatError)
-    phase_id = _as_int(cols[0], name="Phase", fname=fname, first_line=data_start + 1, error=CtfFormatError)  # type: ignore[arg-type]
-    bad = (phase_id < 0) | (phase_id > len(phases))
-    if bad.any():
-        k = int(np.argmax(bad))
-        raise CtfFormatError(f"{fname} line {data_start + 1 + k}: phase {phase_id[k]}, but the header lists {len(phases)} phase(s) (0 = not indexed)")
-    x, y = cols[1], cols[2]
-    euler = np.deg2rad(np.column_stack(cols[5:8]))
+    if not complete:
+        last = at[-1][0]
+        if promised is not None and len(at) < promised:
+            at.pop()
+            notes.append(f"line {last}: the file ends inside this line (no line end after it): the line is left out")
+            complete = True  # the cut line is gone
+            if not at:
+                raise CtfFormatError(f"{fname}: no complete data line after the column header (line {data_start}); truncated file?")
+    table = _parse_table(
+        [ln for _, ln in at], sep="\t", line_numbers=np.array([k for k, _ in at]), names=COLUMNS, required=_REQUIRED, fname=fname, error=CtfFormatError
+    )
+    if not complete and table.line[-1] == at[-1][0]:
+        notes.append(f"line {at[-1][0]}: the file ends without a line end after this last line: its last value may be cut short")
+    if table.bad:
+        notes.append(_bad_rows_note(table.bad, what="its map position is missing" if job_mode == "Grid" else "the point is missing"))
+    cols = table.cols
+    x, y = cols[1], cols[2]  # type: ignore[index]
+    euler = np.deg2rad(np.column_stack(cols[5:8]))  # type: ignore[arg-type]
     columns: dict[str, np.ndarray] = {}
     for j, key in _COLUMN_KEYS.items():
         if j < len(cols) and cols[j] is not None:
-            columns[key] = _maybe_int(cols[j])  # type: ignore[arg-type]
+            columns[key] = cols[j]  # type: ignore[assignment]
     for j in range(len(COLUMNS), len(cols)):
         if cols[j] is not None:
             name = header.get("Columns", [])[j] if j < len(header.get("Columns", [])) else f"column{j + 1}"
-            columns[name.lower()] = _maybe_int(cols[j])  # type: ignore[arg-type]
+            columns[name.lower()] = cols[j]  # type: ignore[assignment]
     missing = [COLUMNS[j] for j in range(3, len(COLUMNS)) if j >= len(cols) or cols[j] is None]
-    notes = [f"columns left empty in the file: {' '.join(missing)}"] if missing else []
-    if "error" in columns and np.issubdtype(columns["error"].dtype, np.integer):
-        unknown = sorted(set(np.unique(columns["error"]).tolist()) - set(ERROR_CODES))
-        if unknown:
-            notes.append(f"error codes {unknown} are not among the documented codes 0..6")
+    if missing:
+        notes.append(f"columns left empty in the file: {' '.join(missing)}")
+    phase_id, odd = _screen_points(
+        euler=euler, phase=cols[0], columns=columns, phase_ids=[p.id for p in phases], where=table.line,  # type: ignore[arg-type]
+        names={v: COLUMNS[k] for k, v in _COLUMN_KEYS.items()}, euler_text=lambda e: ", ".join(f"{v:g}" for v in np.rad2deg(e)),
+    )  # fmt: skip
+    notes += odd
 
     n = phase_id.size
-    last_line = data_start + n
     if job_mode == "Interactive":
-        n_meas = header.get("NoMeas")
-        if isinstance(n_meas, int) and n < n_meas:
-            raise CtfFormatError(f"{fname}: header NoMeas {n_meas} but the file holds {n} data lines (last at line {last_line}): truncated file?")
-        if isinstance(n_meas, int) and n > n_meas:
-            notes.append(f"header NoMeas {n_meas} but the file holds {n} points; all are kept")
-        step = (float(header.get("YStep", 0.0) or 0.0), float(header.get("XStep", 0.0) or 0.0))
-        return OrientationMap(
-            euler=euler, phase_id=phase_id, x_um=x, y_um=y, grid="interactive", nav_shape=None, step_um=step,  # type: ignore[arg-type]
-            columns=columns, phases=phases, header=header, source_format="ctf", path=path, notes=notes,
+        if n_meas is not None and n != n_meas:
+            how = "fewer (a truncated file?)" if n < n_meas else "more"
+            notes.append(f"header NoMeas {n_meas} but the file holds {n} points, {how}: the {n} points are read")
+        usable = np.isfinite(x) & np.isfinite(y)  # type: ignore[arg-type]
+        if not usable.all():
+            k = int(np.argmax(~usable))
+            notes.append(f"line {table.line[k]}: coordinates X {x[k]:g}, Y {y[k]:g} are not numbers ({int((~usable).sum())} point(s)): left out")  # type: ignore[index]
+        if not usable.any():
+            raise CtfFormatError(f"{fname}: no data line has usable X/Y coordinates")
+        omap = OrientationMap(
+            euler=euler[usable], phase_id=phase_id[usable], x_um=x[usable], y_um=y[usable], grid="interactive", nav_shape=None,  # type: ignore[index]
+            step_um=(ystep or 0.0, xstep or 0.0), columns={k: _maybe_int(v[usable]) for k, v in columns.items()}, phases=phases,
+            header=header, source_format="ctf", path=path, notes=notes,
+        )  # fmt: skip
+    else:
+        declared = _Declared(
+            kind="square",
+            shape=(nrows, ncols) if nrows and ncols else None,
+            hex_ncols=(ncols, ncols) if nrows and ncols else None,
+            step=(ystep, xstep),
+            text=f"XCells {header.get('XCells')} x YCells {header.get('YCells')} at XStep {header.get('XStep')} µm, YStep {header.get('YStep')} µm",
+            promised=promised,
         )
-
-    ncols, nrows = int(header["XCells"]), int(header["YCells"])
-    expected = ncols * nrows
-    truncated = (
-        f"{fname}: the header promises XCells {ncols} x YCells {nrows} = {expected} points, "
-        f"the file holds {n} data lines (last at line {last_line}): truncated file?"
-    )
-    try:
-        grid = infer_grid(x, y, step_x=float(header["XStep"]), step_y=float(header["YStep"]))  # type: ignore[arg-type]
-    except OrientationMapError as exc:
-        if n < expected:
-            raise CtfFormatError(truncated) from None
-        raise CtfFormatError(f"{fname}: {exc} (header: XCells {ncols}, YCells {nrows}, XStep {header['XStep']}, YStep {header['YStep']})") from None
-    if grid.kind == "hexagonal":
-        notes.append(
-            f"the coordinates form a hexagonal grid ({grid.nav_shape[0]} rows {grid.step_um[0]:.4g} µm apart, "  # type: ignore[index]
-            f"every other row shifted by {grid.step_um[1] / 2:.4g} µm), which a CTF header cannot say (JobMode Grid)"
-        )
-    elif grid.nav_shape != (nrows, ncols):
-        if n < expected:
-            raise CtfFormatError(truncated)
-        raise CtfFormatError(f"{fname}: the coordinates form a {grid.nav_shape[0]} x {grid.nav_shape[1]} grid, the header says YCells {nrows} x XCells {ncols}")  # type: ignore[index]
-    return _gridded_map(
-        grid, euler=euler, phase_id=phase_id, x=x, y=y, columns=columns, notes=notes, fname=fname,  # type: ignore[arg-type]
-        phases=phases, header=header, source_format="ctf", path=path,
-    )  # fmt: skip
+        omap = _grid_map(
+            euler=euler, phase_id=phase_id, x=x, y=y, columns=columns, where=table.line, declared=declared,  # type: ignore[arg-type]
+            fill={"error": 5}, fill_text=" (Error 5, 'Not yet analysed')", notes=notes, fname=fname, n_lines=len(at), error=CtfFormatError,
+            phases=phases, header=header, source_format="ctf", path=path,
+        )  # fmt: skip
+        if omap.grid == "hexagonal":
+            omap.notes.append(
+                f"the coordinates form a hexagonal grid ({omap.nav_shape[0]} rows {omap.step_um[0]:.4g} µm apart, "  # type: ignore[index]
+                f"every other row shifted by {omap.step_um[1] / 2:.4g} µm), which a CTF header cannot say (JobMode Grid)"
+            )
+    if "error" in omap.columns and np.issubdtype(omap.columns["error"].dtype, np.integer):
+        unknown = sorted(set(np.unique(omap.columns["error"]).tolist()) - set(ERROR_CODES))
+        if unknown:
+            omap.notes.append(f"error codes {unknown} are not among the documented codes 0..6")
+    return _report(omap, new=omap.notes, fname=fname, strict=strict, error=CtfFormatError)
 
 
 def _fmt_header(value: Any) -> str:
@@ -328,9 +431,12 @@ def write_ctf(omap: OrientationMap, path: str | os.PathLike) -> Path:
 
     Header fields of ``omap.header`` are written back (grid fields come from
     the map itself). Euler angles in degrees with 4 decimals, X/Y and MAD
-    with 4 decimals, integer columns as integers. Columns the map lacks are
-    written as 0 (``Error`` as 3, "No solution", where not indexed), so that
-    every line has the 11 columns other readers (orix) expect.
+    with 4 decimals, integer columns as integers. Columns the map lacks, and
+    values it has not (NaN, e.g. at the positions a truncated file did not
+    reach), are written as 0 (``Error`` as 3, "No solution", where not
+    indexed), so that every line has the 11 columns other readers (orix)
+    expect. A map with an indexed point whose Euler angles are not finite
+    is refused.
     """
     path = Path(path)
     h = omap.header
@@ -371,7 +477,7 @@ def write_ctf(omap: OrientationMap, path: str | os.PathLike) -> Path:
                     ";".join(_format_lattice_value(v) for v in p.angles_deg),
                     p.name,
                     str(_laue_code(p)),
-                    str(p.space_group or 0),
+                    str(p.space_group or p.extra.get("ctf_space_group", 0) or 0),
                     *[str(f) for f in fields[:2]],
                     p.comment,
                     *[str(f) for f in more],
@@ -385,11 +491,11 @@ def write_ctf(omap: OrientationMap, path: str | os.PathLike) -> Path:
     indexed = omap.phase_id > 0
 
     def column(key: str, default: np.ndarray) -> np.ndarray:
-        return omap.columns[key] if key in omap.columns else default
+        return _filled(omap.columns[key]) if key in omap.columns else default
 
     zeros = np.zeros(n, dtype=np.int32)
     error = column("error", np.where(indexed, 0, 3).astype(np.int32))
-    euler_deg = np.rad2deg(omap.euler)
+    euler_deg = np.rad2deg(_writable_euler(omap, fname=path.name, error=CtfFormatError))
     parts = [
         _format_column(phase, 0),
         _format_column(omap.x_um, 4),

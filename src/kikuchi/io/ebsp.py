@@ -199,8 +199,7 @@ def _companion(path: Path) -> dict[str, Any] | None:
                     if number is not None:
                         values.setdefault(key.strip().lower(), number)
     except OSError as exc:
-        _logger.warning("%s: companion %s unreadable (%s)", path, other, exc)
-        return None
+        return {"path": other, "problem": f"the companion {other.name} cannot be read ({exc}); not used"}
     cols = values.get("xcells")
     rows = values.get("ycells")
     out: dict[str, Any] = {"path": other}
@@ -367,6 +366,11 @@ class EbspFile(EBSDMap):
             raise MapFileError(f"{self.path}: an .ebsp file holds one pattern dataset, 'RawPatterns', not {dataset!r}")
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: no such file")
+        if step_um is not None:
+            if isinstance(step_um, (str, bytes)) or np.ndim(step_um) != 1 or len(step_um) != 2:
+                raise MapFileError(f"{self.path}: step_um={step_um!r}: expected (row step, column step) in µm")
+            if not all(isinstance(v, (int, float, np.number)) and np.isfinite(v) and v > 0 for v in step_um):
+                raise MapFileError(f"{self.path}: step_um={tuple(step_um)!r}: steps are numbers greater than 0 (µm)")
         self._raw = RawFile(self.path)
         self._fd = self._raw.fd
         try:
@@ -435,6 +439,7 @@ class EbspFile(EBSDMap):
                 f"(first cut: offsets table entry {cut_k[0]} at byte {cut_off[0]}); they are read as missing"
             )
             k, off = k[:n_ok], off[:n_ok]
+        self._note_unreferenced(k, off, stride, size)
         self._offsets = off
         self._table_index = k
         self._stride = stride
@@ -448,6 +453,8 @@ class EbspFile(EBSDMap):
         self._header_grid = (fields["grid_row"], fields["grid_col"]) if "grid_row" in fields else None
 
         self._companion = _companion(path)
+        if self._companion is not None and "problem" in self._companion:
+            self._note(self._companion.pop("problem"))
         placement = self._placement(nav_shape, step_um)
         for note in placement.notes:
             self._note(note)
@@ -465,6 +472,29 @@ class EbspFile(EBSDMap):
             index_map=placement.index_map,
         )
         self._check_header_grid()
+
+    def _note_unreferenced(self, k: np.ndarray, off: np.ndarray, stride: int, size: int) -> None:
+        """Pattern records at the file's stride that no offsets table entry points to (a zeroed entry): said, left out."""
+        layout = self._layout
+        expected = (0, layout.height, layout.width, layout.n_bytes)
+        header_at = layout.header_size - 16
+        found: list[tuple[int, int]] = []  # (byte, table entry of the pattern before it)
+        ends = np.r_[off[1:], size]
+        gaps = ends - off
+        looks = 0  # bounded: a few thousand header reads at most
+        for i in np.flatnonzero(((gaps >= 2 * stride) & (gaps % stride == 0)) | (np.arange(off.size) == off.size - 1)):
+            at = int(off[i]) + stride
+            while at + layout.record_size <= int(ends[i]) and looks < 4096:
+                looks += 1
+                if _plausible_header(self._pread(16, at + header_at), 0) == expected:
+                    found.append((at, int(k[i])))
+                at += stride
+        if found:
+            at, entry = found[0]
+            self._note(
+                f"{len(found)} pattern record(s) in the file are in no offsets table entry (first at byte {at}, after the "
+                f"pattern of entry {entry}): a damaged table? Their map points are read as missing"
+            )
 
     def _read_table(self, start: int) -> np.ndarray:
         """The offsets table: int64 entries from ``start`` up to the smallest offset in it."""

@@ -349,7 +349,10 @@ class EdaxH5EBSD(H5Map):
         ds = _get(self._data, name)
         if not isinstance(ds, h5py.Dataset) or ds.size == 0:
             return None
-        values = np.asarray(ds[()], dtype=np.float64).reshape(-1)
+        values = self._numeric(ds, f"'{ds.name.lstrip('/')}'")
+        if values is None:
+            return None
+        values = values.reshape(-1)
         n = self.n_patterns
         if values.size < n:
             values = np.concatenate([values, np.full(n - values.size, np.nan)])

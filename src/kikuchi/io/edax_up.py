@@ -376,6 +376,11 @@ class UpFile(EBSDMap):
                     return self._plan_hex(rows, cols, extra_flag=None)
                 return self._plan_square(rows, cols, ang.name)
             self._note(f"companion {ang.name} gives no NROWS/NCOLS_ODD; the map is 1 x {n}")
+        elif not h.map_fields_ignored and not h.has_map:  # (ignored or implausible map fields were said already)
+            self._note(
+                f"nothing in the file records the map shape (a version {h.version} header, no companion .ang): read as a 1 x {n} map; "
+                "open with nav_shape=(rows, cols) to give it"
+            )
         self._map_from = "none (1 x N)"
         return None, n, (1, n)
 

@@ -23,7 +23,8 @@ import h5py
 import numpy as np
 
 from kikuchi import __version__
-from kikuchi.io._atomic import atomic_output
+from kikuchi._args import ArgumentTypeError, check_count, check_path, shown
+from kikuchi.io._atomic import OutputH5File, atomic_output
 from kikuchi.io.mapstore import DEFAULT_COMPRESSION, MapWriter
 from kikuchi.io.source import EBSDMap, default_chunk_patterns, open_map, place_patterns
 
@@ -133,8 +134,13 @@ def convert_map(
     ...     (m.nav_shape, int(m.pattern(1, 2)[0, 0]))
     ((2, 3), 100)
     """
-    if to not in EXPORT_FORMATS:
+    if not isinstance(to, str) or to not in EXPORT_FORMATS:
         raise ValueError(f"output format {to!r}: expected one of {', '.join(EXPORT_FORMATS)}")
+    output = check_path(output, "output")
+    if workers is not None:
+        workers = check_count(workers, "workers")
+    if compression is not None and not isinstance(compression, dict):
+        raise ArgumentTypeError(f"compression={shown(compression)}: expected h5py filter keywords, e.g. {{'compression': 'gzip', 'compression_opts': 1}}")
     own = not isinstance(source, EBSDMap)
     m = open_map(source, **options) if own else source
     try:
@@ -229,7 +235,7 @@ def _to_h5ebsd(m: EBSDMap, output: Path, *, compression: dict[str, Any] | None, 
             return deflate(raw, 4 if level is None else int(level))
         return raw.tobytes()
 
-    with atomic_output(output) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_output(output) as tmp, OutputH5File(tmp, "w") as f:
         f["manufacturer"] = np.array([b"kikuchipy"])
         f["version"] = np.array([b"0.13.1"])  # the layout version kikuchipy writes and reads
         f["kikuchi_version"] = np.array([__version__.encode()])

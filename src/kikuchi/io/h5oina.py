@@ -46,7 +46,7 @@ import numpy as np
 from kikuchi.geometry.pattern_centre import convert_pc
 from kikuchi.io._atomic import atomic_output
 from kikuchi.io._h5 import H5Map, H5Patterns, number, scalar, text
-from kikuchi.io.source import FormatSpec, MapFileError, PatternCentreData, Probe, index_map_from_positions
+from kikuchi.io.source import FormatSpec, MapFileError, PatternCentreData, Probe, index_map_from_positions, short_repr
 
 __all__ = ["FORMAT", "H5OINAMap", "PROCESSED", "RAW", "VERSIONS", "write_h5oina"]
 
@@ -427,7 +427,7 @@ class H5OINAMap(H5Map):
         except (TypeError, ValueError):
             euler = np.empty(0)
         if euler.size != 3 or not np.isfinite(euler[1]):
-            self._note(f"'{ds.name}' is {ds[()]!r}, not three angles; camera tilt 0 assumed")
+            self._note(f"'{ds.name}' is {short_repr(np.asarray(ds[()]))}, not three angles; camera tilt 0 assumed")
             return 0.0
         return _deg(euler[1]) - 90.0
 

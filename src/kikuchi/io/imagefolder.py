@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from kikuchi._args import check_number, check_pair, check_path
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "ImageReadError",
@@ -86,6 +88,8 @@ def parse_shape(text: str) -> tuple[int, int]:
     >>> parse_shape("172x196")
     (172, 196)
     """
+    if not isinstance(text, str):
+        raise TypeError(f"map shape {text!r}: expected text ROWSxCOLS, e.g. '172x196'")
     parts = re.split(r"\s*[x×X,]\s*", text.strip())
     try:
         rows, cols = (int(p) for p in parts)
@@ -165,7 +169,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     ImageReadError
         The file cannot be read or is not one greyscale image.
     """
-    path = Path(path)
+    path = check_path(path)
+    if path.is_dir():
+        raise ImageReadError(f"{path}: a folder, not an image file")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such image file")
     suffix = path.suffix.lower()
@@ -186,18 +192,27 @@ def _stem(name: str) -> str:
     return base.rsplit(".", 1)[0]
 
 
-def _parse_aztec(names: Sequence[str]) -> tuple[np.ndarray, np.ndarray, str] | None:
+def _one_prefix(path: Path, names: Sequence[str], matches: Sequence[Any], scheme: str) -> str:
+    """The prefix all names share; ImageSourceError naming the prefixes, their counts and an example of each otherwise."""
+    prefixes = {m.group("prefix") for m in matches}
+    if len(prefixes) == 1:
+        return prefixes.pop()
+    counts = {p: [n for n, m in zip(names, matches) if m.group("prefix") == p] for p in prefixes}
+    listed = ", ".join(f"{p!r} ({len(c)} files, e.g. {c[0]})" for p, c in sorted(counts.items()))
+    raise ImageSourceError(
+        f"{path}: images named {scheme} with different prefixes: {listed}: two maps in one {'zip' if path.is_file() else 'folder'}? "
+        "Put one map per folder"
+    )
+
+
+def _parse_aztec(names: Sequence[str], path: Path = Path(".")) -> tuple[np.ndarray, np.ndarray, str] | None:
     matches = [_AZTEC.match(_stem(n)) for n in names]
     if not all(matches):
         return None
-    prefixes = {m.group("prefix") for m in matches}  # type: ignore[union-attr]
-    if len(prefixes) > 1:
-        counts = {p: sum(m.group("prefix") == p for m in matches) for p in prefixes}  # type: ignore[union-attr]
-        listed = ", ".join(f"{p!r} ({c} files)" for p, c in sorted(counts.items()))
-        raise ImageSourceError(f"images named row_col with different prefixes: {listed}; put one map per folder")
+    prefix = _one_prefix(path, names, matches, "ROW_COL")
     rows = np.array([int(m.group("row")) for m in matches], dtype=np.int64)  # type: ignore[union-attr]
     cols = np.array([int(m.group("col")) for m in matches], dtype=np.int64)  # type: ignore[union-attr]
-    return rows, cols, prefixes.pop()
+    return rows, cols, prefix
 
 
 def _coordinate_index(values: list[str], step: float | None, axis: str) -> np.ndarray:
@@ -216,14 +231,16 @@ def _coordinate_index(values: list[str], step: float | None, axis: str) -> np.nd
     return rounded.astype(np.int64)
 
 
-def _parse_edax(names: Sequence[str], step_um: tuple[float, float] | None) -> tuple[np.ndarray, np.ndarray, str] | None:
+def _parse_edax(
+    names: Sequence[str], step_um: tuple[float, float] | None, path: Path = Path(".")
+) -> tuple[np.ndarray, np.ndarray, str] | None:
     matches = [_EDAX.match(_stem(n)) for n in names]
     if not all(matches):
         return None
-    prefixes = {m.group("prefix") for m in matches}  # type: ignore[union-attr]
+    prefix = _one_prefix(path, names, matches, "..._x#y#")
     cols = _coordinate_index([m.group("x") for m in matches], None if step_um is None else step_um[1], "x")  # type: ignore[union-attr]
     rows = _coordinate_index([m.group("y") for m in matches], None if step_um is None else step_um[0], "y")  # type: ignore[union-attr]
-    return rows, cols, prefixes.pop() if len(prefixes) == 1 else ""
+    return rows, cols, prefix
 
 
 # -- the source ------------------------------------------------------------------
@@ -298,6 +315,8 @@ class ImageSource:
 
     def read(self, i: int) -> np.ndarray:
         """Decode image ``i`` (index into :attr:`names`) to a 2D array."""
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < len(self.names):
+            raise IndexError(f"{self.path}: image {i!r} is not one of the {len(self.names)} images (0..{len(self.names) - 1})")
         name = self.names[i]
         suffix = "." + name.rsplit(".", 1)[-1].lower()
         if self.container == "zip":
@@ -340,6 +359,8 @@ class ImageSource:
             missing position; the message names the files and positions.
         """
         n = len(self)
+        if nav_shape is not None:
+            nav_shape = check_pair(nav_shape, "nav_shape")
         where = f" (from {shape_source})" if shape_source else ""
         if self.rows is None or self.cols is None:
             if nav_shape is None:
@@ -450,9 +471,13 @@ def open_image_source(
     >>> int(src.read(src.names.index("1_2.tiff"))[0, 0])
     12
     """
-    path = Path(path)
+    path = check_path(path)
     if naming is not None and naming not in SCHEMES:
         raise ValueError(f"naming {naming!r}: expected one of {', '.join(SCHEMES)}")
+    if step_um is not None:
+        if isinstance(step_um, (str, bytes)) or np.ndim(step_um) != 1 or len(step_um) != 2:
+            raise TypeError(f"step_um={step_um!r}: expected (row step, column step) in µm")
+        step_um = (check_number(step_um[0], "step_um", positive=True, unit="µm"), check_number(step_um[1], "step_um", positive=True, unit="µm"))
     if path.is_dir():
         container, all_names = "folder", _list_folder(path)
     elif path.is_file():
@@ -476,11 +501,13 @@ def open_image_source(
     parsed = None
     scheme = "sorted"
     if naming in (None, "aztec"):
-        parsed = _parse_aztec(names)
+        parsed = _parse_aztec(names, path)
         scheme = "aztec"
     if parsed is None and naming in (None, "edax"):
-        parsed = _parse_edax(names, step_um)
+        parsed = _parse_edax(names, step_um, path)
         scheme = "edax"
+    if parsed is None and naming is None:
+        _refuse_partly_positioned(path, names)
     if parsed is None:
         if naming in ("aztec", "edax"):
             pattern = "ROW_COL.tiff" if naming == "aztec" else "..._x{X}y{Y}.ext"
@@ -493,6 +520,31 @@ def open_image_source(
     return ImageSource(path, container, names, scheme, rows, cols, prefix=prefix, ignored=ignored)
 
 
+def _refuse_partly_positioned(path: Path, names: Sequence[str]) -> None:
+    """Names of which at least half carry map positions (ROW_COL or x#y#) and some do not, or in two schemes: refused, naming them.
+
+    Read in sorted order, such a folder would put images at the wrong map
+    points without a word.
+    """
+    aztec = [n for n in names if _AZTEC.match(_stem(n))]
+    edax = [n for n in names if n not in aztec and _EDAX.match(_stem(n))]
+    odd = [n for n in names if n not in aztec and n not in edax]
+    if len(aztec) + len(edax) < max(1, len(odd)):
+        return
+    if aztec and edax:
+        minor, form = (edax, "..._x#y#") if len(edax) <= len(aztec) else (aztec, "ROW_COL")
+        what = f"mix two naming schemes: {len(minor)} are named {form} ({', '.join(minor[:3])}{' ...' if len(minor) > 3 else ''})"
+        what += f" and {len(odd)} give no position ({', '.join(odd[:3])}{' ...' if len(odd) > 3 else ''})" if odd else ""
+    else:
+        form = "ROW_COL" if aztec else "..._x#y#"
+        shown = ", ".join(odd[:3]) + (f" and {len(odd) - 3} more" if len(odd) > 3 else "")
+        what = f"give map positions as {form} but {len(odd)} do not ({shown})"
+    raise ImageSourceError(
+        f"{path}: of {len(names)} image names, {len(aztec) + len(edax) if aztec and edax else len(names) - len(odd)} "
+        f"{what}: move the odd ones out, or pass naming='sorted' (--naming sorted) to read every name in sorted order"
+    )
+
+
 def describe_image_source(path: str | os.PathLike | ImageSource, *, nav_shape: tuple[int, int] | None = None) -> dict[str, Any]:
     """A JSON-ready summary of an image folder or zip (used by ``kikuchi info``).
 
@@ -501,6 +553,7 @@ def describe_image_source(path: str | os.PathLike | ImageSource, *, nav_shape: t
     """
     if isinstance(path, ImageSource):
         return _describe(path, nav_shape)
+    check_path(path)
     with open_image_source(path) as src:
         return _describe(src, nav_shape)
 

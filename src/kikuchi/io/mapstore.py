@@ -39,8 +39,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from kikuchi.io._atomic import atomic_output, partial_path
-from kikuchi.io._h5 import H5Map, H5Patterns, scalar
+from kikuchi._args import ArgumentTypeError, ArgumentValueError, check_count, check_number, check_pair, check_path, shown
+from kikuchi.io._atomic import OutputH5File, atomic_output, partial_path
+from kikuchi.io._h5 import H5Map, H5Patterns, header_number, scalar
 from kikuchi.io._h5 import deflate as _deflate
 from kikuchi.io.source import (
     EBSDMap,
@@ -52,6 +53,7 @@ from kikuchi.io.source import (
     default_chunk_patterns,
     index_map_from_positions,
     place_patterns,
+    short_repr,
 )
 from kikuchi.io.source import open_map as _open_any
 
@@ -80,6 +82,9 @@ FORMAT_VERSION = "1.0"
 DEFAULT_COMPRESSION: dict[str, Any] = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 
 _scalar = scalar
+#: Header dataset of the patterns complete in the partial output of ``kikuchi process``
+#: (kikuchi.engine._resumable); removed when the file is complete.
+_RESUME_RECORD = "ResumeWritten"
 
 
 @dataclass(frozen=True)
@@ -103,26 +108,25 @@ def _find_layout(f: h5py.File, path: Path, scan: str | None) -> _Layout:
         raise MapFileError(f"{path}: no group with an 'EBSD' subgroup (expected 'Scan/EBSD/...')")
     name = scans[0]
     for part in ("Header", "Data"):
-        if name not in f or f"EBSD/{part}" not in f[name]:
+        if not isinstance(f.get(f"{name}/EBSD/{part}"), h5py.Group):
             raise MapFileError(f"{path}: no '{name}/EBSD/{part}' group")
     header = f[f"{name}/EBSD/Header"]
     data = f[f"{name}/EBSD/Data"]
-    try:
-        if "NCOLS" in header:
-            flavour = "xcdskd"
-            ncols, nrows = int(_scalar(header["NCOLS"][()])), int(_scalar(header["NROWS"][()]))
-            candidates = {RAW: RAW, PROCESSED: PROCESSED}
-        elif "n_columns" in header:
-            flavour = "kikuchipy"
-            ncols, nrows = int(_scalar(header["n_columns"][()])), int(_scalar(header["n_rows"][()]))
-            candidates = {RAW: "patterns"}
-        else:
-            raise MapFileError(f"{path}: '{name}/EBSD/Header' has neither NCOLS/NROWS nor n_columns/n_rows")
-    except (KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, MapFileError):
-            raise
-        raise MapFileError(f"{path}: '{name}/EBSD/Header' map size is unreadable ({exc})") from None
-    if nrows < 0 or ncols < 0:
+    if "NCOLS" in header:
+        flavour, names, candidates = "xcdskd", ("NCOLS", "NROWS"), {RAW: RAW, PROCESSED: PROCESSED}
+    elif "n_columns" in header:
+        flavour, names, candidates = "kikuchipy", ("n_columns", "n_rows"), {RAW: "patterns"}
+    else:
+        raise MapFileError(f"{path}: '{name}/EBSD/Header' has neither NCOLS/NROWS nor n_columns/n_rows")
+    counts = []
+    for key in names:
+        where = f"'{name}/EBSD/Header/{key}'"
+        value = header_number(header.get(key), where, path, required=True)
+        if value < 0 or value != int(value):  # type: ignore[operator]
+            raise MapFileError(f"{path}: {where} is {value:g}; expected a count of map {'columns' if 'c' in key.lower() else 'rows'} (0, 1, 2, ...)")
+        counts.append(int(value))  # type: ignore[arg-type]
+    ncols, nrows = counts
+    if nrows < 1 or ncols < 1:
         raise MapFileError(f"{path}: '{name}/EBSD/Header' gives a map of {nrows} x {ncols} points")
     patterns = {
         key: f"{name}/EBSD/Data/{ds}"
@@ -142,8 +146,18 @@ class MapFile(H5Map):
 
     format = "kikuchi"
 
+    def __init__(self, path: str | os.PathLike, **options: Any):
+        refuse_partial_output(Path(path))  # before HDF5 opens it: a file killed while written may not open at all
+        super().__init__(path, **options)
+
     def _open(self, *, scan: str | None = None, dataset: str | None = None) -> None:
         self._layout = _find_layout(self._file, self.path, scan)
+        if _RESUME_RECORD in self._file[f"{self._layout.scan}/EBSD/Header"]:
+            raise MapFileError(
+                f"{self.path}: an incomplete output of an interrupted `kikuchi process` (its header holds the record "
+                f"'{_RESUME_RECORD}' of the patterns done so far; a '.NAME.partial' file renamed?): not read as a map; "
+                "give it back its name '.NAME.partial' and run the same command with --resume to complete it"
+            )
         names = self._layout.patterns
         if dataset is None:
             dataset = PROCESSED if PROCESSED in names and RAW not in names else RAW if RAW in names else next(iter(names))
@@ -162,6 +176,7 @@ class MapFile(H5Map):
             n_patterns=n,
             index_map=self._read_index_map(n),
         )
+        self._read_geometry()
 
     # -- groups ------------------------------------------------------------
     @property
@@ -182,12 +197,71 @@ class MapFile(H5Map):
             return _scalar(self.header.attrs[name])
         return default
 
-    def _number_attr(self, name: str, default: float) -> float:
-        value = self._attr(name, default)
+    def _number_attr(self, name: str, default: float | None, *, unit: str = "") -> float | None:
+        """A numeric header attribute (kikuchi's layout), ``default`` when absent; MapFileError naming it when it is not a number."""
+        if name not in self.header.attrs:
+            return default
+        raw = self.header.attrs[name]
+        value = _scalar(raw)
+        where = f"attribute {name} of '{self.header.name.lstrip('/')}'"
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
-            raise MapFileError(f"{self.path}: header attribute {name} = {value!r} is not a number") from None
+            raise MapFileError(
+                f"{self.path}: {where} is {short_repr(value)}, not a number{' (' + unit + ')' if unit else ''}; "
+                f"correct it (h5py: f['{self.header.name.lstrip('/')}'].attrs['{name}'] = ...) or delete it"
+            ) from None
+        if not np.isfinite(number):
+            raise MapFileError(f"{self.path}: {where} is {number}, not a finite number; correct it or delete it")
+        return number
+
+    def _number_ds(self, name: str, default: float | None) -> float | None:
+        """A numeric header dataset (kikuchipy's layout), ``default`` when absent; MapFileError naming it when malformed."""
+        where = f"'{self.header.name.lstrip('/')}/{name}'"
+        return header_number(self.header.get(name), where, self.path, default)
+
+    def _read_geometry(self) -> None:
+        """Header values read once at opening, so a malformed header fails here, naming the value, and not later."""
+        h = self.header
+        if self.flavour == "kikuchipy":
+            step = (self._number_ds("step_y", 1.0), self._number_ds("step_x", 1.0))
+            tilt = self._number_ds("sample_tilt", 70.0)
+            camera = self._number_ds("elevation_angle", 0.0)
+            sem = self._file.get(f"{self.scan}/SEM/Header")
+            kv = header_number(sem.get("beam_energy"), f"'{self.scan}/SEM/Header/beam_energy'", self.path) if isinstance(sem, h5py.Group) else None
+            binning = self._number_ds("binning", 1.0)
+            pixel = h.get("detector_pixel_size")
+            if isinstance(pixel, h5py.Dataset) and pixel.size > 1 and pixel.dtype.kind in "iuf":
+                px = float(np.asarray(pixel[()]).ravel()[0])  # (1, 2) in some kikuchipy versions: the first
+            else:
+                px = self._number_ds("detector_pixel_size", None)
+            px = px or None
+            grid = h.get("grid_type")
+            grid_text = str(_scalar(grid[()])).lower() if isinstance(grid, h5py.Dataset) else "square"
+        else:
+            step = (self._number_ds("Y Resolution", 1.0), self._number_ds("X Resolution", 1.0))
+            tilt = self._number_attr("SampleTilt", 70.0, unit="degrees")
+            camera = self._number_attr("CameraTilt", 0.0, unit="degrees")
+            kv = self._number_attr("AcceleratingVoltage", None, unit="kV")
+            binning = self._number_attr("Binning", 1.0)
+            pixel = self.header.attrs.get("PixelSize")
+            if isinstance(pixel, np.ndarray) and pixel.size > 1 and pixel.dtype.kind in "iuf":
+                px = float(pixel.ravel()[0])
+            else:
+                px = self._number_attr("PixelSize", None, unit="µm")
+            grid_text = str(self._attr("GridType", "square")).lower()
+        if binning is not None and (binning < 1 or binning != int(binning)):
+            self._note(f"binning {binning:g} is not a whole number of at least 1; taken as 1")
+            binning = 1.0
+        self._geometry = {
+            "step_um": (float(step[0]), float(step[1])),  # type: ignore[arg-type]
+            "sample_tilt_deg": float(tilt),  # type: ignore[arg-type]
+            "camera_tilt_deg": float(camera),  # type: ignore[arg-type]
+            "kv": kv,
+            "binning": int(binning or 1),
+            "pixel_size_um": px,
+            "grid_type": "hexagonal" if "hex" in grid_text else "square",
+        }
 
     # -- shapes --------------------------------------------------------------
     @property
@@ -199,31 +273,38 @@ class MapFile(H5Map):
     @property
     def step_um(self) -> tuple[float, float]:
         """(row step, column step) in µm."""
-        h = self.header
-        if self.flavour == "kikuchipy":
-            return (float(_scalar(h["step_y"][()])), float(_scalar(h["step_x"][()])))
-        dy = float(_scalar(h["Y Resolution"][()])) if "Y Resolution" in h else 1.0
-        dx = float(_scalar(h["X Resolution"][()])) if "X Resolution" in h else 1.0
-        return (dy, dx)
+        return self._geometry["step_um"]
 
     @property
     def grid_type(self) -> str:
-        if self.flavour == "kikuchipy" and "grid_type" in self.header:
-            return "hexagonal" if "hex" in str(_scalar(self.header["grid_type"][()])).lower() else "square"
-        return str(self._attr("GridType", "square"))
+        return self._geometry["grid_type"]
 
     # -- index map -----------------------------------------------------------
     def _beam(self) -> tuple[np.ndarray, np.ndarray] | None:
         d = self.data
         for xname, yname in (("X BEAM", "Y BEAM"), ("BEAM X", "BEAM Y")):
-            if xname in d and yname in d:
-                return np.asarray(d[xname][()], dtype=np.int64), np.asarray(d[yname][()], dtype=np.int64)
+            x, y = d.get(xname), d.get(yname)
+            if isinstance(x, h5py.Dataset) and isinstance(y, h5py.Dataset):
+                values = []
+                for name, ds in ((xname, x), (yname, y)):
+                    raw = np.asarray(ds[()]).reshape(-1)
+                    if raw.dtype.kind not in "iuf" or (raw.dtype.kind == "f" and not np.all(np.isfinite(raw) & (raw == np.round(raw)))):
+                        raise MapFileError(f"{self.path}: '{ds.name.lstrip('/')}' holds {raw.dtype} values that are not map positions (whole numbers)")
+                    values.append(raw.astype(np.int64))
+                return values[0], values[1]
         return None
 
     def _read_index_map(self, n: int) -> np.ndarray:
         rows, cols = self._layout.nrows, self._layout.ncols
-        if "indexmap" in self.header:
-            index_map = np.asarray(self.header["indexmap"][()], dtype=np.int64)
+        stored = self.header.get("indexmap")
+        if stored is not None:
+            raw = np.asarray(stored[()]) if isinstance(stored, h5py.Dataset) else None
+            if raw is None or raw.dtype.kind not in "iuf" or (raw.dtype.kind == "f" and not np.all(np.isfinite(raw) & (raw == np.round(raw)))):
+                raise MapFileError(
+                    f"{self.path}: '{self.header.name.lstrip('/')}/indexmap' is not a dataset of pattern indices; "
+                    "delete it to place the patterns by their beam positions"
+                )
+            index_map = raw.astype(np.int64)
             if index_map.shape != (rows, cols):
                 raise MapFileError(f"{self.path}: indexmap shape {index_map.shape} != (NROWS, NCOLS) = {(rows, cols)}")
         else:
@@ -264,17 +345,23 @@ class MapFile(H5Map):
     def static_background(self) -> np.ndarray | None:
         """The detector's static background (h, w), or None when the file has none."""
         for group, name in ((self.data, "StaticBackground"), (self.header, "StaticBackground"), (self.header, "static_background")):
-            if name in group:
-                bg = np.asarray(group[name][()])
-                if bg.shape == self.pattern_shape:
-                    return bg
-                _logger.warning("%s: static background of shape %s ignored (patterns are %s)", self.path, bg.shape, self.pattern_shape)
+            ds = group.get(name)
+            if ds is None:
+                continue
+            where = f"'{group.name.lstrip('/')}/{name}'"
+            if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in "iufb":
+                self._note(f"{where} is not a numeric dataset; no static background taken")
+            elif ds.shape != self.pattern_shape:
+                self._note(f"{where} of shape {ds.shape} does not fit the patterns of {self.pattern_shape}; no static background taken")
+            else:
+                return np.asarray(ds[()])
         return None
 
     @property
     def stored_bse_map(self) -> np.ndarray | None:
-        if "bse_map" in self.data and self.data["bse_map"].shape == self.nav_shape:
-            return np.asarray(self.data["bse_map"][()], dtype=np.float64)
+        ds = self.data.get("bse_map")
+        if isinstance(ds, h5py.Dataset) and ds.shape == self.nav_shape and ds.dtype.kind in "iuf":
+            return np.asarray(ds[()], dtype=np.float64)
         return None
 
     def point_data(self) -> dict[str, Any]:
@@ -288,8 +375,9 @@ class MapFile(H5Map):
     def _per_point(self, names: Sequence[str]) -> np.ndarray | None:
         """Per-pattern dataset (first of ``names`` present) as a (rows, cols) float map, NaN where missing."""
         for name in names:
-            if name in self.data and self.data[name].shape == (self.n_patterns,):
-                return place_patterns(np.asarray(self.data[name][()], dtype=np.float64), self._index_map)
+            ds = self.data.get(name)
+            if isinstance(ds, h5py.Dataset) and ds.shape == (self.n_patterns,) and ds.dtype.kind in "iufb":
+                return place_patterns(np.asarray(ds[()], dtype=np.float64), self._index_map)
         return None
 
     @property
@@ -299,7 +387,16 @@ class MapFile(H5Map):
             h = self.header
             if "pcx" not in h:
                 return None
-            pcs = [np.broadcast_to(np.asarray(h[k][()], dtype=np.float64), self.nav_shape).copy() for k in ("pcx", "pcy", "pcz")]
+            pcs = []
+            for k in ("pcx", "pcy", "pcz"):
+                ds = h.get(k)
+                where = f"'{h.name.lstrip('/')}/{k}'"
+                if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in "iuf" or ds.size not in (1, self.nav_shape[0] * self.nav_shape[1]):
+                    what = "missing" if ds is None else f"of shape {ds.shape}" if isinstance(ds, h5py.Dataset) and ds.dtype.kind in "iuf" else "not numbers"
+                    self._note(f"{where} is {what}: one value or one per point of the {self.nav_shape} map expected; no pattern centre taken")
+                    return None
+                values = np.asarray(ds[()], dtype=np.float64).reshape(-1)
+                pcs.append(np.broadcast_to(values, (self.nav_shape[0] * self.nav_shape[1],)).reshape(self.nav_shape).copy())
             return PatternCentreData(*pcs, convention="bruker")
         pcx, pcy, dd = (self._per_point([k]) for k in ("PCX", "PCY", "DD"))
         if pcx is None or pcy is None or dd is None or np.isnan(pcx).all():
@@ -312,59 +409,46 @@ class MapFile(H5Map):
 
     @property
     def sample_tilt_deg(self) -> float:
-        if self.flavour == "kikuchipy":
-            return float(_scalar(self.header["sample_tilt"][()])) if "sample_tilt" in self.header else 70.0
-        return self._number_attr("SampleTilt", 70.0)
+        return self._geometry["sample_tilt_deg"]
 
     @property
     def camera_tilt_deg(self) -> float:
-        if self.flavour == "kikuchipy":
-            return float(_scalar(self.header["elevation_angle"][()])) if "elevation_angle" in self.header else 0.0
-        return self._number_attr("CameraTilt", 0.0)
+        return self._geometry["camera_tilt_deg"]
 
     @property
     def kv(self) -> float | None:
         """Accelerating voltage in kV, when known."""
-        if self.flavour == "kikuchipy":
-            sem = f"{self.scan}/SEM/Header/beam_energy"
-            return float(_scalar(self._file[sem][()])) if sem in self._file else None
-        value = self._attr("AcceleratingVoltage")
-        return None if value is None else float(value)
+        return self._geometry["kv"]
 
     @property
     def binning(self) -> int:
-        if self.flavour == "kikuchipy":
-            return int(_scalar(self.header["binning"][()])) if "binning" in self.header else 1
-        return int(self._attr("Binning", 1))
+        return self._geometry["binning"]
 
     @property
     def pixel_size_um(self) -> float | None:
-        if self.flavour == "kikuchipy":
-            if "detector_pixel_size" in self.header:
-                return float(np.asarray(self.header["detector_pixel_size"][()]).ravel()[0]) or None
-            return None
-        value = self._attr("PixelSize")
-        return None if value is None else float(np.asarray(value).ravel()[0])
+        return self._geometry["pixel_size_um"]
 
     @property
     def truth_euler(self) -> np.ndarray | None:
-        if "Truth" in self.header and "euler" in self.header["Truth"]:
-            return np.asarray(self.header["Truth/euler"][()], dtype=np.float64)
-        return None
+        truth = self.header.get("Truth/euler")
+        if not isinstance(truth, h5py.Dataset):
+            return None
+        if truth.shape != (*self.nav_shape, 3):
+            self._note(f"'Truth/euler' of shape {truth.shape} does not fit the {self.nav_shape} map; no true orientations taken")
+            return None
+        return np.asarray(truth[()], dtype=np.float64)
 
     @property
     def euler(self) -> np.ndarray | None:
         """Bunge Euler angles (rows, cols, 3) in radians, NaN where unknown; None when the file has none."""
         if self.flavour == "kikuchipy":
-            cm = f"{self.scan}/EBSD/CrystalMap/crystal_map/data"
-            if cm not in self._file:
+            cm = self._crystal_map()
+            if cm is None:
                 return None
-            g = self._file[cm]
-            ids = np.asarray(g["id"][()], dtype=np.int64)
             out = np.full((*self.nav_shape, 3), np.nan)
             flat = out.reshape(-1, 3)
             for k, name in enumerate(("phi1", "Phi", "phi2")):
-                flat[ids, k] = np.asarray(g[name][()], dtype=np.float64)
+                flat[cm["id"], k] = cm[name]
             return out
         angles = [self._per_point([name]) for name in ("phi1", "PHI", "phi2")]
         if any(a is None for a in angles):
@@ -382,14 +466,12 @@ class MapFile(H5Map):
         or the ``Truth/phase_id`` of a synthetic map; None otherwise.
         """
         if self.flavour == "kikuchipy":
-            cm = f"{self.scan}/EBSD/CrystalMap/crystal_map/data"
-            if cm not in self._file or "phase_id" not in self._file[cm]:
+            cm = self._crystal_map()
+            if cm is None or "phase_id" not in cm:
                 return None
-            g = self._file[cm]
             out = np.zeros(self.nav_shape, dtype=np.int64)
-            ids = np.asarray(g["id"][()], dtype=np.int64)
-            stored = np.asarray(g["phase_id"][()], dtype=np.int64)
-            out.reshape(-1)[ids] = np.where(stored >= 0, stored + 1, 0)  # phases are numbered from 1 here
+            stored = cm["phase_id"].astype(np.int64)
+            out.reshape(-1)[cm["id"]] = np.where(stored >= 0, stored + 1, 0)  # phases are numbered from 1 here
             return out
         truth = self.header.get("Truth/phase_id")
         if isinstance(truth, h5py.Dataset) and truth.shape == self.nav_shape:
@@ -399,41 +481,150 @@ class MapFile(H5Map):
     @property
     def phases(self) -> list[dict[str, Any]]:
         """Phases recorded in the file: dicts with ``id``, ``name``, ``space_group``, ``lattice`` (a, b, c in nm, angles in degrees)."""
+        if not hasattr(self, "_phases"):
+            self._phases = self._read_phases()
+        return [dict(p) for p in self._phases]
+
+    def _read_phases(self) -> list[dict[str, Any]]:
+        """The phases, read once; a phase whose description cannot be read is kept by its id, with a warning."""
         out: list[dict[str, Any]] = []
-        if "Phases" in self.header:
-            for key in sorted(self.header["Phases"], key=int):
-                g = self.header["Phases"][key]
-                out.append(json.loads(_scalar(g.attrs["json"])) if "json" in g.attrs else {"id": int(key)})
+        group = self.header.get("Phases")
+        if isinstance(group, h5py.Group):
+            keys = sorted(group, key=lambda k: (not k.strip().isdigit(), int(k) if k.strip().isdigit() else 0, k))
+            for i, key in enumerate(keys, start=1):
+                pid = int(key) if key.strip().isdigit() else i
+                where = f"'{group.name.lstrip('/')}/{key}'"
+                g = group[key]
+                entry = _json_attr(g) if isinstance(g, h5py.Group) else None
+                if entry is None and isinstance(g, h5py.Group) and "json" not in g.attrs:
+                    entry = {"id": pid}
+                if not isinstance(entry, dict):
+                    self._note(f"{where}: attribute 'json' is not a JSON description of a phase ({_json_problem(g)}); phase {pid} is kept without name or lattice")
+                    entry = {"id": pid}
+                out.append(entry)
         elif self.flavour == "kikuchipy":
-            base = f"{self.scan}/EBSD/CrystalMap/crystal_map/header/phases"
-            if base in self._file:
-                for key in self._file[base]:
-                    g = self._file[base][key]
-                    lat = "structure/lattice/abcABG"
-                    entry: dict[str, Any] = {
-                        "id": int(key) + 1,
-                        "name": _scalar(g["name"][()]) if "name" in g else f"phase{key}",
-                        "space_group": int(_scalar(g["space_group"][()])) if "space_group" in g else None,
-                    }
-                    if lat in g:
-                        abc = np.asarray(g[lat][()], dtype=float)
-                        lengths = abc[:3] / 10.0 if abc[:3].max() > 1.5 else abc[:3]  # Å -> nm when stored in Å
-                        entry["lattice"] = [*lengths.tolist(), *abc[3:].tolist()]
-                    out.append(entry)
+            base = self._file.get(f"{self.scan}/EBSD/CrystalMap/crystal_map/header/phases")
+            if isinstance(base, h5py.Group):
+                for key in base:
+                    g = base[key]
+                    where = f"'{base.name.lstrip('/')}/{key}'"
+                    try:
+                        out.append(_kikuchipy_phase(g, key))
+                    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                        self._note(f"{where}: the phase cannot be read ({type(exc).__name__}: {short_repr(str(exc), 80)}); left out")
         return out
 
     @property
     def processing(self) -> dict[str, Any] | None:
         """Parameters of the processing that made the 'Patterns' dataset, when recorded."""
-        if "Processing" in self.header and "json" in self.header["Processing"].attrs:
-            return json.loads(_scalar(self.header["Processing"].attrs["json"]))
-        return None
+        g = self.header.get("Processing")
+        if not isinstance(g, h5py.Group) or "json" not in g.attrs:
+            return None
+        value = _json_attr(g)
+        if not isinstance(value, dict):
+            self._note(f"'{g.name.lstrip('/')}': attribute 'json' is not a JSON object of parameters ({_json_problem(g)}); the processing is not known")
+            return None
+        return value
+
+    def _crystal_map(self) -> dict[str, np.ndarray] | None:
+        """kikuchipy's crystal map (``id``, Euler angles, ``phase_id`` by point), checked once; None (with a warning) when unreadable."""
+        if hasattr(self, "_cm"):
+            return self._cm
+        self._cm: dict[str, np.ndarray] | None = None
+        g = self._file.get(f"{self.scan}/EBSD/CrystalMap/crystal_map/data")
+        if not isinstance(g, h5py.Group):
+            return None
+        where = f"'{g.name.lstrip('/')}'"
+        out: dict[str, np.ndarray] = {}
+        n_points = self.nav_shape[0] * self.nav_shape[1]
+        for name in ("id", "phi1", "Phi", "phi2", "phase_id"):
+            ds = g.get(name)
+            if ds is None and name == "phase_id":
+                continue
+            if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in "iuf":
+                self._note(f"{where}: '{name}' is {'missing' if ds is None else 'not a numeric dataset'}; no orientations taken")
+                return None
+            out[name] = np.asarray(ds[()], dtype=np.float64).reshape(-1)
+        sizes = {v.size for v in out.values()}
+        ids = out["id"]
+        if len(sizes) != 1 or not np.all((ids >= 0) & (ids < n_points) & (ids == np.round(ids))):
+            self._note(f"{where}: 'id' and the angles disagree in length or 'id' holds points outside the {self.nav_shape} map; no orientations taken")
+            return None
+        out["id"] = ids.astype(np.int64)
+        self._cm = out
+        return out
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready summary (used by ``kikuchi info``)."""
         out = super().describe()
         out["flavour"] = self.flavour
         return out
+
+
+#: Header attributes that are numbers (checked when written, read as numbers).
+_NUMERIC_ATTRS = ("SampleTilt", "CameraTilt", "AcceleratingVoltage", "Binning", "PixelSize")
+
+
+def _fitting(patterns: np.ndarray, dtype: np.dtype, where: str) -> np.ndarray:
+    """``patterns`` cast to ``dtype``; ValueError when values would change (out of range, NaN, fractions into integers)."""
+    if patterns.dtype.kind not in "uifb":
+        raise ArgumentTypeError(f"{where}: patterns of {patterns.dtype} are not numbers")
+    if dtype.kind in "ui" and patterns.size and patterns.dtype.kind in "fiu":
+        info = np.iinfo(dtype)
+        if patterns.dtype.kind == "f" and not np.all(np.isfinite(patterns)):
+            raise ArgumentValueError(f"{where}: NaN or infinite values cannot be stored as {dtype}; store float32 patterns or fill them first")
+        lo, hi = patterns.min(), patterns.max()
+        if lo < info.min or hi > info.max:
+            raise ArgumentValueError(f"{where}: values {lo:g}..{hi:g} do not fit {dtype} ({info.min}..{info.max}); scale or clip them first")
+    return patterns.astype(dtype)
+
+
+def _json_attr(group: h5py.Group) -> Any:
+    """The attribute ``json`` of ``group`` decoded, or None when it is not JSON text."""
+    raw = _scalar(group.attrs["json"]) if "json" in group.attrs else None
+    if not isinstance(raw, str):
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+def _json_problem(group: h5py.Group) -> str:
+    """Why the attribute ``json`` of ``group`` is not what was expected, in a few words."""
+    raw = _scalar(group.attrs["json"]) if "json" in group.attrs else None
+    if not isinstance(raw, str):
+        return f"it is {short_repr(raw)}"
+    try:
+        json.loads(raw)
+    except ValueError as exc:
+        return f"{short_repr(raw, 30)}: {exc}"
+    return f"{short_repr(raw, 30)} is not an object"
+
+
+def _kikuchipy_phase(g: h5py.Group, key: str) -> dict[str, Any]:
+    """One phase of kikuchipy's crystal map header (``id`` from 1, lattice lengths in nm)."""
+    lat = "structure/lattice/abcABG"
+    name = g.get("name")
+    sg = g.get("space_group")
+    entry: dict[str, Any] = {
+        "id": int(key) + 1,
+        "name": str(_scalar(name[()])) if isinstance(name, h5py.Dataset) else f"phase{key}",
+        "space_group": None,
+    }
+    if isinstance(sg, h5py.Dataset):
+        value = _scalar(sg[()])
+        entry["space_group"] = int(value) if str(value).strip().lstrip("-").isdigit() else None
+        if entry["space_group"] is None:
+            raise ValueError(f"space_group is {short_repr(value)}, not a space group number")
+    abc_ds = g.get(lat)
+    if isinstance(abc_ds, h5py.Dataset):
+        abc = np.asarray(abc_ds[()], dtype=float).reshape(-1)
+        if abc.size != 6 or not np.all(np.isfinite(abc)):
+            raise ValueError(f"{lat} holds {abc.size} values; expected a, b, c, alpha, beta, gamma")
+        lengths = abc[:3] / 10.0 if abc[:3].max() > 1.5 else abc[:3]  # Å -> nm when stored in Å
+        entry["lattice"] = [*lengths.tolist(), *abc[3:].tolist()]
+    return entry
 
 
 def open_map(path: str | os.PathLike, *, scan: str | None = None, dataset: str | None = None, **options: Any) -> EBSDMap:
@@ -459,7 +650,29 @@ def open_map(path: str | os.PathLike, *, scan: str | None = None, dataset: str |
     return _open_any(path, scan=scan, dataset=dataset, **options)
 
 
+def refuse_partial_output(path: Path) -> None:
+    """Raise MapFileError when ``path`` is named as an output being written (``.NAME.partial``).
+
+    kikuchi writes every output under ``.NAME.partial`` and renames it to
+    ``NAME`` when it is complete (:func:`kikuchi.io._atomic.atomic_output`);
+    a file of that name is an output still being written, or left by a
+    command that was killed (``kikuchi process`` keeps it on purpose, for
+    ``--resume``). It is never read as a map: its patterns may be missing or
+    half written.
+    """
+    name = path.name
+    if name.startswith(".") and name.endswith(".partial") and len(name) > len("..partial"):
+        final = name[1 : -len(".partial")]
+        raise MapFileError(
+            f"{path}: an incomplete output (kikuchi writes {final} under this name and renames it when complete; "
+            f"this one was killed or interrupted, or is still being written): not read; "
+            f"run the command that writes {final} again (`kikuchi process ... --resume` continues it where it stopped)"
+        )
+
+
 def _sniff(probe: Probe) -> bool:
+    if probe.path.name.startswith(".") and probe.path.name.endswith(".partial"):
+        return True  # an output of kikuchi being written: MapFile refuses it, saying so
     f = probe.h5
     if f is None:
         return False
@@ -532,22 +745,34 @@ class MapWriter:
         compression: dict[str, Any] | None = None,
         manufacturer: str = MANUFACTURER,
     ):
-        self.path = Path(path)
-        self.nav_shape = (int(nav_shape[0]), int(nav_shape[1]))
-        self.pattern_shape = (int(pattern_shape[0]), int(pattern_shape[1]))
-        self.dtype = np.dtype(dtype)
-        self.step_um = (float(step_um[0]), float(step_um[1]))
+        self.path = check_path(path)
+        self.nav_shape = check_pair(nav_shape, "nav_shape")
+        self.pattern_shape = check_pair(pattern_shape, "pattern_shape", what="(height, width)")
+        try:
+            self.dtype = np.dtype(dtype)
+        except TypeError:
+            raise ArgumentTypeError(f"dtype={shown(dtype)}: expected uint8, uint16 or float32") from None
+        if self.dtype.kind not in "uif" or self.dtype.itemsize > 8:
+            raise ArgumentValueError(f"dtype={shown(dtype)}: map files hold patterns of uint8, uint16 or float32 (an integer or float type)")
+        if not isinstance(step_um, (tuple, list, np.ndarray)) or len(step_um) != 2:
+            raise ArgumentTypeError(f"step_um={shown(step_um)}: expected (row step, column step) in µm")
+        self.step_um = (check_number(step_um[0], "step_um", positive=True, unit="µm"), check_number(step_um[1], "step_um", positive=True, unit="µm"))
+        if dataset not in (RAW, PROCESSED):
+            raise ArgumentValueError(f"dataset={shown(dataset)}: expected '{RAW}' (acquired patterns) or '{PROCESSED}' (processed)")
         self.dataset = dataset
         self.n_patterns = self.nav_shape[0] * self.nav_shape[1]
-        if self.n_patterns <= 0 or min(self.pattern_shape) <= 0:
-            raise ValueError(f"empty map or pattern shape: map {self.nav_shape}, pattern {self.pattern_shape}")
+        if chunk_patterns is not None:
+            chunk_patterns = check_count(chunk_patterns, "chunk_patterns")
         self.chunk_patterns = min(int(chunk_patterns), self.n_patterns) if chunk_patterns else default_chunk_patterns(self.pattern_shape, self.dtype, self.n_patterns)
+        if compression is not None and not isinstance(compression, dict):
+            raise ArgumentTypeError(f"compression={shown(compression)}: expected h5py filter keywords, e.g. {{'compression': 'gzip', 'compression_opts': 1}}")
         self.compression = DEFAULT_COMPRESSION if compression is None else compression
         self.manufacturer = manufacturer
         self._atomic = atomic_output(self.path)
         self._file: h5py.File | None = None
         self._sums = np.zeros(self.n_patterns)
         self._written = np.zeros(self.n_patterns, dtype=bool)
+        self._done = False  # True once the with block has ended
 
     @property
     def partial_path(self) -> Path:
@@ -555,9 +780,11 @@ class MapWriter:
 
     # -- context manager -----------------------------------------------------
     def __enter__(self) -> MapWriter:
+        if self._file is not None:
+            raise ValueError(f"{self.path}: this MapWriter was used already; make a new one for each file")
         tmp = self._atomic.__enter__()
         try:
-            self._file = h5py.File(tmp, "w")
+            self._file = OutputH5File(tmp, "w")  # a full disk: one clear error at close, never a crash of HDF5
             self._init_layout()
         except BaseException as err:  # e.g. a compression h5py does not know: no file left open or behind
             if self._file is not None:
@@ -573,16 +800,18 @@ class MapWriter:
                 self._finish()
         except BaseException as err:
             self._file.close()
+            self._done = True
             self._atomic.__exit__(type(err), err, err.__traceback__)
             raise
         self._file.close()
+        self._done = True
         return bool(self._atomic.__exit__(exc_type, exc, tb))
 
     @property
     def h5(self) -> h5py.File:
         """The file being written (for additional groups)."""
-        if self._file is None:
-            raise RuntimeError("MapWriter is used outside its 'with' block")
+        if self._file is None or self._done:
+            raise ValueError(f"{self.path}: MapWriter is used outside its 'with' block (write inside 'with MapWriter(...) as w:')")
         return self._file
 
     @property
@@ -645,7 +874,9 @@ class MapWriter:
         """
         if not self.can_encode:
             return None
-        patterns = np.asarray(patterns, dtype=self.dtype)
+        patterns = np.asarray(patterns)
+        if patterns.dtype != self.dtype:
+            patterns = _fitting(patterns, self.dtype, f"{self.path}: a chunk of patterns")
         n = patterns.shape[0]
         if n > self.chunk_patterns or patterns.shape[1:] != self.pattern_shape:
             raise ValueError(f"a chunk holds at most {self.chunk_patterns} patterns of {self.pattern_shape}, got {patterns.shape}")
@@ -670,13 +901,18 @@ class MapWriter:
         of :attr:`chunk_patterns`); it is stored without compressing again.
         """
         patterns = np.asarray(patterns)
-        if patterns.ndim != 3 or patterns.shape[1:] != self.pattern_shape:
-            raise ValueError(f"patterns of shape {patterns.shape[1:]} do not fit this map's {self.pattern_shape}")
+        if patterns.ndim != 3:
+            raise ValueError(f"{self.path}: patterns of shape {patterns.shape}; expected a stack (n, {self.pattern_shape[0]}, {self.pattern_shape[1]})")
+        if patterns.shape[1:] != self.pattern_shape:
+            raise ValueError(f"{self.path}: patterns of shape {patterns.shape[1:]} do not fit this map's {self.pattern_shape}")
+        if isinstance(start, bool) or not isinstance(start, (int, np.integer)):
+            raise ArgumentTypeError(f"start={shown(start)}: expected the storage index (a whole number) of the first pattern")
+        start = int(start)
         stop = start + patterns.shape[0]
         if start < 0 or stop > self.n_patterns:
-            raise MapPositionError(f"patterns {start}:{stop} outside the map of {self.n_patterns} patterns")
+            raise MapPositionError(f"{self.path}: patterns {start}:{stop} outside the map of {self.n_patterns} patterns")
         if patterns.dtype != self.dtype:
-            patterns = patterns.astype(self.dtype)
+            patterns = _fitting(patterns, self.dtype, f"{self.path}: patterns {start}:{stop}")
         one_chunk = start % self.chunk_patterns == 0 and (
             patterns.shape[0] == self.chunk_patterns or stop == self.n_patterns
         ) and patterns.shape[0] <= self.chunk_patterns
@@ -712,18 +948,41 @@ class MapWriter:
 
     def set_pattern_centre(self, pcx: Any, pcy: Any, dd: Any, *, convention: str) -> None:
         """Pattern centre, one value for the map or one per point, and its convention."""
+        from kikuchi.geometry.pattern_centre import normalize_convention
+
+        if convention != "unknown":
+            convention = normalize_convention(convention)
+        values = []
         for name, value in (("PCX", pcx), ("PCY", pcy), ("DD", dd)):
-            self.data[name][:] = np.broadcast_to(np.asarray(value, dtype=np.float32).reshape(-1), (self.n_patterns,))
+            array = np.asarray(value)
+            if array.dtype.kind not in "iuf":
+                raise ArgumentTypeError(f"{self.path}: pattern centre {name} {shown(value)}: expected numbers")
+            if array.size not in (1, self.n_patterns):
+                raise ArgumentValueError(
+                    f"{self.path}: pattern centre {name} holds {array.size} values; give one for the map or one per point ({self.n_patterns})"
+                )
+            values.append(np.broadcast_to(array.astype(np.float32).reshape(-1), (self.n_patterns,)))
+        for name, value in zip(("PCX", "PCY", "DD"), values):
+            self.data[name][:] = value
         self.header.attrs["PCConvention"] = convention
 
     def set_euler(self, euler: np.ndarray) -> None:
         """Bunge Euler angles in radians, shape (rows, cols, 3) or (N, 3)."""
-        euler = np.asarray(euler, dtype=np.float32).reshape(self.n_patterns, 3)
+        euler = np.asarray(euler)
+        if euler.dtype.kind not in "iuf":
+            raise ArgumentTypeError(f"{self.path}: Euler angles of {euler.dtype}: expected numbers (radians)")
+        if euler.size != 3 * self.n_patterns or euler.shape[-1] != 3:
+            raise ArgumentValueError(
+                f"{self.path}: Euler angles of shape {euler.shape}; expected {(*self.nav_shape, 3)} or ({self.n_patterns}, 3)"
+            )
+        euler = euler.astype(np.float32).reshape(self.n_patterns, 3)
         for k, name in enumerate(("phi1", "PHI", "phi2")):
             self.data[name][:] = euler[:, k]
 
     def set_phases(self, phases: Sequence[dict[str, Any]]) -> None:
         """Phases as JSON-ready dicts (``id``, ``name``, ``space_group``, ``lattice``, ...)."""
+        if isinstance(phases, (str, bytes, dict)) or not all(isinstance(p, dict) for p in phases):
+            raise ArgumentTypeError(f"{self.path}: phases={shown(phases)}: expected a list of dicts (id, name, space_group, lattice)")
         if "Phases" in self.header:
             del self.header["Phases"]
         group = self.header.create_group("Phases")
@@ -738,10 +997,16 @@ class MapWriter:
         g.attrs["json"] = json.dumps(parameters, default=str)
 
     def set_attrs(self, **attrs: Any) -> None:
-        """Header attributes: SampleTilt, CameraTilt, AcceleratingVoltage, Binning, PixelSize, ..."""
+        """Header attributes: SampleTilt, CameraTilt, AcceleratingVoltage, Binning, PixelSize, ... (the first five numbers)."""
         for key, value in attrs.items():
-            if value is not None:
+            if value is None:
+                continue
+            if key in _NUMERIC_ATTRS:
+                value = check_number(value, key)
+            try:
                 self.header.attrs[key] = value
+            except TypeError:
+                raise ArgumentTypeError(f"{key}={shown(value)}: a header attribute is a number, a string or an array of them") from None
 
     def _finish(self) -> None:
         if not self._written.all():

@@ -340,13 +340,28 @@ class NordifFile(EBSDMap):
         return options
 
     # -- what the settings know --------------------------------------------------------------------
-    def _setting_number(self, section: str, key: str) -> float | None:
-        return None if self.settings is None else self.settings.number(section, key)
+    def _setting_number(self, section: str, key: str, *, unknown: str = "unknown") -> float | None:
+        """The number of ``[section] key``, None when absent; a value without a number is said once (``unknown``: what is used)."""
+        if self.settings is None:
+            return None
+        number = self.settings.number(section, key)
+        text = self.settings.text(section, key)
+        if number is None and text is not None:
+            said = self.__dict__.setdefault("_said", set())
+            if (section, key) not in said:
+                said.add((section, key))
+                self._note(f"{self._where(section, key)} is {text!r}, not a number; {unknown}")
+        return number
 
     @property
     def step_um(self) -> tuple[float, float]:
         """(row step, column step): NORDIF's one ``Step size`` for both; (1, 1) when unknown."""
-        step = self._setting_number("Area", "Step size")
+        step = self._setting_number("Area", "Step size", unknown="the step is taken as 1 µm")
+        if step is not None and step <= 0:
+            said = self.__dict__.setdefault("_said", set())
+            if ("Area", "Step size <= 0") not in said:
+                said.add(("Area", "Step size <= 0"))
+                self._note(f"{self._where('Area', 'Step size')} is {step:g}, not a step; the step is taken as 1 µm")
         return (step, step) if step and step > 0 else (1.0, 1.0)
 
     @property
@@ -355,13 +370,13 @@ class NordifFile(EBSDMap):
 
     @property
     def sample_tilt_deg(self) -> float:
-        tilt = self._setting_number("Microscope", "Tilt angle")
+        tilt = self._setting_number("Microscope", "Tilt angle", unknown="the sample tilt is taken as 70°")
         return 70.0 if tilt is None else tilt
 
     @property
     def camera_tilt_deg(self) -> float:
         """Minus the ``[Detector angles] Elevation`` (kikuchipy's reading), 0 when absent."""
-        elevation = self._setting_number("Detector angles", "Elevation")
+        elevation = self._setting_number("Detector angles", "Elevation", unknown="the camera tilt is taken as 0°")
         return 0.0 if not elevation else -elevation
 
     @property

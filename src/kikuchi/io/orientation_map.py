@@ -38,7 +38,9 @@ import importlib
 import logging
 import math
 import os
-from collections.abc import Mapping, Sequence
+import re
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -50,6 +52,7 @@ __all__ = [
     "GRID_KINDS",
     "OrientationMap",
     "OrientationMapError",
+    "OrientationMapWarning",
     "PhaseInfo",
     "read_orientation_map",
     "write_orientation_map",
@@ -67,6 +70,15 @@ _PLUGINS = ("kikuchi.io.ctf", "kikuchi.io.ang", "kikuchi.io.orientation_h5")
 
 class OrientationMapError(ValueError):
     """An orientation map that cannot be built, read or written as asked."""
+
+
+class OrientationMapWarning(UserWarning):
+    """An orientation map file has an oddity that was read around (the message names the file, the line and what was done).
+
+    Every such warning is also kept in ``OrientationMap.notes``. ``strict=True``
+    (or a warnings filter, ``warnings.simplefilter("error", OrientationMapWarning)``)
+    turns them into errors.
+    """
 
 
 # --------------------------------------------------------------------------- phases
@@ -778,8 +790,15 @@ def _plugin_for(path: Path, *, format: str | None, need: str) -> ModuleType:
     raise OrientationMapError(f"{path.name}: not a known orientation map format (extensions {known}, or content of a CTF/ANG/HDF5 file)")
 
 
-def read_orientation_map(path: str | os.PathLike, *, format: str | None = None) -> OrientationMap:
+def read_orientation_map(path: str | os.PathLike, *, format: str | None = None, strict: bool = False) -> OrientationMap:
     """Read an orientation map (Oxford CTF, EDAX/TSL ANG or kikuchi HDF5) by extension, then content.
+
+    Reading follows one rule (docs/formats.md, "Reading rule"): the file is
+    read as far as it can be interpreted; every oddity read around (a
+    truncated acquisition, a header that disagrees with the data, a value no
+    instrument writes) is an :class:`OrientationMapWarning` that names the
+    file and line, and is kept in ``omap.notes``; what cannot be interpreted
+    is an error naming the file and line.
 
     Parameters
     ----------
@@ -787,16 +806,29 @@ def read_orientation_map(path: str | os.PathLike, *, format: str | None = None) 
         The file.
     format
         ``'ctf'``, ``'ang'`` or ``'h5'`` to skip detection.
+    strict
+        Refuse any oddity: the first warning becomes an error (of the
+        format's error type) instead.
 
     Raises
     ------
-    kikuchi.io.ctf.CtfFormatError, kikuchi.io.ang.AngFormatError
-        Malformed files, naming the file and line.
+    kikuchi.io.ctf.CtfFormatError, kikuchi.io.ang.AngFormatError, OrientationMapError
+        Files that cannot be interpreted (or, with ``strict=True``, have an
+        oddity), naming the file and line.
+    FileNotFoundError
+        No such file.
     """
-    path = Path(path)
+    from kikuchi._args import check_bool, check_path
+
+    path = check_path(path)
+    strict = check_bool(strict, "strict")
+    if format is not None and not isinstance(format, str):
+        raise OrientationMapError(f"{path}: format={format!r}: expected 'ctf', 'ang' or 'h5'")
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
-    return _plugin_for(path, format=format, need="reads").read(path)
+    if path.is_dir():
+        raise OrientationMapError(f"{path}: a folder, not an orientation map file (CTF, ANG or HDF5)")
+    return _plugin_for(path, format=format, need="reads").read(path, strict=strict)
 
 
 def write_orientation_map(omap: OrientationMap, path: str | os.PathLike, *, format: str | None = None) -> Path:
@@ -807,124 +839,194 @@ def write_orientation_map(omap: OrientationMap, path: str | os.PathLike, *, form
     return path
 
 
+def _report(omap: OrientationMap, *, new: Sequence[str], fname: str, strict: bool, error: type[Exception]) -> OrientationMap:
+    """Warn about each oddity of ``new`` (already in ``omap.notes``), or with ``strict`` refuse the first.
+
+    The warning names the file; the note itself says where (line, point) and
+    what was done about it.
+    """
+    for note in new:
+        if strict:
+            raise error(f"{fname}: {note} (strict reading refuses what a plain read warns about)")
+        warnings.warn(f"{fname}: {note}", OrientationMapWarning, stacklevel=3)
+    return omap
+
+
 # --------------------------------------------------------------------------- text tables (shared by the plugins)
 
+#: A number as instruments print it (ASCII digits only; no '1_000', no full-width digits, which Python's float() accepts).
+_NUMBER = re.compile(r"\s*[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\s*|\s*[+-]?(?:nan|inf|infinity)\s*", re.IGNORECASE)
 
-def _read_lines(path: Path) -> list[str]:
-    """The lines of a vendor text file: UTF-8, or Latin-1 where it is not (older CTF/ANG exports)."""
+
+def _is_number(text: str) -> bool:
+    return _NUMBER.fullmatch(text) is not None
+
+
+def _read_text(path: Path) -> tuple[list[str], bool]:
+    """The lines of a vendor text file (UTF-8, or Latin-1 where it is not) and whether its last line ends with a line end.
+
+    Lines are split at ``\\n`` only (with a trailing ``\\r`` removed), never at
+    the other characters that ``str.splitlines`` takes as line ends (form
+    feeds, ``\\x1c``-``\\x1e``, ``\\x85`` of Latin-1 text): a stray byte does not
+    renumber the lines.
+    """
+    data = path.read_bytes()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
-        text = path.read_text(encoding="latin-1")
-    return text.splitlines()
+        text = data.decode("latin-1")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    lines = text.split("\n")
+    complete = lines[-1] == ""
+    if complete:
+        lines.pop()
+    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines], complete
 
 
 def _parse_number(text: str) -> int | float | str:
-    """A header value as int, float or (when not a number) the text itself."""
+    """A header value as int, float or (when not a number as instruments print it) the text itself."""
     t = text.strip()
+    if not _is_number(t):
+        return t
     try:
         return int(t)
     except ValueError:
         pass
-    try:
-        value = float(t)
-    except ValueError:
-        return t
+    value = float(t)
     return value if math.isfinite(value) else t
+
+
+@dataclass
+class _Table:
+    """The rows of a text table that could be read: columns as float arrays (NaN where a field is empty)."""
+
+    cols: list[np.ndarray | None]
+    n_cols: int
+    line: np.ndarray  # file line number of each row read
+    bad: list[tuple[int, str]]  # (file line, why) of each row left out
 
 
 def _parse_table(
     lines: list[str],
     *,
     sep: str | None,
-    first_line: int,
+    line_numbers: np.ndarray,
     names: Sequence[str],
     required: int,
     fname: str,
     error: type[Exception],
     default_count: int | None = None,
-) -> tuple[list[np.ndarray | None], int]:
-    """Columns of a text table as float arrays (NaN where a field is empty).
+) -> _Table:
+    """Columns of a text table; rows that cannot be read are left out and listed in ``bad``.
 
-    ``lines`` are the data lines, the first at file line ``first_line``,
-    fields separated by ``sep`` (None: any whitespace).
-    Every line must have the file's column count: ``default_count`` (or
-    ``len(names)``) when most lines have it, else the count of most lines
-    (a file that consistently leaves trailing columns out). Columns beyond
-    a line's end or empty on every line come back as None.
+    ``lines`` are the data lines (no blank ones), ``line_numbers`` their file
+    line numbers, fields separated by ``sep`` (None: any whitespace). The
+    table's column count is ``default_count`` (or ``len(names)``) when at
+    least half of the lines have it, else the count of most lines (a file
+    that leaves trailing columns out). A row is left out when its field count
+    differs, a field is not a number, or one of the first ``required``
+    columns is empty. Refused (``error``): a table whose column count is
+    below ``required``, or of which fewer than half the rows can be read.
+    Columns beyond ``required`` that are empty on every row come back None.
     """
     n = len(lines)
     full = default_count or len(names)
     try:  # fast path: numpy's C parser, when every field is a number
         flat = np.loadtxt(lines, delimiter=sep, comments=None, dtype=np.float64, ndmin=2)
     except ValueError:
-        pass
-    else:
-        if flat.shape[1] >= required and np.isfinite(flat[:, :required]).all():
-            return [flat[:, j].copy() for j in range(flat.shape[1])], int(flat.shape[1])
+        flat = None
+    if flat is not None and flat.shape[0] == n and flat.shape[1] >= required:
+        return _Table([flat[:, j].copy() for j in range(flat.shape[1])], int(flat.shape[1]), np.asarray(line_numbers), [])
+
+    def describe(k: int) -> str:
+        return " ".join(list(names[:k]) + [f"column{j + 1}" for j in range(len(names), k)])
+
     rows = [ln.split(sep) for ln in lines]
     counts = np.fromiter((len(r) for r in rows), dtype=np.int64, count=n)
     values, freq = np.unique(counts, return_counts=True)
     expected = full if (counts == full).sum() * 2 >= n else int(values[np.argmax(freq)])
-
-    def describe(k: int) -> str:
-        shown = list(names[:k]) + [f"column{j + 1}" for j in range(len(names), k)]
-        return " ".join(shown)
-
-    bad = np.nonzero(counts != expected)[0]
-    if bad.size:
-        # a trailing separator leaves empty fields beyond the end: allowed
-        keep = [i for i in bad if not (counts[i] > expected and all(f == "" for f in rows[i][expected:]))]
-        if keep:
-            i = int(keep[0])
-            found = int(counts[i]) if rows[i] != [""] and rows[i] != [] else 0
-            tail = " (the file ends inside this line: truncated?)" if i == n - 1 and found < expected else ""
-            tail = tail or (" (empty line)" if found == 0 else "")
-            raise error(f"{fname} line {first_line + i}: expected {expected} columns ({describe(expected)}), found {found}{tail}")
-        rows = [r[:expected] for r in rows]
     if expected < required:
-        raise error(f"{fname} line {first_line}: expected {full} columns ({describe(full)}), found {expected}")
-    out: list[np.ndarray | None] = []
-    table = np.array(rows, dtype=str).reshape(n, expected)
-    for j in range(expected):
-        col = table[:, j]
-        name = names[j] if j < len(names) else f"column{j + 1}"
-        empty = np.char.str_len(np.char.strip(col)) == 0
-        if empty.all() and j >= required:
-            out.append(None)
+        raise error(f"{fname} line {line_numbers[0]}: expected {full} columns ({describe(full)}), found {expected}")
+    why: dict[int, str] = {}
+    kept: list[list[str]] = []
+    kept_at: list[int] = []
+    for i, r in enumerate(rows):
+        if len(r) > expected and all(f.strip() == "" for f in r[expected:]):
+            r = r[:expected]  # a trailing separator leaves empty fields beyond the end
+        if len(r) != expected:
+            found = len(r) if any(f.strip() for f in r) else 0
+            tail = " (the file ends inside this line: truncated?)" if i == n - 1 and found < expected else ""
+            why[i] = f"expected {expected} columns ({describe(expected)}), found {found}{tail}"
             continue
-        if j < required and empty.any():
-            i = int(np.argmax(empty))
-            raise error(f"{fname} line {first_line + i}: column {name} is empty")
-        try:
-            arr = np.where(empty, "nan", col).astype(np.float64)
-        except ValueError:
-            for i, s in enumerate(col):
-                try:
-                    float(s)
-                except ValueError:
-                    raise error(f"{fname} line {first_line + i}: column {name}: {s.strip()!r} is not a number") from None
-            raise
-        if j < required and not np.isfinite(arr).all():
-            i = int(np.argmax(~np.isfinite(arr)))
-            raise error(f"{fname} line {first_line + i}: column {name}: {col[i].strip()!r} is not a finite number")
-        out.append(arr)
-    return out, expected
+        kept.append(r)
+        kept_at.append(i)
+    m = len(kept)
+    ok = np.ones(m, dtype=bool)
+    out: list[np.ndarray | None] = []
+    if m:
+        table = np.array(kept, dtype=str).reshape(m, expected)
+        for j in range(expected):
+            col = table[:, j]
+            name = names[j] if j < len(names) else f"column{j + 1}"
+            stripped = np.char.strip(col)
+            empty = np.char.str_len(stripped) == 0
+            if empty.all() and j >= required:
+                out.append(None)
+                continue
+            number = np.fromiter((e or _is_number(s) for s, e in zip(col.tolist(), empty.tolist())), dtype=bool, count=m)
+            for i in np.nonzero(~number & ok)[0]:
+                why[kept_at[i]] = f"column {name}: {str(stripped[i])[:20]!r} is not a number"
+            ok &= number
+            if j < required:
+                for i in np.nonzero(empty & ok)[0]:
+                    why[kept_at[i]] = f"column {name} is empty"
+                ok &= ~empty
+            arr = np.full(m, np.nan)
+            good = number & ~empty
+            arr[good] = stripped[good].astype(np.float64)
+            out.append(arr)
+    rows_at = np.asarray(kept_at, dtype=np.int64)[ok]
+    if rows_at.size * 2 < n:
+        i = min(why)
+        raise error(
+            f"{fname} line {line_numbers[i]}: {why[i]}; {n - rows_at.size} of the {n} data lines cannot be read "
+            f"(not a table of {describe(expected)}?)"
+        )
+    cols = [None if c is None else c[ok] for c in out]
+    bad = [(int(line_numbers[i]), why[i]) for i in sorted(why)]
+    return _Table(cols, expected, np.asarray(line_numbers)[rows_at], bad)
 
 
-def _as_int(values: np.ndarray, *, name: str, fname: str, first_line: int, error: type[Exception]) -> np.ndarray:
-    """Integer column from floats; refuses fractional values."""
-    frac = values != np.round(values)
-    if frac.any():
-        i = int(np.argmax(frac))
-        raise error(f"{fname} line {first_line + i}: column {name}: {values[i]:g} is not an integer")
-    return values.astype(np.int32)
+def _bad_rows_note(bad: list[tuple[int, str]], *, what: str) -> str:
+    """The note for data lines left out: the first one, why, and how many."""
+    line, why = bad[0]
+    more = f" ({len(bad)} lines left out in all)" if len(bad) > 1 else ""
+    return f"line {line}: {why}: the line is left out{more}; {what}"
 
 
 def _maybe_int(values: np.ndarray) -> np.ndarray:
     """Integer array when every value is a whole number (no NaN), else unchanged."""
     if np.isfinite(values).all() and np.array_equal(values, np.round(values)) and np.abs(values).max(initial=0) < 2**31:
         return values.astype(np.int32)
+    return values
+
+
+def _writable_euler(omap: OrientationMap, *, fname: str, error: type[Exception]) -> np.ndarray:
+    """The Euler angles to write: refused where an indexed point has none; 0 on points not indexed that have none."""
+    finite = np.isfinite(omap.euler).all(axis=1)
+    bad = ~finite & (omap.phase_id > 0)
+    if bad.any():
+        k = int(np.argmax(bad))
+        raise error(f"{fname}: point {k} is indexed (phase {omap.phase_id[k]}) but its Euler angles {omap.euler[k].tolist()} are not finite: mark it not indexed (phase 0) first")
+    return np.where(finite[:, None], omap.euler, 0.0)
+
+
+def _filled(values: np.ndarray, fill: float = 0.0) -> np.ndarray:
+    """A column to write in a whitespace/tab table: no value (NaN) written as ``fill``, whole numbers then as integers."""
+    values = np.asarray(values)
+    if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
+        return _maybe_int(np.where(np.isfinite(values), values, fill))
     return values
 
 
@@ -971,27 +1073,476 @@ def _format_lattice_value(value: float) -> str:
     return f"{value:.3f}" if round(value, 3) == value else f"{value:.6g}"
 
 
-def _gridded_map(
-    grid: _Grid,
+# --------------------------------------------------------------------------- values no instrument writes
+
+#: Euler angles outside this range (degrees) are written by no instrument (EDAX writes 4 pi, 720°, for points not indexed).
+EULER_RANGE_DEG = (-360.0, 720.0)
+#: Per-point columns and the values instruments write (a value outside, or an infinity, is impossible).
+COLUMN_RANGES: dict[str, tuple[float, float]] = {
+    "bands": (0, 255),
+    "error": (0, 255),
+    "mad": (0, 180),
+    "bc": (0, 255),
+    "bs": (0, 255),
+    "ci": (-1, 1),
+    "fit": (-1, 180),  # EDAX writes -1 for points not indexed
+}
+
+
+def _screen_points(
+    *,
+    euler: np.ndarray,
+    phase: np.ndarray,
+    columns: dict[str, np.ndarray],
+    phase_ids: Sequence[int],
+    where: np.ndarray | None,
+    names: Mapping[str, str] | None = None,
+    euler_text: Callable[[np.ndarray], str] | None = None,
+) -> tuple[np.ndarray, list[str]]:
+    """Points with values no instrument writes are marked not indexed (arrays changed in place); one note per field.
+
+    * a phase that is not a whole number of the phase table (0: not indexed);
+    * Euler angles not finite or outside :data:`EULER_RANGE_DEG` on an
+      indexed point: set to 0 (as a CTF file writes for a point not indexed);
+    * a column value outside :data:`COLUMN_RANGES`, or an infinity: set to
+      NaN (an empty field).
+
+    Returns the integer phase ids and the notes. ``where`` gives the file
+    line of each point (None: the point index is named).
+    """
+    names = names or {}
+    notes: list[str] = []
+
+    def at(k: int) -> str:
+        return f"line {int(where[k])}" if where is not None else f"point {k}"
+
+    def tally(bad: np.ndarray) -> str:
+        n = int(bad.sum())
+        return f" ({n} points in all)" if n > 1 else ""
+
+    phase = np.asarray(phase, dtype=np.float64)
+    known = np.isfinite(phase) & (phase == np.round(phase)) & np.isin(phase, [0, *phase_ids])
+    if not known.all():
+        k = int(np.argmax(~known))
+        notes.append(
+            f"{at(k)}: phase {phase[k]:g} is not in the phase table (phases {list(phase_ids)}; 0 = not indexed)"
+            f"{tally(~known)}: marked not indexed"
+        )
+    phase_id = np.where(known, phase, 0).astype(np.int32)
+    deg = np.rad2deg(euler)
+    with np.errstate(invalid="ignore"):
+        fine = np.all(np.isfinite(deg) & (deg >= EULER_RANGE_DEG[0]) & (deg <= EULER_RANGE_DEG[1] + 0.01), axis=1)
+    flagged = ~fine & (phase_id > 0)
+    if flagged.any():
+        k = int(np.argmax(flagged))
+        shown = euler_text(euler[k]) if euler_text else ", ".join(f"{v:g}" for v in deg[k])
+        notes.append(
+            f"{at(k)}: Euler angles ({shown}) are not finite or outside {EULER_RANGE_DEG[0]:g}..{EULER_RANGE_DEG[1]:g}°, "
+            f"which no instrument writes{tally(flagged)}: the angles set to 0 and the point marked not indexed"
+        )
+    euler[~fine] = 0.0
+    phase_id[~fine] = 0
+    for key, values in columns.items():
+        lo, hi = COLUMN_RANGES.get(key, (-np.inf, np.inf))
+        with np.errstate(invalid="ignore"):
+            bad = np.isinf(values) | (np.isfinite(values) & ((values < lo) | (values > hi)))
+        if bad.any():
+            k = int(np.argmax(bad))
+            name = names.get(key, key)
+            span = f"outside {lo:g}..{hi:g}" if np.isfinite(lo) else "not finite"
+            notes.append(
+                f"{at(k)}: {name} {values[k]:g} is {span}, which no instrument writes{tally(bad)}: "
+                f"set to NaN (empty) and the point marked not indexed"
+            )
+            values[bad] = np.nan
+            phase_id[bad] = 0
+    return phase_id, notes
+
+
+# --------------------------------------------------------------------------- placing points on their grid
+
+
+@dataclass
+class _Declared:
+    """What a file's header says about its grid (None where it does not say)."""
+
+    kind: str | None = None  # 'square' or 'hexagonal'
+    shape: tuple[int, int] | None = None  # (rows, cols); hexagonal: cols of the first row
+    hex_ncols: tuple[int, int] | None = None  # points of the first and second row
+    step: tuple[float | None, float | None] = (None, None)  # (row step, col step), µm
+    text: str = ""  # how the header says it, for messages
+    promised: int | None = None  # points the header promises
+
+
+def _tolerance(step: float) -> float:
+    """How far a coordinate may lie from its grid node: 0.1% of the step, plus the printing precision of 4 decimals (at most 2% of the step)."""
+    return 1e-3 * step + min(5e-5, 0.02 * step)
+
+
+def _scale(x: np.ndarray, y: np.ndarray, steps: Sequence[float | None]) -> float:
+    """The grid step to size tolerances by: the header's smallest step, else the smallest typical spacing of the coordinates."""
+    given = [v for v in steps if v]
+    if given:
+        return float(min(given))
+    spacing = []
+    for v in (x, y):
+        d = np.diff(np.unique(v))
+        d = d[d > 1e-12]
+        if d.size:
+            spacing.append(float(np.median(d)))
+    return min(spacing) if spacing else 1.0
+
+
+@dataclass
+class _Placement:
+    """Where each point of a file goes on its grid."""
+
+    kind: str  # 'square' or 'hexagonal'
+    nav_shape: tuple[int, int]
+    step: tuple[float, float]  # (row step, col step), µm
+    target: np.ndarray  # storage index of each point kept
+    keep: np.ndarray  # (points,) True for the points placed
+    r: np.ndarray  # (points,) row of each point
+    c: np.ndarray  # (points,) column of each point (within its row)
+    x: np.ndarray  # (positions,) coordinates of every position of the grid
+    y: np.ndarray
+    hex_ncols: tuple[int, int] | None = None
+
+
+def _mode_step(values: np.ndarray, tol: float) -> float | None:
+    """The most common spacing of sorted distinct ``values`` (ties: the smallest), or None with fewer than two."""
+    u, _ = _rounded_unique(values, tol)
+    if u.size < 2:
+        return None
+    d = np.diff(u)
+    groups, inverse = _rounded_unique(d, 1e-3 * float(np.median(d)) + tol)
+    counts = np.bincount(inverse, minlength=groups.size)
+    best = int(np.argmax(counts))
+    return float(np.mean(d[inverse == best]))
+
+
+def _step_of(data_step: float | None, header: float | None) -> float | None:
+    """The header's step where the data agree with it (to printing precision), else the data's (6 digits)."""
+    if data_step is None:
+        return header
+    if header and abs(data_step - header) <= 1e-3 * header + min(2e-4, 0.02 * header):
+        return float(header)
+    return float(f"{data_step:.6g}")
+
+
+def _axis_step(values: np.ndarray, header: float | None, tol: float) -> float | None:
+    """The grid step along one axis: the header's where the coordinates agree with it, else the coordinates' own.
+
+    A coordinate step that is a whole multiple of the header's is a subsampled
+    export (the coordinates win); a smaller one, with most points on the
+    header's lattice, comes from a few stray coordinates (the header wins).
+    """
+    step = _step_of(_mode_step(values, tol), header)
+    if header and step is not None and step < header:
+        k = (values - values.min()) / header
+        if np.mean(np.abs(k - np.rint(k)) * header <= _tolerance(header)) >= 0.5:
+            return float(header)
+    return step
+
+
+def _precise(values: np.ndarray, step: float, tol: float) -> float:
+    """``step`` to the precision of the coordinates: the mean spacing of their most common spacing, where it agrees with ``step``."""
+    data = _mode_step(values, tol)
+    return data if data is not None and abs(data - step) <= 0.01 * step else step
+
+
+def _fits(data_rows: int, data_cols: int, shape: tuple[int, int], n: int) -> bool:
+    """True when ``data_rows x data_cols`` points are the start of a ``shape`` scan (whole rows, then at most a part of one)."""
+    rows, cols = shape
+    whole_rows = data_cols == cols or (data_rows == 1 and data_cols <= cols)
+    return data_rows <= rows and whole_rows and rows * cols <= 100 * n + 10_000
+
+
+def _looks_hexagonal(x: np.ndarray, y: np.ndarray, tol: float) -> tuple[float, float] | None:
+    """(row distance, column step) when the points lie in rows ``dx * sqrt(3) / 2`` apart, every other row shifted by ``dx / 2``."""
+    uy, iy = _rounded_unique(y, tol)
+    if uy.size < 2:
+        return None
+    dy = _mode_step(y, tol)
+    order = np.lexsort((x, iy))
+    xs, rs = x[order], iy[order]
+    same = np.diff(rs) == 0
+    if not same.any() or dy is None:
+        return None
+    d = np.diff(xs)[same]
+    groups, inverse = _rounded_unique(d, tol + 1e-3 * float(np.median(d)))
+    dx = float(np.mean(d[inverse == int(np.argmax(np.bincount(inverse)))]))
+    if not dx > 0 or abs(dy - dx * math.sqrt(3) / 2) > 0.01 * dx:
+        return None
+    start = np.array([x[iy == r].min() if (iy == r).any() else np.nan for r in range(min(uy.size, 4))])
+    shift = np.abs(np.diff(start)) % dx
+    shift = shift[np.isfinite(shift)]
+    if not shift.size or np.abs(shift - dx / 2).max() > 0.02 * dx:
+        return None
+    return dy, dx
+
+
+def _describe_order(r: np.ndarray, c: np.ndarray) -> str | None:
+    """How points (in file order) at rows ``r`` and columns ``c`` are stored, when not row by row from the smallest X and Y."""
+    if r.size < 2:
+        return None
+    r, c = r.astype(np.int64), c.astype(np.int64)
+    rows, cols = int(r.max()) + 1, int(c.max()) + 1
+    if np.all(np.diff(r * cols + c) > 0):
+        return None
+    orders = {
+        "with X decreasing along each row (a map mirrored left to right)": r * cols + (cols - 1 - c),
+        "from the largest Y to the smallest (a map mirrored top to bottom)": (rows - 1 - r) * cols + c,
+        "from the largest Y to the smallest and with X decreasing along each row (a map turned by 180°)": (rows - 1 - r) * cols + (cols - 1 - c),
+        "column by column": c * rows + r,
+    }
+    how = next((name for name, key in orders.items() if np.all(np.diff(key) > 0)), "out of row order")
+    return (
+        f"the points are stored {how}; they are placed by their coordinates and kept row-major "
+        f"(rows by increasing Y, columns by increasing X)"
+    )
+
+
+def _grid_map(
     *,
     euler: np.ndarray,
     phase_id: np.ndarray,
     x: np.ndarray,
     y: np.ndarray,
     columns: dict[str, np.ndarray],
+    where: np.ndarray,
+    declared: _Declared,
+    fill: Mapping[str, float],
+    fill_text: str,
     notes: list[str],
     fname: str,
+    error: type[Exception],
+    n_lines: int,
     **fields: Any,
 ) -> OrientationMap:
-    """The OrientationMap of a reader's points on ``grid`` (reordered row-major when needed)."""
-    if grid.order is not None:
-        notes.append("points were not stored row by row; they are kept row-major")
-        o = grid.order
-        euler, phase_id, x, y = euler[o], phase_id[o], x[o], y[o]
-        columns = {k: v[o] for k, v in columns.items()}
-    for note in notes:
-        _logger.info("%s: %s", fname, note)
+    """The OrientationMap of a reader's points, each placed on its grid by its coordinates.
+
+    The grid (square, or hexagonal: rows ``dx * sqrt(3) / 2`` apart, every
+    other row shifted by ``dx / 2``) and its step come from the
+    coordinates (the header's step where they agree with it); its size is
+    the header's when the points are the start of that scan (an acquisition
+    stopped early), else the points' extent. Positions without a point are
+    not indexed, with ``fill`` values (NaN for columns not named). Points off
+    the grid, at an earlier point's position or without usable coordinates
+    are left out. Each of these, a header that disagrees with the data, and
+    points stored out of row order, is a note. ``n_lines`` is the number of
+    data lines of the file (for the note on a file shorter than its header
+    says). Refused (``error``) when fewer than half of the points lie on one
+    grid.
+    """
+    usable = np.isfinite(x) & np.isfinite(y) & (np.abs(x) < 1e9) & (np.abs(y) < 1e9)
+    if not usable.all():
+        k = int(np.argmax(~usable))
+        notes.append(
+            f"line {where[k]}: coordinates X {x[k]:g}, Y {y[k]:g} place the point nowhere "
+            f"({int((~usable).sum())} point(s)): left out, their map positions are missing"
+        )
+        euler, phase_id, x, y, where = euler[usable], phase_id[usable], x[usable], y[usable], where[usable]
+        columns = {key: v[usable] for key, v in columns.items()}
+    n = x.size
+    if n == 0:
+        raise error(f"{fname}: no data line has usable X/Y coordinates")
+    tol = _tolerance(_scale(x, y, declared.step))
+    hexagonal = _looks_hexagonal(x, y, tol)
+    place = _place_hexagonal if hexagonal else _place_square
+    p = place(x, y, declared=declared, hex_steps=hexagonal, where=where, notes=notes, fname=fname, error=error)
+    target, keep = p.target, p.keep
+    n_pos = p.x.size
+    full_euler = np.zeros((n_pos, 3))
+    full_euler[target] = euler[keep]
+    full_phase = np.zeros(n_pos, dtype=np.int32)
+    full_phase[target] = phase_id[keep]
+    full_x, full_y = p.x, p.y
+    full_x[target], full_y[target] = x[keep], y[keep]
+    full_columns = {}
+    for key, values in columns.items():
+        arr = np.full(n_pos, float(fill.get(key, np.nan)))
+        arr[target] = values[keep]
+        full_columns[key] = _maybe_int(arr)
+    order = _describe_order(p.r[keep], p.c[keep])
+    if order:
+        notes.append(order)
+    missing = n_pos - int(keep.sum())
+    if missing:
+        shape = f"{p.nav_shape[0]} x {p.nav_shape[1]}" if p.kind == "square" else f"{p.nav_shape[0]}-row hexagonal"
+        why = ""
+        if declared.promised is not None and declared.promised > n_lines:
+            why = f" (the header promises {declared.promised} points, the file holds {n_lines}: an acquisition stopped early, or a truncated file)"
+        notes.append(f"{missing} of the {n_pos} positions of the {shape} grid have no data point{why}: marked not indexed{fill_text}")
     return OrientationMap(
-        euler=euler, phase_id=phase_id, x_um=x, y_um=y, grid=grid.kind, nav_shape=grid.nav_shape,
-        step_um=grid.step_um, columns=columns, hex_ncols=grid.hex_ncols, notes=notes, **fields,
+        euler=full_euler, phase_id=full_phase, x_um=full_x, y_um=full_y, grid=p.kind, nav_shape=p.nav_shape,
+        step_um=p.step, columns=full_columns, hex_ncols=p.hex_ncols, notes=notes, **fields,
+    )  # fmt: skip
+
+
+def _on_lattice(v: np.ndarray, step: float, tol: float) -> np.ndarray:
+    """True for the coordinates on the lattice of ``step`` that most of them lie on (a few stray values do not move it)."""
+    if v.size < 2 or not step > 0:
+        return np.ones(v.size, dtype=bool)
+    dev = (v - np.median(v)) / step
+    dev -= np.rint(dev)  # -0.5..0.5 of a cell
+    width = max(tol / step, 1e-6)
+    bins = np.rint(dev / width).astype(np.int64)
+    values, counts = np.unique(bins, return_counts=True)
+    centre = float(np.mean(dev[bins == values[np.argmax(counts)]]))
+    off = np.abs(dev - centre)
+    return np.minimum(off, 1.0 - off) * step <= tol
+
+
+def _axis(v: np.ndarray, step: float, n_cells: int | None, tol: float, on: np.ndarray) -> tuple[np.ndarray, float, float, np.ndarray]:
+    """Cell index of each coordinate, the grid origin, the fitted step and each coordinate's distance to its cell.
+
+    The step is fitted to the extent of the coordinates ``on`` the lattice
+    (coordinates printed with few decimals do not drift off the grid; stray
+    values do not stretch it); the origin is the smallest of them, or, when
+    the points run from the largest and stop short of ``n_cells`` (a scan
+    stopped early), the largest one at the last cell.
+    """
+    w = v[on] if on.any() else v
+    lo, hi = float(w.min()), float(w.max())
+    span = int(round((hi - lo) / step)) if step > 0 else 0
+    fitted = (hi - lo) / span if span > 0 else step
+    if abs(fitted - step) > 0.01 * step:
+        fitted = step
+    descending = (v[0] - lo) > (hi - v[0])
+    if n_cells is not None and descending and span + 1 < n_cells:
+        origin = hi - (n_cells - 1) * fitted
+    else:
+        origin = lo
+    index = np.rint((v - origin) / fitted).astype(np.int64)
+    return index, origin, fitted, np.abs(v - (origin + index * fitted))
+
+
+def _drop_off_grid(off: np.ndarray, *, x: np.ndarray, y: np.ndarray, where: np.ndarray, notes: list[str], grid: str) -> None:
+    if off.any():
+        k = int(np.argmax(off))
+        notes.append(
+            f"line {where[k]}: X {x[k]:g}, Y {y[k]:g} is off the {grid} ({int(off.sum())} point(s)): "
+            f"left out, its map position is missing"
+        )
+
+
+def _drop_repeats(flat: np.ndarray, keep: np.ndarray, *, x: np.ndarray, y: np.ndarray, where: np.ndarray, notes: list[str]) -> np.ndarray:
+    """``keep`` without the points at an earlier kept point's position (noted)."""
+    idx = np.nonzero(keep)[0]
+    _, first = np.unique(flat[idx], return_index=True)
+    repeat = np.ones(idx.size, dtype=bool)
+    repeat[first] = False
+    if repeat.any():
+        k = int(idx[np.argmax(repeat)])
+        earlier = int(idx[np.nonzero(flat[idx] == flat[k])[0][0]])
+        notes.append(
+            f"line {where[k]}: X {x[k]:g}, Y {y[k]:g} is the position of line {where[earlier]} "
+            f"({int(repeat.sum())} point(s) at an earlier point's position): left out, the first point is kept"
+        )
+        keep = keep.copy()
+        keep[idx[repeat]] = False
+    return keep
+
+
+def _header_disagrees(declared: _Declared, shape: str, step: tuple[float, float], *, subsampled: bool) -> str:
+    hint = " (a subsampled or cropped export?)" if subsampled else ""
+    return f"the header says {declared.text}, the data hold {shape} at {step[1]:g} µm{hint}; the data coordinates are used"
+
+
+def _place_square(
+    x: np.ndarray, y: np.ndarray, *, declared: _Declared, hex_steps: Any, where: np.ndarray, notes: list[str], fname: str, error: type[Exception]
+) -> _Placement:
+    n = x.size
+    sy_h, sx_h = declared.step
+    tol0 = _tolerance(_scale(x, y, declared.step))
+    dx = _axis_step(x, sx_h, tol0)
+    dy = _axis_step(y, sy_h, tol0)
+    dx = dx or dy or 1.0
+    dy = dy or dx
+    tol = _tolerance(min(dx, dy))
+    on_x = _on_lattice(x, _precise(x, dx, tol0), tol)
+    on_y = _on_lattice(y, _precise(y, dy, tol0), tol)
+    xs, ys = (x[on_x], y[on_y]) if on_x.any() and on_y.any() else (x, y)
+    data_cols = int(round((xs.max() - xs.min()) / dx)) + 1
+    data_rows = int(round((ys.max() - ys.min()) / dy)) + 1
+    same_step = (sx_h is None or dx == sx_h) and (sy_h is None or dy == sy_h)
+    use_header = declared.shape is not None and declared.kind != "hexagonal" and same_step and _fits(data_rows, data_cols, declared.shape, n)
+    rows, cols = declared.shape if use_header else (data_rows, data_cols)  # type: ignore[misc]
+    if rows * cols > 100 * n + 10_000:
+        raise error(
+            f"{fname}: the {n} points spread over {data_rows} x {data_cols} positions of a {dy:g} x {dx:g} µm grid: "
+            f"their X/Y coordinates do not form a map"
+        )
+    c, x0, fx, off_x = _axis(x, dx, cols if use_header else None, tol, on_x)
+    r, y0, fy, off_y = _axis(y, dy, rows if use_header else None, tol, on_y)
+    off = (off_x > tol) | (off_y > tol) | (c < 0) | (c >= cols) | (r < 0) | (r >= rows)
+    if int((~off).sum()) * 2 < n:
+        raise error(
+            f"{fname}: the point coordinates do not form a grid: only {int((~off).sum())} of {n} points lie on a "
+            f"{dy:g} x {dx:g} µm grid{' (header: ' + declared.text + ')' if declared.text else ''}"
+        )
+    _drop_off_grid(off, x=x, y=y, where=where, notes=notes, grid=f"{dy:g} x {dx:g} µm grid")
+    keep = _drop_repeats(r * cols + c, ~off, x=x, y=y, where=where, notes=notes)
+    if declared.kind == "square" and not use_header and declared.shape is not None and (declared.shape != (rows, cols) or not same_step):
+        subsampled = not same_step and sx_h is not None and abs(dx / sx_h - round(dx / sx_h)) < 1e-3 and dx > sx_h
+        notes.append(_header_disagrees(declared, f"{rows} rows x {cols} columns", (dy, dx), subsampled=subsampled))
+    elif declared.kind == "square" and not same_step:
+        notes.append(_header_disagrees(declared, f"{rows} rows x {cols} columns", (dy, dx), subsampled=False))
+    rr, cc = np.divmod(np.arange(rows * cols), cols)
+    return _Placement(
+        "square", (rows, cols), (dy, dx), target=(r * cols + c)[keep], keep=keep, r=r, c=c,
+        x=np.round(x0 + cc * fx, 10), y=np.round(y0 + rr * fy, 10),
+    )  # fmt: skip
+
+
+def _place_hexagonal(
+    x: np.ndarray, y: np.ndarray, *, declared: _Declared, hex_steps: tuple[float, float], where: np.ndarray, notes: list[str], fname: str, error: type[Exception]
+) -> _Placement:
+    n = x.size
+    sy_h, sx_h = declared.step
+    dx = _step_of(hex_steps[1], sx_h)
+    dy = _step_of(hex_steps[0], sy_h if declared.kind == "hexagonal" else None)
+    tol = _tolerance(dx)
+    on_y = _on_lattice(y, _precise(y, dy, tol), tol)
+    ys = y[on_y] if on_y.any() else y
+    data_rows = int(round((ys.max() - ys.min()) / dy)) + 1
+    r, y0, fy, off_y = _axis(y, dy, None, tol, on_y)
+    even, odd = (r % 2) == 0, (r % 2) == 1
+    start = [float(x[even].min()) if even.any() else float(x.min()) - dx / 2, float(x[odd].min()) if odd.any() else float(x.min()) + dx / 2]
+    x_start = np.where(even, start[0], start[1])
+    c = np.rint((x - x_start) / dx).astype(np.int64)
+    off_x = np.abs(x - (x_start + c * dx))
+    data_ncols = (int(c[even].max()) + 1 if even.any() else 0, int(c[odd].max()) + 1 if odd.any() else 0)
+    counts = (max(data_ncols[0], 1), max(data_ncols[1], 1))
+    rows = data_rows
+    header_counts = declared.hex_ncols
+    if header_counts is not None and declared.shape is not None:
+        same_step = dx == sx_h and (declared.kind != "hexagonal" or dy == sy_h)
+        whole = (data_ncols[0] == header_counts[0] and data_ncols[1] in (0, header_counts[1])) or (
+            data_rows == 1 and data_ncols[0] <= header_counts[0]
+        )
+        size = declared.shape[0] * max(header_counts)
+        if same_step and whole and data_rows <= declared.shape[0] and size <= 100 * n + 10_000:
+            counts, rows = header_counts, declared.shape[0]
+        elif declared.kind == "hexagonal":
+            notes.append(_header_disagrees(declared, f"{data_rows} rows of {data_ncols[0]}/{data_ncols[1]} points", (dy, dx), subsampled=not same_step))
+    if data_ncols[1] == 0 and rows > 1:
+        counts = (counts[0], counts[0] - 1 if start[1] > start[0] else counts[0])
+    per_row = np.where(np.arange(rows) % 2 == 0, counts[0], counts[1])
+    offset = np.concatenate([[0], np.cumsum(per_row)])
+    off = (off_y > tol) | (off_x > tol) | (c < 0) | (r >= rows) | (c >= np.where(even, counts[0], counts[1]))
+    if int((~off).sum()) * 2 < n:
+        raise error(f"{fname}: the point coordinates do not form a grid: only {int((~off).sum())} of {n} points lie on a hexagonal grid of step {dx:g} µm")
+    _drop_off_grid(off, x=x, y=y, where=where, notes=notes, grid=f"hexagonal grid of step {dx:g} µm")
+    flat = np.where(off, 0, offset[np.clip(r, 0, rows - 1)] + c)
+    keep = _drop_repeats(flat, ~off, x=x, y=y, where=where, notes=notes)
+    n_pos = int(offset[-1])
+    rr = np.repeat(np.arange(rows), per_row)
+    cc = np.arange(n_pos) - offset[rr]
+    gx = np.where(rr % 2 == 0, start[0], start[1]) + cc * dx
+    return _Placement(
+        "hexagonal", (rows, int(max(counts))), (dy, dx), target=flat[keep], keep=keep, r=r, c=c,
+        x=np.round(gx.astype(np.float64), 10), y=np.round(y0 + rr * fy, 10),
+        hex_ncols=(int(counts[0]), int(counts[1]) if rows > 1 else int(counts[0])),
     )  # fmt: skip

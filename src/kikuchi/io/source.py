@@ -24,9 +24,12 @@ file stored recorded in ``file_convention``; tilts in degrees; steps in µm.
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import importlib
 import logging
 import os
+import re
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -71,7 +74,13 @@ FORMAT_MODULES = (
 
 
 class MapFileError(ValueError):
-    """A pattern file is missing something, is inconsistent, or is not a pattern file."""
+    """A pattern file is missing something, is inconsistent, or is not a pattern file.
+
+    The message is one line (line breaks of quoted values are folded).
+    """
+
+    def __init__(self, message: object = "") -> None:
+        super().__init__(_one_line(message))
 
 
 class MapPositionError(IndexError):
@@ -80,6 +89,40 @@ class MapPositionError(IndexError):
 
 class MapFileWarning(UserWarning):
     """A pattern file has an oddity that was read around (the message says what and how)."""
+
+
+#: True while :func:`open_map` opens with ``strict=True``: :meth:`EBSDMap._note` raises instead of warning.
+_STRICT: contextvars.ContextVar[bool] = contextvars.ContextVar("kikuchi_strict_open", default=False)
+
+
+def _whole(value: Any, name: str) -> int:
+    """A position or count given as a whole number (Python or numpy int, not bool); TypeError naming it otherwise."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return int(value)
+    from kikuchi._args import ArgumentTypeError
+
+    raise ArgumentTypeError(f"{name}={short_repr(value)}: expected a whole number, got {type(value).__name__}")
+
+
+def _one_line(message: object) -> str:
+    """``message`` as one line: line breaks and the indentation after them folded into one space."""
+    return re.sub(r"\s*\n\s*", " ", str(message)).strip()
+
+
+def short_repr(value: Any, limit: int = 60) -> str:
+    """A value as it is quoted in messages: one line, at most about ``limit`` characters.
+
+    >>> short_repr("seventy"), short_repr(np.ones((2, 3)))
+    ("'seventy'", 'an array of shape (2, 3) float64')
+    """
+    if isinstance(value, np.ndarray) and value.size != 1:
+        return f"an array of shape {value.shape} {value.dtype}"
+    if isinstance(value, np.ndarray):
+        value = value.reshape(()).item()
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    text = _one_line(repr(value))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def default_chunk_patterns(pattern_shape: Sequence[int], dtype: Any, n_patterns: int | None = None) -> int:
@@ -190,6 +233,10 @@ class EBSDMap:
     #: Name of the format (a key of :func:`formats`).
     format: str = ""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _guard_members(cls)
+
     path: Path
     notes: list[str]
 
@@ -208,6 +255,15 @@ class EBSDMap:
         self._pattern_shape = (int(pattern_shape[0]), int(pattern_shape[1]))
         self._dtype = np.dtype(dtype)
         self._n_patterns = int(n_patterns)
+        if min(self._nav_shape) < 1 or min(self._pattern_shape) < 1 or self._n_patterns < 0:
+            raise MapFileError(
+                f"{self.path}: a map of {self._nav_shape[0]} x {self._nav_shape[1]} points and patterns of "
+                f"{self._pattern_shape[0]} x {self._pattern_shape[1]} pixels: nothing to read"
+            )
+        if self._dtype.kind not in "uifb" or self._dtype.itemsize > 8:
+            raise MapFileError(f"{self.path}: patterns stored as {self._dtype}, not numbers; kikuchi reads integer or float patterns")
+        if self._dtype.kind == "b":
+            self._note("patterns are stored as booleans (0 and 1): read as they are, a pattern of 1 bit per pixel")
         if index_map is None:
             n = self._nav_shape[0] * self._nav_shape[1]
             index_map = np.arange(n, dtype=np.int64).reshape(self._nav_shape)
@@ -220,11 +276,59 @@ class EBSDMap:
         self._index_map = index_map
 
     def _note(self, message: str) -> None:
-        """Record an oddity of the file that was read around, and warn about it."""
+        """Record an oddity of the file that was read around, and warn about it.
+
+        Opened with ``strict=True`` (:func:`open_map`), the oddity is a
+        :class:`MapFileError` instead.
+        """
         if not hasattr(self, "notes"):
             self.notes = []
+        if _STRICT.get() or getattr(self, "_strict", False):
+            raise MapFileError(f"{self.path}: {message} (an error, not a warning, in strict mode)")
+        message = _one_line(message)
         self.notes.append(message)
         warnings.warn(f"{self.path.name}: {message}", MapFileWarning, stacklevel=3)
+
+    def _note_once(self, key: Any, message: str) -> None:
+        """:meth:`_note`, once per ``key`` (for values read again on every access)."""
+        said = self.__dict__.setdefault("_noted_keys", set())
+        if key not in said:
+            said.add(key)
+            self._note(message)
+
+    def _numeric(self, dataset: Any, where: str) -> np.ndarray | None:
+        """A per-point dataset's values as float64, or None (said once) when they are not numbers."""
+        kind = getattr(getattr(dataset, "dtype", None), "kind", "")
+        if kind not in "iufb" or not kind:
+            self._note_once(("not numeric", where), f"{where} holds {getattr(dataset, 'dtype', type(dataset).__name__)} values, not numbers; ignored")
+            return None
+        return np.asarray(dataset[()], dtype=np.float64)
+
+    def _check_plausible(self) -> None:
+        """Note geometry that no instrument writes (a step of 0, a tilt of 1e300, a pattern centre of 1e7): read as stored, said."""
+        odd = []
+        for axis, (step, count) in enumerate(zip(self.step_um, self.nav_shape)):
+            if not np.isfinite(step) or (step <= 0 and count > 1):
+                odd.append(f"{('row', 'column')[axis]} step {step:g} µm")
+        for name, what in (("sample_tilt_deg", "sample tilt"), ("camera_tilt_deg", "camera tilt")):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and -90.0 <= value <= 90.0):
+                odd.append(f"{what} {value:g}° (outside -90..90)")
+        kv = self.kv
+        if kv is not None and not (np.isfinite(kv) and 0.0 < kv <= 1000.0):
+            odd.append(f"accelerating voltage {kv:g} kV")
+        px = self.pixel_size_um
+        if px is not None and not (np.isfinite(px) and 0.0 < px <= 1e4):
+            odd.append(f"detector pixel size {px:g} µm")
+        pc = self.pattern_centre
+        if pc is not None:
+            for name in ("pcx", "pcy", "dd"):
+                values = np.asarray(getattr(pc, name), dtype=np.float64)
+                known = values[~np.isnan(values)]
+                if known.size and not (np.all(np.isfinite(known)) and np.abs(known).max() <= 1e3):
+                    odd.append(f"pattern centre {name.upper()} up to {np.abs(known).max():g}")
+        if odd:
+            self._note(f"geometry no instrument writes: {', '.join(odd)}; read as stored: check the file's header")
 
     # -- to implement ----------------------------------------------------------------
     def _read_range(self, start: int, stop: int, out: np.ndarray) -> None:
@@ -329,6 +433,7 @@ class EBSDMap:
 
     def _index(self, row: int, col: int) -> int:
         rows, cols = self.nav_shape
+        row, col = _whole(row, "row"), _whole(col, "col")
         if not (0 <= row < rows and 0 <= col < cols):
             raise MapPositionError(f"{self.path}: map position (row {row}, col {col}) is outside the {rows} x {cols} map")
         i = int(self._index_map[row, col])
@@ -343,13 +448,22 @@ class EBSDMap:
         return self.read(i, i + 1)[0]
 
     def __getitem__(self, key: tuple[int, int]) -> np.ndarray:
+        if not isinstance(key, tuple) or len(key) != 2:
+            raise TypeError(
+                f"{self.path}: m[{short_repr(key)}]: give a map position m[row, col] (two whole numbers); "
+                "for patterns in storage order use m.read(start, stop)"
+            )
         row, col = key
-        return self.pattern(int(row), int(col))
+        return self.pattern(row, col)
 
     def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Patterns ``start:stop`` in storage order, shape (n, h, w)."""
-        if start < 0:
-            raise MapPositionError(f"{self.path}: storage index {start} is negative; the patterns are 0..{self.n_patterns - 1}")
+        start = _whole(start, "start")
+        stop = None if stop is None else _whole(stop, "stop")
+        if start < 0 or (stop is not None and stop < 0):
+            raise MapPositionError(
+                f"{self.path}: storage index {start if start < 0 else stop} is negative; the patterns are 0..{self.n_patterns - 1}"
+            )
         stop = self.n_patterns if stop is None else min(stop, self.n_patterns)
         out = np.empty((max(0, stop - start), *self.pattern_shape), dtype=self.dtype)
         if out.shape[0]:
@@ -365,16 +479,19 @@ class EBSDMap:
         when it turns true.
         """
         n = self.chunk_patterns
-        start = chunk * n
+        start = _whole(chunk, "chunk") * n
         if not 0 <= start < self.n_patterns:
-            raise IndexError(f"{self.path}: chunk {chunk} is outside the {self.n_patterns} patterns ({n} per chunk)")
+            raise MapPositionError(f"{self.path}: chunk {chunk} is outside the {self.n_patterns} patterns ({n} per chunk)")
         if cancel is not None and cancel():
             return None
         return self.read(start, min(start + n, self.n_patterns))
 
     def read_indices(self, indices: Any) -> np.ndarray:
         """Patterns at arbitrary storage indices (any order, repeats allowed), shape (*indices.shape, h, w)."""
-        indices = np.asarray(indices, dtype=np.int64)
+        given = np.asarray(indices)
+        if given.size and given.dtype.kind not in "iu":
+            raise TypeError(f"{self.path}: storage indices of {given.dtype} ({short_repr(indices)}): expected whole numbers")
+        indices = given.astype(np.int64, copy=False)
         if indices.size == 0:
             return np.empty((*indices.shape, *self.pattern_shape), dtype=self.dtype)
         flat = indices.reshape(-1)
@@ -384,7 +501,8 @@ class EBSDMap:
             return self.read(lo, lo + flat.size).reshape(*indices.shape, *self.pattern_shape)
         uniq, inverse = np.unique(flat, return_inverse=True)
         if uniq[0] < 0 or uniq[-1] >= self.n_patterns:
-            raise MapPositionError(f"{self.path}: pattern index out of range 0..{self.n_patterns - 1}")
+            bad = int(uniq[0] if uniq[0] < 0 else uniq[-1])
+            raise MapPositionError(f"{self.path}: storage index {bad}: pattern index out of range 0..{self.n_patterns - 1}")
         lo, hi = int(uniq[0]), int(uniq[-1]) + 1
         if hi - lo <= 4 * uniq.size:  # dense enough: one contiguous read
             block = self.read(lo, hi)[uniq - lo]
@@ -408,7 +526,15 @@ class EBSDMap:
         read row by row, so no more than the tile is decoded and held.
         """
         rows, n_cols = self.nav_shape
-        start, stop = max(0, start), min(rows, stop)
+        start, stop = max(0, _whole(start, "start")), min(rows, _whole(stop, "stop"))
+        if stop < start:
+            raise MapPositionError(f"{self.path}: map rows {start}:{stop}: stop comes before start")
+        if cols is not None:
+            if isinstance(cols, (str, bytes)) or not hasattr(cols, "__len__") or len(cols) != 2:
+                raise TypeError(f"{self.path}: cols={short_repr(cols)}: expected (first column, column after the last)")
+            cols = (_whole(cols[0], "cols[0]"), _whole(cols[1], "cols[1]"))
+            if cols[1] < cols[0]:
+                raise MapPositionError(f"{self.path}: map columns {cols[0]}:{cols[1]}: the end comes before the start")
         if cols is not None and (max(0, cols[0]), min(n_cols, cols[1])) != (0, n_cols):
             c0, c1 = max(0, cols[0]), min(n_cols, cols[1])
             idx = self._index_map[start:stop, c0:c1]
@@ -444,9 +570,11 @@ class EBSDMap:
         the current one: at most ``2 * workers`` chunks are in flight, so
         memory stays bounded whatever the size of the map.
         """
-        n = chunk_patterns or self.chunk_patterns
+        n = self.chunk_patterns if chunk_patterns is None else _whole(chunk_patterns, "chunk_patterns")
+        if n < 1:
+            raise ValueError(f"{self.path}: chunk_patterns={chunk_patterns}: a chunk holds at least 1 pattern")
         starts = range(0, self.n_patterns, n)
-        workers = (os.cpu_count() or 1) if workers is None else int(workers)
+        workers = (os.cpu_count() or 1) if workers is None else _whole(workers, "workers")
         if workers <= 1 or len(starts) <= 1:
             for start in starts:
                 stop = min(start + n, self.n_patterns)
@@ -568,11 +696,37 @@ class EBSDMap:
         if phase_id is None:
             phase_id = np.full(self.nav_shape, int(phases[0]["id"]) if len(phases) == 1 else 0)
         phase_id = np.where(known, phase_id, 0)
+        if (phase_id < 0).any():
+            self._note(f"{int((phase_id < 0).sum())} points have a negative phase id ({int(phase_id.min())} first): read as not indexed")
+            phase_id = np.where(phase_id < 0, 0, phase_id)
+        phases = [self._checked_phase(dict(p)) for p in phases]
+        described = {int(p["id"]) for p in phases}
+        undescribed = sorted(set(np.unique(phase_id[phase_id > 0]).tolist()) - described)
+        if undescribed:
+            self._note(
+                f"points refer to phase id(s) {', '.join(map(str, undescribed))}, which the file does not describe: "
+                "kept as phases without name, lattice or symmetry"
+            )
+            phases = [*phases, *({"id": int(k), "name": f"phase {k}"} for k in undescribed)]
         header = {"KV": self.kv, "TiltAngle": self.sample_tilt_deg, "source": str(self.path)}
         return OrientationMap.from_arrays(
             euler=np.where(known[..., None], euler, 0.0), phase_id=phase_id, step_um=self.step_um, phases=phases,
             header={k: v for k, v in header.items() if v is not None},
         )
+
+    def _checked_phase(self, phase: dict[str, Any]) -> dict[str, Any]:
+        """A phase of :attr:`phases` with a space group outside 1..230 or a lattice that is no lattice left out (said)."""
+        sg = phase.get("space_group")
+        if sg is not None and not (isinstance(sg, (int, np.integer)) and 1 <= int(sg) <= 230):
+            self._note_once(("space group", phase.get("id")), f"phase {phase.get('id')}: space group {short_repr(sg)} is not in 1..230; left out")
+            phase["space_group"] = None
+        lattice = phase.get("lattice")
+        if lattice is not None:
+            values = np.asarray(lattice, dtype=np.float64).reshape(-1) if np.asarray(lattice).dtype.kind in "iuf" else np.zeros(0)
+            if values.size != 6 or not (np.all(np.isfinite(values)) and np.all(values[:3] > 0) and np.all((values[3:] > 0) & (values[3:] < 180))):
+                self._note_once(("lattice", phase.get("id")), f"phase {phase.get('id')}: lattice {short_repr(lattice)} is not a, b, c > 0 and three angles; left out")
+                phase.pop("lattice")
+        return phase
 
     @property
     def truth_euler(self) -> np.ndarray | None:
@@ -624,6 +778,106 @@ class EBSDMap:
             "notes": list(getattr(self, "notes", [])),
         }
         return out
+
+
+# -- errors of the libraries, said in one line ------------------------------------------------
+#: What a source does, by member: an exception that is not kikuchi's own raised there (h5py's on a
+#: damaged HDF5 file, numpy's on a value of an unexpected type, ...) becomes one :class:`MapFileError`
+#: line that names the file and what was being read.
+_GUARDED = {
+    "__init__": "opening it",
+    "_read_range": "reading its patterns",
+    "read": "reading its patterns",
+    "read_chunk": "reading a chunk of its patterns",
+    "read_indices": "reading its patterns",
+    "read_rows": "reading its patterns",
+    "pattern": "reading a pattern",
+    "describe": "reading its description",
+    "orientation_map": "reading its orientations",
+    "point_data": "reading its per-point data",
+    "static_background": "reading its static background",
+    "stored_bse_map": "reading its BSE map",
+    "bse_map": "reading its BSE map",
+    "pattern_centre": "reading its pattern centre",
+    "euler": "reading its Euler angles",
+    "phase_id": "reading its phase ids",
+    "phases": "reading its phases",
+    "step_um": "reading its step",
+    "grid_type": "reading its grid type",
+    "sample_tilt_deg": "reading its sample tilt",
+    "camera_tilt_deg": "reading its camera tilt",
+    "kv": "reading its accelerating voltage",
+    "binning": "reading its binning",
+    "pixel_size_um": "reading its detector pixel size",
+    "truth_euler": "reading its true orientations",
+    "processing": "reading its processing parameters",
+}
+
+#: Exceptions passed on as they are: kikuchi's own, and the operating system's about the file itself.
+_PASSED = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, MemoryError, Warning)
+
+
+def is_foreign(exc: BaseException) -> bool:
+    """True for an exception that is neither kikuchi's own nor one that already says what and where (see :data:`_PASSED`)."""
+    return isinstance(exc, Exception) and not isinstance(exc, _PASSED) and not type(exc).__module__.startswith("kikuchi")
+
+
+def _guarded(function: Callable[..., Any], what: str) -> Callable[..., Any]:
+    if getattr(function, "_kikuchi_guarded", False):
+        return function
+
+    @functools.wraps(function)
+    def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.__dict__.get("_closed") and what != "opening it":
+            raise MapFileError(f"{self.path}: the file is closed; open it again (kikuchi.open) to read it")
+        try:
+            return function(self, *args, **kwargs)
+        except Exception as exc:
+            if not is_foreign(exc):
+                raise
+            if isinstance(exc, TypeError) and "unexpected keyword argument" in str(exc):
+                raise  # an option the format does not have: the caller's mistake, said by Python
+            where = getattr(self, "path", None) or (args[0] if args else "pattern file")
+            if isinstance(exc, (ValueError, OSError, IndexError, TypeError)) and Path(str(where)).name in str(exc):
+                raise  # kikuchi's own message, which names the file already
+            raise MapFileError(
+                f"{where}: {what} failed ({type(exc).__name__}: {_one_line(exc) or 'no message'}); "
+                "the file is damaged or not laid out as its format says"
+            ) from exc
+
+    guarded._kikuchi_guarded = True  # type: ignore[attr-defined]
+    return guarded
+
+
+def _closing(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``close`` that also marks the source closed (reads after it are refused in one line)."""
+    if getattr(function, "_kikuchi_guarded", False):
+        return function
+
+    @functools.wraps(function)
+    def close(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(self, *args, **kwargs)
+        finally:
+            self.__dict__["_closed"] = True
+
+    close._kikuchi_guarded = True  # type: ignore[attr-defined]
+    return close
+
+
+def _guard_members(cls: type) -> None:
+    """Wrap the reading members that ``cls`` defines itself (see :data:`_GUARDED`), and ``close``."""
+    if callable(cls.__dict__.get("close")):
+        setattr(cls, "close", _closing(cls.__dict__["close"]))
+    for name, what in _GUARDED.items():
+        member = cls.__dict__.get(name)
+        if isinstance(member, property) and member.fget is not None:
+            setattr(cls, name, property(_guarded(member.fget, what), member.fset, member.fdel, member.__doc__))
+        elif callable(member) and not isinstance(member, (staticmethod, classmethod, type)):
+            setattr(cls, name, _guarded(member, what))
+
+
+_guard_members(EBSDMap)
 
 
 # -- formats -------------------------------------------------------------------------
@@ -755,7 +1009,7 @@ def identify(path: str | os.PathLike) -> FormatSpec:
     raise MapFileError(f"{path}: {what} in no pattern format kikuchi reads; formats: {kinds}")
 
 
-def open_map(path: str | os.PathLike, *, format: str | None = None, **options: Any) -> EBSDMap:
+def open_map(path: str | os.PathLike, *, format: str | None = None, strict: bool = False, **options: Any) -> EBSDMap:
     """Open a file of EBSD patterns for lazy reading, whatever wrote it.
 
     Parameters
@@ -772,26 +1026,77 @@ def open_map(path: str | os.PathLike, *, format: str | None = None, **options: A
         patterns where the file has both), ``scan=`` (HDF5 files with
         several scans), ``nav_shape=(rows, cols)`` (files that do not
         record it).
+    strict
+        Every oddity that is otherwise read around with a
+        :class:`MapFileWarning` (a truncated acquisition, a header that
+        disagrees with the data, geometry no instrument writes) is a
+        :class:`MapFileError` instead, at opening and at every later read.
 
     Returns
     -------
     EBSDMap
+        Its ``notes`` list the oddities read around (each also warned as a
+        :class:`MapFileWarning`).
 
     Raises
     ------
+    FileNotFoundError
+        No such file.
     MapFileError
         Not a pattern file, or one that cannot be interpreted (the message
         says where and why).
+    TypeError
+        An option of the wrong type (the message names it).
     """
-    path = Path(path)
+    path = _check_path(path)
+    if not isinstance(strict, bool):
+        raise TypeError(f"strict={strict!r}: expected True or False")
     if format is None:
         spec = identify(path)
     else:
-        try:
-            spec = formats()[format]
-        except KeyError:
-            raise MapFileError(f"{path}: unknown pattern format {format!r}; use one of {', '.join(formats())}") from None
+        if not isinstance(format, str) or format not in formats():
+            raise MapFileError(f"{path}: unknown pattern format {format!r}; use one of {', '.join(formats())}")
+        spec = formats()[format]
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such map file")
     options = {k: v for k, v in options.items() if v is not None}
-    return spec.open(path, **options)
+    _check_options(path, options)
+    token = _STRICT.set(True) if strict else None
+    try:
+        try:
+            source = spec.open(path, **options)
+        except TypeError as exc:
+            if "unexpected keyword argument" in str(exc):
+                raise TypeError(f"{path}: the {spec.name} format has no option {str(exc).rsplit(' ', 1)[-1]} ({exc})") from None
+            raise MapFileError(f"{path}: opening it as {spec.name} failed (TypeError: {_one_line(exc)})") from exc
+        except Exception as exc:
+            if not is_foreign(exc):
+                raise
+            raise MapFileError(f"{path}: opening it as {spec.name} failed ({type(exc).__name__}: {_one_line(exc)})") from exc
+        try:
+            source._check_plausible()
+        except BaseException:
+            source.close()
+            raise
+        if strict:
+            source._strict = True
+    finally:
+        if token is not None:
+            _STRICT.reset(token)
+    return source
+
+
+def _check_path(path: Any) -> Path:
+    """``path`` as a Path; TypeError naming what was given when it is not a path."""
+    if isinstance(path, EBSDMap):
+        raise TypeError(f"{path!r} is an open map already; give its path ({path.path}) or use it as it is")
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path {short_repr(path)}: expected a file name (str or pathlib.Path), got {type(path).__name__}")
+    return Path(path)
+
+
+def _check_options(path: Path, options: dict[str, Any]) -> None:
+    """Options shared by the formats, checked before any file is read (the formats check their own)."""
+    for name, kinds in (("scan", (str, int)), ("dataset", (str,))):
+        if name in options and (not isinstance(options[name], kinds) or isinstance(options[name], bool)):
+            raise MapFileError(f"{path}: {name}={short_repr(options[name])}: expected the name of a {name} (str)")

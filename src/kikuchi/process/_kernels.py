@@ -419,7 +419,7 @@ def background_fused(stack, static, use_static, kp_row, kr_row, kp_col, kr_col, 
     ``low`` = the correlation of :func:`lowpass_direct` (same loops, same
     order of operations; ``kp_*`` from :func:`padded_kernel` in float32,
     ``group`` from :func:`group_size`); ``out`` (n, h, w) float32 gets
-    ``x / low`` (0 where not finite) or, with ``subtract``, ``x - low``. The
+    ``x / low`` (0 where not finite, and where ``low`` is 0) or, with ``subtract``, ``x - low``. The
     same values as :func:`remove_static_background`, :func:`lowpass_direct`
     and ``remove_bg`` / ``make_signal_bg`` one after the other, but the
     intermediate images of a group stay in the cache (three images' worth:
@@ -456,5 +456,58 @@ def background_fused(stack, static, use_static, kp_row, kr_row, kp_col, kr_col, 
             else:
                 for i in range(h):
                     for j in range(w):
-                        v = xq[i, j] / lq[i, j]
-                        o[i, j] = v if np.abs(v) < np.inf else np.float32(0.0)  # 0 where not finite (NaN fails too)
+                        d = lq[i, j]
+                        # 0 where not finite (NaN fails too); a zero low-pass (0 / 0 where a pattern is dark)
+                        # is tested first: numba's division by a float 0 raises (error_model 'python')
+                        v = xq[i, j] / d if d != 0 else np.float32(np.inf)
+                        o[i, j] = v if np.abs(v) < np.inf else np.float32(0.0)
+
+
+# -- patterns without signal ---------------------------------------------------------
+
+
+@numba.njit(nogil=True, cache=True)
+def flat_stack(stack, out):  # pragma: no cover - compiled
+    """``out[p]`` = True when every pixel of pattern ``p`` of ``stack`` (n, h, w) equals its first pixel.
+
+    Row by row (each row's comparisons vectorise), stopping at the first row
+    that holds another value: a pattern with signal is decided within a row
+    or two.
+    """
+    n, h, w = stack.shape
+    for p in range(n):
+        x = stack[p]
+        first = x[0, 0]
+        flat = True
+        for i in range(h):
+            row = x[i]
+            differs = False
+            for j in range(w):
+                differs = differs | (row[j] != first)
+            if differs:
+                flat = False
+                break
+        out[p] = flat
+
+
+@numba.njit(nogil=True, cache=True)
+def not_finite_stack(bits, exponent, out):  # pragma: no cover - compiled
+    """``out[p]`` = True when pattern ``p`` holds a NaN or an infinity.
+
+    ``bits`` is the float stack viewed as unsigned integers of the same
+    width, ``exponent`` the mask of the exponent bits: a value is not finite
+    when they are all set. Integer operations, so the loop vectorises.
+    """
+    n, h, w = bits.shape
+    for p in range(n):
+        x = bits[p]
+        bad = False
+        for i in range(h):
+            row = x[i]
+            found = False
+            for j in range(w):
+                found = found | ((row[j] & exponent) == exponent)
+            if found:
+                bad = True
+                break
+        out[p] = bad

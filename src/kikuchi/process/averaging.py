@@ -24,7 +24,7 @@ def neighbour_weights(n: int = 1, *, weights: str = "flat", sigma: float = 1.0) 
            [0.607, 1.   , 0.607],
            [0.368, 0.607, 0.368]])
     """
-    if int(n) != n or n < 0:
+    if not float(n).is_integer() or n < 0:
         raise ValueError(f"averaging window half-width n must be an integer >= 0, got {n}")
     n = int(n)
     if weights == "flat":

@@ -42,8 +42,14 @@ METHODS = ("auto", "fft", "direct")
 
 
 def _as_stack(patterns: Any, name: str = "patterns") -> tuple[np.ndarray, bool]:
-    """A (n, h, w) view of one pattern (h, w) or a stack; True when the input was one pattern."""
+    """A (n, h, w) view of one pattern (h, w) or a stack (booleans as 0/1); True when the input was one pattern."""
     a = np.asarray(patterns)
+    if a.dtype == np.bool_:
+        a = a.view(np.uint8)
+    elif a.dtype.kind not in "uif":
+        raise ValueError(f"{name} must be numbers (integer or float), got dtype {a.dtype}")
+    if a.ndim in (2, 3) and min(a.shape[-2:]) < 1:
+        raise ValueError(f"{name} of shape {a.shape} have no pixel")
     if a.ndim == 2:
         return a[None], True
     if a.ndim == 3:
@@ -51,8 +57,21 @@ def _as_stack(patterns: Any, name: str = "patterns") -> tuple[np.ndarray, bool]:
     raise ValueError(f"{name} must be one pattern (h, w) or a stack (n, h, w); got shape {a.shape}")
 
 
+#: Options of :func:`gaussian_lowpass` that the background functions pass on.
+LOWPASS_OPTIONS = ("kernel", "method", "fft_size", "dtype", "workers")
+
+
+def _check_options(options: dict[str, Any], where: str) -> None:
+    unknown = sorted(set(options) - set(LOWPASS_OPTIONS))
+    if unknown:
+        raise ValueError(f"{where}: unknown option{'s' * (len(unknown) > 1)} {', '.join(unknown)}; the options are {', '.join(LOWPASS_OPTIONS)}")
+
+
 def _float_dtype(dtype: Any, fallback: Any = np.float64) -> np.dtype:
-    dtype = np.dtype(fallback if dtype is None else dtype)
+    try:
+        dtype = np.dtype(fallback if dtype is None else dtype)
+    except TypeError:
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}") from None
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
     return dtype
@@ -64,7 +83,10 @@ def documented_sigma(pattern_shape: tuple[int, ...], operation: str) -> float:
 
 
 def _check_sigma(sigma: float) -> float:
-    sigma = float(sigma)
+    try:
+        sigma = float(sigma)
+    except (TypeError, ValueError):
+        raise ValueError(f"sigma must be a positive number of pixels, got {sigma!r}") from None
     if not np.isfinite(sigma) or sigma <= 0:
         raise ValueError(f"sigma must be a positive number of pixels, got {sigma:g}")
     return sigma
@@ -222,8 +244,11 @@ def make_signal_bg(
     True
     """
     stack, _ = _as_stack(img, "img")
+    _check_options(options, "make_signal_bg")
+    if isinstance(bgscale, bool) or not isinstance(bgscale, (int, float, np.integer, np.floating)) or not np.isfinite(bgscale):
+        raise ValueError(f"make_signal_bg: bgscale must be a finite number, got {bgscale!r}")
     sigma = documented_sigma(stack.shape, "subtract") if sigma is None else sigma
-    background = gaussian_lowpass(img, sigma=sigma, support=support, **options) * bgscale
+    background = gaussian_lowpass(stack if stack.ndim == np.ndim(img) else stack[0], sigma=sigma, support=support, **options) * bgscale
     signal = np.asarray(img, dtype=background.dtype) - background
     return signal, background
 
@@ -257,8 +282,9 @@ def remove_bg(img: Any, *, sigma: float | None = None, support: float | None = N
     1.0
     """
     stack, _ = _as_stack(img, "img")
+    _check_options(options, "remove_bg")
     sigma = documented_sigma(stack.shape, "divide") if sigma is None else sigma
-    background = gaussian_lowpass(img, sigma=sigma, support=support, **options)
+    background = gaussian_lowpass(stack if stack.ndim == np.ndim(img) else stack[0], sigma=sigma, support=support, **options)
     image = np.asarray(img, dtype=background.dtype)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.divide(image, background, out=background)

@@ -19,8 +19,8 @@ class BinningOverflowError(ValueError):
 
 
 def _check_factor(shape: tuple[int, int], factor: int) -> int:
-    if int(factor) != factor or factor < 1:
-        raise ValueError(f"binning factor must be a positive integer, got {factor}")
+    if isinstance(factor, (bool, str)) or not isinstance(factor, (int, float, np.integer, np.floating)) or not np.isfinite(factor) or int(factor) != factor or factor < 1:
+        raise ValueError(f"binning factor must be a positive integer, got {factor!r}")
     factor = int(factor)
     h, w = shape
     if h % factor or w % factor:
@@ -49,7 +49,9 @@ def auto_binning(shape: tuple[int, int], *, target_width: int = 80) -> int:
     >>> auto_binning((240, 320)), auto_binning((600, 800)), auto_binning((60, 60)), auto_binning((240, 240))
     (4, 10, 1, 3)
     """
-    h, w = shape
+    if len(shape) != 2 or min(int(v) for v in shape) < 1:
+        raise ValueError(f"auto_binning: the pattern shape must be (h, w) of at least one pixel each; got {tuple(shape)}")
+    h, w = (int(v) for v in shape)
     return min(common_divisors(h, w), key=lambda f: (abs(w / f - target_width), f))
 
 

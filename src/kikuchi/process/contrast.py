@@ -15,6 +15,9 @@ UINT_DTYPES = ("uint8", "uint16")
 
 
 def _check_percentiles(clow: float, chigh: float) -> None:
+    for value in (clow, chigh):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise ValueError(f"contrast percentiles must be numbers; got {value!r}")
     if not (0.0 <= clow < chigh <= 100.0):
         raise ValueError(f"contrast percentiles must satisfy 0 <= clow < chigh <= 100; got clow={clow:g}, chigh={chigh:g}")
 
@@ -39,7 +42,10 @@ def rescale_to_uint(patterns: Any, *, dtype: Any = "uint8", clow: float = 0.25, 
     Returns
     -------
     numpy.ndarray
-        Same shape, ``dtype``.
+        Same shape, ``dtype``; zeros for a pattern whose percentiles are not
+        finite (a NaN among its values, or an infinity where a percentile
+        falls): it has no grey levels to stretch. Other infinite values are
+        clipped like any value outside the percentiles.
 
     Examples
     --------
@@ -48,12 +54,17 @@ def rescale_to_uint(patterns: Any, *, dtype: Any = "uint8", clow: float = 0.25, 
            [127, 255]], dtype=uint8)
     """
     stack, single = _as_stack(patterns)
-    dtype = np.dtype(dtype)
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"dtype must be uint8 or uint16, got {dtype!r}") from None
     if dtype.name not in UINT_DTYPES:
         raise ValueError(f"dtype must be uint8 or uint16, got {dtype}")
     _check_percentiles(clow, chigh)
     work = stack if stack.dtype.kind == "f" else stack.astype(np.float64)
     n = len(work)
+    if n == 0:
+        return np.zeros(stack.shape[1:] if single else stack.shape, dtype=dtype)
     flat = work.reshape(n, -1)
     out = np.empty(flat.shape, dtype=dtype)
     ftype = work.dtype.type
@@ -64,9 +75,15 @@ def rescale_to_uint(patterns: Any, *, dtype: Any = "uint8", clow: float = 0.25, 
             # the 0th and 100th percentiles are the extremes, exactly: no partition needed
             lo, hi = block.min(axis=1).astype(np.float64), block.max(axis=1).astype(np.float64)
         else:
-            lo, hi = np.percentile(block, (clow, chigh), axis=1).astype(np.float64)
+            with np.errstate(invalid="ignore"):  # NaN or infinite values: found below
+                lo, hi = np.percentile(block, (clow, chigh), axis=1).astype(np.float64)
+        bad = ~(np.isfinite(lo) & np.isfinite(hi))  # a NaN (or, at 0 or 100 %, an infinity) among the values
+        if bad.any():
+            lo[bad] = hi[bad] = 0.0
         # the operations and roundings of rescale_intensity, in the patterns' float type
         _kernels.stretch(block, lo.astype(ftype), hi.astype(ftype), (hi - lo).astype(ftype), ftype(np.iinfo(dtype).max), out[i0 : i0 + step])
+        if bad.any():  # no grey levels to stretch: zeros
+            out[i0 : i0 + step][bad] = 0
     out = out.reshape(stack.shape)
     return out[0] if single else out
 
@@ -97,9 +114,14 @@ def clahe(patterns: Any, *, kernel_size: int | tuple[int, int] | None = None, cl
     stack, single = _as_stack(patterns)
     if not 0 < clip_limit <= 1:
         raise ValueError(f"clip_limit must be in (0, 1], got {clip_limit:g}")
+    if not float(nbins).is_integer() or nbins < 2:
+        raise ValueError(f"nbins must be a whole number >= 2, got {nbins}")
     out = np.empty(stack.shape, dtype=np.float64)
     for i, p in enumerate(stack):
         x = p.astype(np.float64)
+        if not np.isfinite(x).all():  # no grey levels to equalise: zeros, as for a flat pattern
+            out[i] = 0.0
+            continue
         lo, hi = float(x.min()), float(x.max())
         x = (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
         out[i] = equalize_adapthist(x, kernel_size=kernel_size, clip_limit=clip_limit, nbins=nbins)
@@ -130,7 +152,7 @@ def normalize_local(patterns: Any, *, size: int | None = None, dtype: Any = np.f
     stack, single = _as_stack(patterns)
     if size is None:
         size = max(3, (stack.shape[2] // 10) | 1)
-    if int(size) != size or size < 1:
+    if not float(size).is_integer() or size < 1:
         raise ValueError(f"window size must be a positive integer, got {size}")
     mean, std = _kernels.local_mean_std(stack, int(size))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -160,6 +182,8 @@ def circular_mask(shape: tuple[int, int], *, radius: float | None = None, centre
            [0, 1, 1, 1, 0],
            [0, 0, 1, 0, 0]])
     """
+    if len(shape) != 2:
+        raise ValueError(f"mask shape must be (h, w), got {tuple(shape)}")
     h, w = (int(s) for s in shape)
     if h < 1 or w < 1:
         raise ValueError(f"mask shape must be positive, got {shape}")

@@ -42,6 +42,7 @@ from kikuchi.process.background import (
 from kikuchi.process.binning import MODES, auto_binning, bin_patterns
 from kikuchi.process.contrast import circular_mask, clahe, normalize_local, rescale_to_uint
 from kikuchi.process.hot_pixels import find_hot_pixels, remove_hot_pixels
+from kikuchi.process.no_signal import check_static_background, no_signal
 
 __all__ = ["PRESETS", "Prepared", "ProcessingSettings", "prepare", "process_block", "process_patterns"]
 
@@ -132,11 +133,23 @@ class ProcessingSettings:
         one_of("npa_weights", WEIGHTS)
         one_of("contrast", CONTRAST)
         one_of("dtype", DTYPES)
+
+        def number(name: str) -> None:
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating))):
+                raise ValueError(f"{name} must be a number; got {value!r}")
+
+        for name in ("sigma", "sigma_per_width", "hot_pixels", "npa", "npa_sigma", "clow", "chigh"):
+            number(name)
+        if not isinstance(self.static_scale, str):
+            number("static_scale")
+        elif self.static_scale != "mean":
+            raise ValueError(f"static_scale must be 'mean' or a number; got {self.static_scale!r}")
         for name in ("sigma", "sigma_per_width", "hot_pixels"):
             value = getattr(self, name)
             if value is not None and not (np.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be > 0 (or unset); got {value}")
-        if int(self.npa) != self.npa or self.npa < 0:
+        if not float(self.npa).is_integer() or self.npa < 0:
             raise ValueError(f"npa must be an integer >= 0; got {self.npa}")
         if not (0.0 <= self.clow < self.chigh <= 100.0):
             raise ValueError(f"contrast percentiles must satisfy 0 <= clow < chigh <= 100; got clow={self.clow:g}, chigh={self.chigh:g}")
@@ -145,6 +158,10 @@ class ProcessingSettings:
 
     def replace(self, **changes: Any) -> ProcessingSettings:
         """A copy with some parameters changed (None values are ignored)."""
+        names = [f.name for f in dataclasses.fields(self)]
+        unknown = sorted(set(changes) - set(names))
+        if unknown:
+            raise ValueError(f"unknown processing setting{'s' * (len(unknown) > 1)} {', '.join(unknown)}; the settings are {', '.join(names)}")
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def to_dict(self) -> dict[str, Any]:
@@ -191,6 +208,8 @@ class Prepared:
     static_background: np.ndarray | None  # binned, float32
     hot_pixel_mask: np.ndarray | None
     circle: np.ndarray | None
+    #: Why the static background given was not used (or what was odd about it), or None.
+    static_background_note: str | None = None
 
     def describe(self) -> dict[str, Any]:
         """Every parameter actually used, JSON-ready (recorded in the output file)."""
@@ -202,11 +221,24 @@ class Prepared:
             "sigma_px": self.sigma,
             "static_background_used": self.static_background is not None and self.settings.static != "none",
             "hot_pixels_found": None if self.hot_pixel_mask is None else int(self.hot_pixel_mask.sum()),
+            **({"static_background_note": self.static_background_note} if self.static_background_note else {}),
         }
 
 
-def prepare(settings: ProcessingSettings, pattern_shape: tuple[int, int], static_background: Any = None) -> Prepared:
+def prepare(
+    settings: ProcessingSettings,
+    pattern_shape: tuple[int, int],
+    static_background: Any = None,
+    *,
+    background_source: str = "static background",
+) -> Prepared:
     """Check the settings against the pattern shape and precompute what every chunk needs.
+
+    A static background that cannot be used for the static step (not
+    finite anywhere, no positive value or negative values for 'divide'; see
+    :func:`~kikuchi.process.no_signal.check_static_background`) is not used,
+    with a warning that names ``background_source``; the note is kept in
+    :attr:`Prepared.static_background_note` and recorded by :meth:`Prepared.describe`.
 
     Raises
     ------
@@ -214,6 +246,8 @@ def prepare(settings: ProcessingSettings, pattern_shape: tuple[int, int], static
         Binning that does not divide the patterns; a static background of
         neither the pattern shape nor the binned shape.
     """
+    if len(pattern_shape) != 2 or min(int(v) for v in pattern_shape) < 1:
+        raise ValueError(f"pattern shape must be (h, w) of at least one pixel each; got {tuple(pattern_shape)}")
     pattern_shape = (int(pattern_shape[0]), int(pattern_shape[1]))
     factor = settings.binning_factor(pattern_shape)
     if pattern_shape[0] % factor or pattern_shape[1] % factor:
@@ -222,22 +256,31 @@ def prepare(settings: ProcessingSettings, pattern_shape: tuple[int, int], static
     out_shape = (pattern_shape[0] // factor, pattern_shape[1] // factor)
     bg = None
     hot = None
+    note = None
     if static_background is not None:
-        bg = np.asarray(static_background, dtype=np.float64)
+        bg = np.asarray(static_background)
+        if bg.ndim != 2:
+            raise ValueError(f"{background_source}: a static background must be one image (h, w); got shape {bg.shape}")
+        if bg.shape not in (pattern_shape, out_shape):
+            raise ValueError(
+                f"static background of shape {bg.shape} fits neither the patterns {pattern_shape} "
+                f"nor the binned patterns {out_shape}"
+            )
+        if settings.static != "none":
+            bg, note = check_static_background(bg, operation=settings.static, scale=settings.static_scale, source=background_source)
+    if bg is not None:
+        bg = np.asarray(bg, dtype=np.float64)
+        if not np.isfinite(bg).all():  # dead pixels (the check let them through): 0 in the corrected patterns
+            bg = np.where(np.isfinite(bg), bg, 0.0)
         if bg.shape == pattern_shape:
             if settings.hot_pixels is not None:
                 hot = find_hot_pixels(bg, threshold=settings.hot_pixels)
                 bg = remove_hot_pixels(bg, mask=hot)
             bg = bin_patterns(bg, factor, mode=settings.binning_mode) if factor > 1 else bg
-        elif bg.shape != out_shape:
-            raise ValueError(
-                f"static background of shape {bg.shape} fits neither the patterns {pattern_shape} "
-                f"nor the binned patterns {out_shape}"
-            )
         bg = bg.astype(np.float32)
     sigma = settings.resolved_sigma(pattern_shape)
     circle = circular_mask(out_shape) if settings.mask else None
-    return Prepared(settings, pattern_shape, factor, out_shape, sigma, bg, hot, circle)
+    return Prepared(settings, pattern_shape, factor, out_shape, sigma, bg, hot, circle, note)
 
 
 #: Bytes of float32 patterns per piece of a block: a piece's intermediate images stay in cache
@@ -318,7 +361,17 @@ def process_patterns(
     -------
     numpy.ndarray
         The processed patterns, (n, h', w') or (rows, cols, h', w') or
-        (h', w'), of ``settings.dtype``.
+        (h', w'), of ``settings.dtype``. A pattern that holds no signal
+        (all one value, or a value not finite: see
+        :func:`~kikuchi.process.no_signal.no_signal`) gives zeros, and is
+        no one's neighbour in the averaging; the other patterns are
+        processed exactly as without it.
+
+    Raises
+    ------
+    ValueError
+        Patterns that are not (h, w), (n, h, w) or (rows, cols, h, w)
+        numbers; an unknown preset; settings that do not fit the patterns.
 
     Examples
     --------
@@ -332,19 +385,28 @@ def process_patterns(
         if settings not in PRESETS:
             raise ValueError(f"unknown preset {settings!r}; choose one of {', '.join(PRESETS)}")
         settings = PRESETS[settings]
-    a = np.asarray(patterns)
+    if not isinstance(settings, ProcessingSettings):
+        raise ValueError(f"settings must be a ProcessingSettings or a preset name ({', '.join(PRESETS)}); got {type(settings).__name__}")
+    a = _pattern_array(patterns)
+    if workers is not None and (not float(workers).is_integer() or workers < 1):
+        raise ValueError(f"workers must be a whole number >= 1, got {workers}")
     n_threads = max(1, int(workers or 1))
     if a.ndim == 4:
         rows, cols = a.shape[:2]
         have_ = np.ones((rows, cols), bool) if have is None else np.asarray(have, dtype=bool)
+        if have_.shape != (rows, cols):
+            raise ValueError(f"have of shape {have_.shape} does not fit the {rows} x {cols} map")
         prep = prepare(settings, a.shape[2:], static_background)
+        flagged = no_signal(a)
         halo = int(settings.npa)
 
         result = np.empty((rows, cols, *prep.output_shape), dtype=settings.output_dtype())
 
         def band(r0: int, r1: int) -> None:  # each thread writes its own rows of the result
             lo, hi = max(0, r0 - halo), min(rows, r1 + halo)
-            process_block(a[lo:hi], have=have_[lo:hi], core=(r0 - lo, r1 - lo), prepared=prep, out=result[r0:r1])
+            process_block(
+                a[lo:hi], have=have_[lo:hi], core=(r0 - lo, r1 - lo), prepared=prep, out=result[r0:r1], flagged=flagged[lo:hi]
+            )
 
         _in_threads(band, rows, n_threads)
         return result
@@ -355,13 +417,32 @@ def process_patterns(
     stack = a[None] if a.ndim == 2 else a
     prep = prepare(settings, stack.shape[1:], static_background)
     out = np.empty((len(stack), *prep.output_shape), dtype=settings.output_dtype())
+    flagged = no_signal(stack)
 
     def part(i0: int, i1: int) -> None:
-        out[i0:i1] = _output_stage(_background_stage(stack[i0:i1], prep), prep)
+        bad = flagged[i0:i1]
+        if not bad.any():
+            out[i0:i1] = _output_stage(_background_stage(stack[i0:i1], prep), prep)
+            return
+        good = np.flatnonzero(~bad) + i0
+        out[np.flatnonzero(bad) + i0] = 0
+        if good.size:
+            out[good] = _output_stage(_background_stage(stack[good], prep), prep)
 
     _in_threads(part, len(stack), n_threads)
     return out[0] if a.ndim == 2 else out
 
+
+def _pattern_array(patterns: Any) -> np.ndarray:
+    """``patterns`` as an array of real numbers (booleans as 0/1 uint8, without a copy)."""
+    a = np.asarray(patterns)
+    if a.dtype == np.bool_:
+        return a.view(np.uint8)
+    if a.dtype.kind not in "uif":
+        raise ValueError(f"patterns must be numbers (integer or float), got dtype {a.dtype}")
+    if a.ndim in (2, 3, 4) and min(a.shape[-2:]) < 1:
+        raise ValueError(f"patterns of shape {a.shape} have no pixel")
+    return a
 
 
 def _in_threads(func: Any, n: int, threads: int) -> list[Any]:
@@ -384,6 +465,7 @@ def process_block(
     prepared: Prepared,
     workers: int | None = None,
     out: np.ndarray | None = None,
+    flagged: np.ndarray | None = None,
 ) -> np.ndarray:
     """The chunk function of the engine: process map rows with their halo rows.
 
@@ -391,8 +473,17 @@ def process_block(
     returns the processed core rows ``block[core[0]:core[1]]``,
     (core rows, cols, h', w'), zeros where ``have`` is False; written to
     ``out`` when given (an array of that shape and of the settings' dtype).
+    Points whose pattern holds no signal (``flagged``, (r, cols) bool;
+    found with :func:`~kikuchi.process.no_signal.no_signal` when None) are
+    treated as points without a pattern: zeros, and no one's neighbour.
     """
     s = prepared.settings
+    if block.dtype == np.bool_:
+        block = block.view(np.uint8)
+    if flagged is None:
+        flagged = no_signal(block)
+    if flagged.any():
+        have = have & ~flagged
     rows, cols = block.shape[:2]
     i0, i1 = core
     need = np.zeros(rows, bool)  # the core rows and, for averaging, their neighbours

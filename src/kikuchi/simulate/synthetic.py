@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from kikuchi._args import ArgumentValueError, check_count, check_number, check_pair, check_path, shown
 from kikuchi.geometry.detector import Detector
 from kikuchi.geometry.orientation import axis_angle_matrix, euler_to_matrix, matrix_to_euler
 from kikuchi.simulate.detection import DetectionModel
@@ -40,7 +41,47 @@ _logger = logging.getLogger(__name__)
 
 #: Default pattern centre (Bruker) of synthetic maps: a typical geometry.
 DEFAULT_PC = (0.5, 0.3, 0.6)
+#: Patterns projected at a time: at most this many, and at most :data:`_CHUNK_BYTES` of float32 patterns
+#: (about 4 times that in memory while the detection model runs), so memory is bounded whatever the pattern size.
+#: The noise of a seed depends on the chunks: 1024 patterns of up to 256 x 256 pixels, as always.
 _CHUNK = 1024
+_CHUNK_BYTES = 256 << 20
+#: Pixels of a whole simulated map (points x pattern pixels) above which ``allow_large=True`` is needed:
+#: 4 GiB of 8-bit patterns, about 20 minutes at the 4 million pixels a second of one core.
+MAX_PIXELS = 1 << 32
+#: Pattern side in pixels above which ``allow_large=True`` is needed: EBSD cameras have at most about
+#: 2048 pixels a side, and the detection model keeps several float64 images of the pattern's size.
+MAX_PATTERN_SIDE = 4096
+
+
+def check_size(nav_shape: tuple[int, int], pattern_shape: tuple[int, int], *, allow_large: bool = False) -> None:
+    """Refuse a simulation larger than :data:`MAX_PIXELS` or with patterns wider than :data:`MAX_PATTERN_SIDE` (unless ``allow_large``).
+
+    >>> check_size((40, 50), (2000, 2000))
+    Traceback (most recent call last):
+    ...
+    ValueError: 2000 patterns of 2000 x 2000 pixels make 8.0 billion pixels (7.5 GiB of 8-bit patterns, about 33 minutes of simulation), more than the 4.3 billion simulated without allow_large=True (--allow-large); give a smaller map or pattern shape, or allow it
+    """
+    rows, cols = (int(v) for v in nav_shape)
+    h, w = (int(v) for v in pattern_shape)
+    if min(rows, cols) < 1 or min(h, w) < 1:
+        raise ValueError(f"map shape {rows} x {cols} and pattern shape {h} x {w} must be positive")
+    if allow_large:
+        return
+    if max(h, w) > MAX_PATTERN_SIDE:
+        raise ValueError(
+            f"patterns of {h} x {w} pixels are larger than any EBSD camera (at most about 2048 pixels a side; the limit "
+            f"here is {MAX_PATTERN_SIDE} without allow_large=True, --allow-large); give a smaller pattern shape, or allow it"
+        )
+    n = rows * cols
+    pixels = n * h * w
+    if pixels > MAX_PIXELS:
+        minutes = pixels / 4e6 / 60
+        raise ValueError(
+            f"{n} patterns of {h} x {w} pixels make {pixels / 1e9:.1f} billion pixels ({pixels / 2**30:.1f} GiB of 8-bit "
+            f"patterns, about {minutes:.0f} minutes of simulation), more than the {MAX_PIXELS / 1e9:.1f} billion simulated "
+            "without allow_large=True (--allow-large); give a smaller map or pattern shape, or allow it"
+        )
 
 
 def random_orientations(n: int, *, rng: np.random.Generator | int | None = None) -> np.ndarray:
@@ -179,9 +220,10 @@ def _write_map(
     else:
         dtype = np.float32
     rng = np.random.default_rng(None if seed is None else seed + 1)
+    chunk = max(1, min(_CHUNK, _CHUNK_BYTES // (4 * int(np.prod(detector.shape)))))  # memory bounded whatever the pattern size
     with MapWriter(path, nav_shape=nav_shape, pattern_shape=detector.shape, dtype=dtype, step_um=step_um) as w, _progress(n, progress, "simulate") as bar:
-        for start in range(0, n, _CHUNK):
-            stop = min(n, start + _CHUNK)
+        for start in range(0, n, chunk):
+            stop = min(n, start + chunk)
             theory = np.zeros((stop - start, *detector.shape), dtype=np.float32)
             for k, mp in enumerate(masters, start=1):
                 sel = np.flatnonzero(phase_id[start:stop] == k)
@@ -189,6 +231,7 @@ def _write_map(
                     pc_index = start + sel if detector.n_pc > 1 else None
                     theory[sel] = project_patterns(mp, detector, euler[start + sel], pc_index=pc_index)
             w.write(start, model.apply(theory, rng=rng) if model is not None else theory)
+            w.h5.check()  # a write failed (a full disk): stop now, with one clear error
             bar.update(stop - start)
         pc = np.broadcast_to(detector.pc.reshape(-1, 3), (n, 3)) if detector.n_pc > 1 else np.broadcast_to(detector.pc, (n, 3))
         w.set_pattern_centre(pc[:, 0], pc[:, 1], pc[:, 2], convention="bruker")
@@ -216,6 +259,29 @@ def _write_map(
         parameters = {**parameters, "master_patterns": [m.source for m in masters]}
         g.attrs["json"] = json.dumps(parameters, default=str)
     return path
+
+
+def _check_common(
+    *, pattern_shape: Any, pc_convention: Any, kv: Any, seed: Any, sample_tilt_deg: Any, camera_tilt_deg: Any,
+    px_size_um: Any, binning: Any, bit_depth: Any,
+) -> None:
+    """The options :func:`simulate` and :func:`simulate_from_orientation_map` share, checked before any work: one line naming the option."""
+    from kikuchi.geometry.pattern_centre import normalize_convention
+
+    check_pair(pattern_shape, "pattern_shape", what="(height, width)")
+    normalize_convention(pc_convention)
+    if kv is not None:
+        check_number(kv, "kv", positive=True, maximum=1000.0, unit="kV")
+    if seed is not None:
+        check_count(seed, "seed", minimum=0)
+    for name, value in (("sample_tilt_deg", sample_tilt_deg), ("camera_tilt_deg", camera_tilt_deg)):
+        if value is not None:
+            check_number(value, name, minimum=-90.0, maximum=90.0, unit="degrees")
+    if px_size_um is not None:
+        check_number(px_size_um, "px_size_um", positive=True, unit="µm")
+    check_count(binning, "binning")
+    if bit_depth not in (8, 16) or isinstance(bit_depth, bool):
+        raise ArgumentValueError(f"bit_depth={shown(bit_depth)}: expected 8 or 16")
 
 
 def _detector(pattern_shape: Any, pc: Any, pc_convention: str, *, sample_tilt_deg: float, camera_tilt_deg: float, px_size_um: float | None, binning: int) -> Detector:
@@ -252,6 +318,7 @@ def simulate(
     bit_depth: int = 8,
     ctf: str | os.PathLike | None = None,
     progress: bool = True,
+    allow_large: bool = False,
 ) -> Path:
     """Write a synthetic pattern map of Voronoi grains with known orientations.
 
@@ -293,11 +360,22 @@ def simulate(
         Also write the true orientation map as a CTF file here.
     progress
         Show a progress bar on a terminal.
+    allow_large
+        Simulate maps of more than :data:`MAX_PIXELS` pixels in all, or
+        patterns wider than :data:`MAX_PATTERN_SIDE` (refused otherwise:
+        see :func:`check_size`).
 
     Returns
     -------
     pathlib.Path
         The map file.
+
+    Raises
+    ------
+    ValueError
+        A map or pattern shape that is not positive, or too large (see ``allow_large``).
+    OutputWriteError
+        The output cannot be written (a full disk): nothing is left under its name.
 
     Examples
     --------
@@ -308,9 +386,17 @@ def simulate(
     ...     m.nav_shape, m.pattern_shape, m.dtype.name, m.pattern_centre.convention
     ((4, 5), (20, 20), 'uint8', 'bruker')
     """
-    rows, cols = (int(s) for s in shape)
-    if rows < 1 or cols < 1:
-        raise ValueError(f"map shape must be positive, got {shape}")
+    path = check_path(path)
+    rows, cols = check_pair(shape, "shape")
+    grains = check_count(grains, "grains")
+    step_um = check_number(step_um, "step_um", positive=True, unit="µm")
+    gradient_deg = check_number(gradient_deg, "gradient_deg", minimum=0.0, unit="degrees per step")
+    _check_common(pattern_shape=pattern_shape, pc_convention=pc_convention, kv=kv, seed=seed, sample_tilt_deg=sample_tilt_deg,
+                  camera_tilt_deg=camera_tilt_deg, px_size_um=px_size_um, binning=binning, bit_depth=bit_depth)
+    pattern_shape = check_pair(pattern_shape, "pattern_shape", what="(height, width)")
+    if ctf is not None:
+        ctf = check_path(ctf, "ctf")
+    check_size((rows, cols), pattern_shape, allow_large=allow_large)
     rng = np.random.default_rng(seed)
     phases = _parse_phases(phase)
     if not phases:
@@ -400,6 +486,7 @@ def simulate_from_orientation_map(
     binning: int = 1,
     bit_depth: int = 8,
     progress: bool = True,
+    allow_large: bool = False,
 ) -> Path:
     """Simulate the pattern of every point of an orientation map (CTF/ANG) into a map file.
 
@@ -421,7 +508,7 @@ def simulate_from_orientation_map(
         Phase(s) overriding the map header's (one per phase id).
     noise
         None (default): noise-free float32 patterns; else as in :func:`simulate`.
-    seed, bit_depth, progress
+    seed, bit_depth, progress, allow_large
         As in :func:`simulate`.
     sample_tilt_deg
         Default: the map header's (CTF ``TiltAngle``), else 70.
@@ -433,12 +520,18 @@ def simulate_from_orientation_map(
     from kikuchi.crystal import Phase
     from kikuchi.io.orientation_map import OrientationMap, read_orientation_map
 
+    path = check_path(path)
+    _check_common(pattern_shape=pattern_shape, pc_convention=pc_convention, kv=kv, seed=seed, sample_tilt_deg=sample_tilt_deg,
+                  camera_tilt_deg=camera_tilt_deg, px_size_um=px_size_um, binning=binning, bit_depth=bit_depth)
+    if not isinstance(orientation_map, OrientationMap):
+        orientation_map = check_path(orientation_map, "orientation_map")
     omap = orientation_map if isinstance(orientation_map, OrientationMap) else read_orientation_map(orientation_map)
     if omap.grid == "hexagonal":
         _logger.info("resampling the hexagonal grid of %s to a square grid", getattr(omap, "source", "the map"))
         omap = omap.to_square_grid()
     if omap.grid != "square" or omap.nav_shape is None:
         raise ValueError("simulate --from-map needs an orientation map on a square or hexagonal grid")
+    check_size(tuple(omap.nav_shape), pattern_shape, allow_large=allow_large)
     header = omap.header or {}
     if kv is None:
         kv = _header_number(header, ("KV", "AcceleratingVoltage", "kV"), 20.0)

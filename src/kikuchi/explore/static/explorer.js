@@ -13,6 +13,10 @@
   const DTYPE_NAMES = { 1: "uint8", 2: "uint16", 3: "float32" };
   const CACHE_SIZE = 64;
   const READ_AHEAD_MAX_MS = 25;  // read ahead only while a pattern costs less than this
+  // A server bound to the network asks for a token: the page gives it to this script's address, and the
+  // script adds it to every request (the cookie it also sets is not sent from an IFrame on another site).
+  const TOKEN = new URL(document.currentScript.src).searchParams.get("token");
+  const api = (url) => (TOKEN ? `${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(TOKEN)}` : url);
   // Display sizes: map and pattern side by side, shrunk to fit narrow windows (a Jupyter IFrame).
   function sizes() {
     // window less the page margins, the gap and the panels' padding and borders
@@ -184,7 +188,7 @@
 
   // One pattern request: the decoded pattern, remembered in the page's cache.
   function requestPattern(key) {
-    return fetch(`/api/pattern?${key}`)
+    return fetch(api(`/api/pattern?${key}`))
       .then(async (response) => {
         if (!response.ok) throw new Error(await errorText(response));
         const pattern = decodePattern(await response.arrayBuffer());
@@ -307,8 +311,8 @@
     el.coords.textContent = `pattern at ${where}${p.npa ? ` · ${p.npa} neighbours averaged` : ""}`;
     el.coords.dataset.row = p.row;
     el.coords.dataset.col = p.col;
-    el.saveTiff.href = `/api/pattern.tiff?${p.key}`;
-    el.savePng.href = `/api/pattern.png?${p.key}`;
+    el.saveTiff.href = api(`/api/pattern.tiff?${p.key}`);
+    el.savePng.href = api(`/api/pattern.png?${p.key}`);
     el.saveTiff.classList.remove("disabled");
     el.savePng.classList.remove("disabled");
     describeProcessing();
@@ -390,7 +394,7 @@
     let entry = state.mapImages.get(name);
     if (!entry) {
       setStatus(`loading map ${name}…`);
-      const response = await fetch(`/api/map?name=${encodeURIComponent(name)}`);
+      const response = await fetch(api(`/api/map?name=${encodeURIComponent(name)}`));
       if (!response.ok) {
         setStatus(`map ${name}: ${await errorText(response)}`, true);
         return;
@@ -399,7 +403,7 @@
       const bitmap = await createImageBitmap(await response.blob());
       entry = { bitmap, meta, values: null };
       if (meta.kind !== "rgb") {  // the values under the mouse, for the readout
-        const v = await fetch(`/api/map-values?name=${encodeURIComponent(name)}`);
+        const v = await fetch(api(`/api/map-values?name=${encodeURIComponent(name)}`));
         if (v.ok) entry.values = new Float32Array(await v.arrayBuffer());
       }
       state.mapImages.set(name, entry);
@@ -420,7 +424,7 @@
     if (meta.ipf_keys) {
       for (const key of meta.ipf_keys) {
         const img = document.createElement("img");
-        img.src = `/api/ipf-key?phase=${encodeURIComponent(key.phase)}`;
+        img.src = api(`/api/ipf-key?phase=${encodeURIComponent(key.phase)}`);
         img.alt = `IPF colour key of ${key.name}`;
         img.className = "ipf-key";
         img.dataset.testid = "ipf-key";
@@ -521,7 +525,7 @@
     describePinned();
     drawMapOverlay();
     show(p);
-    fetch("/api/pin", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(p) })
+    fetch(api("/api/pin"), { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(p) })
       .then(async (r) => { if (!r.ok) setStatus(`pin: ${await errorText(r)}`, true); })
       .catch((e) => setStatus(`pin: ${e.message}`, true));
   }
@@ -595,7 +599,7 @@
   function fetchOverlay(name, o, key) {
     if (o.inflight !== null) { o.pending = true; return; }
     o.inflight = key;
-    fetch(`${o.route}?${key}`)
+    fetch(api(`${o.route}?${key}`))
       .then(async (r) => {
         if (!r.ok) throw new Error(await errorText(r));
         return r.json();
@@ -701,7 +705,7 @@
 
   // ------------------------------------------------------------------ start
   async function start() {
-    const response = await fetch("/api/info");
+    const response = await fetch(api("/api/info"));
     if (!response.ok) { setStatus(`info: ${await errorText(response)}`, true); return; }
     const info = await response.json();
     state.info = info;
