@@ -26,9 +26,11 @@ What a resumed run does with the partial file it finds (docs/processing.md,
 * another fingerprint, another pattern layout: refused (MapFileError: the
   options or the input changed);
 * a file HDF5 cannot read, a file without the record (a run killed while it
-  created the file or while it finished it) or with nothing complete:
-  replaced, the run starts afresh (a :class:`ResumeWarning` says why, except
-  for nothing complete). The result is the same either way.
+  created the file or while it finished it), a chunk to be written again
+  that HDF5 cannot write (its index points past the end of the file HDF5
+  recorded: a run killed inside a flush) or nothing complete: replaced, the
+  run starts afresh (a :class:`ResumeWarning` says why, except for nothing
+  complete). The result is the same either way.
 
 Ctrl-C while the complete file is finished and renamed (milliseconds) is held
 until the file is whole under its final name, then raised: the output is
@@ -48,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from kikuchi.io._atomic import OutputH5File, atomic_output
+from kikuchi.io._atomic import OutputH5File, atomic_output, release_interrupt_guard
 from kikuchi.io.mapstore import MapFileError, MapWriter
 
 _logger = logging.getLogger(__name__)
@@ -68,10 +70,12 @@ class ResumeWarning(UserWarning):
 def hold_interrupts(*, deliver: bool = True) -> Iterator[None]:
     """Hold SIGINT and SIGTERM (where Python handles them) until the block is done.
 
-    For short critical sections: finishing and renaming a complete output.
-    A signal that arrives meanwhile is delivered when the block ends (with
-    ``deliver=False``: when the block ends with an exception, which
-    propagates instead). Outside the main thread nothing is held.
+    For short critical sections: finishing and renaming a complete output,
+    closing the file of an interrupted run. A signal that arrives meanwhile
+    is delivered (its handler called) when the block ends without an
+    exception and ``deliver`` is true; otherwise it is dropped (an exception,
+    or the interruption being handled, is already on its way). Outside the
+    main thread nothing is held.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -90,6 +94,7 @@ def hold_interrupts(*, deliver: bool = True) -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        release_interrupt_guard()  # the outputs closed meanwhile: Python's default handler, where it was
         if held and deliver and not failed:
             previous[held[0]](held[0], None)  # raises KeyboardInterrupt (or does what the handler does)
 

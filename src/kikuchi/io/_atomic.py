@@ -46,6 +46,7 @@ __all__ = [
     "interrupt_again",
     "output_error",
     "partial_path",
+    "release_interrupt_guard",
     "take_pending",
 ]
 
@@ -421,10 +422,18 @@ def _guard_interrupts(change: int) -> None:
     _open_outputs = max(0, _open_outputs + change)
     if _open_outputs == 1 and change > 0 and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         _handler_before = signal.signal(signal.SIGINT, _interrupt_unless_in_callback)
-    elif _open_outputs == 0 and _handler_before is not None:
-        if signal.getsignal(signal.SIGINT) is _interrupt_unless_in_callback:
-            signal.signal(signal.SIGINT, _handler_before)
+    elif _open_outputs == 0 and _handler_before is not None and signal.getsignal(signal.SIGINT) is _interrupt_unless_in_callback:
+        signal.signal(signal.SIGINT, _handler_before)  # (held by another handler for now: restored at the next close)
         _handler_before = None
+
+
+def release_interrupt_guard() -> None:
+    """Put Python's default Ctrl-C handler back when no :class:`OutputH5File` is open any more.
+
+    For code that held signals with a handler of its own while the last
+    output was closed, and has just put back the handler it found.
+    """
+    _guard_interrupts(0)
 
 
 #: The code of the methods HDF5 calls back from C (see :func:`in_uninterruptible_code`).
