@@ -106,3 +106,64 @@ def judge_cli(case: Case) -> Result:
 
 def judge(case: Case) -> Result:
     return judge_cli(case) if case.cli else judge_api(case)
+
+
+class Worker:
+    """A Python process that runs the cases of one section (a crash or a hang of HDF5 cannot take the sweep with it).
+
+    ``module`` defines ``_serve()``: it reads one JSON request per line on
+    stdin and answers each with a line ``@@ JSON`` on stdout.
+    """
+
+    def __init__(self, module: str) -> None:
+        self.module = module
+        self.proc: subprocess.Popen | None = None
+
+    def _start(self) -> subprocess.Popen:
+        import os
+
+        root = Path(__file__).resolve().parents[2]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+        return subprocess.Popen(
+            [sys.executable, "-c", f"from {self.module} import _serve; _serve()"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=root, env=env, text=True, bufsize=1,
+        )  # fmt: skip
+
+    def ask(self, request: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        """The worker's answer to ``request``, or ``{"verdict": ...}`` when it hung or crashed (it is started again next time)."""
+        import json
+        import selectors
+        import time
+
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = self._start()
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout_s
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0 or not sel.select(left):
+                    self.stop()
+                    return {"verdict": f"hang: no answer within {timeout_s:g} s"}
+                line = self.proc.stdout.readline()
+                if not line:
+                    code = self.proc.wait()
+                    self.stop()
+                    return {"verdict": f"crash: the reading process ended with {'signal ' + str(-code) if code < 0 else 'code ' + str(code)}"}
+                if line.startswith("@@ "):
+                    return json.loads(line[3:])
+        finally:
+            sel.close()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            for pipe in (self.proc.stdin, self.proc.stdout):
+                if pipe is not None:
+                    pipe.close()
+            self.proc = None

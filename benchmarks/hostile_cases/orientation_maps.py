@@ -30,12 +30,8 @@ Run: ``.venv/bin/python benchmarks/hostile.py --only orientation_maps``
 from __future__ import annotations
 
 import json
-import os
 import re
-import selectors
-import subprocess
 import sys
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -48,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.hostile_cases._case import Case, run_cli  # noqa: E402
+from benchmarks.hostile_cases._case import Case, Worker, run_cli  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 TEXT_FILES = {
@@ -712,48 +708,6 @@ def _serve() -> None:
         print("@@ " + json.dumps(answer), flush=True)
 
 
-class Worker:
-    """A Python process that reads mutated HDF5 files (a crash or a hang of HDF5 cannot take the sweep with it)."""
-
-    def __init__(self) -> None:
-        self.proc: subprocess.Popen | None = None
-
-    def ask(self, request: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-        if self.proc is None or self.proc.poll() is not None:
-            env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-            self.proc = subprocess.Popen(
-                [sys.executable, "-c", "from benchmarks.hostile_cases.orientation_maps import _serve; _serve()"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT, env=env, text=True, bufsize=1,
-            )  # fmt: skip
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(json.dumps(request) + "\n")
-        self.proc.stdin.flush()
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
-        deadline = time.monotonic() + timeout_s
-        try:
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0 or not sel.select(left):
-                    self.stop()
-                    return {"verdict": f"hang: no answer within {timeout_s:g} s"}
-                line = self.proc.stdout.readline()
-                if not line:
-                    code = self.proc.wait()
-                    self.proc = None
-                    return {"verdict": f"crash: the reading process ended with {'signal ' + str(-code) if code < 0 else 'code ' + str(code)}"}
-                if line.startswith("@@ "):
-                    return json.loads(line[3:])
-        finally:
-            sel.close()
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
-
-
 def _h5_touched(original: Path) -> int:
     import h5py
 
@@ -828,7 +782,7 @@ def cli_cases(workdir: Path, counter: _Counter) -> Iterator[Case]:
 
 def cases(workdir: Path) -> Iterator[Case]:
     counter = _Counter()
-    worker = Worker()
+    worker = Worker("benchmarks.hostile_cases.orientation_maps")
     try:
         yield from text_cases(workdir, counter)
         yield from h5_cases(workdir, counter, worker)

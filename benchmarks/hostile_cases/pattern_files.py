@@ -23,12 +23,8 @@ file can crash the HDF5 library; the worker is restarted and the case judged
 from __future__ import annotations
 
 import json
-import os
-import selectors
 import shutil
-import subprocess
 import sys
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -41,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.hostile_cases._case import Case  # noqa: E402
+from benchmarks.hostile_cases._case import Case, Worker  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 VENDOR = SHARED / "vendor_patterns"
@@ -547,55 +543,7 @@ def _pattern_dataset_names(path: Path) -> list[str]:
 
 
 # -- running a case in a worker process -----------------------------------------------------------
-class Worker:
-    """A Python process that opens mutated files (a crash or a hang of HDF5 cannot take the sweep with it)."""
-
-    def __init__(self) -> None:
-        self.proc: subprocess.Popen | None = None
-
-    def _start(self) -> subprocess.Popen:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-        return subprocess.Popen(
-            [sys.executable, "-c", "from benchmarks.hostile_cases.pattern_files import _serve; _serve()"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT, env=env, text=True, bufsize=1,
-        )
-
-    def ask(self, request: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-        if self.proc is None or self.proc.poll() is not None:
-            self.proc = self._start()
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(json.dumps(request) + "\n")
-        self.proc.stdin.flush()
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
-        deadline = time.monotonic() + timeout_s
-        try:
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0 or not sel.select(left):
-                    self.stop()
-                    return {"verdict": f"hang: no answer within {timeout_s:g} s"}
-                line = self.proc.stdout.readline()
-                if not line:
-                    code = self.proc.wait()
-                    self.stop()
-                    return {"verdict": f"crash: the reading process ended with {'signal ' + str(-code) if code < 0 else 'code ' + str(code)}"}
-                if line.startswith("@@ "):
-                    return json.loads(line[3:])
-        finally:
-            sel.close()
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            for pipe in (self.proc.stdin, self.proc.stdout):
-                if pipe is not None:
-                    pipe.close()
-            self.proc = None
-
-
-_WORKER = Worker()
+_WORKER = Worker("benchmarks.hostile_cases.pattern_files")
 _REFERENCES: dict[str, Reference] = {}
 
 
