@@ -525,9 +525,23 @@
     describePinned();
     drawMapOverlay();
     show(p);
+    sendPin(p);
+  }
+
+  // One pin request at a time, the latest point last: two posts in flight may reach the
+  // server in either order, and the server must end on the point the page shows.
+  let pinInFlight = false;
+  let pinWaiting;  // undefined: nothing waiting; else the latest point not yet sent
+  function sendPin(p) {
+    if (pinInFlight) { pinWaiting = p; return; }
+    pinInFlight = true;
     fetch(api("/api/pin"), { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(p) })
       .then(async (r) => { if (!r.ok) setStatus(`pin: ${await errorText(r)}`, true); })
-      .catch((e) => setStatus(`pin: ${e.message}`, true));
+      .catch((e) => setStatus(`pin: ${e.message}`, true))
+      .finally(() => {
+        pinInFlight = false;
+        if (pinWaiting !== undefined) { const next = pinWaiting; pinWaiting = undefined; sendPin(next); }
+      });
   }
 
   // "MAD (°) 0.42" or "phase Ni" of the base map under the mouse
