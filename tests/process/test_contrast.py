@@ -52,3 +52,45 @@ def test_bad_inputs(ocean):
         rescale_to_uint(raw, clow=90, chigh=10)
     with pytest.raises(ValueError, match="mask radius must be > 0, got -1"):
         circular_mask((10, 10), radius=-1)
+
+
+def _percentiles(x: np.ndarray, clow: float, chigh: float) -> tuple[np.ndarray, np.ndarray]:
+    from kikuchi.process._kernels import percentile_pair
+
+    lo, hi = np.empty(len(x)), np.empty(len(x))
+    percentile_pair(x, clow / 100, chigh / 100, lo, hi)
+    return lo, hi
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", ["normal", "few levels", "heavy tail", "one value", "NaN", "infinities"])
+def test_histogram_percentiles_are_numpys_exactly(rng, dtype, kind):
+    """The histogram kernel of the contrast stretch gives numpy.percentile's values, bit for bit."""
+    for npix in (1, 2, 5, 3600, 57600):
+        x = {
+            "normal": lambda: rng.normal(size=(12, npix)),
+            "few levels": lambda: rng.integers(0, 4, size=(12, npix)).astype(float),
+            "heavy tail": lambda: rng.exponential(size=(12, npix)) ** 4,
+            "one value": lambda: np.full((12, npix), 7.5),
+            "NaN": lambda: np.where(np.arange(12)[:, None] % 3 == 0, np.nan, rng.normal(size=(12, npix))),
+            "infinities": lambda: np.where((np.arange(npix) == 0) & (np.arange(12)[:, None] % 2 == 0), np.inf, rng.normal(size=(12, npix))),
+        }[kind]().astype(dtype)
+        for clow, chigh in ((0.25, 99.75), (1, 99), (50, 50.5), (33.3, 66.6), (0, 100)):
+            lo, hi = _percentiles(x, clow, chigh)
+            with np.errstate(invalid="ignore"):
+                ref_lo, ref_hi = np.percentile(x, (clow, chigh), axis=1).astype(np.float64)
+            np.testing.assert_array_equal(lo, ref_lo, err_msg=f"{kind} {npix} {clow}")
+            np.testing.assert_array_equal(hi, ref_hi, err_msg=f"{kind} {npix} {chigh}")
+    if kind == "NaN":
+        assert np.isnan(lo[0]) and np.isfinite(lo[1])
+
+
+def test_histogram_percentiles_on_adversarial_values():
+    """Values crowded into one bin of the histogram but one far outlier: still numpy's ranks."""
+    rng = np.random.default_rng(7)
+    x = 1.0 + rng.random((4, 3600)) * 1e-9
+    x[:, 0] = 1e6  # every other value falls into the first bin
+    x[1, :100] = -1e300
+    for clow, chigh in ((0.25, 99.75), (10, 90)):
+        lo, hi = _percentiles(x, clow, chigh)
+        np.testing.assert_array_equal(np.stack([lo, hi]), np.percentile(x, (clow, chigh), axis=1))

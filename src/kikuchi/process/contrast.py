@@ -75,8 +75,9 @@ def rescale_to_uint(patterns: Any, *, dtype: Any = "uint8", clow: float = 0.25, 
             # the 0th and 100th percentiles are the extremes, exactly: no partition needed
             lo, hi = block.min(axis=1).astype(np.float64), block.max(axis=1).astype(np.float64)
         else:
-            with np.errstate(invalid="ignore"):  # NaN or infinite values: found below
-                lo, hi = np.percentile(block, (clow, chigh), axis=1).astype(np.float64)
+            # numpy.percentile's values, from a histogram of each pattern (no partition)
+            lo, hi = np.empty(len(block)), np.empty(len(block))
+            _kernels.percentile_pair(block, clow / 100.0, chigh / 100.0, lo, hi)
         bad = ~(np.isfinite(lo) & np.isfinite(hi))  # a NaN (or, at 0 or 100 %, an infinity) among the values
         if bad.any():
             lo[bad] = hi[bad] = 0.0
