@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 
 import pytest
@@ -19,8 +20,9 @@ def _parser() -> argparse.ArgumentParser:
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        ([], {"executor": "serial", "workers": None, "scheduler": None}),
+        ([], {"executor": "threads", "workers": os.cpu_count(), "scheduler": None} if (os.cpu_count() or 1) > 1 else {"executor": "serial", "workers": None, "scheduler": None}),
         (["--threads", "3"], {"executor": "threads", "workers": 3, "scheduler": None}),
+        (["--threads", "1"], {"executor": "serial", "workers": None, "scheduler": None}),
         (["--workers", "2"], {"executor": "distributed", "workers": 2, "scheduler": None}),
         (["--scheduler", "tcp://host:8786"], {"executor": "distributed", "workers": None, "scheduler": "tcp://host:8786"}),
     ],

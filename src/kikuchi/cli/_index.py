@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kikuchi.cli._options import PATTERN_FILE, add_execution_arguments, check_output, execution_options, numbers, positive_int
+from kikuchi.cli._options import PATTERN_FILE, add_execution_arguments, check_output, execution_options, execution_text, numbers, positive_int
 
 _logger = logging.getLogger(__name__)
 
@@ -149,8 +150,7 @@ def run(args: argparse.Namespace) -> int:
     if len(set(names)) != len(names):
         raise ValueError(f"--phase given twice: {', '.join(names)}")
     execution = execution_options(args)
-    if execution["executor"] == "threads" and execution["workers"] == 1:
-        execution = {**execution, "executor": "serial", "workers": None}
+    t0 = time.perf_counter()
     with open_map(args.input, dataset=args.dataset) as m:
         detector = build_detector(m, args)  # of the dataset indexed: a processed dataset may be binned
         indexing = index_map(
@@ -159,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
             n_bands=args.n_bands, n_families=args.families,
             angle_tol_deg=args.angle_tol, max_mad_deg=args.max_mad, min_matched=args.min_bands,
         )
+        seconds = time.perf_counter() - t0
         truth = truth_of(m)
         source = m.path.name
         lost = int(getattr(m, "unreadable_points", 0))  # points of damaged chunks read around (--skip-bad-chunks)
@@ -178,6 +179,8 @@ def run(args: argparse.Namespace) -> int:
     summary["pattern_centre_bruker"] = indexing.settings.get("pc_in_bruker")
     summary["pattern_centre_from"] = pc_from
     summary["dataset"] = indexing.settings["dataset"]
+    summary["seconds"] = round(seconds, 3)
+    summary["execution"] = execution_text(execution)
     summary["background_removed"] = {"static": indexing.settings["static_background"], "dynamic": indexing.settings["dynamic_background"]}
     if "pc_refinement" in indexing.settings:
         summary["pc_refinement"] = indexing.settings["pc_refinement"]
@@ -191,7 +194,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     else:
-        print(f"{source}: indexed {summary['indexed']} of {summary['points']} points ({100 * summary['indexed_fraction']:.1f}%), "
+        print(f"{source}: indexed {summary['indexed']} of {summary['points']} points ({100 * summary['indexed_fraction']:.1f}%) "
+              f"in {seconds:.1f} s ({summary['points'] / max(seconds, 1e-9):.0f} patterns/s, {summary['execution']}), "
               f"mean MAD {summary['mean_mad_deg']} deg, phases {summary['phases']}; "
               f"{summary['no_signal']} point{'s' * (summary['no_signal'] != 1)} without signal "
               "(all one value, or not finite: not indexed, CTF error 6)"

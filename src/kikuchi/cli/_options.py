@@ -112,10 +112,13 @@ def row_col(text: str) -> tuple[int, int]:
 
 
 def add_execution_arguments(parser: argparse.ArgumentParser) -> None:
-    """How the map is streamed: serially (default), on threads or on a dask cluster (``--threads/--workers/--scheduler``)."""
+    """How the map is streamed: on threads of all cores (default), on N threads, or on a dask cluster (``--threads/--workers/--scheduler``)."""
     group = parser.add_argument_group("execution")
     g = group.add_mutually_exclusive_group()
-    g.add_argument("--threads", type=positive_int, metavar="N", help="run on N threads of this process")
+    g.add_argument(
+        "--threads", type=positive_int, metavar="N",
+        help=f"run on N threads of this process (default: all {os.cpu_count() or 1} cores of this machine; 1: serially)",
+    )  # fmt: skip
     g.add_argument("--workers", type=positive_int, metavar="N", help="run on a local dask cluster of N worker processes")
     g.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on a running dask.distributed cluster")
     group.add_argument(
@@ -203,13 +206,33 @@ def finite_positive(text: str) -> float:
 def execution_options(args: argparse.Namespace) -> dict[str, Any]:
     """``executor``, ``workers`` and ``scheduler`` keywords of the engine from the options of :func:`add_execution_arguments`.
 
+    With none of them: threads on all cores; ``--threads 1``: serially.
+
     >>> execution_options(argparse.Namespace(threads=4, workers=None, scheduler=None))
     {'executor': 'threads', 'workers': 4, 'scheduler': None}
+    >>> execution_options(argparse.Namespace(threads=1, workers=None, scheduler=None))
+    {'executor': 'serial', 'workers': None, 'scheduler': None}
     """
     if args.scheduler:
         return {"executor": "distributed", "workers": None, "scheduler": args.scheduler}
     if args.workers:
         return {"executor": "distributed", "workers": args.workers, "scheduler": None}
-    if args.threads:
-        return {"executor": "threads", "workers": args.threads, "scheduler": None}
-    return {"executor": "serial", "workers": None, "scheduler": None}
+    threads = args.threads or os.cpu_count() or 1
+    if threads == 1:
+        return {"executor": "serial", "workers": None, "scheduler": None}
+    return {"executor": "threads", "workers": threads, "scheduler": None}
+
+
+def execution_text(execution: dict[str, Any]) -> str:
+    """How a command ran, for its result line: 'serially', 'on 8 threads', 'on 2 dask workers', 'on the dask cluster at ...'.
+
+    >>> execution_text({"executor": "threads", "workers": 8, "scheduler": None})
+    'on 8 threads'
+    """
+    if execution["executor"] == "serial":
+        return "serially (1 thread)"
+    if execution["executor"] == "threads":
+        return f"on {execution['workers']} threads"
+    if execution.get("scheduler"):
+        return f"on the dask cluster at {execution['scheduler']}"
+    return f"on {execution['workers']} dask worker processes"

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kikuchi.cli._options import PATTERN_FILE, add_execution_arguments, check_output, check_positive_px, execution_options
+from kikuchi.cli._options import PATTERN_FILE, add_execution_arguments, check_output, check_positive_px, execution_options, execution_text
 from kikuchi.cli._options import positive_int as _positive_int
 
 _logger = logging.getLogger(__name__)
@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
             f"wrote {out}: {rows} x {cols} map, {h} x {w} {o.dtype} patterns "
             f"(preset {args.preset}, binning {p.get('binning_factor')}, static {p.get('static')} "
             f"[{p.get('static_background_source')}], dynamic {p.get('dynamic')} sigma {p.get('sigma_px'):.3g} px, "
-            f"npa {p.get('npa')}); {n} patterns in {dt:.1f} s ({n / max(dt, 1e-9):.0f} patterns/s, {execution['executor']}); "
+            f"npa {p.get('npa')}); {n} patterns in {dt:.1f} s ({n / max(dt, 1e-9):.0f} patterns/s, {execution_text(execution)}); "
             f"{bad} point{'s' * (bad != 1)} without signal (all one value, or not finite: zeros, flagged in {p.get('no_signal_map', 'the output')})"
             + (f"; {lost} point{'s' * (lost != 1)} in unreadable chunks of the input (damaged file: no pattern in the output)" if args.skip_bad_chunks else ""),
             file=sys.stdout,

@@ -11,7 +11,7 @@ import argparse
 import sys
 import time
 
-from kikuchi.cli._options import add_execution_arguments, check_output_folder, check_positive_px, execution_options
+from kikuchi.cli._options import add_execution_arguments, check_output_folder, check_positive_px, execution_options, execution_text
 from kikuchi.cli._vbse import add_input_arguments, check_map_request
 
 
@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_positive_px(args.sigma, "--sigma")
     check_output_folder(args.output, ("the input file", args.input))
+    execution = execution_options(args)
     t0 = time.perf_counter()
     with kikuchi.open(args.input, dataset=args.dataset) as m:
         check_map_request(m, args)
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
             sigma=args.sigma,
             static_background=not args.no_static_background,
             progress=not args.quiet and sys.stderr.isatty(),
-            **execution_options(args),
+            **execution,
         )
         n = m.n_patterns
         lost = int(getattr(m, "unreadable_points", 0))
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         bad = int(maps.no_signal.sum()) if maps.no_signal is not None else 0
         print(
-            f"{n} patterns: quality maps of the {args.signal} signal in {t1 - t0:.1f} s; figures in {time.perf_counter() - t1:.1f} s: {index}; "
+            f"{n} patterns: quality maps of the {args.signal} signal in {t1 - t0:.1f} s {execution_text(execution)}; figures in {time.perf_counter() - t1:.1f} s: {index}; "
             f"{bad} point{'s' * (bad != 1)} without signal (all one value, or not finite: NaN in the maps)"
             + (f"; {lost} point{'s' * (lost != 1)} in unreadable chunks (damaged file: NaN in the maps)" if args.skip_bad_chunks else "")
         )

@@ -22,6 +22,7 @@ from kikuchi.cli._options import (
     check_output_folder,
     check_positive_px,
     execution_options,
+    execution_text,
 )
 
 #: Most regions of ``--region-pngs`` (one PNG each, about 0.1 s apiece).
@@ -107,7 +108,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--n-std", type=float, default=2.0, metavar="K", help="colour channels span median +- K std (default 2)")
     parser.add_argument("--diode-strip", type=float, default=0.15, metavar="F", help="height of the diode strips, fraction of the pattern (default 0.15)")
-    parser.add_argument("--no-kikuchi-com", action="store_true", help="skip the centre of mass of the Kikuchi signal (saves a background removal per pattern)")
+    parser.add_argument(
+        "--kikuchi-com", action="store_true",
+        help="also the centre of mass of the Kikuchi signal (pattern / its background): costs a background removal per pattern",
+    )  # fmt: skip
+    parser.add_argument("--no-kikuchi-com", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old scripts
     parser.add_argument("--region-pngs", action="store_true", help="also write one PNG per region")
     parser.add_argument("--no-png", action="store_true", help="write vbse.h5 only (no PNG gallery)")
     add_execution_arguments(parser)
@@ -127,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--diode-strip is a fraction of the pattern height, 0 < F <= 1; got {args.diode_strip:g}")
     check_output_folder(args.output, ("the input file", args.input))
     t0 = time.perf_counter()
+    execution = execution_options(args)
     with kikuchi.open(args.input, dataset=args.dataset) as m:
         check_map_request(m, args, grid=grid)
         maps = vbse_maps(
@@ -134,11 +140,11 @@ def run(args: argparse.Namespace) -> int:
             grid=grid,
             signal=args.signal,
             sigma=args.sigma,
-            com_kikuchi=not args.no_kikuchi_com,
+            com_kikuchi=args.kikuchi_com,
             diode_strip=args.diode_strip,
             static_background=not args.no_static_background,
             progress=not args.quiet and sys.stderr.isatty(),
-            **execution_options(args),
+            **execution,
         )
         n = m.n_patterns
         lost = int(getattr(m, "unreadable_points", 0))
@@ -156,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         bad = int(maps.no_signal.sum()) if maps.no_signal is not None else 0
         print(
-            f"{n} patterns, {grid[0]}x{grid[1]} grid of the {args.signal} signal in {t1 - t0:.1f} s; "
+            f"{n} patterns, {grid[0]}x{grid[1]} grid of the {args.signal} signal in {t1 - t0:.1f} s {execution_text(execution)}; "
             f"output in {time.perf_counter() - t1:.1f} s: {written}; "
             f"{bad} point{'s' * (bad != 1)} without signal (all one value, or not finite: NaN in the images)"
             + (f"; {lost} point{'s' * (lost != 1)} in unreadable chunks (damaged file: NaN in the images)" if args.skip_bad_chunks else "")
