@@ -242,6 +242,31 @@ def test_encoded_chunks_read_back_identically(tmp_path, compression):
         np.testing.assert_allclose(m.bse_map[0], patterns.reshape(23, -1).mean(axis=1))
 
 
+@pytest.mark.parametrize("workers", [1, 3])
+@pytest.mark.parametrize("compression", [None, {}, {"compression": "gzip", "compression_opts": 6}, {"compression": "lzf"}])
+def test_blocks_of_any_alignment_are_written_whole(tmp_path, workers, compression):
+    """Blocks that start and end inside chunks, span many chunks or fit in one: the file holds exactly the patterns.
+
+    Whole chunks are compressed on the writer's threads and stored directly;
+    the partial ends go through h5py; the stored chunks decode with h5py too.
+    """
+    path = tmp_path / "m.h5"
+    rng = np.random.default_rng(5)
+    n = 61
+    patterns = rng.integers(0, 4096, (n, H, W)).astype(np.uint16)
+    edges = [0, 3, 4, 9, 30, 31, 33, 59, 61]  # partial heads, many whole chunks, one-pattern blocks, the short last chunk
+    with MapWriter(path, nav_shape=(1, n), pattern_shape=(H, W), dtype=np.uint16, chunk_patterns=5, compression=compression, workers=workers) as w:
+        for a, b in zip(edges[:-1], edges[1:]):
+            w.write(a, patterns[a:b].astype(np.float64))  # converted to the file's type on the way
+    with open_map(path) as m:
+        np.testing.assert_array_equal(m.read(), patterns)
+        np.testing.assert_allclose(m.bse_map[0], patterns.reshape(n, -1).mean(axis=1))
+    with h5py.File(path) as f:
+        ds = f["Scan/EBSD/Data/RawPatterns"]
+        np.testing.assert_array_equal(ds[...], patterns)
+        assert ds.compression == ("gzip" if compression is None else compression.get("compression"))
+
+
 def test_chunk_larger_than_the_map_is_capped(tmp_path):
     with MapWriter(tmp_path / "m.h5", nav_shape=(1, 3), pattern_shape=(H, W), dtype="uint8", chunk_patterns=100) as w:
         w.write(0, np.ones((3, H, W)))

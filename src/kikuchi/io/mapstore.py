@@ -28,10 +28,12 @@ kikuchi adds attributes (``PCConvention``, ``SampleTilt``, ``CameraTilt``,
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures as cf
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -579,6 +581,21 @@ def _fitting(patterns: np.ndarray, dtype: np.dtype, where: str) -> np.ndarray:
     return patterns.astype(dtype)
 
 
+def _bounded_map(pool: cf.Executor, func: Callable[[Any], Any], items: Iterator[Any], ahead: int) -> Iterator[Any]:
+    """``pool.map(func, items)`` in order, with at most ``ahead`` items submitted and not yet taken."""
+    pending: collections.deque = collections.deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(func, item))
+            if len(pending) >= ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for fut in pending:
+            fut.cancel()
+
+
 def _json_attr(group: h5py.Group) -> Any:
     """The attribute ``json`` of ``group`` decoded, or None when it is not JSON text."""
     raw = _scalar(group.attrs["json"]) if "json" in group.attrs else None
@@ -720,6 +737,9 @@ class MapWriter:
         h5py filter keywords; default :data:`DEFAULT_COMPRESSION`.
     manufacturer
         Written to the root ``Manufacturer``.
+    workers
+        Threads that compress the chunks of a block given to :meth:`write`
+        (default: all cores).
 
     Examples
     --------
@@ -744,6 +764,7 @@ class MapWriter:
         chunk_patterns: int | None = None,
         compression: dict[str, Any] | None = None,
         manufacturer: str = MANUFACTURER,
+        workers: int | None = None,
     ):
         self.path = check_path(path)
         self.nav_shape = check_pair(nav_shape, "nav_shape")
@@ -768,6 +789,9 @@ class MapWriter:
             raise ArgumentTypeError(f"compression={shown(compression)}: expected h5py filter keywords, e.g. {{'compression': 'gzip', 'compression_opts': 1}}")
         self.compression = DEFAULT_COMPRESSION if compression is None else compression
         self.manufacturer = manufacturer
+        #: Threads that compress chunks (default: all cores).
+        self.workers = check_count(workers, "workers") if workers is not None else max(1, os.cpu_count() or 1)
+        self._pool: cf.ThreadPoolExecutor | None = None
         self._atomic = atomic_output(self.path)
         self._file: h5py.File | None = None
         self._sums = np.zeros(self.n_patterns)
@@ -795,6 +819,9 @@ class MapWriter:
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         assert self._file is not None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
         try:
             if exc_type is None:
                 self._finish()
@@ -918,11 +945,49 @@ class MapWriter:
         ) and patterns.shape[0] <= self.chunk_patterns
         if encoded is not None and one_chunk:
             self.data[self.dataset].id.write_direct_chunk((start, 0, 0), encoded)
+        elif self.can_encode:
+            self._write_encoded(start, patterns)
         else:
             self.data[self.dataset][start:stop] = patterns
         if self.dataset == RAW:
             self._sums[start:stop] = patterns.reshape(patterns.shape[0], -1).sum(axis=1, dtype=np.float64)
         self._written[start:stop] = True
+
+    def _write_encoded(self, start: int, patterns: np.ndarray) -> None:
+        """Store the whole chunks of a block compressed here, on all cores, and the rest through h5py.
+
+        The chunks are deflated by :meth:`encode_chunk` (ISA-L, outside the
+        GIL) on a pool of :attr:`workers` threads, a few at a time, and
+        stored as they are with ``write_direct_chunk``: no per-pattern work and
+        no HDF5 filter pipeline. The parts of the block that fill a chunk
+        only partly go through h5py (which merges them with what the chunk
+        holds). Returns when everything is written.
+        """
+        ds = self.data[self.dataset]
+        cp = self.chunk_patterns
+        stop = start + len(patterns)
+        first = -(-start // cp) * cp  # the first chunk boundary at or after start
+        last = stop if stop == self.n_patterns else stop // cp * cp  # the end of the last whole chunk
+        if first >= last:
+            ds[start:stop] = patterns
+            return
+        if first > start:
+            ds[start:first] = patterns[: first - start]
+        offsets = list(range(first, last, cp))
+        pieces = (patterns[o - start : min(o + cp, stop) - start] for o in offsets)
+        if len(offsets) == 1 or self.workers == 1:
+            blobs: Any = map(self.encode_chunk, pieces)
+        else:
+            blobs = _bounded_map(self._encoder(), self.encode_chunk, pieces, 2 * self.workers)
+        for offset, blob in zip(offsets, blobs):
+            ds.id.write_direct_chunk((offset, 0, 0), blob)
+        if last < stop:
+            ds[last:stop] = patterns[last - start :]
+
+    def _encoder(self) -> cf.ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = cf.ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="kikuchi-deflate")
+        return self._pool
 
     def write_rows(self, start_row: int, patterns: np.ndarray) -> None:
         """Write whole map rows, patterns of shape (n_rows, cols, h, w)."""
