@@ -113,12 +113,12 @@ def test_process_with_neighbour_averaging(cli, maps, tmp_path):
 def test_vbse(cli, maps, tmp_path):
     clean, bad_path, bad = maps
     out = tmp_path / "v"
-    proc = cli("vbse", bad_path, "-o", out, "--no-png", "--signal", "kikuchi")
+    proc = cli("vbse", bad_path, "-o", out, "--no-png", "--signal", "kikuchi", "--kikuchi-com")
     assert proc.returncode == 0, proc.stderr
     assert "; 6 points without signal (all one value, or not finite: NaN in the images)" in proc.stdout
     assert "warning: bad.h5: 6 of 500 points hold no signal" in proc.stderr
     with kikuchi.open(clean) as m:
-        want = quiet(vbse_maps, m, signal="kikuchi", progress=False)
+        want = quiet(vbse_maps, m, signal="kikuchi", progress=False, com_kikuchi=True)
     with h5py.File(out / "vbse.h5") as f:
         for name in ("vbse", "bse", "com_raw", "com_kikuchi", "diodes"):
             got = f[name][()]

@@ -27,7 +27,7 @@ def two_grain_file(tmp_path, rng):
 
 def test_vbse_writes_arrays_gallery_and_index(cli, two_grain_file, tmp_path):
     out = tmp_path / "gallery"
-    proc = cli("vbse", two_grain_file, "-o", out, "--grid", "5x6", "--rgb", "4:0,2:3,29", "--remove-gradient", "--threads", "2")
+    proc = cli("vbse", two_grain_file, "-o", out, "--grid", "5x6", "--rgb", "4:0,2:3,29", "--remove-gradient", "--threads", "2", "--kikuchi-com")
     assert proc.returncode == 0, proc.stderr
     assert "48 patterns, 5x6 grid of the raw signal" in proc.stdout
     with h5py.File(out / "vbse.h5") as f:

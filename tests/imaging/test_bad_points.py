@@ -40,9 +40,9 @@ def clean_run(func, path, **options):
 def test_vbse_maps(maps, signal):
     clean, bad_path, bad = maps
     with kikuchi.open(bad_path) as m, pytest.warns(NoSignalWarning, match=r"bad.h5: 4 of 48 points hold no signal .*: \(row 0, col 0\), .*; NaN in the images"):
-        got = vbse_maps(m, signal=signal, progress=False, chunk_rows=2)
+        got = vbse_maps(m, signal=signal, progress=False, chunk_rows=2, com_kikuchi=True)
         only = vbse_map(m, signal=signal, progress=False)
-    want = clean_run(vbse_maps, clean, signal=signal)
+    want = clean_run(vbse_maps, clean, signal=signal, com_kikuchi=True)
     np.testing.assert_array_equal(got.no_signal, bad)
     for name in ("vbse", "bse", "com_raw", "com_kikuchi", "diodes"):
         np.testing.assert_array_equal(getattr(got, name)[~bad], getattr(want, name)[~bad], err_msg=name)

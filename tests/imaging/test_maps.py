@@ -36,7 +36,7 @@ def small_map(tmp_path, rng):
 def test_vbse_maps_equal_the_array_functions(small_map):
     with kikuchi.open(small_map) as m:
         patterns = m.read_all()
-        maps = vbse_maps(m, grid=(4, 5), progress=False, chunk_rows=2)
+        maps = vbse_maps(m, grid=(4, 5), progress=False, chunk_rows=2, com_kikuchi=True)
         background = m.static_background
     assert maps.vbse.shape == (5, 6, 4, 5)
     np.testing.assert_allclose(maps.vbse, vbse_array(patterns, grid=(4, 5)))

@@ -278,7 +278,7 @@ def vbse_maps(
     grid: str | Sequence[int] | int = (7, 7),
     signal: str = "raw",
     sigma: float | None = None,
-    com_kikuchi: bool = True,
+    com_kikuchi: bool = False,
     diode_strip: float = 0.15,
     static_background: bool = True,
     executor: str = "serial",
@@ -304,9 +304,10 @@ def vbse_maps(
         Background low-pass width for 'kikuchi'/'background' (see
         :func:`kikuchi_signal`).
     com_kikuchi
-        Also compute the centre of mass of the Kikuchi signal (costs a
-        background removal of every pattern unless ``signal='kikuchi'``:
-        the 'background' signal is taken without the static background).
+        Also compute the centre of mass of the Kikuchi signal (off by
+        default: it costs a background removal of every pattern unless
+        ``signal='kikuchi'``; the 'background' signal is taken without the
+        static background).
     diode_strip
         Height of the diode strips, fraction of the pattern height.
     static_background
