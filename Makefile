@@ -11,8 +11,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# After installing, the numba kernels are compiled once on all cores and cached
+# (python -m kikuchi._warmup), so a first run does not wait for compilation.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m kikuchi._warmup
 	touch $(STAMP)
 
 demo: $(STAMP)
