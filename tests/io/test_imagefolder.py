@@ -256,3 +256,54 @@ def test_parse_shape_and_natural_key():
     with pytest.raises(ValueError, match="rows and columns must be positive"):
         parse_shape("0x4")
     assert sorted(["a10b2", "a2b10", "a2b9"], key=natural_key) == ["a2b9", "a2b10", "a10b2"]
+
+
+def test_tiffs_of_one_layout_are_read_without_parsing_each(tmp_path):
+    """After the first TIFF, files whose bytes outside the pixels are the same are read in place; any other
+    file (other tags, byte order, compression, size) is decoded by tifffile: the values are right either way."""
+    import tifffile
+
+    folder = tmp_path / "Images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    images = {}
+    for r in range(3):
+        for c in range(4):
+            images[r, c] = rng.integers(0, 65535, (16, 12)).astype(np.uint16)
+            tifffile.imwrite(folder / f"{r}_{c}.tiff", images[r, c])
+    # files written otherwise: big-endian, compressed, another description, 8 rows taller than the rest
+    tifffile.imwrite(folder / "1_1.tiff", images[1, 1], byteorder=">")
+    tifffile.imwrite(folder / "1_2.tiff", images[1, 2], compression="zlib")
+    tifffile.imwrite(folder / "2_0.tiff", images[2, 0], description="acquired at 12:00")
+    src = open_image_source(folder)
+    assert src._tiff_layout is None
+    first = src.read(src.names.index("0_0.tiff"))
+    np.testing.assert_array_equal(first, images[0, 0])
+    assert src._tiff_layout  # learned from the first file
+    for (r, c), want in images.items():
+        got = src.read(src.names.index(f"{r}_{c}.tiff"))
+        assert got.dtype == np.uint16 and got.dtype.isnative
+        np.testing.assert_array_equal(got, want, err_msg=f"{r}_{c}")
+    assert src._tiff_layout.pixels((folder / "1_1.tiff").read_bytes()) is None  # not the same layout: tifffile read it
+    assert src._tiff_layout.pixels((folder / "0_3.tiff").read_bytes()) is not None
+    # a file cut short is not taken for the layout: tifffile's error names it
+    data = (folder / "0_3.tiff").read_bytes()
+    (folder / "0_3.tiff").write_bytes(data[:-10])
+    with pytest.raises(ImageReadError, match=r"0_3\.tiff: unreadable image"):
+        src.read(src.names.index("0_3.tiff"))
+
+
+def test_big_endian_first_tiff_sets_a_big_endian_layout(tmp_path):
+    import tifffile
+
+    folder = tmp_path / "Images"
+    folder.mkdir()
+    want = np.arange(6 * 5, dtype=np.uint16).reshape(6, 5) * 1000
+    for c in range(3):
+        tifffile.imwrite(folder / f"0_{c}.tiff", want + c, byteorder=">")
+    src = open_image_source(folder)
+    for c in range(3):
+        got = src.read(src.names.index(f"0_{c}.tiff"))
+        np.testing.assert_array_equal(got, want + c)
+        assert got.dtype.isnative
+    assert src._tiff_layout and not src._tiff_layout.dtype.isnative

@@ -32,6 +32,7 @@ import re
 import threading
 import zipfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +147,58 @@ def _decode(data: bytes | Path, suffix: str, label: str) -> np.ndarray:
     except Exception as exc:  # decoders raise many kinds; all mean "unreadable"
         raise ImageReadError(f"{label}: unreadable image ({type(exc).__name__}: {exc})") from exc
     return _as_grey(np.asarray(arr), label)
+
+
+@dataclass(frozen=True)
+class _TiffLayout:
+    """Where the pixels of an uncompressed one-strip greyscale TIFF lie, learned from one file of a folder.
+
+    A file of the same size whose bytes outside the pixel data equal those of
+    the learned file (header, tags, every IFD: the whole structure) has its
+    pixels at the same place, in the same type and shape: they are taken from
+    the bytes read (one read, no parsing, no GIL held for long). Any other
+    file is decoded by tifffile, as always.
+    """
+
+    size: int
+    offset: int
+    nbytes: int
+    head: bytes
+    tail: bytes
+    dtype: np.dtype
+    shape: tuple[int, int]
+
+    @classmethod
+    def learn(cls, data: bytes, arr: np.ndarray) -> _TiffLayout | None:
+        import tifffile
+
+        try:
+            with tifffile.TiffFile(io.BytesIO(data)) as tf:
+                page = tf.pages[0]
+                if (
+                    len(tf.pages) != 1 or int(page.compression) != 1 or page.samplesperpixel != 1 or int(page.predictor) != 1
+                    or int(page.fillorder) != 1 or len(page.dataoffsets) != 1 or not page.is_contiguous
+                ):  # fmt: skip
+                    return None
+                offset, nbytes = int(page.dataoffsets[0]), int(page.databytecounts[0])
+                dtype = np.dtype(page.dtype).newbyteorder(tf.byteorder)
+        except Exception:  # noqa: BLE001 - anything odd: no fast path, tifffile decodes every file
+            return None
+        if arr.ndim != 2 or nbytes != arr.nbytes or offset + nbytes > len(data):
+            return None
+        layout = cls(len(data), offset, nbytes, data[:offset], data[offset + nbytes :], dtype, (int(arr.shape[0]), int(arr.shape[1])))
+        got = layout.pixels(data)
+        return layout if got is not None and np.array_equal(got, arr) else None
+
+    def pixels(self, data: bytes) -> np.ndarray | None:
+        """The image of ``data`` when it has this layout, else None."""
+        if len(data) != self.size:
+            return None
+        view = memoryview(data)
+        if view[: self.offset] != self.head or view[self.offset + self.nbytes :] != self.tail:
+            return None
+        arr = np.frombuffer(data, dtype=self.dtype, count=self.shape[0] * self.shape[1], offset=self.offset).reshape(self.shape)
+        return arr if self.dtype.isnative else arr.astype(self.dtype.newbyteorder("="))
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -277,6 +330,8 @@ class ImageSource:
         self._local = threading.local()
         self._handles: list[zipfile.ZipFile] = []
         self._lock = threading.Lock()
+        #: The layout of the first TIFF decoded, None until then, False when it has none to reuse.
+        self._tiff_layout: _TiffLayout | None | bool = None
 
     def __len__(self) -> int:
         return len(self.names)
@@ -324,8 +379,27 @@ class ImageSource:
                 data = self._zip().read(name)
             except Exception as exc:  # BadZipFile (CRC), zlib.error, EOFError, OSError, ...: all mean a damaged member
                 raise ImageReadError(f"{self.label(i)}: cannot read from the zip ({type(exc).__name__}: {exc})") from exc
+        elif suffix in _TIFF:
+            try:
+                data = (self.path / name).read_bytes()
+            except OSError as exc:
+                raise ImageReadError(f"{self.label(i)}: cannot read ({exc.strerror or exc})") from exc
+        else:
+            return _decode(self.path / name, suffix, self.label(i))
+        if suffix not in _TIFF:
             return _decode(data, suffix, self.label(i))
-        return _decode(self.path / name, suffix, self.label(i))
+        layout = self._tiff_layout
+        if layout:
+            arr = layout.pixels(data)  # type: ignore[union-attr]
+            if arr is not None:
+                return arr
+        arr = _decode(data, suffix, self.label(i))
+        if layout is None:
+            learned = _TiffLayout.learn(data, arr)
+            with self._lock:
+                if self._tiff_layout is None:
+                    self._tiff_layout = learned if learned is not None else False
+        return arr
 
     def inferred_shape(self) -> tuple[int, int] | None:
         """Map shape from the positions in the names (max row + 1, max col + 1), when they carry them."""
