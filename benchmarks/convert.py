@@ -31,11 +31,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _patterns import PatternMaker  # noqa: E402
+from _seed import seed_convert_loop  # noqa: E402
 
 from kikuchi.io.convert import convert_images  # noqa: E402
 from kikuchi.io.mapstore import DEFAULT_COMPRESSION, open_map  # noqa: E402
@@ -70,29 +70,6 @@ def generate(n: int, shape: tuple[int, int]) -> tuple[Path, tuple[int, int]]:
     return folder, (rows, cols)
 
 
-def baseline(folder: Path, nav_shape: tuple[int, int], n_images: int, out: Path) -> tuple[float, float]:
-    """The notebook's loop: PIL open, one gzip-9 chunk per pattern, one write per pattern."""
-    from PIL import Image
-
-    rows, cols = nav_shape
-    first = np.array(Image.open(folder / "0_0.tiff"))
-    t0, c0 = time.perf_counter(), time.process_time()
-    with h5py.File(out, "w") as f5:
-        dset = f5.create_dataset(
-            "Scan/EBSD/Data/RawPatterns", (rows * cols, *first.shape), dtype=np.uint16,
-            chunks=(1, *first.shape), compression="gzip", compression_opts=9,
-        )
-        i = 0
-        for r in range(rows):
-            for c in range(cols):
-                if i >= n_images:
-                    break
-                img = Image.open(folder / f"{r}_{c}.tiff")
-                dset[i] = np.array(img)
-                i += 1
-    return time.perf_counter() - t0, time.process_time() - c0
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10000, help="number of images (default 10000)")
@@ -111,7 +88,7 @@ def main() -> None:
         deflate = "zlib (install the package isal for ISA-L, about 2-3x faster conversion)"
     print(f"{n} images, 240 x 240 uint16, map {nav_shape[0]} x {nav_shape[1]}, {os.cpu_count()} CPUs, deflate by {deflate}", flush=True)
     with tempfile.TemporaryDirectory(dir=DATA) as tmp:
-        t_base, c_base = baseline(folder, nav_shape, n_base, Path(tmp) / "baseline.h5")
+        t_base, c_base = seed_convert_loop(folder, nav_shape, n_base, Path(tmp) / "baseline.h5")
         t_base_all, c_base_all = t_base * n / n_base, c_base * n / n_base
         note = f" (timed on {n_base} images, scaled to {n})" if n_base < n else ""
         print(f"baseline (PIL + gzip-9, one pattern per write): {n_base / t_base:7.0f} patterns/s -> "
