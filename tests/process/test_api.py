@@ -9,9 +9,9 @@ import kikuchi.process
 def test_process_names():
     assert sorted(kikuchi.process.__all__) == sorted(
         [
-            "PRESETS", "BinningOverflowError", "ProcessingSettings", "auto_binning", "average_neighbours", "bin_patterns",
+            "PRESETS", "BinningOverflowError", "LambdaChoice", "ProcessingSettings", "auto_binning", "average_neighbours", "bin_patterns",
             "circular_mask", "clahe", "find_hot_pixels", "gaussian_lowpass", "make_signal_bg", "neighbour_weights",
-            "normalize_local", "partition_static_background", "process_patterns", "remove_bg", "remove_dynamic_background",
+            "nlpar", "nlpar_lambda", "nlpar_sigma", "nlpar_weights", "normalize_local", "partition_static_background", "process_patterns", "remove_bg", "remove_dynamic_background",
             "remove_hot_pixels", "remove_static_background", "rescale_to_uint",
         ]
     )

@@ -25,9 +25,10 @@ from kikuchi.io.mapstore import (
     open_map,
 )
 from kikuchi.process.no_signal import NO_SIGNAL, NoSignalWarning, no_signal, no_signal_summary
-from kikuchi.process.pipeline import PRESETS, Prepared, ProcessingSettings, prepare, process_block
+from kikuchi.process.nlpar import choose_lambda
+from kikuchi.process.pipeline import PRESETS, Prepared, ProcessingSettings, nlpar_lambda_block, prepare, process_block
 
-__all__ = ["load_static_background", "mean_pattern", "process_map", "process_pattern_at"]
+__all__ = ["load_static_background", "map_lambda", "mean_pattern", "process_map", "process_pattern_at"]
 
 _logger = logging.getLogger(__name__)
 
@@ -173,11 +174,9 @@ def process_chunk(
     writer only stores bytes.
     """
     flagged = no_signal(block) & have
-    out = process_block(block, have=have, core=core, prepared=prepared, workers=1, flagged=flagged)
+    out = process_block(block, have=have, core=core, prepared=prepared, workers=1, flagged=flagged, core_cols=core_cols)
     i0, i1 = core
     j0, j1 = core_cols or (0, block.shape[1])
-    if core_cols is not None:
-        out = np.ascontiguousarray(out[:, j0:j1])
     core_have = have[i0:i1, j0:j1]
     core_flagged = flagged[i0:i1, j0:j1]
     means = np.full(core_have.shape, np.nan)
@@ -323,6 +322,10 @@ def process_map(
         with bad_chunk_policy(on_bad_chunk):  # the mean pattern ('mean') reads the map too
             bg, bg_source = load_static_background(static_background, ebsd_map=m, progress=progress)
         prepared = prepare(settings, m.pattern_shape, bg if settings.static != "none" else None, background_source=bg_source)
+        if settings.nlpar and prepared.nlpar_lambda is None:
+            prepared = prepared.with_lambda(
+                map_lambda(m, prepared, executor=executor, workers=workers, scheduler=scheduler, progress=progress, on_bad_chunk=on_bad_chunk)
+            )
         if settings.static == "none":
             bg_source = "not used"
         elif bg is not None and prepared.static_background is None:
@@ -336,7 +339,7 @@ def process_map(
         }
         st = m.path.stat()
         fingerprint = {**parameters, "input_size": st.st_size, "input_mtime_ns": st.st_mtime_ns}
-        halo = int(settings.npa)
+        halo = settings.halo
         out_dtype = settings.output_dtype()
         if chunk_rows is None:
             # tiles only where a map row spans several HDF5 chunks, and cut at their borders
@@ -433,6 +436,33 @@ def process_map(
     return output
 
 
+def map_lambda(
+    ebsd_map: EBSDMap,
+    prepared: Prepared,
+    *,
+    executor: str = "serial",
+    workers: int | None = None,
+    scheduler: Any = None,
+    progress: bool = True,
+    on_bad_chunk: str | None = None,
+) -> Any:
+    """The automatic NLPAR lambda of a map: a first pass over it (steps 1-4 and the distances to the 8 neighbours).
+
+    Returns the :class:`~kikuchi.process.nlpar.LambdaChoice` of every map
+    point with a pattern that holds signal (see
+    :func:`~kikuchi.process.nlpar.choose_lambda`); the same whatever the
+    executor or the chunks.
+    """
+    from kikuchi.engine.reduce import map_reduce
+
+    d = map_reduce(
+        ebsd_map, nlpar_lambda_block, kwargs={"prepared": prepared}, executor=executor, workers=workers,
+        scheduler=scheduler, progress=progress, halo_rows=2, on_bad_chunk=on_bad_chunk,
+    )
+    d = d.reshape(-1, 9)
+    return choose_lambda(d[d[:, 8] > 0][:, :8])
+
+
 def _copy_metadata(m: EBSDMap, writer: ResumableMapWriter, prepared: Prepared, stored_bse: bool) -> None:
     """Copy the map data of the input into the output (once, at the start)."""
     if stored_bse:
@@ -478,7 +508,9 @@ def process_pattern_at(
     m.pattern(row, col)  # raises a clear error outside the map or where there is no pattern
     bg, _ = load_static_background(static_background, ebsd_map=m, progress=False)
     prepared = prepare(settings, m.pattern_shape, bg if settings.static != "none" else None)
-    n = int(settings.npa)
+    if settings.nlpar and prepared.nlpar_lambda is None:
+        prepared = prepared.with_lambda(map_lambda(m, prepared, executor="threads", progress=False))
+    n = settings.halo
     r0, r1 = max(0, row - n), min(m.nav_shape[0], row + n + 1)
     c0, c1 = max(0, col - n), min(m.nav_shape[1], col + n + 1)
     block = m.read_rows(r0, r1)[:, c0:c1]

@@ -1,4 +1,4 @@
-"""Pattern processing: binning, static and dynamic background, contrast, neighbour averaging.
+"""Pattern processing: binning, static and dynamic background, contrast, neighbour averaging, NLPAR.
 
 Functions work on one pattern (h, w) or a stack (n, h, w); the engine
 (:mod:`kikuchi.engine`) streams whole maps through them chunk by chunk.
@@ -18,11 +18,13 @@ from kikuchi.process.background import (
 from kikuchi.process.binning import BinningOverflowError, auto_binning, bin_patterns
 from kikuchi.process.contrast import circular_mask, clahe, normalize_local, rescale_to_uint
 from kikuchi.process.hot_pixels import find_hot_pixels, remove_hot_pixels
+from kikuchi.process.nlpar import LambdaChoice, nlpar, nlpar_lambda, nlpar_sigma, nlpar_weights
 from kikuchi.process.pipeline import PRESETS, ProcessingSettings, process_patterns
 
 __all__ = [
     "PRESETS",
     "BinningOverflowError",
+    "LambdaChoice",
     "ProcessingSettings",
     "auto_binning",
     "average_neighbours",
@@ -33,6 +35,10 @@ __all__ = [
     "gaussian_lowpass",
     "make_signal_bg",
     "neighbour_weights",
+    "nlpar",
+    "nlpar_lambda",
+    "nlpar_sigma",
+    "nlpar_weights",
     "normalize_local",
     "partition_static_background",
     "process_patterns",

@@ -733,3 +733,236 @@ def not_finite_stack(bits, exponent, out):  # pragma: no cover - compiled
                 bad = True
                 break
         out[p] = bad
+
+
+# -- non-local pattern averaging (NLPAR) ----------------------------------------
+
+#: Pixels summed in float32 before the sum goes to float64: partial sums short
+#: enough to keep the rounding far below the noise term they are compared with.
+_NLPAR_BLOCK = 1024
+#: Forward neighbours (row, col offsets) of the 3 x 3 window: each pair of points once.
+_FORWARD_3X3 = ((0, 1), (1, -1), (1, 0), (1, 1))
+
+
+@numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract", "nsz"})
+def _partial_squared_distance(a, b):  # pragma: no cover - compiled
+    """Σ (a - b)² in float32, in vector lanes (the order is the compiler's, fixed for a length)."""
+    s = np.float32(0.0)
+    for k in range(a.shape[0]):
+        d = a[k] - b[k]
+        s += d * d
+    return s
+
+
+@numba.njit(nogil=True, cache=True)
+def squared_distance(a, b):  # pragma: no cover - compiled
+    """Σ (a - b)² of two float32 vectors of the same length, as float64: float32 sums of
+    :data:`_NLPAR_BLOCK` pixels (slices: a loop over an index range does not vectorise here)."""
+    n = a.shape[0]
+    total = 0.0
+    for k0 in range(0, n, _NLPAR_BLOCK):
+        k1 = min(n, k0 + _NLPAR_BLOCK)
+        total += _partial_squared_distance(a[k0:k1], b[k0:k1])
+    return total
+
+
+@numba.njit(nogil=True, cache=True)
+def gather_pixels(x, pixels, out):  # pragma: no cover - compiled
+    """``out[i, j, k] = x[i, j, pixels[k]]``: the pixels compared, side by side (10x numpy's fancy indexing here)."""
+    rows, cols, _ = x.shape
+    m = pixels.shape[0]
+    for i in range(rows):
+        for j in range(cols):
+            src = x[i, j]
+            dst = out[i, j]
+            for k in range(m):
+                dst[k] = src[pixels[k]]
+
+
+@numba.njit(nogil=True, cache=True)
+def nlpar_sigma2(y, have, a0, a1, b0, b1, s2, raw):  # pragma: no cover - compiled
+    """Noise variance of the points ``[a0, a1) x [b0, b1)`` of ``y`` from their 3 x 3 neighbours.
+
+    ``y`` (rows, cols, p) float32 (the pixels compared), ``have`` (rows,
+    cols) bool. ``s2[r, c]`` = min over the neighbours q that have a pattern
+    of ``D(p, q) / (2 p)``, ``D`` the sum of squared differences (a pair of
+    equal patterns with independent noise of variance s² each has
+    ``E[D] = 2 p s²``); neighbours with ``D == 0`` (the same pattern stored
+    twice) are left out; NaN where there is no such neighbour. When
+    ``raw.shape[0] > 0`` the ``D`` to the 3 x 3 window (raster order, NaN
+    where no neighbour, the centre NaN) go to ``raw`` (a1 - a0, b1 - b0, 9).
+    Each pair is compared once.
+    """
+    rows, cols = have.shape
+    keep = raw.shape[0] > 0
+    twice_p = 2.0 * y.shape[2]
+    for r in range(a0, a1):
+        for c in range(b0, b1):
+            s2[r, c] = np.inf
+    if keep:
+        raw[:] = np.nan
+    for r in range(max(0, a0 - 1), min(rows, a1)):
+        for c in range(max(0, b0 - 1), min(cols, b1 + 1)):
+            if not have[r, c]:
+                continue
+            p_in = r >= a0 and b0 <= c < b1
+            for k in range(4):
+                dr, dc = _FORWARD_3X3[k]
+                rq, cq = r + dr, c + dc
+                if rq >= rows or cq < 0 or cq >= cols or not have[rq, cq]:
+                    continue
+                q_in = a0 <= rq < a1 and b0 <= cq < b1
+                if not (p_in or q_in):
+                    continue
+                d = squared_distance(y[r, c], y[rq, cq])
+                v = d / twice_p
+                slot = (dr + 1) * 3 + dc + 1
+                if p_in:
+                    if d > 0.0 and v < s2[r, c]:
+                        s2[r, c] = v
+                    if keep:
+                        raw[r - a0, c - b0, slot] = d
+                if q_in:
+                    if d > 0.0 and v < s2[rq, cq]:
+                        s2[rq, cq] = v
+                    if keep:
+                        raw[rq - a0, cq - b0, 8 - slot] = d
+    for r in range(a0, a1):
+        for c in range(b0, b1):
+            if s2[r, c] == np.inf:
+                s2[r, c] = np.nan
+
+
+@numba.njit(nogil=True, cache=True)
+def nlpar_distances(y, have, s2, sr, r0, r1, c0, c1, dist):  # pragma: no cover - compiled
+    """Noise-normalised distances of the points ``[r0, r1) x [c0, c1)`` to their search window.
+
+    ``dist`` (r1 - r0, c1 - c0, (2 sr + 1)²), the window in raster order:
+    ``(D - p (s_i² + s_j²)) / ((s_i² + s_j²) sqrt(2 p))`` (D the sum of
+    squared differences over the ``p`` pixels of ``y``: 0 on average for two
+    equal patterns with independent noise, in units of its standard
+    deviation), -inf at the point itself, +inf where the window leaves the
+    map, has no pattern or no noise estimate (``s2`` NaN; needed for the
+    points within ``sr`` of the region: a point without one is averaged
+    with no other and is no one's neighbour). Each pair is compared once.
+    """
+    rows, cols = have.shape
+    m = 2 * sr + 1
+    kk = m * m
+    n_pix = y.shape[2]
+    root = math.sqrt(2.0 * n_pix)
+    dist[:] = np.inf
+    for r in range(r0, r1):
+        for c in range(c0, c1):
+            if have[r, c]:
+                dist[r - r0, c - c0, sr * m + sr] = -np.inf
+    for r in range(max(0, r0 - sr), min(rows, r1)):
+        for c in range(max(0, c0 - sr), min(cols, c1 + sr)):
+            if not have[r, c] or not s2[r, c] >= 0.0:
+                continue
+            p_in = r >= r0 and c0 <= c < c1
+            for dr in range(0, sr + 1):
+                rq = r + dr
+                if rq >= rows:
+                    break
+                for dc in range(-sr, sr + 1):
+                    if dr == 0 and dc <= 0:
+                        continue
+                    cq = c + dc
+                    if cq < 0 or cq >= cols or not have[rq, cq] or not s2[rq, cq] >= 0.0:
+                        continue
+                    q_in = r0 <= rq < r1 and c0 <= cq < c1
+                    if not (p_in or q_in):
+                        continue
+                    d = squared_distance(y[r, c], y[rq, cq])
+                    s = s2[r, c] + s2[rq, cq]
+                    v = (d - n_pix * s) / (s * root)
+                    k = (dr + sr) * m + dc + sr
+                    if p_in:
+                        dist[r - r0, c - c0, k] = v
+                    if q_in:
+                        dist[rq - r0, cq - c0, kk - 1 - k] = v
+
+
+@numba.njit(nogil=True, cache=True)
+def nlpar_weight(v, inv_lam2):  # pragma: no cover - compiled
+    """``exp(-max(v, 0) / lambda²)``; 1 at or below the noise (v <= 0, the point itself), 0 for +inf."""
+    if v <= 0.0:
+        return 1.0
+    return math.exp(-v * inv_lam2)
+
+
+@numba.njit(nogil=True, cache=True, fastmath={"contract"})
+def nlpar_average(x, dist, inv_lam2, sr, r0, c0, out):  # pragma: no cover - compiled
+    """Weighted means of the search windows: ``out[i, j] = Σ w_k x_k / Σ w_k``.
+
+    ``x`` (rows, cols, p) float32 (all pixels), ``dist`` from
+    :func:`nlpar_distances` for the points ``r0 + i, c0 + j``; ``out``
+    (i, j, p) float32, zeros where the point has no weight of its own (no
+    pattern). Neighbours of weight 0 are skipped; the others are added in
+    the raster order of the window with float32 weights ``w_k / Σ w``, four
+    per sweep of the output.
+    """
+    ni, nj, kk = dist.shape
+    m = 2 * sr + 1
+    n_pix = x.shape[2]
+    nr = np.empty(kk, dtype=np.int64)
+    nc = np.empty(kk, dtype=np.int64)
+    nw = np.empty(kk, dtype=np.float64)
+    for i in range(ni):
+        for j in range(nj):
+            o = out[i, j]
+            o[:] = 0.0
+            if dist[i, j, sr * m + sr] != -np.inf:
+                continue
+            k = 0
+            total = 0.0
+            for a in range(kk):
+                v = dist[i, j, a]
+                if v == np.inf:
+                    continue
+                w = nlpar_weight(v, inv_lam2)
+                if w == 0.0:
+                    continue
+                nr[k] = r0 + i + a // m - sr
+                nc[k] = c0 + j + a % m - sr
+                nw[k] = w
+                total += w
+                k += 1
+            q = 0
+            while q + 4 <= k:
+                w0 = np.float32(nw[q] / total)
+                w1 = np.float32(nw[q + 1] / total)
+                w2 = np.float32(nw[q + 2] / total)
+                w3 = np.float32(nw[q + 3] / total)
+                p0 = x[nr[q], nc[q]]
+                p1 = x[nr[q + 1], nc[q + 1]]
+                p2 = x[nr[q + 2], nc[q + 2]]
+                p3 = x[nr[q + 3], nc[q + 3]]
+                for t in range(n_pix):
+                    o[t] = o[t] + w0 * p0[t] + w1 * p1[t] + w2 * p2[t] + w3 * p3[t]
+                q += 4
+            while q < k:
+                wq = np.float32(nw[q] / total)
+                p = x[nr[q], nc[q]]
+                for t in range(n_pix):
+                    o[t] = o[t] + wq * p[t]
+                q += 1
+
+
+@numba.njit(nogil=True, cache=True)
+def nlpar_lambda_objective(dist, inv_lam2, target):  # pragma: no cover - compiled
+    """Mean over the points of ``|target - 1 / W|``, ``W`` the total weight of a 3 x 3 window (its centre 1).
+
+    ``dist`` (n, 8): the normalised distances to the 8 neighbours, +inf where none.
+    """
+    n, k = dist.shape
+    s = 0.0
+    for i in range(n):
+        total = 1.0
+        for a in range(k):
+            v = dist[i, a]
+            if v != np.inf:
+                total += nlpar_weight(v, inv_lam2)
+        s += abs(target - 1.0 / total)
+    return s / max(n, 1)

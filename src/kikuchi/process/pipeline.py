@@ -9,8 +9,8 @@ optional steps of kikuchi in between:
 3. static background correction: divide (flat field, default) or subtract;
 4. dynamic background correction: divide by (``remove_bg``) or subtract
    (``make_signal_bg``) the Gaussian low-pass of each pattern;
-5. neighbour pattern averaging (needs the map: done by the engine or with
-   (rows, cols, h, w) input);
+5. neighbour pattern averaging, flat/Gaussian (NPA) or non-local (NLPAR)
+   (needs the map: done by the engine or with (rows, cols, h, w) input);
 6. contrast enhancement (optional): CLAHE or local normalisation;
 7. conversion to uint8 / uint16 by a percentile stretch (``clow``, ``chigh``)
    or kept as float32;
@@ -42,14 +42,16 @@ from kikuchi.process.background import (
 from kikuchi.process.binning import MODES, auto_binning, bin_patterns
 from kikuchi.process.contrast import circular_mask, clahe, normalize_local, rescale_to_uint
 from kikuchi.process.hot_pixels import find_hot_pixels, remove_hot_pixels
+from kikuchi.process.nlpar import LambdaChoice, check_lambda, choose_lambda, neighbour_distances_block, nlpar_block, signal_pixels
 from kikuchi.process.no_signal import check_static_background, no_signal
 
-__all__ = ["PRESETS", "Prepared", "ProcessingSettings", "prepare", "process_block", "process_patterns"]
+__all__ = ["PRESETS", "Prepared", "ProcessingSettings", "nlpar_lambda_block", "prepare", "process_block", "process_patterns"]
 
 STATIC = ("divide", "subtract", "none")
 DYNAMIC = ("divide", "subtract", "none")
 CONTRAST = ("none", "clahe", "local")
 DTYPES = ("uint8", "uint16", "float32")
+NLPAR_MASKS = ("none", "circle")
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,18 @@ class ProcessingSettings:
         Neighbour averaging half-width n ((2n+1)^2 window); 0: off.
     npa_weights, npa_sigma
         'flat' or 'gaussian' weights, Gaussian std in map steps.
+    nlpar
+        Non-local pattern averaging (:mod:`kikuchi.process.nlpar`) instead
+        of NPA (the two exclude each other).
+    nlpar_lambda
+        lambda of the NLPAR weights (> 0), or 'auto': chosen from the whole
+        map before processing (:func:`~kikuchi.process.nlpar.choose_lambda`).
+    nlpar_search_radius
+        NLPAR search window ``(2r+1) x (2r+1)`` map points (halo r + 1: the
+        noise of the farthest neighbours is estimated from theirs).
+    nlpar_mask
+        Pixels NLPAR compares: 'none' (all) or 'circle' (the inscribed
+        circle of the binned pattern); all are averaged.
     contrast
         Extra enhancement before the conversion: 'none', 'clahe', 'local'.
     clow, chigh
@@ -111,6 +125,10 @@ class ProcessingSettings:
     npa: int = 0
     npa_weights: str = "flat"
     npa_sigma: float = 1.0
+    nlpar: bool = False
+    nlpar_lambda: float | str = "auto"
+    nlpar_search_radius: int = 3
+    nlpar_mask: str = "none"
     contrast: str = "none"
     clow: float = 0.5
     chigh: float = 99.5
@@ -133,6 +151,7 @@ class ProcessingSettings:
         one_of("npa_weights", WEIGHTS)
         one_of("contrast", CONTRAST)
         one_of("dtype", DTYPES)
+        one_of("nlpar_mask", NLPAR_MASKS)
 
         def number(name: str) -> None:
             value = getattr(self, name)
@@ -155,6 +174,19 @@ class ProcessingSettings:
             raise ValueError(f"contrast percentiles must satisfy 0 <= clow < chigh <= 100; got clow={self.clow:g}, chigh={self.chigh:g}")
         if not self.npa_sigma > 0:
             raise ValueError(f"npa_sigma must be > 0; got {self.npa_sigma}")
+        if not isinstance(self.nlpar, (bool, np.bool_)):
+            raise ValueError(f"nlpar must be True or False; got {self.nlpar!r}")
+        object.__setattr__(self, "nlpar_lambda", check_lambda(self.nlpar_lambda))  # '0.5' -> 0.5
+        r = self.nlpar_search_radius
+        if isinstance(r, bool) or not isinstance(r, (int, np.integer)) or r < 1:
+            raise ValueError(f"nlpar_search_radius must be an integer >= 1 (map steps); got {r!r}")
+        if self.nlpar and self.npa:
+            raise ValueError(f"choose one neighbour averaging: nlpar or npa (got npa={self.npa} with nlpar)")
+
+    @property
+    def halo(self) -> int:
+        """Map rows (and columns) of neighbours each point needs: ``npa``, or the NLPAR search radius + 1."""
+        return int(self.nlpar_search_radius) + 1 if self.nlpar else int(self.npa)
 
     def replace(self, **changes: Any) -> ProcessingSettings:
         """A copy with some parameters changed (None values are ignored)."""
@@ -210,11 +242,35 @@ class Prepared:
     circle: np.ndarray | None
     #: Why the static background given was not used (or what was odd about it), or None.
     static_background_note: str | None = None
+    #: Flat indices of the pixels NLPAR compares (None: all).
+    nlpar_pixels: np.ndarray | None = None
+    #: The automatic NLPAR lambda, once chosen on the whole map (:meth:`with_lambda`).
+    nlpar_choice: LambdaChoice | None = None
+
+    @property
+    def nlpar_lambda(self) -> float | None:
+        """The NLPAR lambda used: the number given, or the automatic one once chosen (None before)."""
+        lam = self.settings.nlpar_lambda
+        if lam != "auto":
+            return float(lam)
+        return None if self.nlpar_choice is None else self.nlpar_choice.lam
+
+    def with_lambda(self, choice: LambdaChoice) -> Prepared:
+        """A copy with the automatic NLPAR lambda chosen."""
+        return dataclasses.replace(self, nlpar_choice=choice)
 
     def describe(self) -> dict[str, Any]:
         """Every parameter actually used, JSON-ready (recorded in the output file)."""
+        nlpar = {}
+        if self.settings.nlpar:
+            nlpar = {
+                "nlpar_lambda_used": self.nlpar_lambda,
+                "nlpar_lambda_choice": "given" if self.nlpar_choice is None else self.nlpar_choice.describe(),
+                "nlpar_pixels_compared": int(np.prod(self.output_shape)) if self.nlpar_pixels is None else int(self.nlpar_pixels.size),
+            }
         return {
             **self.settings.to_dict(),
+            **nlpar,
             "binning_factor": self.factor,
             "input_pattern_shape": list(self.pattern_shape),
             "output_pattern_shape": list(self.output_shape),
@@ -280,7 +336,8 @@ def prepare(
         bg = bg.astype(np.float32)
     sigma = settings.resolved_sigma(pattern_shape)
     circle = circular_mask(out_shape) if settings.mask else None
-    return Prepared(settings, pattern_shape, factor, out_shape, sigma, bg, hot, circle, note)
+    pixels = signal_pixels(circular_mask(out_shape), out_shape) if settings.nlpar and settings.nlpar_mask == "circle" else None
+    return Prepared(settings, pattern_shape, factor, out_shape, sigma, bg, hot, circle, note, nlpar_pixels=pixels)
 
 
 #: Bytes of float32 patterns per piece of a block: a piece's intermediate images stay in cache
@@ -398,7 +455,9 @@ def process_patterns(
             raise ValueError(f"have of shape {have_.shape} does not fit the {rows} x {cols} map")
         prep = prepare(settings, a.shape[2:], static_background)
         flagged = no_signal(a)
-        halo = int(settings.npa)
+        halo = settings.halo
+        if settings.nlpar and prep.nlpar_lambda is None:
+            prep = prep.with_lambda(_map_lambda(a, have_, prep, n_threads))
 
         result = np.empty((rows, cols, *prep.output_shape), dtype=settings.output_dtype())
 
@@ -412,8 +471,9 @@ def process_patterns(
         return result
     if a.ndim not in (2, 3):
         raise ValueError(f"patterns must be (h, w), (n, h, w) or (rows, cols, h, w); got shape {a.shape}")
-    if settings.npa:
-        raise ValueError("neighbour averaging (npa > 0) needs the map: give patterns as (rows, cols, h, w)")
+    if settings.npa or settings.nlpar:
+        which = "non-local pattern averaging (nlpar)" if settings.nlpar else "neighbour averaging (npa > 0)"
+        raise ValueError(f"{which} needs the map: give patterns as (rows, cols, h, w)")
     stack = a[None] if a.ndim == 2 else a
     prep = prepare(settings, stack.shape[1:], static_background)
     out = np.empty((len(stack), *prep.output_shape), dtype=settings.output_dtype())
@@ -466,18 +526,25 @@ def process_block(
     workers: int | None = None,
     out: np.ndarray | None = None,
     flagged: np.ndarray | None = None,
+    core_cols: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """The chunk function of the engine: process map rows with their halo rows.
 
-    ``block`` (r, cols, h, w) holds the chunk's map rows plus halo rows;
-    returns the processed core rows ``block[core[0]:core[1]]``,
-    (core rows, cols, h', w'), zeros where ``have`` is False; written to
-    ``out`` when given (an array of that shape and of the settings' dtype).
+    ``block`` (r, cols, h, w) holds the chunk's map rows plus halo rows
+    (``settings.halo`` of them, and as many columns on either side of a
+    tile); returns the processed core rows ``block[core[0]:core[1]]`` (of
+    the columns ``core_cols``, default all), (core rows, cols, h', w'),
+    zeros where ``have`` is False; written to ``out`` when given (an array
+    of that shape and of the settings' dtype).
     Points whose pattern holds no signal (``flagged``, (r, cols) bool;
     found with :func:`~kikuchi.process.no_signal.no_signal` when None) are
     treated as points without a pattern: zeros, and no one's neighbour.
+    With NLPAR and lambda 'auto', ``prepared`` must hold the lambda chosen
+    on the whole map (:meth:`Prepared.with_lambda`; the engine does this).
     """
     s = prepared.settings
+    if s.nlpar and prepared.nlpar_lambda is None:
+        raise ValueError("NLPAR lambda 'auto' is chosen on the whole map first: give prepared.with_lambda(...) (process_map and process_patterns do)")
     if block.dtype == np.bool_:
         block = block.view(np.uint8)
     if flagged is None:
@@ -486,28 +553,115 @@ def process_block(
         have = have & ~flagged
     rows, cols = block.shape[:2]
     i0, i1 = core
+    j0, j1 = (0, cols) if core_cols is None else (int(core_cols[0]), int(core_cols[1]))
+    halo = s.halo
     need = np.zeros(rows, bool)  # the core rows and, for averaging, their neighbours
-    need[max(0, i0 - s.npa) : min(rows, i1 + s.npa)] = True
+    need[max(0, i0 - halo) : min(rows, i1 + halo)] = True
     sel = have & need[:, None]
     h2, w2 = prepared.output_shape
-    core_have = have[i0:i1]
+    core_have = have[i0:i1, j0:j1]
     if out is None:
-        out = np.empty((i1 - i0, cols, h2, w2), dtype=s.output_dtype())
-    if sel.all() and core_have.all():
-        return _full_block(block, i0, i1, prepared, workers, out)
+        out = np.empty((i1 - i0, j1 - j0, h2, w2), dtype=s.output_dtype())
+    if s.nlpar:
+        return _nlpar_stage(block, have, (i0, i1), (j0, j1), prepared, workers, out)
+    if sel.all() and have[i0:i1].all():
+        if (j0, j1) == (0, cols):
+            return _full_block(block, i0, i1, prepared, workers, out)
+        out[...] = _full_block(block, i0, i1, prepared, workers, np.empty((i1 - i0, cols, h2, w2), dtype=out.dtype))[:, j0:j1]
+        return out
     floats = np.zeros((rows, cols, h2, w2), dtype=np.float32)
     if sel.any():
         floats[sel] = _background_stage(block[sel], prepared, workers)
     if s.npa:
         floats = average_neighbours(
-            floats, n=s.npa, weights=s.npa_weights, sigma=s.npa_sigma, have=have, rows=(i0, i1)
+            floats, n=s.npa, weights=s.npa_weights, sigma=s.npa_sigma, have=have, rows=(i0, i1), cols=(j0, j1)
         )
     else:
-        floats = floats[i0:i1]
+        floats = floats[i0:i1, j0:j1]
     out[...] = 0
     if core_have.any():
         out[core_have] = _output_stage(floats[core_have], prepared)
     return out
+
+
+def _floats(block: np.ndarray, have: np.ndarray, prep: Prepared, workers: int | None) -> np.ndarray:
+    """Steps 1-4 of the points of ``block`` (r, cols, h, w) that have a pattern: float32 (r, cols, h', w'), zeros elsewhere."""
+    rows, cols = block.shape[:2]
+    h2, w2 = prep.output_shape
+    if have.all():  # straight into the buffer, without copies through boolean indexing
+        floats = np.empty((rows, cols, h2, w2), dtype=np.float32)
+        _background_stage(block.reshape(-1, *block.shape[2:]), prep, workers, out=floats.reshape(-1, h2, w2))
+        return floats
+    floats = np.zeros((rows, cols, h2, w2), dtype=np.float32)
+    if have.any():
+        floats[have] = _background_stage(block[have], prep, workers)
+    return floats
+
+
+def _nlpar_stage(
+    block: np.ndarray, have: np.ndarray, core: tuple[int, int], core_cols: tuple[int, int], prep: Prepared,
+    workers: int | None, out: np.ndarray,
+) -> np.ndarray:
+    """:func:`process_block` with NLPAR: steps 1-4 on the core rows and ``halo`` rows around them, NLPAR of the core, steps 6-8."""
+    s = prep.settings
+    (i0, i1), (j0, j1) = core, core_cols
+    lo, hi = max(0, i0 - s.halo), min(block.shape[0], i1 + s.halo)
+    floats = _floats(block[lo:hi], have[lo:hi], prep, workers)
+    core_have = have[i0:i1, j0:j1]
+    direct = s.dtype == "float32" and s.contrast == "none" and prep.circle is None and out.flags.c_contiguous and core_have.all()
+    averaged = nlpar_block(
+        floats, have[lo:hi], lam=prep.nlpar_lambda, search_radius=s.nlpar_search_radius, pixels=prep.nlpar_pixels,
+        rows=(i0 - lo, i1 - lo), cols=(j0, j1), out=out if direct else None,
+    )
+    if direct:  # steps 6-8 do nothing to these floats
+        return out
+    if core_have.all():
+        out[...] = _output_stage(averaged.reshape(-1, *prep.output_shape), prep).reshape(out.shape)
+    else:
+        out[...] = 0
+        if core_have.any():
+            out[core_have] = _output_stage(averaged[core_have], prep)
+    return out
+
+
+def nlpar_lambda_block(
+    block: np.ndarray,
+    *,
+    have: np.ndarray,
+    core: tuple[int, int],
+    prepared: Prepared,
+    core_cols: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """Chunk function of the automatic NLPAR lambda (halo 2): steps 1-4, then the distances to the 8 neighbours.
+
+    Returns (core rows, cols, 9) float32: the noise-normalised distances of
+    each core point to its 8 neighbours (+inf where none) and, last, 1 for
+    the points computed (a pattern with signal), 0 for the others.
+    """
+    if block.dtype == np.bool_:
+        block = block.view(np.uint8)
+    have = have & ~no_signal(block)
+    rows, cols = block.shape[:2]
+    i0, i1 = core
+    j0, j1 = (0, cols) if core_cols is None else (int(core_cols[0]), int(core_cols[1]))
+    lo, hi = max(0, i0 - 2), min(rows, i1 + 2)
+    floats = _floats(block[lo:hi], have[lo:hi], prepared, 1)
+    d = neighbour_distances_block(floats, have[lo:hi], pixels=prepared.nlpar_pixels, rows=(i0 - lo, i1 - lo), cols=(j0, j1))
+    return np.concatenate([d, have[i0:i1, j0:j1, None]], axis=2).astype(np.float32)
+
+
+def _map_lambda(a: np.ndarray, have: np.ndarray, prep: Prepared, threads: int) -> LambdaChoice:
+    """The automatic NLPAR lambda of a map in memory (rows, cols, h, w): the engine's first pass in one block."""
+    rows = a.shape[0]
+    parts = _in_threads(
+        lambda r0, r1: nlpar_lambda_block(
+            a[max(0, r0 - 2) : r1 + 2], have=have[max(0, r0 - 2) : r1 + 2], core=(r0 - max(0, r0 - 2), r1 - max(0, r0 - 2)), prepared=prep
+        ),
+        rows,
+        threads,
+    )
+    d = np.concatenate(parts, axis=0)
+    return choose_lambda(d[d[..., 8] > 0][:, :8])
 
 
 def _full_block(block: np.ndarray, i0: int, i1: int, prep: Prepared, workers: int | None, out: np.ndarray) -> np.ndarray:
