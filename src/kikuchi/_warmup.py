@@ -59,11 +59,13 @@ def _index(work: Path) -> None:
 
 
 def _process(work: Path) -> None:
-    """process (background, contrast, averaging) of 16- and 8-bit maps, as the defaults and the indexing preset do."""
+    """process (background, contrast, averaging, NLPAR) of 16- and 8-bit maps, as the defaults and the indexing preset do."""
     for dtype in ("uint16", "uint8"):
         m = _random_map(work / f"p_{dtype}.h5", dtype)
         _kikuchi("process", m, "-o", work / f"p_{dtype}_default.h5", "--no-progress")
         _kikuchi("process", m, "-o", work / f"p_{dtype}_indexing.h5", "--preset", "indexing", "--binning", "1", "--no-progress")
+    # NLPAR works on the float32 patterns of step 4, whatever the input type: once is enough
+    _kikuchi("process", m, "-o", work / "p_nlpar.h5", "--nlpar", "--nlpar-mask", "circle", "--no-progress")
 
 
 def _imaging(work: Path) -> None:

@@ -46,6 +46,25 @@ def add_processing_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--hot-pixels", type=float, metavar="T", help="remove hot pixels above T robust standard deviations")
     g.add_argument("--npa", type=int, metavar="N", help="average each pattern with its (2N+1)^2 map neighbours")
     g.add_argument("--npa-weights", choices=("flat", "gaussian"), help="weights of the neighbour averaging")
+    g.add_argument(
+        "--nlpar", action="store_true", default=None,
+        help="non-local pattern averaging (NLPAR, Brewick et al. 2019) instead of --npa: each pattern becomes a mean of the "
+        "patterns of its search window weighted by how alike they are against the noise (patterns across a grain "
+        "boundary get almost no weight)",
+    )
+    g.add_argument(
+        "--lambda", dest="nlpar_lambda", metavar="auto|X",
+        help="with --nlpar: how fast the weights fall off with the noise-normalised distance; 'auto' (default) chooses it "
+        "from the map (PyEBSDIndex's opt_lambda targets, a first pass over the map); smaller averages less",
+    )
+    g.add_argument(
+        "--search-radius", dest="nlpar_search_radius", type=int, metavar="N",
+        help="with --nlpar: search window of (2N+1)^2 map points (default 3: 7 x 7)",
+    )
+    g.add_argument(
+        "--nlpar-mask", choices=("none", "circle"),
+        help="with --nlpar: the pixels compared, all (none, default) or the inscribed circle of the pattern; all are averaged",
+    )
     g.add_argument("--contrast", choices=("none", "clahe", "local"), help="extra contrast enhancement before the conversion")
     g.add_argument("--clow", type=float, metavar="PCT", help="percentile mapped to black")
     g.add_argument("--chigh", type=float, metavar="PCT", help="percentile mapped to white")
@@ -62,6 +81,21 @@ def settings_from_args(args: argparse.Namespace, preset: str) -> Any:
     check_positive_px(args.sigma, "--sigma")
     if args.npa is not None and args.npa < 0:
         raise ValueError(f"--npa must be >= 0, got {args.npa}")
+    if not args.nlpar:
+        given = [flag for flag, value in (("--lambda", args.nlpar_lambda), ("--search-radius", args.nlpar_search_radius), ("--nlpar-mask", args.nlpar_mask)) if value is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to non-local averaging only: add --nlpar")
+    elif args.npa:
+        raise ValueError(f"choose one neighbour averaging: --nlpar or --npa (got --npa {args.npa})")
+    if args.nlpar_lambda is not None:
+        from kikuchi.process.nlpar import check_lambda
+
+        try:
+            args.nlpar_lambda = check_lambda(args.nlpar_lambda)
+        except ValueError:
+            raise ValueError(f"--lambda must be 'auto' or a number > 0, got {args.nlpar_lambda!r}") from None
+    if args.nlpar_search_radius is not None and args.nlpar_search_radius < 1:
+        raise ValueError(f"--search-radius must be at least 1 map step, got {args.nlpar_search_radius}")
     changes = {
         "static": args.static,
         "dynamic": args.dynamic,
@@ -72,6 +106,10 @@ def settings_from_args(args: argparse.Namespace, preset: str) -> Any:
         "hot_pixels": args.hot_pixels,
         "npa": args.npa,
         "npa_weights": args.npa_weights,
+        "nlpar": args.nlpar,
+        "nlpar_lambda": args.nlpar_lambda,
+        "nlpar_search_radius": args.nlpar_search_radius,
+        "nlpar_mask": args.nlpar_mask,
         "contrast": args.contrast,
         "clow": args.clow,
         "chigh": args.chigh,
@@ -146,11 +184,16 @@ def run(args: argparse.Namespace) -> int:
         h, w = o.pattern_shape
         bad = int(p.get("no_signal_points", 0))
         lost = int(p.get("unreadable_points", 0))
+        if p.get("nlpar"):
+            how = "auto" if p.get("nlpar_lambda") == "auto" else "given"
+            averaging = f"nlpar lambda {p.get('nlpar_lambda_used'):.4g} ({how}) search radius {p.get('nlpar_search_radius')}"
+        else:
+            averaging = f"npa {p.get('npa')}"
         print(
             f"wrote {out}: {rows} x {cols} map, {h} x {w} {o.dtype} patterns "
             f"(preset {args.preset}, binning {p.get('binning_factor')}, static {p.get('static')} "
             f"[{p.get('static_background_source')}], dynamic {p.get('dynamic')} sigma {p.get('sigma_px'):.3g} px, "
-            f"npa {p.get('npa')}); {n} patterns in {dt:.1f} s ({n / max(dt, 1e-9):.0f} patterns/s, {execution_text(execution)}); "
+            f"{averaging}); {n} patterns in {dt:.1f} s ({n / max(dt, 1e-9):.0f} patterns/s, {execution_text(execution)}); "
             f"{bad} point{'s' * (bad != 1)} without signal (all one value, or not finite: zeros, flagged in {p.get('no_signal_map', 'the output')})"
             + (f"; {lost} point{'s' * (lost != 1)} in unreadable chunks of the input (damaged file: no pattern in the output)" if args.skip_bad_chunks else ""),
             file=sys.stdout,
