@@ -19,7 +19,7 @@ def test_explore_names():
             "orientations_from_file", "orientations_from_map", "orientations_from_omap",
         ],
         kikuchi.explore.server: ["ExplorerServer", "STATIC_FILES", "make_server"],
-        kikuchi.explore.source: ["MAX_NPA", "MapSource", "PatternQuery", "RequestError"],
+        kikuchi.explore.source: ["MAX_NLPAR", "MAX_NPA", "MapSource", "PatternQuery", "RequestError"],
     }  # fmt: skip
     for module, names in modules.items():
         assert sorted(module.__all__) == sorted(names), module.__name__

@@ -162,6 +162,27 @@ def test_slider_averages_neighbours(page, map_patterns):
     assert "n = 2 (window 5 x 5)" in page.get_by_test_id("processing-list").inner_text()
 
 
+def test_nlpar_radius_and_lambda(page, map_patterns):
+    """NLPAR beside the neighbour averaging: a search radius and a lambda; the pattern of kikuchi.process.nlpar."""
+    from kikuchi.process import nlpar
+
+    show_and_leave(page, 2, 4)
+    page.get_by_test_id("npa-slider").fill("1")
+    page.get_by_test_id("nlpar-lambda").fill("0.8")
+    page.get_by_test_id("nlpar-radius").fill("2")
+    page.wait_for_function("() => document.querySelector('[data-testid=pattern]').dataset.nlpar == '2'")
+    shown = settled(page)
+    assert shown["npa"] == 0 and page.get_by_test_id("npa-slider").is_disabled()  # one averaging at a time
+    np.testing.assert_array_equal(as_array(shown), nlpar(map_patterns, lam=0.8, search_radius=2)[2, 4])
+    assert "search radius 2, λ 0.8000 (given)" in page.get_by_test_id("processing-list").inner_text()
+    page.get_by_test_id("nlpar-lambda").fill("auto")
+    page.get_by_test_id("nlpar-lambda").press("Enter")
+    page.wait_for_function("() => document.querySelector('[data-testid=processing-list]').innerText.includes('auto on the 25 points')")
+    page.get_by_test_id("nlpar-radius").fill("0")
+    wait_for_pattern(page, 2, 4, npa=1)
+    assert not page.get_by_test_id("npa-slider").is_disabled()
+
+
 def test_signal_choice_shows_static_corrected_pattern(page, map_file):
     show_and_leave(page, 2, 2)
     page.get_by_test_id("signal-select").select_option("static")

@@ -30,9 +30,10 @@ Routes (all ``GET`` unless noted)::
     /api/info              JSON: map shape, step, pattern shape, base maps, signals
     /api/map?name=N        PNG of base map N (sent once; the page caches it)
     /api/map-values?name=N its values: float32 little-endian (rows, cols), NaN where none
-    /api/pattern?row=R&col=C[&npa=K][&signal=S][&OPTION=VALUE...]
+    /api/pattern?row=R&col=C[&npa=K | &nlpar=R[&lambda=auto|X]][&signal=S][&OPTION=VALUE...]
                            binary pattern message (see kikuchi.explore.encode);
-                           the options of each signal are listed in /api/info
+                           the options of each signal are listed in /api/info;
+                           nlpar: non-local averaging, search radius R
     /api/pattern.tiff?...  the same pattern as an exact TIFF download
     /api/pattern.png?...   the same pattern as an 8-bit PNG (min-max scaled)
     /api/bands?...[&n_bands=K]  JSON: bands detected in that pattern (end points, rho, theta)
@@ -87,7 +88,7 @@ _TOKEN = re.compile(r"[A-Za-z0-9_.~-]{8,256}")
 _TOKEN_IN_TEXT = re.compile(r"(token=)[^&\s\"']*")
 _MAX_QUERY = 1024
 _MAX_BODY = 1024
-_PATTERN_PARAMS = {"row", "col", "npa", "signal"}
+_PATTERN_PARAMS = {"row", "col", "npa", "signal", "nlpar", "lambda"}
 #: The addresses a server may bind without a token: this computer's own browser uses them.
 SAFE_HOSTS = ("127.0.0.1", "::1", "localhost")
 
@@ -727,6 +728,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             npa=self._int(params, "npa", 0),
             signal=signal,
             options=options,
+            nlpar=self._int(params, "nlpar", 0),
+            nlpar_lambda=self._value(params, "lambda") if "lambda" in params else "auto",
         )
 
     # -- routes --------------------------------------------------------------
@@ -767,7 +770,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _download_name(self, query: PatternQuery, ext: str) -> str:
         stem = re.sub(r"[^A-Za-z0-9_-]+", "_", self.server.source.path.stem)[:60] or "map"
-        npa = f"_npa{query.npa}" if query.npa else ""
+        npa = f"_npa{query.npa}" if query.npa else (f"_nlpar{query.nlpar}" if query.nlpar else "")
         signal = "" if query.signal == "raw" else f"_{query.signal}"
         return f"{stem}_r{query.row}_c{query.col}{npa}{signal}.{ext}"
 

@@ -38,12 +38,14 @@ from kikuchi.explore.layers import (
 )
 from kikuchi.io.mapstore import PROCESSED, RAW, EBSDMap, open_map
 
-__all__ = ["MapSource", "PatternQuery", "RequestError", "MAX_NPA"]
+__all__ = ["MapSource", "PatternQuery", "RequestError", "MAX_NLPAR", "MAX_NPA"]
 
 _logger = logging.getLogger(__name__)
 
 #: Largest neighbour-averaging radius the explorer offers.
 MAX_NPA = 10
+#: Largest NLPAR search radius the explorer offers (a window of 11 x 11 map points).
+MAX_NLPAR = 5
 #: Bytes of decoded patterns kept in memory by one MapSource.
 PATTERN_CACHE_BYTES = 128 << 20
 #: Finished patterns (averaged, processed) kept for repeated requests (a save after a look).
@@ -64,17 +66,34 @@ class RequestError(ValueError):
 
 @dataclass(frozen=True)
 class PatternQuery:
-    """Which pattern to serve: map position, neighbours averaged, signal and its options."""
+    """Which pattern to serve: map position, neighbours averaged (NPA or NLPAR), signal and its options.
+
+    ``nlpar`` is the NLPAR search radius (0: off), ``nlpar_lambda`` its
+    lambda ('auto' or a number, as text).
+    """
 
     row: int
     col: int
     npa: int = 0
     signal: str = "raw"
     options: tuple[tuple[str, Any], ...] = ()
+    nlpar: int = 0
+    nlpar_lambda: str = "auto"
 
     @property
     def key(self) -> tuple:
-        return (self.row, self.col, self.npa, self.signal, self.options)
+        return (self.row, self.col, self.npa, self.signal, self.options, self.nlpar, self.nlpar_lambda if self.nlpar else "")
+
+
+def _window_radius(query: PatternQuery) -> int:
+    """Map steps of neighbours a pattern needs: NPA's n, or the NLPAR search radius + 1 (+ 1 more for its automatic lambda)."""
+    if query.nlpar:
+        return query.nlpar + (2 if query.nlpar_lambda == "auto" else 1)
+    return query.npa
+
+
+def _local_choice(choice: Any, radius: int) -> str:
+    return f"auto on the {choice.points} points within {radius} steps (kikuchi process chooses it on the whole map)"
 
 
 class _PatternCache:
@@ -426,6 +445,7 @@ class MapSource:
             "dataset": self.map.dataset,
             "has_pattern": None if have.all() else have.astype(int).ravel().tolist(),
             "max_npa": MAX_NPA,
+            "max_nlpar": MAX_NLPAR,
             "signals": self.signals,
             "presets": _presets(),
             "maps": [layer.describe() for layer in self.layers.values()],
@@ -464,6 +484,17 @@ class MapSource:
         self.check_position(query.row, query.col)
         if not 0 <= query.npa <= MAX_NPA:
             raise RequestError(f"npa={query.npa}: neighbour averaging takes 0..{MAX_NPA} neighbours")
+        if not 0 <= query.nlpar <= MAX_NLPAR:
+            raise RequestError(f"nlpar={query.nlpar}: the NLPAR search radius is 0 (off) to {MAX_NLPAR} map steps")
+        if query.nlpar and query.npa:
+            raise RequestError(f"npa={query.npa} with nlpar={query.nlpar}: choose one neighbour averaging")
+        if query.nlpar:
+            from kikuchi.process.nlpar import check_lambda
+
+            try:
+                check_lambda(query.nlpar_lambda)
+            except ValueError:
+                raise RequestError(f"lambda={query.nlpar_lambda!r}: NLPAR lambda is 'auto' or a number > 0") from None
         signals = {s["name"]: s for s in self.signals}
         if query.signal not in signals:
             raise RequestError(f"signal {query.signal!r} is not offered for this file (choose from {', '.join(signals)})")
@@ -485,10 +516,12 @@ class MapSource:
         info: dict[str, Any] = {"row": query.row, "col": query.col, "npa": query.npa, "signal": query.signal}
         if query.npa:
             info["npa_window"] = f"{2 * query.npa + 1} x {2 * query.npa + 1}"
+        if query.nlpar:
+            info["nlpar"] = query.nlpar
         if query.signal == "processed":
             return self._processed(query, options, info)
         source = self._stored if (query.signal == "stored" and self._stored is not None) else self._base
-        block, have, (i, j) = source.window(query.row, query.col, query.npa)
+        block, have, (i, j) = source.window(query.row, query.col, _window_radius(query))
         if query.signal == "static":
             from kikuchi.process import remove_static_background
 
@@ -497,6 +530,8 @@ class MapSource:
             corrected = np.zeros(block.shape, dtype=np.float32)
             corrected[have] = remove_static_background(block[have], self._static_background, operation=op, dtype=np.float32)
             block = corrected
+        if query.nlpar:
+            return self._nlpar_point(np.asarray(block, dtype=np.float32), have, (i, j), query, info), info
         if query.npa == 0:
             return np.array(block[i, j]), info
         from kikuchi.process import average_neighbours
@@ -517,21 +552,65 @@ class MapSource:
                 changes[key] = value == "on"
             else:
                 changes[key] = value
+        if query.nlpar:
+            changes.update(nlpar=True, nlpar_search_radius=query.nlpar, nlpar_lambda=query.nlpar_lambda)
         try:
             settings = settings.replace(**changes, npa=query.npa)
             prepared = prepare(settings, self.map.pattern_shape, self._static_background)
         except ValueError as exc:
             raise RequestError(f"processing parameters: {exc}") from None
-        info["processing"] = prepared.describe()
-        block, have, (i, j) = self._base.window(query.row, query.col, query.npa)
+        block, have, (i, j) = self._base.window(query.row, query.col, _window_radius(query))
         try:  # parameters that pass `prepare` may still not fit these patterns (a filter wider than a binned pattern)
-            if query.npa == 0:
+            if query.nlpar and prepared.nlpar_lambda is None:
+                choice = self._local_lambda(block, have, (i, j), query.nlpar, prepared)
+                prepared = prepared.with_lambda(choice)
+                info["nlpar_lambda_choice"] = _local_choice(choice, query.nlpar)
+            info["processing"] = prepared.describe()
+            if query.npa == 0 and query.nlpar == 0:
                 return process_patterns(block[0, 0], settings, static_background=self._static_background), info
             # the pipeline's own chunk function on the window: exactly what `kikuchi process` computes here
-            out = process_block(block, have=have, core=(i, i + 1), prepared=prepared)
+            out = process_block(block, have=have, core=(i, i + 1), prepared=prepared, core_cols=(j, j + 1))
         except ValueError as exc:
             raise RequestError(f"processing parameters: {exc}") from None
-        return np.array(out[0, j]), info
+        if query.nlpar:
+            info["nlpar_lambda"] = prepared.nlpar_lambda
+            info.setdefault("nlpar_lambda_choice", "given")
+        return np.array(out[0, 0]), info
+
+    @staticmethod
+    def _local_lambda(block: np.ndarray, have: np.ndarray, at: tuple[int, int], radius: int, prepared: Any = None) -> Any:
+        """The automatic NLPAR lambda chosen on the points of the window within ``radius`` of ``at``.
+
+        The explorer reads a window, not the map: ``kikuchi process`` chooses
+        lambda on every point of the map, so its lambda may differ a little.
+        With ``prepared``, the points are processed (steps 1-4) first.
+        """
+        from kikuchi.process.nlpar import choose_lambda, neighbour_distances_block
+        from kikuchi.process.pipeline import nlpar_lambda_block
+
+        (i, j), (rows, cols) = at, block.shape[:2]
+        core, core_cols = (max(0, i - radius), min(rows, i + radius + 1)), (max(0, j - radius), min(cols, j + radius + 1))
+        if prepared is not None:
+            d = nlpar_lambda_block(block, have=have, core=core, prepared=prepared, core_cols=core_cols)
+            return choose_lambda(d[d[..., 8] > 0][:, :8])
+        d = neighbour_distances_block(block, have, pixels=None, rows=core, cols=core_cols)
+        return choose_lambda(d[have[core[0] : core[1], core_cols[0] : core_cols[1]]])
+
+    def _nlpar_point(self, block: np.ndarray, have: np.ndarray, at: tuple[int, int], query: PatternQuery, info: dict[str, Any]) -> np.ndarray:
+        """NLPAR of the pattern at ``at`` of a float32 window (one point of :func:`kikuchi.process.nlpar`)."""
+        from kikuchi.process import nlpar
+
+        i, j = at
+        if query.nlpar_lambda == "auto":
+            try:
+                choice = self._local_lambda(block, have, at, query.nlpar)
+            except ValueError as exc:  # no neighbour with a pattern around this point
+                raise RequestError(f"NLPAR at (row {query.row}, col {query.col}): {exc}") from None
+            lam, how = choice.lam, _local_choice(choice, query.nlpar)
+        else:
+            lam, how = float(query.nlpar_lambda), "given"
+        info.update(nlpar_lambda=lam, nlpar_lambda_choice=how)
+        return nlpar(block, lam=lam, search_radius=query.nlpar, have=have, rows=(i, i + 1), cols=(j, j + 1))[0, 0]
 
     # -- overlays --------------------------------------------------------------
     def bands(self, query: PatternQuery, *, n_bands: int = 9) -> dict[str, Any]:

@@ -32,6 +32,7 @@
     map: $("map"), mapOverlay: $("map-overlay"), coords: $("coords"), pinned: $("pinned"), mapValue: $("map-value"),
     signal: $("signal-select"), options: $("signal-options"),
     npaLabel: $("npa-label"), npa: $("npa-slider"), npaValue: $("npa-value"),
+    nlparLabel: $("nlpar-label"), nlpar: $("nlpar-radius"), lambdaLabel: $("lambda-label"), lambda: $("nlpar-lambda"),
     pattern: $("pattern"), patternOverlay: $("pattern-overlay"), readout: $("pattern-readout"),
     histogram: $("histogram"), stats: $("pattern-stats"),
     saveTiff: $("save-tiff"), savePng: $("save-png"), processing: $("processing-list"),
@@ -133,9 +134,17 @@
   }
 
   function patternParams(p) {
-    const params = new URLSearchParams({ row: p.row, col: p.col, npa: el.npa.value, signal: el.signal.value });
+    const radius = nlparRadius();
+    const params = new URLSearchParams({ row: p.row, col: p.col, npa: radius ? 0 : el.npa.value, signal: el.signal.value });
+    if (radius) { params.set("nlpar", radius); params.set("lambda", el.lambda.value.trim() || "auto"); }
     for (const control of el.options.querySelectorAll("[name]")) params.set(control.name, control.value);
     return params.toString();
+  }
+
+  // NLPAR search radius asked for (0: off); it replaces the neighbour averaging while on.
+  function nlparRadius() {
+    const r = Math.round(Number(el.nlpar.value));
+    return Number.isFinite(r) && r > 0 ? Math.min(r, Number(el.nlpar.max) || 5) : 0;
   }
 
   // One control per option of the chosen signal (kikuchi/explore/source.py declares them).
@@ -308,7 +317,9 @@
     drawHistogram(p);
     el.stats.textContent = `${p.h} × ${p.w} ${p.dtype} · min ${fmt(lo)} · max ${fmt(hi)} · mean ${fmt(p.mean)}`;
     const where = `row ${p.row}, col ${p.col} (${micrometres(p)})`;
-    el.coords.textContent = `pattern at ${where}${p.npa ? ` · ${p.npa} neighbours averaged` : ""}`;
+    const nl = p.info && p.info.nlpar ? ` · NLPAR, search radius ${p.info.nlpar}, λ ${fmt(p.info.nlpar_lambda, 3)}` : "";
+    el.coords.textContent = `pattern at ${where}${p.npa ? ` · ${p.npa} neighbours averaged` : ""}${nl}`;
+    canvas.dataset.nlpar = p.info && p.info.nlpar ? p.info.nlpar : 0;
     el.coords.dataset.row = p.row;
     el.coords.dataset.col = p.col;
     el.saveTiff.href = api(`/api/pattern.tiff?${p.key}`);
@@ -696,9 +707,10 @@
     if (p && p.info) {
       const info = p.info;
       items.push(["neighbours averaged", info.npa ? `n = ${info.npa} (window ${info.npa_window})` : "none"]);
+      if (info.nlpar) items.push(["non-local averaging (NLPAR)", `search radius ${info.nlpar}, λ ${fmt(info.nlpar_lambda, 4)} (${info.nlpar_lambda_choice})`]);
       if (info.static_background) items.push(["static background", `${info.static_background} (the file's static background)`]);
       // the form shows the chosen values; list what the pipeline resolved and the rest
-      const shown = new Set(Object.keys(sig.options || {}).concat(["npa"]));
+      const shown = new Set(Object.keys(sig.options || {}).concat(["npa", "nlpar", "nlpar_lambda", "nlpar_search_radius", "nlpar_lambda_used", "nlpar_lambda_choice"]));
       if (info.processing) for (const [k, v] of Object.entries(info.processing)) {
         if (!shown.has(k)) items.push([k.replaceAll("_", " "), typeof v === "object" && v !== null ? JSON.stringify(v) : String(v)]);
       }
@@ -728,6 +740,8 @@
     for (const s of info.signals) el.signal.add(new Option(s.label, s.name));
     el.npa.max = String(info.max_npa);
     el.npaLabel.hidden = info.max_npa === 0;
+    el.nlpar.max = String(info.max_nlpar || 0);
+    el.nlparLabel.hidden = el.lambdaLabel.hidden = !info.max_nlpar;
     layoutMap();
     drawMapOverlay();
     buildOptions();
@@ -745,6 +759,8 @@
     el.mapSelect.addEventListener("change", () => loadMap(el.mapSelect.value));
     el.signal.addEventListener("change", () => { buildOptions(); refresh(); });
     el.npa.addEventListener("input", () => { el.npaValue.textContent = el.npa.value; refresh(); });
+    el.nlpar.addEventListener("input", () => { el.npa.disabled = nlparRadius() > 0; refresh(); });
+    el.lambda.addEventListener("change", () => { if (nlparRadius()) refresh(); });
     for (const o of Object.values(overlays)) o.checkbox.addEventListener("change", drawPatternOverlay);
     const overlayNames = info.overlays || [];
     $("bands-label").hidden = !overlayNames.includes("bands");
