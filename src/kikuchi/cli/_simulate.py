@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
             args.pc, args.pc_convention = geometry["pc"], "bruker"
         if args.pattern_shape is None:
             args.pattern_shape = geometry.get("pattern_shape", (60, 60))
+        t0 = time.perf_counter()
         out = simulate_from_orientation_map(
             source,
             args.output,
@@ -131,7 +134,11 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             allow_large=args.allow_large,
         )
-        print(f"wrote {out}: patterns of every point of {args.from_map} ({args.pattern_shape[0]}x{args.pattern_shape[1]})")
+        dt = time.perf_counter() - t0
+        print(
+            f"wrote {out}: patterns of every point of {args.from_map} ({args.pattern_shape[0]}x{args.pattern_shape[1]}) "
+            f"in {dt:.1f} s on {os.cpu_count() or 1} threads"
+        )
         return 0
     if args.pattern_shape is None:
         args.pattern_shape = (60, 60)
