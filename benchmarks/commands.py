@@ -695,11 +695,14 @@ def child_kp_convert(src: str, out: str) -> dict:
 
 # -- the floor: I/O of the same bytes on all cores ---------------------------------------------
 def _codec():  # noqa: ANN202 - (compress, decompress) of zlib streams
+    """zlib, with ISA-L where the package ``isal`` is installed (it compresses at levels 0-3 only), as kikuchi does."""
+    import zlib
+
     try:
-        from isal import isal_zlib as z
+        from isal import isal_zlib
     except ImportError:
-        import zlib as z
-    return z.compress, z.decompress
+        return zlib.compress, zlib.decompress
+    return (lambda data, level: (isal_zlib if level <= 3 else zlib).compress(data, level)), isal_zlib.decompress
 
 
 def _largest_pattern_dataset(f) -> str:  # noqa: ANN001 - an open h5py.File
