@@ -155,14 +155,26 @@ def normalise_stack(patterns, out):  # pragma: no cover - numba
 
 
 @numba.njit(nogil=True, cache=True)
-def row_dot(a, b, out):  # pragma: no cover - numba
-    """``out[i] = a[i] . b[i]`` for two (n, m) arrays."""
-    n, m = a.shape
-    for i in range(n):
-        s = 0.0
-        for j in range(m):
-            s += a[i, j] * b[i, j]
-        out[i] = s
+def neighbour_dots(norm, right, down):  # pragma: no cover - numba
+    """Dot products of each point of a map (rows, cols, m) with its right and lower neighbours.
+
+    ``right[r, c] = norm[r, c] . norm[r, c + 1]`` (rows, cols - 1) and
+    ``down[r, c] = norm[r, c] . norm[r + 1, c]`` (rows - 1, cols), read in
+    place (no copies of the shifted maps).
+    """
+    rows, cols, m = norm.shape
+    for r in range(rows):
+        for c in range(cols):
+            if c + 1 < cols:
+                s = 0.0
+                for j in range(m):
+                    s += norm[r, c, j] * norm[r, c + 1, j]
+                right[r, c] = s
+            if r + 1 < rows:
+                s = 0.0
+                for j in range(m):
+                    s += norm[r, c, j] * norm[r + 1, c, j]
+                down[r, c] = s
 
 
 def spectral_inertia(patterns: np.ndarray, q2: np.ndarray) -> np.ndarray:

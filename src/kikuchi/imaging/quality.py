@@ -137,22 +137,20 @@ def neighbour_dot_product(patterns: np.ndarray, *, have: np.ndarray | None = Non
     ok = have[lo:hi] & ~no_signal(patterns[lo:hi])
     total = np.zeros((hi - lo, cols))
     count = np.zeros((hi - lo, cols))
+    right = np.empty((hi - lo, max(cols - 1, 0)))
+    down = np.empty((max(hi - lo - 1, 0), cols))
+    _kernels.neighbour_dots(norm, right, down)
 
-    def add(a_sl: tuple[slice, slice], b_sl: tuple[slice, slice]) -> None:
-        a, b = norm[a_sl], norm[b_sl]
-        if a.size == 0:
-            return
+    def add(a_sl: tuple[slice, slice], b_sl: tuple[slice, slice], dots: np.ndarray) -> None:
         pair = ok[a_sl] & ok[b_sl]
-        dots = np.empty(a.shape[0] * a.shape[1])
-        _kernels.row_dot(a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1]), dots)
-        d = np.where(pair, dots.reshape(pair.shape), 0.0)
+        d = np.where(pair, dots, 0.0)
         total[a_sl] += d
         count[a_sl] += pair
         total[b_sl] += d
         count[b_sl] += pair
 
-    add((slice(None), slice(0, cols - 1)), (slice(None), slice(1, cols)))  # right neighbour
-    add((slice(0, hi - lo - 1), slice(None)), (slice(1, hi - lo), slice(None)))  # neighbour below
+    add((slice(None), slice(0, cols - 1)), (slice(None), slice(1, cols)), right)  # right neighbour
+    add((slice(0, hi - lo - 1), slice(None)), (slice(1, hi - lo), slice(None)), down)  # neighbour below
     with np.errstate(invalid="ignore", divide="ignore"):
         adp = np.where(ok & (count > 0), total / np.where(count > 0, count, 1), np.nan)
     return adp[r0 - lo : r1 - lo]
