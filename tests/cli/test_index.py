@@ -69,6 +69,26 @@ def test_index_synthetic_map_ang_h5_refine_figure(cli, tmp_path, small_map):
     assert omap.header["indexing_settings"]["phases"] == ["ni", "fe-alpha"]
 
 
+def test_large_patterns_are_binned_for_band_detection(cli, tmp_path):
+    """160 x 160 patterns: 'auto' bins them by 2 (80 px), with the accuracy of no binning; --binning 1 keeps them whole."""
+    from kikuchi.simulate import simulate
+
+    path = tmp_path / "big.h5"
+    simulate(path, phase="ni", shape=(3, 4), pattern_shape=(160, 160), grains=3, noise="low", seed=5, progress=False)
+    found = {}
+    for binning in ("auto", "1"):
+        proc = cli("index", path, "--phase", "ni", "-o", tmp_path / f"b{binning}.ctf", "--binning", binning, "--no-progress", "--json")
+        assert proc.returncode == 0, proc.stderr
+        found[binning] = json.loads(proc.stdout)
+    assert found["auto"]["binning"] == 2 and found["1"]["binning"] == 1
+    for summary in found.values():
+        assert summary["accuracy"]["within_1deg"] == 1.0 and summary["accuracy"]["mean_error_deg_within_5"] < 0.3
+    proc = cli("index", path, "--phase", "ni", "-o", tmp_path / "b3.ctf", "--binning", "3", "--no-progress")
+    assert proc.returncode == 2 and "binning 3 does not divide the 160 x 160 patterns of big.h5" in proc.stderr
+    proc = cli("index", path, "--phase", "ni", "-o", tmp_path / "b0.ctf", "--binning", "0", "--no-progress")
+    assert proc.returncode == 2 and "--binning must be 'auto' or a positive whole number, got '0'" in proc.stderr
+
+
 def test_index_errors(cli, tmp_path, small_map):
     proc = cli("index", small_map, "--phase", "ni", "-o", tmp_path / "x.txt")
     assert proc.returncode == 2 and "output must end in .ctf, .ang or .h5" in proc.stderr
