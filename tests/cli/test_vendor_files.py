@@ -78,6 +78,9 @@ def test_convert_to_h5ebsd_keeps_patterns_and_geometry(cli, tmp_path):
             np.testing.assert_allclose(a, b, atol=1e-7)
         assert o.sample_tilt_deg == pytest.approx(70.0) and o.camera_tilt_deg == pytest.approx(3.5)
         assert o.step_um == pytest.approx(m.step_um)
+        if m.static_background is not None:  # stored in the patterns' type, as kikuchipy needs to remove it
+            assert o.static_background.dtype == m.dtype
+            np.testing.assert_array_equal(o.static_background, np.clip(np.rint(m.static_background), 0, 255))
     kp = pytest.importorskip("kikuchipy", reason="kikuchipy (the bench extra) reads our h5ebsd back")
     import warnings
 

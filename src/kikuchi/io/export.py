@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from kikuchi import __version__
 from kikuchi._args import ArgumentTypeError, check_count, check_path, shown
 from kikuchi.io._atomic import OutputH5File, atomic_output
 from kikuchi.io.mapstore import DEFAULT_COMPRESSION, MapWriter
-from kikuchi.io.source import EBSDMap, default_chunk_patterns, open_map, place_patterns
+from kikuchi.io.source import EBSDMap, MapFileWarning, default_chunk_patterns, open_map, place_patterns
 
 __all__ = ["EXPORT_FORMATS", "convert_map"]
 
@@ -271,7 +272,20 @@ def _to_h5ebsd(m: EBSDMap, output: Path, *, compression: dict[str, Any] | None, 
             put(header, name, value)
         bg = m.static_background
         if bg is not None:
-            header["static_background"] = bg
+            # in the patterns' type: kikuchipy's remove_static_background refuses any other
+            # ("Static background dtype_out float32 is not the same as pattern dtype_out uint8")
+            if m.dtype.kind in "ui":
+                info = np.iinfo(m.dtype)
+                values = np.rint(np.nan_to_num(np.asarray(bg, dtype=np.float64)))
+                if values.min() < info.min or values.max() > info.max:
+                    warnings.warn(
+                        f"{m.path.name}: its static background spans {values.min():g}..{values.max():g}, outside the "
+                        f"{m.dtype} patterns' range: stored clipped to {info.min}..{info.max} (kikuchipy needs it in the patterns' type)",
+                        MapFileWarning,
+                        stacklevel=2,
+                    )
+                bg = np.clip(values, info.min, info.max)
+            header["static_background"] = np.asarray(bg).astype(m.dtype)
         pc = m.pattern_centre
         if pc is not None:
             stack = np.stack([pc.pcx, pc.pcy, pc.dd], axis=-1)
