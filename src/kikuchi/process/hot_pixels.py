@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import scipy.ndimage
 
 from kikuchi.process.background import _as_stack
 
@@ -13,6 +12,8 @@ __all__ = ["find_hot_pixels", "remove_hot_pixels"]
 
 
 def _median3(stack: np.ndarray) -> np.ndarray:
+    import scipy.ndimage  # here, not at import: kikuchi's commands start faster
+
     return scipy.ndimage.median_filter(stack, size=(1, 3, 3), mode="nearest")
 
 
