@@ -37,16 +37,21 @@ def small_map(tmp_path, rng):
     return write_map(tmp_path / "small.h5", pats, background=bg.astype(np.float32), missing=[(2, 3), (6, 0)])
 
 
-@pytest.fixture(scope="session")
-def dask_inprocess():
-    """One LocalCluster in this process (threads) for the whole session: fast to start."""
+def local_cluster(*, processes: bool):
+    """A LocalCluster of 2 single-threaded workers (threads of this process, or processes with nannies) and its client."""
     distributed = pytest.importorskip("distributed")
     import logging
 
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0", silence_logs=logging.ERROR
+        n_workers=2, threads_per_worker=1, processes=processes, dashboard_address=":0", silence_logs=logging.ERROR
     )
     client = distributed.Client(cluster, set_as_default=False)
     yield client
     client.close()
     cluster.close()
+
+
+@pytest.fixture(scope="session")
+def dask_inprocess():
+    """One LocalCluster in this process (threads) for the whole session: fast to start."""
+    yield from local_cluster(processes=False)

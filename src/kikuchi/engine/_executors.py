@@ -62,11 +62,42 @@ def dask_client(scheduler: Any = None, *, workers: int | None = None, timeout_s:
         to that scheduler (``timeout_s`` seconds at most). A ``Client``: use
         it as is (not closed).
     """
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     if isinstance(scheduler, Client):
         yield scheduler
         return
+    with _distributed_logs_at_warning():
+        with _new_client(scheduler, workers=workers, timeout_s=timeout_s) as client:
+            yield client
+
+
+@contextlib.contextmanager
+def _distributed_logs_at_warning() -> Iterator[None]:
+    """Keep dask's INFO records (a scheduler, nannies and connections starting and closing) off the caller's log.
+
+    distributed sets its logger to INFO; where the program configured
+    logging before importing it (as the CLI does) that logger has no handler
+    of its own and its records reach the root handler: some thirty lines
+    for each local cluster. Warnings (a worker restarted, memory over its
+    limit) still pass, and a level set below INFO (DEBUG, to debug dask)
+    is left as it is.
+    """
+    logger = logging.getLogger("distributed")
+    old = logger.level
+    if logger.getEffectiveLevel() == logging.INFO:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(old)
+
+
+@contextlib.contextmanager
+def _new_client(scheduler: Any, *, workers: int | None, timeout_s: float | None) -> Iterator[Any]:
+    """A client connected by address, or on a new LocalCluster (see :func:`dask_client`)."""
+    from distributed import Client, LocalCluster
+
     if scheduler is not None:
         address = str(scheduler)
         timeout_s = SCHEDULER_TIMEOUT_S if timeout_s is None else timeout_s
@@ -162,10 +193,11 @@ def run_chunks(
         else:
             source = MapSource.of(ebsd_map)
             with dask_client(scheduler, workers=workers) as client:
+                shared = client.submit(dict, kwargs, pure=False)
                 n_in_flight = 2 * max(1, len(client.scheduler_info(n_workers=-1).get("workers", {})) or n_workers)
                 try:
                     _bounded(
-                        lambda c: client.submit(run_chunk, source, c, func, kwargs, **options, pure=False),
+                        lambda c: client.submit(run_chunk, source, c, func, shared, **options, pure=False),
                         chunks,
                         n_in_flight,
                         done,
