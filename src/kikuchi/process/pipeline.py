@@ -359,6 +359,9 @@ def _background_stage(stack: np.ndarray, prep: Prepared, workers: int | None = N
         fused = fused_static_dynamic(x, static, sigma=prep.sigma, operation=s.dynamic, kernel=s.kernel, method=s.method, out=out)
         if fused is not None:
             return fused
+    if out is not None and s.dynamic == "none" and (s.static == "none" or prep.static_background is None):
+        out[...] = x  # nothing to correct: the float32 patterns, converted once into the buffer
+        return out
     x = np.asarray(x, dtype=np.float32)
     if s.static != "none" and prep.static_background is not None:
         x = remove_static_background(x, prep.static_background, operation=s.static, scale=s.static_scale, dtype=np.float32)
