@@ -53,6 +53,19 @@ def test_figure_parts(rng):
     assert [t.get_text() for t in small.axes[0].texts] == ["20 nm"]
 
 
+def test_a_map_larger_than_the_figure_is_drawn_from_a_subsample(rng):
+    """A 3000 x 5000 map (15 million points) reaches matplotlib as every 3rd point; its extent and scale bar stay the map's."""
+    image = rng.random((3000, 5000)).astype(np.float32)
+    fig = render_map_image(image, step_um=0.1, colorbar_label="x")
+    drawn = fig.axes[0].images[0].get_array()
+    assert drawn.shape == (1000, 1667)
+    np.testing.assert_array_equal(drawn[1, 2], image[3, 6])
+    assert fig.axes[0].images[0].get_extent() == [0.0, 500.0, 300.0, 0.0]
+    assert [t.get_text() for t in fig.axes[0].texts] == ["100 µm"]
+    small = render_map_image(image[:100, :200], step_um=0.1)
+    assert small.axes[0].images[0].get_array().shape == (100, 200)
+
+
 def test_no_pyplot_state_is_left(tmp_path):
     import matplotlib.pyplot as plt
 

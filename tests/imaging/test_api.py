@@ -8,7 +8,7 @@ import kikuchi.imaging.gallery
 
 def test_imaging_names():
     assert sorted(kikuchi.imaging.__all__) == [
-        "QualityMaps", "VbseMaps", "asymmetry", "centre_of_mass", "default_rgb_regions", "differential_array",
+        "QualityMaps", "VbseMaps", "asymmetry", "block_mean", "centre_of_mass", "default_rgb_regions", "differential_array",
         "differential_rgb_image", "diode_array", "grid_col_images", "grid_row_images", "hillshade", "image_quality",
         "kikuchi_signal", "montage", "neighbour_dot_product", "normalise_channel", "parse_grid", "pattern_moments",
         "quality_maps", "region_image", "region_weights", "remove_line_gradient", "rgb_image", "strip_weights",

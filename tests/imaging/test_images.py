@@ -7,6 +7,7 @@ import pytest
 
 from kikuchi.imaging import (
     asymmetry,
+    block_mean,
     differential_array,
     differential_rgb_image,
     grid_col_images,
@@ -42,6 +43,34 @@ def test_montage_tiles_and_scales(rng):
     assert np.nanmin(ind) == 0 and np.nanmax(ind) == 1
     with pytest.raises(ValueError, match="expected 'common' or 'individual'"):
         montage(images, scale="global")
+
+
+def test_block_mean_averages_blocks_without_missing_points():
+    image = np.arange(30.0).reshape(5, 6)
+    image[0, 0] = np.nan
+    out = block_mean(image, 2)
+    assert out.shape == (3, 3)  # the bottom blocks hold one row
+    assert out[0, 0] == pytest.approx((1 + 6 + 7) / 3)  # the NaN left out
+    assert out[1, 2] == pytest.approx(image[2:4, 4:6].mean())
+    np.testing.assert_allclose(out[2], [24.5, 26.5, 28.5])
+    assert np.isnan(block_mean(np.full((2, 2), np.nan), 2)).all()
+    assert block_mean(image, 1) is not None and np.array_equal(block_mean(image, 1), image, equal_nan=True)
+    with pytest.raises(ValueError, match="factor must be >= 1"):
+        block_mean(image, 0)
+
+
+def test_montage_of_large_tiles_fits_max_px_with_its_gaps(rng):
+    """A 3 x 2 grid of 100 x 160 images in at most 120 pixels: tiles averaged by 3 x 3 blocks, gaps kept."""
+    images = rng.random((3, 2, 100, 160))
+    m = montage(images, max_px=120)
+    assert max(m.shape) <= 120
+    assert m.shape == (3 * 34 + 2, 2 * 54 + 1)
+    np.testing.assert_allclose(m[:34, :54], block_mean(images[0, 0], 3))
+    np.testing.assert_allclose(m[35:69, 55:], block_mean(images[1, 1], 3))
+    assert np.isnan(m[34]).all() and np.isnan(m[:, 54]).all()
+    assert montage(images, max_px=10_000).shape == montage(images).shape  # small enough: full size
+    with pytest.raises(ValueError, match="max_px must be >= 1"):
+        montage(images, max_px=0)
 
 
 def test_normalise_channel_centres_the_median():

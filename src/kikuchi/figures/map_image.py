@@ -57,6 +57,23 @@ def _steps(step_um: float | Sequence[float]) -> tuple[float, float]:
     return sy, sx
 
 
+#: Largest side of the image handed to matplotlib: a map figure is about 600
+#: pixels wide, and matplotlib resamples (and first copies and normalises in
+#: float64) whatever it is given.
+MAX_DRAWN_PX = 2400
+
+
+def _drawn_pixels(img: np.ndarray) -> np.ndarray:
+    """Every k-th row and column of an image larger than :data:`MAX_DRAWN_PX` (a view).
+
+    What nearest-neighbour drawing shows of it anyway, without matplotlib
+    copying the full image several times (a map of 2,000,000 points drawn in
+    a 600-pixel figure).
+    """
+    step = -(-max(img.shape[0], img.shape[1]) // MAX_DRAWN_PX)
+    return img[::step, ::step] if step > 1 else img
+
+
 def render_map_image(
     image: np.ndarray,
     *,
@@ -89,6 +106,7 @@ def render_map_image(
     rows, cols = img.shape[:2]
     if rows == 0 or cols == 0:
         raise ValueError(f"image is empty (shape {img.shape})")
+    img = _drawn_pixels(img)
     sy, sx = _steps(step_um)
     width_um, height_um = cols * sx, rows * sy
 

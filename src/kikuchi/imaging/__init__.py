@@ -10,6 +10,7 @@ from __future__ import annotations
 from kikuchi.imaging.centre_of_mass import centre_of_mass, hillshade, pattern_moments
 from kikuchi.imaging.images import (
     asymmetry,
+    block_mean,
     default_rgb_regions,
     differential_array,
     differential_rgb_image,
@@ -29,6 +30,7 @@ __all__ = [
     "QualityMaps",
     "VbseMaps",
     "asymmetry",
+    "block_mean",
     "centre_of_mass",
     "default_rgb_regions",
     "differential_array",

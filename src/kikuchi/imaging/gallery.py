@@ -46,6 +46,11 @@ __all__ = ["GalleryImage", "check_step", "save_vbse_h5", "save_quality_h5", "wri
 
 _logger = logging.getLogger(__name__)
 
+#: Largest side, in pixels, of a montage in the gallery: figures are about 600
+#: pixels wide, so larger tiles are block-averaged first (a 7 x 7 montage of a
+#: 1000 x 2000 map would be 98 million pixels, gigabytes in matplotlib).
+DISPLAY_PX = 2400
+
 
 @dataclass(frozen=True)
 class GalleryImage:
@@ -254,13 +259,16 @@ def _write_vbse_gallery(
     g = _Gallery(directory, maps.step_um, remove_gradient, source=str(maps.settings.get("source", "the map")))
     unit = "intensity (counts)" if maps.signal == "raw" else f"{maps.signal} signal"
     # every region image, drift-corrected when asked: (gr, gc, rows, cols) and back as a vbse array
-    vbse = np.stack([[g.fix(maps.vbse[:, :, i, j]) for j in range(gc)] for i in range(gr)])
+    if remove_gradient:
+        vbse = np.stack([[g.fix(maps.vbse[:, :, i, j]) for j in range(gc)] for i in range(gr)])
+    else:  # a view: no copy of an array of map size x regions
+        vbse = np.moveaxis(maps.vbse, (2, 3), (0, 1))
     vbse_map = np.moveaxis(vbse, (0, 1), (2, 3))
 
     g.add("bse.png", g.fix(maps.bse), "Total BSE", "Mean intensity of each raw pattern.", colorbar_label="mean intensity (counts)")
     g.add(
         "vbse_regions_common.png",
-        montage(vbse),
+        montage(vbse, max_px=DISPLAY_PX),
         f"Virtual BSE array {gr} x {gc}, common scale",
         f"Each tile is the image of one region of the {maps.signal} patterns, placed as the region lies on the detector "
         "(top of the detector at the top); one intensity scale for all.",
@@ -268,22 +276,22 @@ def _write_vbse_gallery(
     )
     g.add(
         "vbse_regions_individual.png",
-        montage(vbse, scale="individual"),
+        montage(vbse, scale="individual", max_px=DISPLAY_PX),
         f"Virtual BSE array {gr} x {gc}, individual scales",
         "The same tiles, each stretched between its own 0.5 and 99.5 percentiles: contrast within every region.",
     )
     rows_img, cols_img = grid_row_images(vbse_map), grid_col_images(vbse_map)
-    g.add("vbse_grid_rows.png", montage(rows_img[:, None]), "Grid rows", "Each grid row averaged over its regions, top to bottom; common scale.", colorbar_label=unit)
-    g.add("vbse_grid_cols.png", montage(cols_img[None]), "Grid columns", "Each grid column averaged over its regions, left to right; common scale.", colorbar_label=unit)
+    g.add("vbse_grid_rows.png", montage(rows_img[:, None], max_px=DISPLAY_PX), "Grid rows", "Each grid row averaged over its regions, top to bottom; common scale.", colorbar_label=unit)
+    g.add("vbse_grid_cols.png", montage(cols_img[None], max_px=DISPLAY_PX), "Grid columns", "Each grid column averaged over its regions, left to right; common scale.", colorbar_label=unit)
     g.add(
         "vbse_grid_rows_individual.png",
-        montage(rows_img[:, None], scale="individual"),
+        montage(rows_img[:, None], scale="individual", max_px=DISPLAY_PX),
         "Grid rows, individual scales",
         "Each grid row image stretched on its own.",
     )
     g.add(
         "vbse_grid_cols_individual.png",
-        montage(cols_img[None], scale="individual"),
+        montage(cols_img[None], scale="individual", max_px=DISPLAY_PX),
         "Grid columns, individual scales",
         "Each grid column image stretched on its own.",
     )
@@ -335,7 +343,7 @@ def _write_vbse_gallery(
     diodes = np.stack([[g.fix(maps.diodes[:, :, i, j]) for j in range(3)] for i in range(2)])
     g.add(
         "diodes.png",
-        montage(diodes),
+        montage(diodes, max_px=DISPLAY_PX),
         "Virtual forward-scatter diodes",
         "Top row: strip at the top of the detector, bottom row: strip at the bottom; left, middle, right. Mean raw intensity.",
         colorbar_label="mean intensity (counts)",

@@ -17,6 +17,7 @@ __all__ = [
     "grid_row_images",
     "grid_col_images",
     "montage",
+    "block_mean",
     "normalise_channel",
     "rgb_image",
     "default_rgb_regions",
@@ -27,8 +28,14 @@ __all__ = [
 ]
 
 
+def _floating(a: np.ndarray) -> np.ndarray:
+    """The array as it is when floating point (no copy of a map-sized float32 array), else as float64."""
+    a = np.asarray(a)
+    return a if np.issubdtype(a.dtype, np.floating) else a.astype(np.float64)
+
+
 def _check_vbse(vbse: np.ndarray) -> np.ndarray:
-    vbse = np.asarray(vbse, dtype=np.float64)
+    vbse = _floating(vbse)
     if vbse.ndim != 4:
         raise ValueError(f"virtual BSE array must be (map rows, map cols, grid rows, grid cols), got shape {vbse.shape}")
     return vbse
@@ -50,19 +57,52 @@ def region_image(vbse: np.ndarray, region: tuple[int, int]) -> np.ndarray:
 
 def grid_row_images(vbse: np.ndarray) -> np.ndarray:
     """(grid rows, map rows, map cols): each grid row averaged over its regions."""
-    return np.moveaxis(_check_vbse(vbse).mean(axis=3), 2, 0)
+    return np.moveaxis(_check_vbse(vbse).mean(axis=3, dtype=np.float64), 2, 0)
 
 
 def grid_col_images(vbse: np.ndarray) -> np.ndarray:
     """(grid cols, map rows, map cols): each grid column averaged over its regions."""
-    return np.moveaxis(_check_vbse(vbse).mean(axis=2), 2, 0)
+    return np.moveaxis(_check_vbse(vbse).mean(axis=2, dtype=np.float64), 2, 0)
 
 
 def _scaled(image: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return (image - lo) / (hi - lo) if hi > lo else np.zeros_like(image)
 
 
-def montage(images: np.ndarray, *, scale: str = "common", gap: int = 1, percentiles: tuple[float, float] = (0.5, 99.5)) -> np.ndarray:
+def block_mean(image: np.ndarray, factor: int) -> np.ndarray:
+    """Mean of each ``factor`` x ``factor`` block of a map image, NaN (missing points) left out.
+
+    The blocks at the bottom and right edges may be smaller; a block of only
+    NaN gives NaN. Used to draw maps larger than the figure shows them: every
+    point counts, where picking one point per block (what a figure's nearest
+    resampling does) would alias.
+
+    >>> block_mean(np.array([[1.0, 3.0, 5.0], [np.nan, 5.0, np.nan]]), 2).tolist()
+    [[3.0, 5.0]]
+    """
+    image = np.asarray(image, dtype=np.float64)
+    factor = int(factor)
+    if factor < 1:
+        raise ValueError(f"factor must be >= 1, got {factor}")
+    if factor == 1:
+        return image
+    rows, cols = image.shape
+    out_r, out_c = -(-rows // factor), -(-cols // factor)
+    total = np.zeros((out_r, out_c))
+    count = np.zeros((out_r, out_c))
+    for di in range(factor):  # factor^2 strided passes: no padded copy of the image
+        for dj in range(factor):
+            part = image[di::factor, dj::factor]
+            ok = np.isfinite(part)
+            total[: part.shape[0], : part.shape[1]] += np.where(ok, part, 0.0)
+            count[: part.shape[0], : part.shape[1]] += ok
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def montage(
+    images: np.ndarray, *, scale: str = "common", gap: int = 1, percentiles: tuple[float, float] = (0.5, 99.5), max_px: int | None = None
+) -> np.ndarray:
     """Tile a grid of map images into one image, separated by NaN gaps.
 
     Parameters
@@ -78,6 +118,11 @@ def montage(images: np.ndarray, *, scale: str = "common", gap: int = 1, percenti
         ``percentiles``.
     gap
         NaN pixels between tiles.
+    max_px
+        Largest side of the result: tiles larger than that allows are
+        reduced first by :func:`block_mean` (one integer factor for all), so
+        that a figure of a map of millions of points is drawn from an image
+        of the size it is shown at, gaps kept. ``None``: full size.
 
     Returns
     -------
@@ -89,7 +134,7 @@ def montage(images: np.ndarray, *, scale: str = "common", gap: int = 1, percenti
     >>> montage(np.ones((2, 2, 1, 1)), gap=1).tolist()
     [[1.0, nan, 1.0], [nan, nan, nan], [1.0, nan, 1.0]]
     """
-    images = np.asarray(images, dtype=np.float64)
+    images = _floating(images)  # tiles become float64 one at a time
     if not float(gap).is_integer() or gap < 0:
         raise ValueError(f"gap must be a whole number of pixels >= 0, got {gap}")
     if images.ndim == 3:
@@ -99,10 +144,16 @@ def montage(images: np.ndarray, *, scale: str = "common", gap: int = 1, percenti
     if scale not in ("common", "individual"):
         raise ValueError(f"scale {scale!r}: expected 'common' or 'individual'")
     gr, gc, r, c = images.shape
+    factor = 1
+    if max_px is not None:
+        if max_px < 1:
+            raise ValueError(f"max_px must be >= 1, got {max_px}")
+        factor = max(1, -(-max(gr * r, gc * c) // int(max_px)))
+        r, c = -(-r // factor), -(-c // factor)
     out = np.full((gr * r + (gr - 1) * gap, gc * c + (gc - 1) * gap), np.nan)
     for i in range(gr):
         for j in range(gc):
-            tile = images[i, j]
+            tile = block_mean(images[i, j], factor)
             if scale == "individual":
                 finite = tile[np.isfinite(tile)]
                 lo, hi = np.percentile(finite, percentiles) if finite.size else (0.0, 1.0)
