@@ -139,3 +139,17 @@ def test_phase_and_euler_colours():
     e = euler_rgb(np.array([[np.pi, np.pi / 2, np.pi / 2]]), np.array([1]))
     assert e[0] == pytest.approx([0.5, 0.5, 0.25])
     assert euler_rgb(np.ones((1, 3)), np.array([0]))[0].tolist() == [0, 0, 0]
+
+
+def test_ipf_colours_in_blocks_equal_one_block(rng, monkeypatch):
+    """Large maps are coloured block by block (bounded memory): the blocks, split anywhere, give the same colours."""
+    from orix.quaternion import Rotation
+
+    from kikuchi.figures import colours
+
+    euler = rng.random((2500, 3)) * [2 * np.pi, np.pi, 2 * np.pi]
+    whole = ipf_colours(euler, "m-3m")
+    monkeypatch.setattr(colours, "_IPF_BLOCK", 999)
+    np.testing.assert_array_equal(ipf_colours(euler, "m-3m"), whole)
+    np.testing.assert_allclose(ipf_colours(Rotation.from_euler(euler), "m-3m"), whole, atol=1e-12)
+    assert ipf_colours(np.zeros((0, 3)), "m-3m").shape == (0, 3)
