@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from kikuchi.cli._options import PATTERN_FILE, add_execution_arguments, check_output, execution_options, execution_text, numbers, positive_int
+from kikuchi.cli._options import PATTERN_FILE, add_execution_arguments, add_geometry_arguments, check_output, execution_options, execution_text, numbers, positive_int
 
 _logger = logging.getLogger(__name__)
 
@@ -25,12 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--phase", action="append", required=True, metavar="PHASE",
         help="phase to index (repeat for several): a built-in name (ni, al, fe-alpha, ...), a CIF path or NAME:SPACEGROUP:a[,b,c,alpha,beta,gamma]",
     )
-    g = parser.add_argument_group("geometry (default: from the map file)")
-    g.add_argument("--pc", metavar="X,Y,Z", help="pattern centre for the whole map")
-    g.add_argument("--pc-convention", default="bruker", choices=("bruker", "edax", "tsl", "oxford", "emsoft"), help="convention of --pc (default bruker)")
-    g.add_argument("--sample-tilt", type=float, metavar="DEG", help="sample tilt in degrees (default: the file's, else 70)")
-    g.add_argument("--camera-tilt", type=float, metavar="DEG", help="detector tilt in degrees (default: the file's, else 0)")
-    g.add_argument("--px-size", type=float, metavar="UM", help="unbinned detector pixel size in µm (EMsoft PCs)")
+    g = add_geometry_arguments(parser)
     g.add_argument(
         "--refine-pc", nargs="?", const="mean", choices=("mean", "plane"), default=None,
         help="refine the PC on ~100 patterns spread over the map first (mean: one PC; plane: a PC plane over the map)",

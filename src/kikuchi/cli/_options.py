@@ -111,6 +111,21 @@ def row_col(text: str) -> tuple[int, int]:
     return position  # type: ignore[return-value]
 
 
+def add_geometry_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """The detector geometry options of the commands that project or index (``--pc``, ``--pc-convention``, tilts, ``--px-size``).
+
+    Defaults come from the map file; :func:`kikuchi.cli._index.build_detector`
+    reads them back. Returns the group, for options a command adds to it.
+    """
+    g = parser.add_argument_group("geometry (default: from the map file)")
+    g.add_argument("--pc", metavar="X,Y,Z", help="pattern centre for the whole map")
+    g.add_argument("--pc-convention", default="bruker", choices=("bruker", "edax", "tsl", "oxford", "emsoft"), help="convention of --pc (default bruker)")
+    g.add_argument("--sample-tilt", type=float, metavar="DEG", help="sample tilt in degrees (default: the file's, else 70)")
+    g.add_argument("--camera-tilt", type=float, metavar="DEG", help="detector tilt in degrees (default: the file's, else 0)")
+    g.add_argument("--px-size", type=float, metavar="UM", help="unbinned detector pixel size in µm (EMsoft PCs)")
+    return g
+
+
 def add_execution_arguments(parser: argparse.ArgumentParser) -> None:
     """How the map is streamed: on threads of all cores (default), on N threads, or on a dask cluster (``--threads/--workers/--scheduler``)."""
     group = parser.add_argument_group("execution")
