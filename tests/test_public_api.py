@@ -21,7 +21,7 @@ PUBLIC = {
     "kikuchi.imaging": ['QualityMaps', 'VbseMaps', 'asymmetry', 'block_mean', 'centre_of_mass', 'default_rgb_regions', 'differential_array', 'differential_rgb_image', 'diode_array', 'grid_col_images', 'grid_row_images', 'hillshade', 'image_quality', 'kikuchi_signal', 'montage', 'neighbour_dot_product', 'normalise_channel', 'parse_grid', 'pattern_moments', 'quality_maps', 'region_image', 'region_weights', 'remove_line_gradient', 'rgb_image', 'strip_weights', 'total_bse', 'vbse_array', 'vbse_map', 'vbse_maps'],
     "kikuchi.bands": ['BUTTERFLY_9X9', 'BandDetector', 'Bands', 'butterfly_kernels', 'detect_bands', 'detect_bands_binary', 'detect_bands_stack', 'hough_peaks', 'hough_transform_binary', 'line_endpoints', 'otsu_binarise'],
     "kikuchi.index": ['ERROR_CODES', 'HoughIndexer', 'IndexResult', 'MapIndexing', 'TripletTable', 'band_normals', 'build_triplet_table', 'detector_homographies', 'fit_pc_plane', 'homography_from_directions', 'index_map', 'index_summary_figure', 'prepare_patterns', 'refine_pattern_centre', 'to_orientation_map', 'triplet_table_for_phase'],
-    "kikuchi.refine": ['REFINE_MODES', 'RefinementResult', 'ncc', 'normalize_patterns', 'pseudo_symmetry_operators', 'refine_patterns'],
+    "kikuchi.refine": ['MapRefinement', 'PC_MODELS', 'REFINE_MODES', 'RefinementResult', 'fit_pc_plane_to_points', 'load_master_pattern', 'ncc', 'normalize_patterns', 'prepare_for_matching', 'pseudo_symmetry_operators', 'refine_map', 'refine_patterns'],
     "kikuchi.figures": ['euler_rgb', 'ipf_colours', 'ipf_key_image', 'ipf_rgb', 'nice_scale_bar_um', 'phase_colours', 'phase_rgb', 'point_group_symmetry', 'render_map_image', 'save_map_image'],
     "kikuchi.explore": ['Explorer', 'MapSource', 'explore'],
 }  # fmt: skip

@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "quality": ("kikuchi.cli._quality", "pattern quality maps (IQ, neighbour dot product, mean, std)"),
     "bands": ("kikuchi.cli._bands", "detect Kikuchi bands (Hough/Radon) in a pattern"),
     "index": ("kikuchi.cli._index", "Hough indexing of a map to an orientation map"),
+    "refine": ("kikuchi.cli._refine", "refine orientations and pattern centres by pattern matching"),
     "explore": ("kikuchi.cli._explore", "open the map explorer in the browser"),
 }
 
