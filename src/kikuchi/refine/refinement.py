@@ -235,10 +235,10 @@ def refine_patterns(
     trust_region_pc: float = 0.05,
     step_deg: float = 0.5,
     step_pc: float = 0.005,
-    xatol: float = 1e-3,
-    fatol: float = 1e-6,
+    xatol: float = 1e-2,
+    fatol: float = 1e-5,
     max_evaluations: int | None = None,
-    restarts: int = 1,
+    restarts: int | None = None,
     pseudo_symmetry: Any = None,
     workers: int | None = None,
 ) -> RefinementResult:
@@ -267,11 +267,14 @@ def refine_patterns(
     step_deg, step_pc
         Size of the initial simplex; also the units of ``xatol``.
     xatol, fatol
-        Convergence: the simplex within ``xatol`` steps and its NCCs within ``fatol``.
+        Convergence: the simplex within ``xatol`` steps (default 0.01: 0.005
+        degree and 5e-5 PC) and its NCCs within ``fatol`` of the best.
     max_evaluations
         Projections per Nelder-Mead run (default 200 per parameter refined).
     restarts
-        Further Nelder-Mead runs from the best point with a fresh simplex.
+        Further Nelder-Mead runs from the best point with a fresh simplex
+        (default 0 for the orientation alone, 1 where the PC is refined: the
+        6-parameter simplex can collapse before the optimum).
     pseudo_symmetry
         Crystal-frame rotations (see :func:`pseudo_symmetry_operators`) whose
         variants ``P g`` are refined too; the best NCC is kept.
@@ -317,6 +320,8 @@ def refine_patterns(
     for name, value in (("trust_region_deg", trust_region_deg), ("trust_region_pc", trust_region_pc), ("step_deg", step_deg), ("step_pc", step_pc)):
         if not (np.isfinite(value) and value > 0):
             raise ValueError(f"{name} must be a positive number, got {value}")
+    if restarts is None:
+        restarts = 0 if refine == "orientation" else 1
     if restarts < 0:
         raise ValueError(f"restarts must be >= 0, got {restarts}")
     from kikuchi.simulate.projection import _pc_index
