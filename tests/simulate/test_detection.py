@@ -92,3 +92,40 @@ def test_backscatter_lobe_is_fixed_in_the_sample_frame(camera_tilt_deg):
     lobe = backscatter_background((60, 60), det) / np.clip(d @ det.rotation[2], 0, 1) ** 3
     specular = np.array([np.sin(np.radians(70.0)), 0.0, np.cos(np.radians(70.0))])
     assert np.unravel_index(lobe.argmax(), lobe.shape) == np.unravel_index((d @ specular).argmax(), lobe.shape)
+
+
+def _common_signal_std(a: np.ndarray, b: np.ndarray, background: np.ndarray, mask: np.ndarray) -> float:
+    """Standard deviation of the signal two patterns of one orientation share (the covariance of their
+    relative intensities after static and dynamic background removal: the noise is independent)."""
+    from scipy.ndimage import gaussian_filter
+
+    u, v = (x / background / gaussian_filter(x / background, 8) for x in (np.asarray(a, float), np.asarray(b, float)))
+    u, v = u[mask] - u[mask].mean(), v[mask] - v[mask].mean()
+    return float(np.sqrt(max((u * v).mean(), 0.0)))
+
+
+def test_real_ni_contrast_matches_the_real_patterns():
+    """REAL_NI_CONTRAST gives the band signal of kikuchipy's real Ni patterns (grain of points 0, 3, 6)."""
+    import kikuchi
+    from kikuchi.simulate.detection import REAL_NI_CONTRAST
+    from kikuchi.simulate.master import MasterPattern
+    from kikuchi.simulate.projection import project_patterns
+    from tests.conftest import shared_file
+
+    with kikuchi.open(shared_file("kikuchipy/nickel_ebsd_small.h5")) as m:
+        raw = m.read_all().reshape(-1, 60, 60)
+        bg = m.static_background.astype(float)
+        euler = m.euler.reshape(-1, 3)
+        det = Detector((60, 60), m.detector.pc_mean)
+    rr, cc = np.mgrid[:60, :60]
+    mask = (rr - 29.5) ** 2 + (cc - 29.5) ** 2 < 27**2
+    real = np.mean([_common_signal_std(raw[i], raw[j], bg, mask) for i, j in ((0, 3), (0, 6), (3, 6))])
+    assert 0.017 < real < 0.024  # measured: 0.0216
+    mp = MasterPattern.from_emsoft(shared_file("kikuchipy/ni_mc_mp_20kv_uint8_gzip_opts9.h5"))
+    theory = project_patterns(mp, det, euler[[0]])
+    model = DetectionModel.create((60, 60), noise=5000, detector=det, contrast=REAL_NI_CONTRAST, seed=1)
+    a, b = model.apply(theory, rng=2)[0], model.apply(theory, rng=3)[0]
+    simulated = _common_signal_std(a, b, model.static_background.astype(float), mask)
+    assert simulated == pytest.approx(real, rel=0.25)
+    default = DetectionModel.create((60, 60), noise=5000, detector=det, seed=1)
+    assert _common_signal_std(default.apply(theory, rng=2)[0], default.apply(theory, rng=3)[0], default.static_background.astype(float), mask) > 4 * real

@@ -193,3 +193,23 @@ def test_two_phase_synthetic_map(tmp_path):
     assert set(np.unique(ids)) <= {1, 2}
     for g in np.unique(grains):  # one phase per grain
         assert len(np.unique(ids[grains == g])) == 1
+
+
+def test_contrast_option(cli, tmp_path):
+    """--contrast sets the Kikuchi contrast of the detection model (recorded in the truth); faint bands at 0.02."""
+    mp = str(shared_file(MP_FILE))
+    spread = {}
+    for contrast in ("0.12", "0.02"):
+        out = tmp_path / f"c{contrast}.h5"
+        proc = cli("simulate", "-o", out, "--shape", "2x3", "--pattern-shape", "40x40", "--grains", "2", "--noise", "2000",
+                   "--contrast", contrast, "--master-pattern", mp, "--seed", "4", "--no-progress")
+        assert proc.returncode == 0, proc.stderr
+        with kikuchi.open(out) as m:
+            assert json.loads(m.header["Truth"].attrs["json"])["contrast"] == float(contrast)
+            rel = m.read_all().reshape(-1, 40, 40) / m.static_background
+        spread[contrast] = float(rel[:, 8:32, 8:32].std(axis=(1, 2)).mean())
+    assert spread["0.12"] > 3 * spread["0.02"]
+    with pytest.raises(ValueError, match="contrast"):
+        simulate(tmp_path / "x.h5", shape=(2, 2), contrast=0.0, progress=False)
+    proc = cli("simulate", "-o", tmp_path / "y.h5", "--contrast", "-1")
+    assert proc.returncode == 2 and "--contrast" in proc.stderr

@@ -50,6 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pattern-shape", type=rows_cols, default=None, help="pattern ROWSxCOLS (default 60x60, or the pattern file's)")
     parser.add_argument("--grains", type=int, default=25, help="Voronoi grains of a synthetic map (default 25)")
     parser.add_argument("--noise", type=_noise, default=None, help="low|medium|high or counts per pixel (default: medium for synthetic maps, none with --from-map)")
+    parser.add_argument(
+        "--contrast", type=finite_positive, default=0.12,
+        help="Kikuchi contrast with noise: relative standard deviation of the band signal (default 0.12, clear bands; real Ni patterns measure about 0.02)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--kv", type=finite_positive, default=None, help="accelerating voltage in kV (default 20, or the map header's)")
     parser.add_argument("--master-pattern", type=Path, metavar="FILE.h5", help="EMsoft master pattern file to project instead of the kinematical simulation")
@@ -125,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
             master_pattern=args.master_pattern,
             phase=args.phase,
             noise=args.noise,
+            contrast=args.contrast,
             seed=args.seed,
             sample_tilt_deg=args.sample_tilt if args.sample_tilt is not None else geometry.get("sample_tilt_deg"),
             camera_tilt_deg=args.camera_tilt if args.camera_tilt is not None else geometry.get("camera_tilt_deg", 0.0),
@@ -153,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
         pattern_shape=args.pattern_shape,
         grains=args.grains,
         noise=args.noise if args.noise is not None else "medium",
+        contrast=args.contrast,
         seed=args.seed,
         kv=20.0 if args.kv is None else args.kv,
         master_pattern=args.master_pattern,
