@@ -239,17 +239,19 @@ def _describe_peak(filt, t, r, rho_bins, drho, dtheta, out):
 
 
 @numba.njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
-def _radon_block(patterns, start, nbk, pix, ptr, idx, wts, count, vals, acc, flat):
-    """Standardised Radon transforms of ``nbk`` patterns from ``start``, sharing one pass over the lookup table.
+def _radon_block(patterns, start, nbk, pix, ptr, idx, wts, divisor, vals, acc, flat):
+    """Radon transforms of ``nbk`` standardised patterns from ``start``, sharing one pass over the lookup table.
 
     The lookup table is in compressed rows: bin ``q = t * n_rho + r``
     gathers pixels ``idx[ptr[q]:ptr[q + 1]]`` (indices into the masked
     pixels) with weights ``wts``. ``vals`` (n_pix, BLOCK) holds the
     standardised masked pixels (zero mean, unit standard deviation per
-    pattern), ``acc`` (n_theta, n_rho, BLOCK) the line means; the innermost
-    loop over the BLOCK patterns vectorises.
+    pattern), ``acc`` (n_theta, n_rho, BLOCK) the line sums divided by
+    ``divisor`` (n_theta, n_rho): the line lengths for line means, or the
+    longest line's length for weighted sums; the innermost loop over the
+    BLOCK patterns vectorises.
     """
-    n_theta, n_rho = count.shape
+    n_theta, n_rho = divisor.shape
     n_pix = pix.size
     for b in range(nbk):
         img = patterns[start + b].ravel()
@@ -281,7 +283,7 @@ def _radon_block(patterns, start, nbk, pix, ptr, idx, wts, count, vals, acc, fla
             w = wts[e]
             for b in range(BLOCK):
                 s[b] += w * vals[p, b]
-        c = count[t, r]
+        c = divisor[t, r]
         inv = 1.0 / c if c > 0.0 else 0.0
         for b in range(BLOCK):
             acc[t, r, b] = s[b] * inv
@@ -289,20 +291,21 @@ def _radon_block(patterns, start, nbk, pix, ptr, idx, wts, count, vals, acc, fla
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
 def _detect_stack(
-    patterns, pix, ptr, idx, wts, count, valid, rho_bins, drho, k_rho, k_theta,
+    patterns, pix, ptr, idx, wts, divisor, valid, rho_bins, drho, k_rho, k_theta,
     n_bands, min_dist_rho, min_dist_theta, rel_threshold, out, radon_out, filt_out,
 ):
     """Detect up to ``n_bands`` bands in each pattern of ``patterns`` (n, h, w) float32.
 
     Each pattern is standardised over the mask (zero mean, unit standard
-    deviation), Radon transformed (blocks of patterns share each pass over
-    the lookup table), butterfly filtered and searched for peaks. ``out``
+    deviation), Radon transformed (line sums over ``divisor``, see
+    ``_radon_block``; blocks of patterns share each pass over the lookup
+    table), butterfly filtered and searched for peaks. ``out``
     (n, n_bands, N_COLS) receives the band rows (unused rows keep
     COL_VALID = 0). ``radon_out``/``filt_out`` (m, n_theta, n_rho) keep the
     transforms of the first ``m`` patterns (m may be 0).
     """
     n = patterns.shape[0]
-    n_theta, n_rho = count.shape
+    n_theta, n_rho = divisor.shape
     dtheta = np.pi / n_theta
     block = BLOCK
     vals = np.empty((pix.size, block), dtype=np.float32)
@@ -319,7 +322,7 @@ def _detect_stack(
     pk_r = np.empty(n_bands, dtype=np.int64)
     for start in range(0, n, block):
         nbk = min(block, n - start)
-        _radon_block(patterns, start, nbk, pix, ptr, idx, wts, count, vals, acc, flat)
+        _radon_block(patterns, start, nbk, pix, ptr, idx, wts, divisor, vals, acc, flat)
         for b in range(nbk):
             i = start + b
             for t in range(n_theta):

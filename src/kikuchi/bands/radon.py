@@ -1,9 +1,13 @@
 """Grey-level Radon/Hough band detection: the detector used for indexing.
 
-No binarisation: the mean intensity along every line ``(rho, theta)``
-through the detector's useful area (a circular mask by default) is
-computed with a precomputed lookup table that shares each pixel linearly
-between its two nearest rho bins. The transform is standardised, filtered
+No binarisation: the sum of the standardised intensities along every line
+``(rho, theta)`` through the detector's useful area (a circular mask by
+default) is computed with a precomputed lookup table that shares each pixel
+linearly between its two nearest rho bins. Summing (rather than averaging)
+weighs each line by the evidence it holds: a band's signal grows with the
+length of its line and the noise only with its square root, so in noisy
+patterns short lines near the rim no longer outrank long ones. The
+transform is filtered
 with a butterfly kernel (the negative second derivative of a Gaussian across
 the band, a Gaussian along theta; theta wraps around with rho mirrored),
 and its strongest local maxima, located to a fraction of a bin by parabolas
@@ -67,6 +71,7 @@ class _Table:
     idx: np.ndarray
     wts: np.ndarray
     count: np.ndarray
+    divisor: np.ndarray
     valid: np.ndarray
     rho_bins: np.ndarray
     theta_bins: np.ndarray
@@ -90,7 +95,14 @@ class BandDetector:
         circle), None (the whole rectangle) or a boolean (h, w) array.
     min_line_fraction
         Lines shorter than this fraction of the longest line through the
-        mask are not searched (their means are noisy).
+        mask are not searched.
+    line_statistic
+        'sum' (default): each bin holds the sum of the standardised pixels on
+        its line, divided by the longest line's length (so a line through
+        the centre gives its mean); 'mean': the mean along each line, which
+        gives short lines near the rim the same weight as long ones and
+        lets their noise outrank real bands in noisy patterns (the
+        behaviour before issue 12; see docs/indexing.md).
     rho_sigma, theta_sigma
         Butterfly filter widths in bins; ``rho_sigma`` default scales with
         the pattern size (bands are wider on larger patterns).
@@ -117,6 +129,7 @@ class BandDetector:
         rho_step: float = 1.0,
         mask: str | np.ndarray | None = "circle",
         min_line_fraction: float = 0.5,
+        line_statistic: str = "sum",
         rho_sigma: float | None = None,
         theta_sigma: float = 1.0,
         min_distance_rho: int = 3,
@@ -134,6 +147,9 @@ class BandDetector:
             )
         if not 0.0 <= min_line_fraction < 1.0:
             raise ValueError(f"BandDetector: min_line_fraction must be in [0, 1), got {min_line_fraction}")
+        if line_statistic not in ("sum", "mean"):
+            raise ValueError(f"BandDetector: line_statistic must be 'sum' or 'mean', got {line_statistic!r}")
+        self.line_statistic = line_statistic
         self.shape = (int(shape[0]), int(shape[1]))
         self.n_bands = int(n_bands)
         self.n_theta = int(n_theta)
@@ -184,6 +200,7 @@ class BandDetector:
         np.add.at(count, (t_idx, lo), 1.0 - wt)
         np.add.at(count, (t_idx, lo + 1), wt)
         valid = count >= min_line_fraction * count.max()
+        divisor = count if self.line_statistic == "mean" else np.full_like(count, count.max())
         pix = (rows * w + cols).astype(np.int64)
         # compressed rows: for every (theta, rho) bin its pixels and their shares
         p_idx = np.broadcast_to(np.arange(x.size)[None], lo.shape)
@@ -195,7 +212,7 @@ class BandDetector:
         order = np.lexsort((who, bins))
         ptr = np.zeros(self.n_theta * n_rho + 1, dtype=np.int64)
         np.cumsum(np.bincount(bins, minlength=self.n_theta * n_rho), out=ptr[1:])
-        return _Table(pix, ptr, who[order].astype(np.int32), share[order], count, valid, rho_bins, theta_bins)
+        return _Table(pix, ptr, who[order].astype(np.int32), share[order], count, divisor, valid, rho_bins, theta_bins)
 
     @property
     def rho_bins(self) -> np.ndarray:
@@ -232,13 +249,13 @@ class BandDetector:
         radon = np.zeros((keep, self.n_theta, t.rho_bins.size), dtype=np.float32)
         filt = np.zeros_like(radon)
         K._detect_stack(
-            patterns, t.pix, t.ptr, t.idx, t.wts, t.count, t.valid, t.rho_bins, self.rho_step, self.k_rho, self.k_theta,
+            patterns, t.pix, t.ptr, t.idx, t.wts, t.divisor, t.valid, t.rho_bins, self.rho_step, self.k_rho, self.k_theta,
             self.n_bands, self.min_distance_rho, self.min_distance_theta, self.threshold, out, radon, filt,
         )
         return out, radon, filt
 
     def transform(self, pattern: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Standardised Radon transform and its butterfly-filtered version, both (n_rho, n_theta)."""
+        """Radon transform of the standardised pattern and its butterfly-filtered version, both (n_rho, n_theta)."""
         _, radon, filt = self._run(self._check(pattern)[:1], keep=1)
         return radon[0].T.copy(), filt[0].T.copy()
 
