@@ -117,8 +117,10 @@ def test_bad_input_messages():
         HoughIndexer([], det)
     with pytest.raises(ValueError, match="min_matched must be at least 3"):
         HoughIndexer(["ni"], det, min_matched=2)
-    with pytest.raises(ValueError, match="angle_tol_deg and fit_tol_deg"):
+    with pytest.raises(ValueError, match=r"angle_tol_deg, fit_tol_deg and vote_tol_deg must be in \(0, 10\) degrees, got 20, 2.0, 3.0"):
         HoughIndexer(["ni"], det, angle_tol_deg=20)
+    with pytest.raises(ValueError, match=r"must be in \(0, 10\) degrees, got 2.0, 2.0, 0"):
+        HoughIndexer(["ni"], det, vote_tol_deg=0)
     with pytest.raises(ValueError, match=r"expected patterns \(n, 60, 60\)"):
         HoughIndexer(["ni"], det).index(np.zeros((2, 50, 50)))
     with pytest.raises(ValueError, match=r"pattern shape \(50, 50\) differs from \(60, 60\)"):

@@ -67,7 +67,8 @@ class IndexResult:
         peak height and peak curvature of the matched bands.
     ci
         (n,) confidence index in [0, 1]: (bands of the best solution minus
-        bands of the best solution at least 5 degrees away) / bands detected.
+        bands of the best solution at least 5 degrees away) / bands detected,
+        both counted at the voting tolerance (``vote_tol_deg``).
     error
         (n,) CTF error code (:data:`ERROR_CODES`).
     phases
@@ -145,6 +146,16 @@ class IndexResult:
         }
 
 
+def _matched_at(normals: np.ndarray, band_ok: np.ndarray, rots: np.ndarray, poles: np.ndarray, cos_tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Bands (n,) within ``cos_tol`` of a pole under each rotation (crystal -> sample), and their mean deviation (rad)."""
+    crystal = np.einsum("nbi,nij->nbj", normals, rots)  # U^T n: the band normals in the crystal frame
+    best = np.abs(crystal @ poles.T).max(axis=2)
+    matched = band_ok & (best >= cos_tol)
+    count = matched.sum(axis=1)
+    dev = np.where(matched, np.arccos(np.clip(best, 0.0, 1.0)), 0.0).sum(axis=1)
+    return count.astype(np.float64), dev / np.maximum(count, 1)
+
+
 def _as_table(phase: Any, *, n_families: int | None, kv: float) -> TripletTable:
     if isinstance(phase, TripletTable):
         return phase
@@ -175,7 +186,18 @@ class HoughIndexer:
         Tolerance on interplanar angles when matching triplets.
     fit_tol_deg
         A band is explained by an orientation when its normal is within
-        this angle of a theoretical plane normal.
+        this angle of a theoretical plane normal: the bands matched (CTF
+        "Bands"), the MAD and the acceptance (``min_matched``) of the
+        refined solution count at this tolerance.
+    vote_tol_deg
+        The looser tolerance at which the proposals of triplet voting are
+        scored and the best one is refined by least squares. A proposal
+        comes from three bands by the triad method, so the noise of those
+        bands tilts it by up to a degree or two: at ``fit_tol_deg`` it would
+        miss bands that the refined orientation explains, and lose to a
+        wrong proposal. Scoring at 3 degrees and counting at 2 after the
+        refinement indexes more noisy patterns and fits better at low noise
+        (docs/indexing.md, "High noise").
     min_matched
         Fewest explained bands for a solution (error 3 below).
     max_mad_deg
@@ -204,6 +226,7 @@ class HoughIndexer:
         n_families: int | None = None,
         angle_tol_deg: float = 2.0,
         fit_tol_deg: float = 2.0,
+        vote_tol_deg: float = 3.0,
         min_matched: int = 4,
         max_mad_deg: float = 1.5,
         min_band_slope: float = 0.0,
@@ -215,8 +238,11 @@ class HoughIndexer:
         phases = list(phases)
         if not phases:
             raise ValueError("HoughIndexer: give at least one phase")
-        if not 0 < angle_tol_deg < 10 or not 0 < fit_tol_deg < 10:
-            raise ValueError(f"HoughIndexer: angle_tol_deg and fit_tol_deg must be in (0, 10) degrees, got {angle_tol_deg}, {fit_tol_deg}")
+        if not 0 < angle_tol_deg < 10 or not 0 < fit_tol_deg < 10 or not 0 < vote_tol_deg < 10:
+            raise ValueError(
+                "HoughIndexer: angle_tol_deg, fit_tol_deg and vote_tol_deg must be in (0, 10) degrees, "
+                f"got {angle_tol_deg}, {fit_tol_deg}, {vote_tol_deg}"
+            )
         if min_matched < 3:
             raise ValueError(f"HoughIndexer: min_matched must be at least 3, got {min_matched}")
         if not (max_mad_deg > 0 and min_band_slope >= 0 and kv > 0):
@@ -229,6 +255,7 @@ class HoughIndexer:
         self.detector = detector
         self.angle_tol = np.radians(angle_tol_deg)
         self.cos_fit_tol = np.cos(np.radians(fit_tol_deg))
+        self.cos_vote_tol = np.cos(np.radians(vote_tol_deg))
         self.min_matched = int(min_matched)
         self.max_mad_deg = float(max_mad_deg)
         self.min_band_slope = float(min_band_slope)
@@ -287,12 +314,18 @@ class HoughIndexer:
         weights = np.ascontiguousarray(np.clip(table[:, :, COL_INTENSITY], 1e-6, None))
         n_ph = len(self.tables)
         rots = np.empty((n_ph, n, 3, 3))
-        results = np.zeros((n_ph, n, 3))
+        voted = np.zeros((n_ph, n, 3))
+        # columns: bands matched and MAD (rad) at fit_tol, bands of the best solution >= 5 degrees away and
+        # bands matched, both at vote_tol (the confidence index compares those two)
+        results = np.zeros((n_ph, n, 4))
+        band_ok = np.arange(nb)[None, :] < n_valid[:, None]
         for k, t in enumerate(self.tables):
             K._index_stack(
                 normals, n_valid, weights, t.poles, t.triplets, t.angles, t.sign, t.first_index, self.angle_tol,
-                self.cos_fit_tol, t.symmetry, 1.0 + 2.0 * np.cos(np.radians(5.0)), 1024, rots[k], results[k],
+                self.cos_vote_tol, t.symmetry, 1.0 + 2.0 * np.cos(np.radians(5.0)), 1024, rots[k], voted[k],
             )
+            results[k, :, 0], results[k, :, 1] = _matched_at(normals, band_ok & (voted[k][:, :1] > 0), rots[k], t.poles, self.cos_fit_tol)
+            results[k, :, 2:] = voted[k][:, [2, 0]]
         # most bands explained, then the smallest MAD
         count = results[:, :, 0]
         mad = np.where(count > 0, results[:, :, 1], np.inf)
@@ -357,6 +390,7 @@ class HoughIndexer:
         n_matched = res[:, 0].astype(np.int64)
         mad = np.degrees(res[:, 1])
         second = res[:, 2]
+        n_voted = res[:, 3]
         valid = table[:, :, COL_VALID] > 0
         # band contrast / slope analogues over the detected bands
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -365,7 +399,7 @@ class HoughIndexer:
             mean_slope = (table[:, :, COL_SLOPE] * valid).sum(axis=1) / cnt
         bc = np.clip(np.round(mean_int * _BC_SCALE), 0, 255)
         bs = np.clip(np.round(mean_slope * _BS_SCALE), 0, 255)
-        ci = np.clip((n_matched - second) / np.maximum(n_valid, 1), 0.0, 1.0)
+        ci = np.clip((n_voted - second) / np.maximum(n_valid, 1), 0.0, 1.0)
         error = np.zeros(n, dtype=np.int64)
         error[n_valid < 3] = 1
         if self.min_band_slope > 0:
