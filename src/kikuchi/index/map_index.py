@@ -230,14 +230,23 @@ def to_orientation_map(indexing: MapIndexing, *, header: dict[str, Any] | None =
     )
 
 
-def _subset(index_map: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """About ``n`` map positions on a regular grid over the map (rows, cols)."""
+def grid_positions(index_map: np.ndarray, grid: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) of a regular ``grid`` (rows x cols) of map positions spread over the map, where it has patterns.
+
+    The patterns of PC refinement (``refine_pc``) and of PC calibration
+    (:func:`kikuchi.refine.calibrate_pc`).
+
+    Examples
+    --------
+    >>> r, c = grid_positions(np.zeros((10, 20), int), (2, 3))
+    >>> r.tolist(), c.tolist()
+    ([0, 0, 0, 9, 9, 9], [0, 10, 19, 0, 10, 19])
+    """
     nr, nc = index_map.shape
-    g = max(1, int(np.ceil(np.sqrt(n))))
-    rr = np.unique(np.linspace(0, nr - 1, min(g, nr)).round().astype(int))
-    cc = np.unique(np.linspace(0, nc - 1, min(g, nc)).round().astype(int))
-    r, c = np.meshgrid(rr, cc, indexing="ij")
-    r, c = r.ravel(), c.ravel()
+    gr, gc = (max(1, int(v)) for v in grid)
+    rr = np.unique(np.linspace(0, nr - 1, min(gr, nr)).round().astype(int))
+    cc = np.unique(np.linspace(0, nc - 1, min(gc, nc)).round().astype(int))
+    r, c = (a.ravel() for a in np.meshgrid(rr, cc, indexing="ij"))
     ok = index_map[r, c] >= 0
     return r[ok], c[ok]
 
@@ -353,7 +362,8 @@ def index_map(
             raise ValueError(f"refine_points must be a whole number of patterns >= 1, got {refine_points}")
         from kikuchi.index.pattern_centre import fit_pc_plane, refine_pattern_centre
 
-        r, c = _subset(ebsd_map.index_map, refine_points, np.random.default_rng(0))
+        g = max(1, int(np.ceil(np.sqrt(refine_points))))  # about refine_points patterns
+        r, c = grid_positions(ebsd_map.index_map, (g, g))
         pats = ebsd_map.read_indices(ebsd_map.index_map[r, c])
         keep = ~no_signal(pats)  # patterns without signal tell nothing about the pattern centre
         r, c, pats = r[keep], c[keep], pats[keep]
