@@ -163,7 +163,7 @@ def fit_pc_plane_to_points(
     >>> pcs = np.stack([0.5 + 0.001 * c, 0.2 + 0.002 * r, 0.6 + 0.001 * r], axis=1)
     >>> pc_map, info = fit_pc_plane_to_points(pcs, r, c, (5, 5))
     >>> pc_map[2, 3].round(6).tolist(), info["plane"]["per_row"]
-    [[0.503, 0.204, 0.602], [0.0, 0.002, 0.001]]
+    ([0.503, 0.204, 0.602], [0.0, 0.002, 0.001])
     """
     pcs = np.asarray(pcs, dtype=np.float64).reshape(-1, 3)
     rows = np.asarray(rows, dtype=np.float64).reshape(-1)
