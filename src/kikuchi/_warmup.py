@@ -58,6 +58,14 @@ def _index(work: Path) -> None:
     _kikuchi("index", m, "--phase", "ni", "--pc", "0.5,0.3,0.6", "-o", work / "x.ctf", "--no-progress")
 
 
+def _refine(work: Path) -> None:
+    """refine (NCC of patterns projected on the fly, Nelder-Mead per pattern) of an indexed simulated map."""
+    sim = work / "r.h5"
+    _kikuchi("simulate", "-o", sim, "--phase", "ni", "--shape", "2x2", "--pattern-shape", "32x32", "--grains", "1", "--noise", "low", "--no-progress")
+    _kikuchi("index", sim, "--phase", "ni", "-o", work / "r.ctf", "--no-progress")
+    _kikuchi("refine", sim, "--orientations", work / "r.ctf", "--master-pattern", "kinematical:ni", "--refine", "both", "-o", work / "rr.ctf", "--no-progress")
+
+
 def _process(work: Path) -> None:
     """process (background, contrast, averaging, NLPAR) of 16- and 8-bit maps, as the defaults and the indexing preset do."""
     for dtype in ("uint16", "uint8"):
@@ -85,7 +93,7 @@ def _imaging(work: Path) -> None:
 
 
 #: Longest first: on few cores the last group to start should be a short one.
-GROUPS: dict[str, Callable[[Path], None]] = {"index": _index, "simulate": _simulate, "process": _process, "imaging": _imaging}
+GROUPS: dict[str, Callable[[Path], None]] = {"index": _index, "simulate": _simulate, "process": _process, "imaging": _imaging, "refine": _refine}
 
 
 def _run_group(name: str) -> None:
