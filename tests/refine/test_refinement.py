@@ -5,11 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import kikuchi
 from kikuchi.geometry import Detector, axis_angle_matrix, euler_to_matrix, matrix_to_euler
 from kikuchi.refine import ncc, normalize_patterns, pseudo_symmetry_operators, refine_patterns
-from kikuchi.simulate import MasterPattern, kinematical_master_pattern, project_patterns
-from tests.conftest import shared_file
+from kikuchi.simulate import kinematical_master_pattern, project_patterns
 
 
 def _misorientation_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
