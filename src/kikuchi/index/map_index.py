@@ -176,6 +176,24 @@ def phase_info(phases: list[Any], tables: list[Any] | None = None) -> list[Any]:
     return out
 
 
+def vendor_header(header: dict[str, Any] | None, detector: Any, *, kv: Any, format: str | None, author: str) -> dict[str, Any]:
+    """``header`` with the vendor fields that vendor tools read: CTF (Author, KV, TiltAngle) or ANG (PC, tilts); None: both."""
+    info = dict(header or {})
+    if format in (None, "ctf"):
+        info.setdefault("Author", author)
+        if kv:
+            info.setdefault("KV", float(kv))
+        info.setdefault("TiltAngle", float(detector.sample_tilt_deg))
+    if format in (None, "ang"):
+        x_star, y_star, z_star = (float(v) for v in np.asarray(detector.pc_as("edax")).reshape(-1, 3).mean(axis=0))
+        info.setdefault("x-star", x_star)
+        info.setdefault("y-star", y_star)
+        info.setdefault("z-star", z_star)
+        info.setdefault("SampleTiltAngle", float(detector.sample_tilt_deg))
+        info.setdefault("CameraElevationAngle", float(detector.camera_tilt_deg))
+    return info
+
+
 def to_orientation_map(indexing: MapIndexing, *, header: dict[str, Any] | None = None, format: str | None = None) -> Any:
     """An :class:`~kikuchi.io.orientation_map.OrientationMap` with CTF (bands, error, mad, bc, bs) and ANG (iq, ci, fit) columns.
 
@@ -208,21 +226,7 @@ def to_orientation_map(indexing: MapIndexing, *, header: dict[str, Any] | None =
         "ci": place(r.ci, -1.0),
         "fit": place(r.mad_deg, 0.0),
     }
-    info = dict(header or {})
-    det = indexing.detector
-    # vendor header fields, so that vendor tools read them: CTF (Author, KV, TiltAngle) or ANG (PC, tilts)
-    if format in (None, "ctf"):
-        info.setdefault("Author", "kikuchi Hough indexing")
-        if indexing.settings.get("kv"):
-            info.setdefault("KV", float(indexing.settings["kv"]))
-        info.setdefault("TiltAngle", float(det.sample_tilt_deg))
-    if format in (None, "ang"):
-        x_star, y_star, z_star = (float(v) for v in np.asarray(det.pc_as("edax")).reshape(-1, 3).mean(axis=0))
-        info.setdefault("x-star", x_star)
-        info.setdefault("y-star", y_star)
-        info.setdefault("z-star", z_star)
-        info.setdefault("SampleTiltAngle", float(det.sample_tilt_deg))
-        info.setdefault("CameraElevationAngle", float(det.camera_tilt_deg))
+    info = vendor_header(header, indexing.detector, kv=indexing.settings.get("kv"), format=format, author="kikuchi Hough indexing")
     assert euler.shape[0] == n_map
     return OrientationMap.from_arrays(
         euler=euler, phase_id=phase_id, nav_shape=(nr, nc), step_um=indexing.step_um,
@@ -249,6 +253,36 @@ def grid_positions(index_map: np.ndarray, grid: tuple[int, int]) -> tuple[np.nda
     r, c = (a.ravel() for a in np.meshgrid(rr, cc, indexing="ij"))
     ok = index_map[r, c] >= 0
     return r[ok], c[ok]
+
+
+def patterns_to_index(ebsd_map: Any, dataset: str | None, static_background: Any, dynamic: bool, *, caller: str) -> tuple[Any, bool, bool, Any]:
+    """(map on ``dataset``, raw?, remove the dynamic background?, static background or None) of a map to index.
+
+    Processed patterns of kikuchi's own map file had both backgrounds
+    removed; a vendor's processed patterns (AZtec's) only their static
+    background: their dynamic one is removed here. ``static_background``
+    'file' is the map's own (raw patterns only).
+    """
+    from kikuchi.io.mapstore import PROCESSED
+    from kikuchi.process.no_signal import check_static_background
+
+    if dataset is not None and dataset != ebsd_map.dataset:
+        ebsd_map = ebsd_map.with_dataset(dataset)
+    raw = ebsd_map.dataset != PROCESSED
+    dynamic = bool(dynamic and (raw or ebsd_map.format != "kikuchi"))
+    bg = None
+    if raw:
+        if isinstance(static_background, str):
+            if static_background != "file":
+                raise ValueError(f"static_background must be 'file', None or an array, got {static_background!r}")
+            bg = ebsd_map.static_background
+        elif static_background is not None:
+            bg = np.asarray(static_background)
+            if bg.shape != tuple(ebsd_map.pattern_shape):
+                raise ValueError(f"{caller}: static background of shape {bg.shape} does not fit the patterns {tuple(ebsd_map.pattern_shape)}")
+        source = "static background" if isinstance(static_background, np.ndarray) else f"{ebsd_map.path.name}: its static background"
+        bg, _ = check_static_background(bg, source=source)
+    return ebsd_map, raw, dynamic, bg
 
 
 def index_map(
@@ -307,32 +341,14 @@ def index_map(
     """
     from kikuchi.crystal import Phase
     from kikuchi.engine import map_reduce
-    from kikuchi.io.mapstore import PROCESSED
-    from kikuchi.process.no_signal import NoSignalWarning, check_static_background, no_signal, no_signal_summary
+    from kikuchi.process.no_signal import NoSignalWarning, no_signal, no_signal_summary
 
     if isinstance(phases, (str, Phase)):
         phases = [phases]
     if not hasattr(ebsd_map, "nav_shape") or not hasattr(ebsd_map, "index_map"):
         raise ValueError(f"index_map: give an open map (kikuchi.open(path)), not {type(ebsd_map).__name__}")
     phases = [p if isinstance(p, Phase) else Phase.parse(p) for p in phases]
-    if dataset is not None and dataset != ebsd_map.dataset:
-        ebsd_map = ebsd_map.with_dataset(dataset)
-    raw = ebsd_map.dataset != PROCESSED
-    # processed patterns of kikuchi's own map file had both backgrounds removed; a vendor's
-    # processed patterns (AZtec's) only their static background: remove the dynamic one here
-    dynamic = bool(dynamic and (raw or ebsd_map.format != "kikuchi"))
-    bg = None
-    if raw:
-        if isinstance(static_background, str):
-            if static_background != "file":
-                raise ValueError(f"static_background must be 'file', None or an array, got {static_background!r}")
-            bg = ebsd_map.static_background
-        elif static_background is not None:
-            bg = np.asarray(static_background)
-            if bg.shape != tuple(ebsd_map.pattern_shape):
-                raise ValueError(f"index_map: static background of shape {bg.shape} does not fit the patterns {tuple(ebsd_map.pattern_shape)}")
-        source = "static background" if isinstance(static_background, np.ndarray) else f"{ebsd_map.path.name}: its static background"
-        bg, _ = check_static_background(bg, source=source)
+    ebsd_map, raw, dynamic, bg = patterns_to_index(ebsd_map, dataset, static_background, dynamic, caller="index_map")
     detector = ebsd_map.detector if detector is None else detector
     if tuple(detector.shape) != tuple(ebsd_map.pattern_shape):
         raise ValueError(f"{ebsd_map.path}: detector shape {tuple(detector.shape)} differs from the pattern shape {ebsd_map.pattern_shape}")
