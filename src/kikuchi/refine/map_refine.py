@@ -242,9 +242,10 @@ class MapRefinement:
         """The start orientation map with the refined orientations, the NCC and the PCs.
 
         Columns: ``ncc``, ``ncc_start``, ``pcx``, ``pcy``, ``pcz`` (Bruker),
-        ``evaluations``, ``variant`` (all kept in HDF5); for CTF the band
-        contrast ``bc`` is ``255 NCC`` and for ANG the confidence index ``ci``
-        is the NCC, so that vendor tools show the match quality.
+        ``evaluations``, ``variant`` (all kept in HDF5); at the refined points
+        the band contrast ``bc`` becomes ``255 NCC`` (CTF's BC) and the
+        confidence index ``ci`` the NCC (ANG's CI), so that vendor tools show
+        the match quality; the other columns of the start map are kept.
         """
         from kikuchi.io.orientation_map import OrientationMap
 
