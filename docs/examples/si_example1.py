@@ -12,9 +12,10 @@ Steps:
 1. Hough indexing (``HoughIndexer`` with the Hough-based PC refinement
    ``refine_pattern_centre``) on the pattern binned to 160 x 120, from a
    small grid of starting PCs (the pattern does not record its PC; the
-   documentation gives only 800 x 600, 15 kV and the 70 degree tilt of
-   its set-up); every solution is scored by its NCC with the kinematical
-   simulation and the best one kept;
+   documentation gives only 800 x 600 pixels, 15 kV and a best-fitting
+   energy of about 14 keV: the sample tilt is taken as the usual 70
+   degrees, the camera tilt as 0); every solution is scored by its NCC
+   with the kinematical simulation and the best one kept;
 2. refinement of orientation + PC (``kikuchi.refine.refine_patterns``) on the
    pattern binned to 200 x 150, then on the full 800 x 600 pattern;
 3. the same at the energies in ``--kv`` (the documentation's dynamical fit
