@@ -237,7 +237,7 @@ def _refine(rot, normals, nb, weights, poles, cos_tol, best_pole, best_cos, a, b
 @numba.njit(nogil=True, cache=True, error_model="numpy")
 def _index_one(
     normals, nb, weights, poles, lut_idx, lut_ang, lut_sign, lut_first, ang_tol, cos_fit_tol, sym, min_sep_trace,
-    max_candidates, res_rot,
+    max_candidates, res_rot, cos_count_tol,
 ):
     """Triplet voting for one pattern and one phase.
 
@@ -248,10 +248,13 @@ def _index_one(
     by the number of all bands it explains within ``cos_fit_tol`` (then by
     their mean deviation). The search stops early once the best proposal
     explains all bands but one and has been proposed by three triplets. The
-    best proposal is refined by least squares on its matched bands.
+    best proposal is refined by least squares on its matched bands, unless
+    the refined orientation explains fewer bands within ``cos_count_tol``
+    than the voted one.
 
     Returns (n_matched, mad_rad, n_second): bands explained by the best and
-    by the best proposal at least ``min_sep_trace`` away from it.
+    by the best proposal at least ``min_sep_trace`` away from it (within
+    ``cos_fit_tol``).
     """
     best_count = -1
     best_err = 1e9
@@ -352,11 +355,15 @@ def _index_one(
     if best_count < 2:
         _copy33(best_rot, res_rot)
         return max(best_count, 0), 0.0, 0
+    # refinement should not lose bands, counted at the counting tolerance (at the looser voting
+    # tolerance the refined orientation may drop a band that the voted one only grazed, and keeping
+    # the voted one then costs accuracy); keep the voted rotation if it does
     refined = _refine(best_rot.copy(), normals, nb, weights, poles, cos_fit_tol, bp, bc, a, bv, w3)
-    cnt, err = _evaluate(refined, normals, nb, poles, cos_fit_tol, bp, bc)
-    if cnt < best_count:  # refinement should not lose bands; keep the voted rotation then
+    c_refined, _ = _evaluate(refined, normals, nb, poles, cos_count_tol, bp, bc)
+    c_voted, _ = _evaluate(best_rot, normals, nb, poles, cos_count_tol, bp, bc)
+    if c_voted > c_refined:
         refined = best_rot
-        cnt, err = _evaluate(refined, normals, nb, poles, cos_fit_tol, bp, bc)
+    cnt, err = _evaluate(refined, normals, nb, poles, cos_fit_tol, bp, bc)
     _copy33(refined, res_rot)
     second = 0
     for c in range(n_cand):
@@ -368,7 +375,7 @@ def _index_one(
 @numba.njit(nogil=True, cache=True, error_model="numpy")
 def _index_stack(
     normals, n_valid, weights, poles, lut_idx, lut_ang, lut_sign, lut_first, ang_tol, cos_fit_tol, sym, min_sep_trace,
-    max_candidates, out_rot, out_res,
+    max_candidates, out_rot, out_res, cos_count_tol,
 ):
     """:func:`_index_one` for a stack: normals (n, nb, 3), n_valid (n,), weights (n, nb).
 
@@ -385,7 +392,7 @@ def _index_stack(
             continue
         cnt, mad, second = _index_one(
             normals[i], nb, weights[i], poles, lut_idx, lut_ang, lut_sign, lut_first, ang_tol, cos_fit_tol, sym,
-            min_sep_trace, max_candidates, rot,
+            min_sep_trace, max_candidates, rot, cos_count_tol,
         )
         _copy33(rot, out_rot[i])
         out_res[i, 0] = cnt

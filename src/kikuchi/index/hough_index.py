@@ -322,7 +322,7 @@ class HoughIndexer:
         for k, t in enumerate(self.tables):
             K._index_stack(
                 normals, n_valid, weights, t.poles, t.triplets, t.angles, t.sign, t.first_index, self.angle_tol,
-                self.cos_vote_tol, t.symmetry, 1.0 + 2.0 * np.cos(np.radians(5.0)), 1024, rots[k], voted[k],
+                self.cos_vote_tol, t.symmetry, 1.0 + 2.0 * np.cos(np.radians(5.0)), 1024, rots[k], voted[k], self.cos_fit_tol,
             )
             results[k, :, 0], results[k, :, 1] = _matched_at(normals, band_ok & (voted[k][:, :1] > 0), rots[k], t.poles, self.cos_fit_tol)
             results[k, :, 2:] = voted[k][:, [2, 0]]
