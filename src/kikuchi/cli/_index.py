@@ -1,4 +1,4 @@
-"""``kikuchi index``: Hough indexing of a map file to an orientation map (CTF, ANG or HDF5)."""
+"""``kikuchi index``: Hough or dictionary indexing of a map file to an orientation map (CTF, ANG or HDF5)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--phase", action="append", required=True, metavar="PHASE",
         help="phase to index (repeat for several): a built-in name (ni, al, fe-alpha, ...), a CIF path or NAME:SPACEGROUP:a[,b,c,alpha,beta,gamma]",
     )
+    parser.add_argument(
+        "--method", choices=("hough", "dictionary"), default="hough",
+        help="Hough indexing (default) or dictionary indexing against patterns simulated from master patterns",
+    )  # fmt: skip
     g = add_geometry_arguments(parser)
     g.add_argument(
         "--refine-pc", nargs="?", const="mean", choices=("mean", "plane"), default=None,
@@ -43,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     h.add_argument("--angle-tol", type=float, default=2.0, metavar="DEG", help="interplanar angle tolerance (default 2)")
     h.add_argument("--max-mad", type=float, default=1.5, metavar="DEG", help="largest accepted MAD (default 1.5)")
     h.add_argument("--min-bands", type=positive_int, default=4, help="fewest matched bands for a solution (default 4)")
+    from kikuchi.cli import _index_dictionary
+
+    _index_dictionary.add_arguments(parser)
     add_execution_arguments(parser)
     parser.add_argument("--figure", type=Path, metavar="PNG", help="index summary figure: IPF-Z map (next to the truth when the map has one), MAD, band contrast")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -162,6 +169,10 @@ def run(args: argparse.Namespace) -> int:
     if len(set(names)) != len(names):
         raise ValueError(f"--phase given twice: {', '.join(names)}")
     execution = execution_options(args)
+    if args.method == "dictionary":
+        from kikuchi.cli import _index_dictionary
+
+        return _index_dictionary.run(args, phases, execution)
     t0 = time.perf_counter()
     with open_map(args.input, dataset=args.dataset) as m:
         detector = build_detector(m, args)  # of the dataset indexed: a processed dataset may be binned

@@ -30,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "vbse": ("kikuchi.cli._vbse", "virtual BSE arrays, colour images, centre of mass, diodes"),
     "quality": ("kikuchi.cli._quality", "pattern quality maps (IQ, neighbour dot product, mean, std)"),
     "bands": ("kikuchi.cli._bands", "detect Kikuchi bands (Hough/Radon) in a pattern"),
-    "index": ("kikuchi.cli._index", "Hough indexing of a map to an orientation map"),
+    "index": ("kikuchi.cli._index", "Hough or dictionary indexing of a map to an orientation map"),
     "refine": ("kikuchi.cli._refine", "refine orientations and pattern centres by pattern matching"),
     "calibrate": ("kikuchi.cli._calibrate", "pattern centre of a map: pattern matching on a grid, or the moving-screen method"),
     "explore": ("kikuchi.cli._explore", "open the map explorer in the browser"),

@@ -1,0 +1,182 @@
+"""``kikuchi index --method dictionary``: dictionary indexing of a map (and ``--refine`` of the matches).
+
+The options and the run of the dictionary method; ``kikuchi.cli._index``
+adds them to ``kikuchi index`` and hands over when ``--method dictionary``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from kikuchi.cli._options import execution_text, finite_positive, positive_int
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the dictionary method (a group of ``kikuchi index``)."""
+    d = parser.add_argument_group("dictionary indexing (--method dictionary)")
+    d.add_argument(
+        "--master-pattern", action="append", metavar="F", default=None,
+        help="master pattern per --phase, in the same order: an EMsoft EMEBSDmaster .h5 file, 'kinematical' (kikuchi's "
+        "kinematical master pattern of that phase at the map's energy) or kinematical:PHASE[@KV]",
+    )  # fmt: skip
+    d.add_argument(
+        "--master-energy", default="highest", metavar="highest|weighted|KEV",
+        help="energy of an EMsoft master pattern: its highest bin (default), all bins weighted by the Monte Carlo histogram, or the bin nearest KEV",
+    )  # fmt: skip
+    d.add_argument("--resolution", type=finite_positive, metavar="DEG", help="orientation sampling of each fundamental zone, degrees (e.g. 3)")
+    d.add_argument("--top-k", type=positive_int, default=5, metavar="K", help="best matches kept per point, in the HDF5 output (default 5)")
+    mode = d.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--compressed", dest="compressed", action="store_true", default=False,
+        help="score on the leading principal components of the dictionary, then re-score the best candidates exactly (much faster, same answers)",
+    )  # fmt: skip
+    mode.add_argument("--exact", dest="compressed", action="store_false", help="score every dictionary entry in pixel space (default)")
+    d.add_argument("--metric", choices=("ncc", "ndp"), default="ncc", help="normalised cross-correlation (default) or normalised dot product")
+    d.add_argument("--mask", choices=("none", "circular"), default="none", help="signal mask: every pixel (default) or the largest circle")
+    d.add_argument("--memory", type=finite_positive, default=1024.0, metavar="MB", help="memory budget of the dictionary and the score blocks (default 1024)")
+    d.add_argument(
+        "--refine", nargs="?", const="orientation", choices=("orientation", "pc", "both"), default=None,
+        help="refine the matches before writing (kikuchi.refine: orientation by default, or pc, or both)",
+    )  # fmt: skip
+
+
+def _energy(text: str) -> str | float:
+    if text in ("highest", "weighted"):
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"--master-energy must be 'highest', 'weighted' or an energy in keV, got {text!r}")
+    return value
+
+
+def load_masters(specs: list[str] | None, phases: list[Any], kv: float, energy: str) -> list[Any]:
+    """One master pattern per phase from the ``--master-pattern`` values."""
+    from kikuchi.refine import load_master_pattern
+    from kikuchi.simulate.kinematical import kinematical_master_pattern
+
+    if not specs:
+        raise ValueError("--method dictionary needs --master-pattern F (an EMsoft master pattern file or 'kinematical') for each --phase")
+    if len(specs) != len(phases):
+        raise ValueError(f"give one --master-pattern per --phase, in the same order: {len(specs)} master patterns for {len(phases)} phases")
+    e = _energy(energy)
+    out = []
+    for spec, phase in zip(specs, phases):
+        if spec.lower() == "kinematical":
+            out.append(kinematical_master_pattern(phase, kv=kv))
+        else:
+            out.append(load_master_pattern(spec, kv=kv, energy=e))
+    return out
+
+
+def _refine(m: Any, indexing: Any, masters: list[Any], detector: Any, args: argparse.Namespace, execution: dict[str, Any], header: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The orientation map of the matches refined by :func:`kikuchi.refine.refine_map`, phase by phase."""
+    from kikuchi.refine import refine_map
+
+    start = indexing.to_orientation_map(header=header)
+    out = None
+    info: dict[str, Any] = {"mode": args.refine, "phases": {}}
+    for k, master in enumerate(masters, start=1):
+        if not np.any(start.phase_id == k):
+            continue
+        refined = refine_map(
+            m, start, master, detector=detector, refine=args.refine, phase_id=k, static_background=None if args.no_background else "file",
+            dynamic=not args.no_background, mask=None if args.mask == "none" else args.mask, progress=not args.no_progress, **execution,
+        )  # fmt: skip
+        omap = refined.to_orientation_map(header=header)
+        sel = refined.refined
+        if out is None:
+            out = omap
+        else:
+            out.euler[sel] = omap.euler[sel]
+            for name, values in omap.columns.items():
+                if name not in out.columns:
+                    out.columns[name] = np.full(values.shape, np.nan) if values.dtype.kind == "f" else np.zeros_like(values)
+                out.columns[name][sel] = values[sel]
+        ncc = np.asarray(omap.columns["ncc"])[sel]
+        info["phases"][indexing.phases[k - 1].name] = {
+            "points": int(sel.sum()), "mean_ncc": round(float(np.nanmean(ncc)), 4) if ncc.size else None,
+        }
+    return (start if out is None else out), info
+
+
+def run(args: argparse.Namespace, phases: list[Any], execution: dict[str, Any]) -> int:
+    """``kikuchi index --method dictionary``: index, optionally refine, write, print the result line or JSON."""
+    from kikuchi.cli._index import accuracy, build_detector, truth_of
+    from kikuchi.index.dictionary import PatternDictionary, index_map_dictionary
+    from kikuchi.io.mapstore import open_map
+
+    if args.resolution is None:
+        raise ValueError("--method dictionary needs --resolution DEG (the orientation sampling, e.g. 3)")
+    if args.refine_pc is not None:
+        raise ValueError("--refine-pc belongs to Hough indexing; with --method dictionary refine the pattern centre with --refine pc (or both)")
+    if args.figure is not None:
+        raise ValueError("--figure draws Hough indexing's summary (MAD, band contrast); it is not made for --method dictionary")
+    t0 = time.perf_counter()
+    with open_map(args.input, dataset=args.dataset) as m:
+        detector = build_detector(m, args)
+        kv = float(m.kv or 20.0)
+        masters = load_masters(args.master_pattern, phases, kv, args.master_energy)
+        dictionary = PatternDictionary.from_resolution(
+            masters, detector, args.resolution, phases=phases, mask=None if args.mask == "none" else args.mask, metric=args.metric
+        )
+        t_dict = time.perf_counter()
+        dictionary.prepare(memory_mb=args.memory, compressed=args.compressed)
+        seconds_dictionary = time.perf_counter() - t_dict
+        indexing = index_map_dictionary(
+            m, dictionary, top_k=args.top_k, compressed=args.compressed, memory_mb=args.memory,
+            static_background=None if args.no_background else "file", dynamic=not args.no_background,
+            progress=not args.no_progress, **execution,
+        )  # fmt: skip
+        seconds_index = time.perf_counter() - t0
+        header = {"Prj": m.path.name}
+        refined_info = None
+        omap = None
+        if args.refine is not None:
+            omap, refined_info = _refine(m, indexing, masters, detector, args, execution, header)
+        seconds = time.perf_counter() - t0
+        truth = truth_of(m)
+        source = m.path.name
+    indexing.write(args.output, omap=omap, header=header)
+    written = omap if omap is not None else indexing.to_orientation_map(header=header)
+    summary: dict[str, Any] = {"input": str(args.input), "output": str(args.output), "method": "dictionary", **indexing.result.summary()}
+    summary.update(
+        dictionary_size=len(dictionary), resolution_deg=args.resolution, compressed=bool(args.compressed),
+        dictionary_in_memory=dictionary.in_memory, pattern_centre_bruker=indexing.settings["pc_in_bruker"],
+        dataset=indexing.settings["dataset"], seconds_dictionary=round(seconds_dictionary, 3), seconds_indexing=round(seconds_index, 3),
+        seconds=round(seconds, 3), execution=execution_text(execution),
+        background_removed={"static": indexing.settings["static_background"], "dynamic": indexing.settings["dynamic_background"]},
+    )  # fmt: skip
+    if refined_info is not None:
+        summary["refinement"] = refined_info
+    if truth is not None:
+        summary["accuracy"] = accuracy(written, truth, phases)
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+        return 0
+    mode = "compressed" if args.compressed else "exact"
+    print(
+        f"{source}: dictionary-indexed {summary['indexed']} of {summary['points']} points in {seconds_index:.1f} s "
+        f"({summary['points'] / max(seconds_index, 1e-9):.0f} patterns/s, {summary['execution']}) against {len(dictionary)} simulated "
+        f"patterns ({args.resolution:g} deg, {mode}, dictionary {seconds_dictionary:.1f} s), mean {args.metric.upper()} "
+        f"{summary['mean_score']}, phases {summary['phases']}; {summary['no_signal']} point{'s' * (summary['no_signal'] != 1)} without signal"
+    )
+    pc = ", ".join(f"{v:.4f}" for v in summary["pattern_centre_bruker"])
+    print(f"pattern centre of the dictionary (Bruker) {pc}")
+    if refined_info is not None:
+        per = ", ".join(f"{name}: {v['points']} points, mean NCC {v['mean_ncc']}" for name, v in refined_info["phases"].items())
+        print(f"refined ({args.refine}) in {seconds - seconds_index:.1f} s: {per or 'nothing indexed'}")
+    if "accuracy" in summary:
+        a = summary["accuracy"]
+        print(f"against the map's truth (or reference) orientations: {100 * a['within_1deg']:.1f}% within 1 deg, "
+              f"{100 * a['within_2deg']:.1f}% within 2 deg, {100 * a['within_5deg']:.1f}% within 5 deg, mean {a['mean_error_deg_within_5']} deg")  # fmt: skip
+    print(f"written: {args.output}")
+    return 0
