@@ -83,3 +83,31 @@ def test_non_loopback_host_warns(map_file):
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=20)
     assert "warning: serving grains.h5 to the network on 0.0.0.0" in err
+
+
+def test_explore_with_a_master_pattern_serves_the_matching_view(simulated_map):
+    proc, url = start_cli(str(simulated_map), "--no-browser", "--master-pattern", "kinematical:ni", "--sigma", "9.6")
+    try:
+        info = json.loads(get(url + "api/info")[2])["match"]
+        assert info["master_pattern"] == "kinematical (ni)" and info["kv"] == 20.0 and info["sigma"] == 9.6
+        status, _, body = get(url + "api/match?row=1&col=1")
+        assert status == 200 and json.loads(body)["ncc"] > 0.8
+        assert get(url + "api/match.png?row=1&col=1&panel=difference")[0] == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)
+    assert proc.returncode == 0
+
+
+def test_explore_matching_options_bad_input(cli, tmp_path, map_file, simulated_map):
+    result = cli("explore", simulated_map, "--no-browser", "--sigma", "2")
+    assert result.returncode == 2 and "--sigma sets up the pattern-matching view: give it with --master-pattern" in result.stderr
+    result = cli("explore", map_file, "--no-browser", "--master-pattern", "kinematical:ni")
+    assert result.returncode == 2 and "grains.h5 holds no orientations to simulate the patterns at" in result.stderr
+    result = cli("explore", simulated_map, "--no-browser", "--master-pattern", "kinematical:ni", "--phase", "fe")
+    assert result.returncode == 2 and "phase 'fe': the orientations have no such phase (1: ni)" in result.stderr
+    result = cli("explore", simulated_map, "--no-browser", "--master-pattern", tmp_path / "none.h5")
+    assert result.returncode == 2 and "none.h5" in result.stderr
+    help_text = cli("explore", "--help").stdout
+    for option in ("--master-pattern", "--energy", "--phase", "--sigma", "--no-background", "--no-mask"):
+        assert option in help_text

@@ -2,7 +2,8 @@
 
 Hover the base map to see the pattern under the mouse, click to pin a point,
 average neighbours, switch between raw and corrected patterns and save a
-pattern as an exact TIFF. ``kikuchi explore FILE.h5`` opens it in the
+pattern as an exact TIFF; with orientations and a master pattern, compare
+the point's pattern with its simulation (difference and NCC). ``kikuchi explore FILE.h5`` opens it in the
 browser; from Jupyter, ``kikuchi.explore(path)`` shows it inline.
 
 The server is Python's standard ``http.server``; the page is static HTML,
@@ -21,12 +22,13 @@ import types
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kikuchi._args import ArgumentTypeError, check_bool, check_count, check_path, shown
+from kikuchi._args import ArgumentTypeError, check_bool, check_count, check_number, check_path, shown
 from kikuchi.explore.server import ExplorerServer, make_server, serve_in_thread
 from kikuchi.explore.source import MapSource
 
 if TYPE_CHECKING:
     from kikuchi.io.orientation_map import OrientationMap
+    from kikuchi.simulate.master import MasterPattern
 
 __all__ = ["Explorer", "MapSource", "explore"]
 
@@ -144,6 +146,12 @@ def explore(
     path: str | os.PathLike,
     *,
     orientations: str | os.PathLike | OrientationMap | None = None,
+    master_pattern: str | os.PathLike | MasterPattern | None = None,
+    energy: str | float = "highest",
+    phase: str | int | None = None,
+    sigma: float | None = None,
+    background: bool = True,
+    signal_mask: bool = True,
     port: int = 0,
     host: str = "127.0.0.1",
     token: str | bool | None = None,
@@ -164,7 +172,29 @@ def explore(
         ANG path, or a :class:`kikuchi.OrientationMap`, e.g. from indexing
         in the same session): adds IPF colours, the phase map, its columns
         (band contrast, MAD, ...) and simulated band lines. By default the
-        Euler angles stored in the map file are used, if any.
+        Euler angles stored in the map file are used, if any. An HDF5
+        orientation map from ``kikuchi refine`` (or its
+        :class:`~kikuchi.OrientationMap`) also gives each point's refined
+        pattern centre to the pattern-matching view.
+    master_pattern
+        Adds the pattern-matching view (needs orientations): for the point
+        shown, the pattern prepared as ``kikuchi refine`` prepares it, the
+        master pattern projected at the point's orientation and pattern
+        centre, their difference and their NCC (mean 0, standard deviation
+        1, the signal mask of refinement). An EMsoft master pattern file,
+        ``'kinematical:PHASE[@KV]'`` (:func:`kikuchi.refine.load_master_pattern`;
+        the map's energy unless ``@KV``) or a
+        :class:`kikuchi.simulate.MasterPattern`.
+    energy
+        Energy bins of an EMsoft master pattern: 'highest', 'weighted' or keV.
+    phase
+        Phase of the orientations (id or name) the master pattern is for;
+        default the only one, or the one named as the master pattern's.
+    sigma, background, signal_mask
+        Preparation as ``kikuchi refine``'s ``--sigma``, ``--no-background``
+        and ``--no-mask``: Gaussian sigma of the dynamic background in
+        pixels (default width / 25), subtract the static and dynamic
+        backgrounds, compare inside the largest circle of the pattern only.
     port
         TCP port; 0 (default) takes any free port.
     host
@@ -207,8 +237,15 @@ def explore(
         raise ArgumentTypeError(f"host={shown(host)}: expected an address, e.g. '127.0.0.1'")
     if orientations is not None and not hasattr(orientations, "euler"):
         orientations = check_path(orientations, "orientations")
+    if master_pattern is not None and not hasattr(master_pattern, "north"):
+        master_pattern = str(check_path(master_pattern, "master_pattern"))
+    background = check_bool(background, "background")
+    signal_mask = check_bool(signal_mask, "signal_mask")
+    if sigma is not None:
+        sigma = check_number(sigma, "sigma", positive=True, unit="px")
+    matching = {"master_pattern": master_pattern, "energy": energy, "phase": phase, "sigma": sigma, "background": background, "signal_mask": signal_mask}
     try:
-        server = make_server(path, host=host, port=port, orientations=orientations, token=token)
+        server = make_server(path, host=host, port=port, orientations=orientations, token=token, **matching)
     except socket.gaierror as exc:
         raise OSError(f"host {host!r}: {exc.strerror or exc}; give an address of this computer, e.g. 127.0.0.1") from None
     explorer = Explorer(server, height=height).start()

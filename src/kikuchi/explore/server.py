@@ -39,6 +39,12 @@ Routes (all ``GET`` unless noted)::
     /api/bands?...[&n_bands=K]  JSON: bands detected in that pattern (end points, rho, theta)
     /api/lines?row=R&col=C JSON: simulated band centre lines with hkl for the point's orientation
     /api/ipf-key?phase=P   PNG: the IPF colour key of phase P
+    /api/match?row=R&col=C JSON: NCC of the point's pattern and its simulation, and what made it
+                           (with --master-pattern; see kikuchi.explore.match)
+    /api/match.png?row=R&col=C&panel=experiment|simulation|difference
+                           PNG of one panel of the pattern-matching view
+    /api/match-pattern?row=R&col=C&panel=P
+                           the panel's float32 values as a binary pattern message
     POST /api/pin          JSON {"row": R, "col": C}: the pinned point (Explorer.pinned)
 """
 
@@ -67,6 +73,7 @@ from urllib.parse import parse_qsl, urlsplit
 import numpy as np
 
 from kikuchi.explore import encode
+from kikuchi.explore.match import MATCH_PANELS, panel_png
 from kikuchi.explore.source import MapSource, PatternQuery, RequestError
 
 __all__ = ["ExplorerServer", "make_server", "STATIC_FILES"]
@@ -454,7 +461,13 @@ class _Gate:
 
 
 def make_server(
-    path: str | Path, *, host: str = "127.0.0.1", port: int = 0, orientations: Any = None, token: str | bool | None = None
+    path: str | Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    orientations: Any = None,
+    token: str | bool | None = None,
+    **matching: Any,
 ) -> ExplorerServer:
     """Open the map file (and orientation map) and bind a server to it (not yet serving).
 
@@ -468,16 +481,19 @@ def make_server(
         Orientation map of the same grid (path or :class:`kikuchi.OrientationMap`), see :class:`MapSource`.
     token
         Token requests must carry (see :class:`ExplorerServer`).
+    **matching
+        The pattern-matching view: ``master_pattern``, ``energy``, ``phase``,
+        ``sigma``, ``background``, ``signal_mask`` of :class:`MapSource`.
 
     Raises
     ------
     ValueError
-        When the token is not valid.
+        When the token is not valid, or the master pattern does not fit the orientations.
     OSError
         When the address cannot be bound (port in use, unknown host).
     """
     _resolve_token(token, host)  # checked before the file is opened
-    source = MapSource(path, orientations=orientations)
+    source = MapSource(path, orientations=orientations, **matching)
     try:
         return ExplorerServer(source, host=host, port=port, token=token)
     except BaseException:
@@ -669,6 +685,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 "/api/bands": self._bands,
                 "/api/lines": self._lines,
                 "/api/ipf-key": self._ipf_key,
+                "/api/match": self._match,
+                "/api/match.png": self._match_png,
+                "/api/match-pattern": self._match_pattern,
             }
         )
 
@@ -800,6 +819,32 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._only(params, {"phase"})
         png = self.server.source.ipf_key_png(self._int(params, "phase"))
         self._send(200, png, "image/png", headers={"Cache-Control": "private, max-age=3600"})
+
+    def _match_point(self, params: dict[str, str], *, panel: bool) -> tuple[int, int, str]:
+        self._only(params, {"row", "col", "panel"} if panel else {"row", "col"})
+        row, col = self._int(params, "row"), self._int(params, "col")
+        if not panel:
+            return row, col, ""
+        name = params.get("panel")
+        if name not in MATCH_PANELS:
+            shown = "missing" if name is None else repr(name[:40])
+            raise RequestError(f"parameter panel is {shown}: choose from {', '.join(MATCH_PANELS)}")
+        return row, col, name
+
+    def _match(self, params: dict[str, str]) -> None:
+        row, col, _ = self._match_point(params, panel=False)
+        self._json(self.server.source.match_info(row, col))
+
+    def _match_png(self, params: dict[str, str]) -> None:
+        row, col, panel = self._match_point(params, panel=True)
+        self._send(200, panel_png(self.server.source.match(row, col), panel), "image/png")
+
+    def _match_pattern(self, params: dict[str, str]) -> None:
+        row, col, panel = self._match_point(params, panel=True)
+        match = self.server.source.match(row, col)
+        body = encode.encode_pattern(match.panel(panel), row=row, col=col)
+        info = json.dumps({**match.describe(), "panel": panel}, allow_nan=False)
+        self._send(200, body, "application/octet-stream", headers={"X-Match-Info": info})
 
     def _pin(self, params: dict[str, str]) -> None:
         self._only(params, set())

@@ -36,6 +36,7 @@ from kikuchi.explore.layers import (
     orientations_from_map,
     orientations_from_omap,
 )
+from kikuchi.explore.match import NoMatch, PatternMatcher, PointMatch
 from kikuchi.io.mapstore import PROCESSED, RAW, EBSDMap, open_map
 
 __all__ = ["MapSource", "PatternQuery", "RequestError", "MAX_NLPAR", "MAX_NPA"]
@@ -300,6 +301,21 @@ class MapSource:
         Orientation map of the same grid whose orientations and columns the
         explorer shows: a CTF/ANG path or a :class:`kikuchi.OrientationMap`;
         default: the Euler angles stored in the map file, if any.
+    master_pattern
+        Master pattern of the orientations' phase for the pattern-matching
+        view (:mod:`kikuchi.explore.match`): a
+        :class:`kikuchi.simulate.MasterPattern`, an EMsoft file or
+        ``'kinematical:PHASE[@KV]'`` (see :func:`kikuchi.refine.load_master_pattern`);
+        needs orientations. None: no such view.
+    energy
+        Energy bins of an EMsoft master pattern ('highest', 'weighted' or keV).
+    phase
+        Phase (id or name) of the orientations the master pattern is for
+        (default: the only one, or the one named as the master pattern's).
+    sigma, background, signal_mask
+        Pattern preparation of the view, as ``kikuchi refine`` prepares
+        patterns: dynamic background sigma (pixels, default width / 25),
+        subtract the backgrounds, compare inside the largest circle only.
     cache_bytes
         Memory for decoded patterns (the HDF5 chunk cache comes on top).
     prefetch
@@ -323,6 +339,12 @@ class MapSource:
         path: str | Path,
         *,
         orientations: str | Path | PointOrientations | Any | None = None,
+        master_pattern: str | Path | Any | None = None,
+        energy: str | float = "highest",
+        phase: str | int | None = None,
+        sigma: float | None = None,
+        background: bool = True,
+        signal_mask: bool = True,
         cache_bytes: int = PATTERN_CACHE_BYTES,
         prefetch: bool = True,
     ):
@@ -350,6 +372,8 @@ class MapSource:
             else:
                 self.orientations = orientations_from_file(orientations, self.map.nav_shape)
             self.layers = find_layers(self.map, self.orientations)
+            self.matcher = self._matcher(master_pattern, energy=energy, phase=phase, sigma=sigma, background=background, signal_mask=signal_mask)
+            self._matches: OrderedDict[tuple[int, int], PointMatch] = OrderedDict()
             self._lines_lock = threading.Lock()
             self._detector: Any = None
             self._reflectors: dict[int, Any] = {}
@@ -360,6 +384,32 @@ class MapSource:
         except BaseException:
             self.close()
             raise
+
+    def _matcher(
+        self, master_pattern: Any, *, energy: str | float, phase: str | int | None, sigma: float | None, background: bool, signal_mask: bool
+    ) -> PatternMatcher | None:
+        """The pattern-matching view's matcher, or None without a master pattern."""
+        if master_pattern is None:
+            return None
+        if self.orientations is None:
+            raise ValueError(
+                f"{self.path.name} holds no orientations to simulate the patterns at: give the orientation map indexed "
+                "from it (--orientations) with the master pattern"
+            )
+        from kikuchi.simulate.master import MasterPattern
+
+        master = master_pattern
+        if not isinstance(master, MasterPattern):
+            from kikuchi.refine import load_master_pattern
+
+            master = load_master_pattern(master_pattern, kv=self.map.kv, energy=energy)
+        detector = self.map.detector
+        if tuple(detector.shape) != tuple(self.map.pattern_shape):
+            raise ValueError(f"{self.path.name}: detector shape {tuple(detector.shape)} differs from the pattern shape {tuple(self.map.pattern_shape)}")
+        return PatternMatcher(
+            master, detector, self.orientations, phase=phase, static_background=self._static_background, sigma=sigma,
+            background=background, mask=signal_mask,
+        )
 
     # -- lifetime ------------------------------------------------------------
     def close(self) -> None:
@@ -452,6 +502,7 @@ class MapSource:
             "static_background": self._static_background is not None,
             "overlays": self.overlays,
             "orientations": None if self.orientations is None else self.orientations.source,
+            "match": None if self.matcher is None else self.matcher.describe(),
         }
 
     @property
@@ -611,6 +662,56 @@ class MapSource:
             lam, how = float(query.nlpar_lambda), "given"
         info.update(nlpar_lambda=lam, nlpar_lambda_choice=how)
         return nlpar(block, lam=lam, search_radius=query.nlpar, have=have, rows=(i, i + 1), cols=(j, j + 1))[0, 0]
+
+    # -- pattern matching ------------------------------------------------------
+    def match(self, row: int, col: int) -> PointMatch:
+        """Experiment, simulation and difference at (row, col) with their NCC (:mod:`kikuchi.explore.match`).
+
+        The experiment is the point's own pattern (no neighbour averaging), of
+        the map's raw patterns, prepared as ``kikuchi refine`` prepares it.
+
+        Raises
+        ------
+        RequestError
+            Outside the map or no pattern (404); no master pattern given, or
+            no orientation of its phase at the point (404).
+        """
+        found = self._match_or_note(row, col)
+        if isinstance(found, str):
+            raise RequestError(found, status=404)
+        return found
+
+    def match_info(self, row: int, col: int) -> dict[str, Any]:
+        """JSON-ready: the NCC at (row, col) and what made the simulation, or a ``note`` (and NCC None) saying why there is none."""
+        found = self._match_or_note(row, col)
+        if isinstance(found, str):
+            return {"row": row, "col": col, "ncc": None, "note": found}
+        return found.describe()
+
+    def _match_or_note(self, row: int, col: int) -> PointMatch | str:
+        self.check_position(row, col)
+        if self.matcher is None:
+            raise RequestError(
+                "no pattern-matching view: start the explorer with a master pattern (--master-pattern, and orientations)", status=404
+            )
+        with self._results_lock:
+            hit = self._matches.get((row, col))
+            if hit is not None:
+                self._matches.move_to_end((row, col))
+                return hit
+        try:
+            self.matcher.orientation(row, col)
+        except NoMatch as exc:
+            return str(exc)
+        block, _, _ = self._base.window(row, col, 0)
+        result = self.matcher.match(row, col, block[0, 0])
+        for a in (result.experiment, result.simulation, result.difference):
+            a.setflags(write=False)
+        with self._results_lock:
+            self._matches[(row, col)] = result
+            while len(self._matches) > _RESULTS:
+                self._matches.popitem(last=False)
+        return result
 
     # -- overlays --------------------------------------------------------------
     def bands(self, query: PatternQuery, *, n_bands: int = 9) -> dict[str, Any]:
