@@ -174,12 +174,6 @@ class PatternMatcher:
         self.orientations = orientations
         self.phase_id = match_phase_id(orientations.phases, master, phase)
         self.phase = next(p for p in orientations.phases if int(p["id"]) == self.phase_id)
-        mp_name = _master_phase_name(master)
-        if mp_name and mp_name.lower() != str(self.phase.get("name", "")).lower():
-            _logger.warning(
-                "the master pattern is of %s, the orientations' phase %d is %s: the simulations show %s",
-                mp_name, self.phase_id, self.phase.get("name", "?"), mp_name,
-            )
         if sigma is not None and not (np.isfinite(sigma) and sigma > 0):
             raise ValueError(f"sigma must be a positive number of pixels, got {sigma}")
         self.static_background = static_background if background else None

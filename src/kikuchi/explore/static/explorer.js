@@ -36,6 +36,7 @@
     pattern: $("pattern"), patternOverlay: $("pattern-overlay"), readout: $("pattern-readout"),
     histogram: $("histogram"), stats: $("pattern-stats"),
     saveTiff: $("save-tiff"), savePng: $("save-png"), processing: $("processing-list"),
+    matchPanel: $("match-panel"), matchNcc: $("match-ncc"), matchInfo: $("match-info"),
   };
 
   const state = {
@@ -328,6 +329,7 @@
     el.savePng.classList.remove("disabled");
     describeProcessing();
     drawPatternOverlay();
+    updateMatch(p);
     const ms = performance.now() - want.t0;
     state.latencies.push(ms);
     state.timings.push({ ms, fetchMs: p.fetchMs === undefined ? 0 : p.fetchMs, drawMs: performance.now() - tDraw });
@@ -698,6 +700,79 @@
     el.readout.textContent = `pixel x ${x}, y ${y}: ${fmt(p.data[y * p.w + x])}`;
   }
 
+  // ------------------------------------------------------ pattern matching
+  // For the point of the pattern shown (with --master-pattern): experiment, simulation and their difference
+  // (PNGs made by the server) and the NCC (JSON). One point at a time; while one is fetched only the latest
+  // point wanted is remembered, and the three images replace the old ones together.
+  const MATCH_PANELS = ["experiment", "simulation", "difference"];
+  const match = { inflight: false, wanted: null, shown: null, urls: [], data: null };
+
+  function updateMatch(p) {
+    if (!state.info.match) return;
+    match.wanted = { row: p.row, col: p.col };
+    if (!match.inflight) nextMatch();
+  }
+
+  async function nextMatch() {
+    const p = match.wanted;
+    match.wanted = null;
+    if (!p) return;
+    const key = `row=${p.row}&col=${p.col}`;
+    if (key === match.shown) return;
+    match.inflight = true;
+    try {
+      const r = await fetch(api(`/api/match?${key}`));
+      if (!r.ok) throw new Error(await errorText(r));
+      const data = await r.json();
+      let urls = [];
+      if (data.ncc !== null) {
+        urls = await Promise.all(MATCH_PANELS.map(async (name) => {
+          const response = await fetch(api(`/api/match.png?${key}&panel=${name}`));
+          if (!response.ok) throw new Error(`${name}: ${await errorText(response)}`);
+          return URL.createObjectURL(await response.blob());
+        }));
+      }
+      await showMatch(p, key, data, urls);
+    } catch (err) {
+      setStatus(`pattern matching at row ${p.row}, col ${p.col}: ${err.message}`, true);
+    } finally {
+      match.inflight = false;
+      if (match.wanted) nextMatch();
+    }
+  }
+
+  async function showMatch(p, key, data, urls) {
+    const width = `${Math.round(Math.max(120, Math.min(260, ((window.innerWidth || 1280) - 120) / 3)))}px`;
+    const images = MATCH_PANELS.map((name) => $(`match-${name}`));
+    images.forEach((img, i) => {
+      if (urls[i]) { img.src = urls[i]; img.style.width = width; img.hidden = false; }
+      else { img.removeAttribute("src"); img.hidden = true; }
+    });
+    await Promise.all(images.filter((img) => !img.hidden).map((img) => img.decode()));
+    for (const old of match.urls) URL.revokeObjectURL(old);
+    match.urls = urls;
+    match.shown = key;
+    match.data = data;
+    const panel = el.matchPanel;
+    panel.dataset.row = p.row;
+    panel.dataset.col = p.col;
+    panel.dataset.ncc = data.ncc === null ? "" : String(data.ncc);
+    const m = state.info.match;
+    if (data.ncc === null) {
+      el.matchNcc.textContent = "NCC —";
+      el.matchInfo.textContent = `row ${p.row}, col ${p.col}: ${data.note}`;
+    } else {
+      el.matchNcc.textContent = `NCC ${data.ncc.toFixed(4)}`;
+      const euler = data.euler_deg.map((v) => `${v.toFixed(2)}°`).join(", ");
+      const pc = data.pc_bruker.map((v) => v.toFixed(4)).join(", ");
+      el.matchInfo.textContent =
+        `row ${p.row}, col ${p.col} · ${data.phase} · Euler ${euler} · PC (Bruker) ${pc} from the ${data.pc_from} · ` +
+        `${data.shape[0]} × ${data.shape[1]}, ${data.mask_pixels} pixels compared (${m.mask} mask), both normalised to mean 0, ` +
+        `standard deviation 1 · RMS of the difference ${data.difference_rms.toFixed(3)} · master pattern ${m.master_pattern}, ${fmt(m.kv)} kV${m.master_phase ? `, phase ${m.master_phase}` : ""}`;
+    }
+    panel.dataset.loaded = "1";
+  }
+
   // ----------------------------------------------------------- processing
   // The parameters that made the pattern shown (from the server: every value actually used).
   function describeProcessing() {
@@ -766,6 +841,7 @@
     $("bands-label").hidden = !overlayNames.includes("bands");
     $("lines-label").hidden = !overlayNames.includes("lines");
     $("overlay-controls").hidden = overlayNames.length === 0;
+    el.matchPanel.hidden = !info.match;
     await loadMap(info.maps[0].name);
     // first pattern: the first point that has one
     const [rows, cols] = info.nav_shape;
@@ -786,6 +862,7 @@
       bytes: toBase64(state.current.data),  // little-endian pixels (compact to hand to tests)
     },
     latencies: () => state.latencies.slice(),
+    match: () => match.data,
     cached: (row, col) => state.cache.has(patternParams({ row, col })),
   };
   start().catch((err) => setStatus(`explorer failed to start: ${err.message}`, true));
