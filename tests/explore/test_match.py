@@ -174,3 +174,20 @@ def test_master_pattern_needs_orientations_of_its_phase(map_file, simulated_map)
         MapSource(simulated_map, master_pattern="kinematical:", prefetch=False)
     with pytest.raises(RequestError, match="no pattern-matching view"), MapSource(simulated_map, prefetch=False) as source:
         source.match(0, 0)
+
+
+def test_explore_checks_the_matching_arguments(simulated_map):
+    with pytest.raises(ValueError, match="sigma=-1: expected a number greater than 0 px"):
+        explore(simulated_map, master_pattern="kinematical:ni", sigma=-1)
+    with pytest.raises(TypeError, match="signal_mask='yes': expected True or False"):
+        explore(simulated_map, master_pattern="kinematical:ni", signal_mask="yes")
+    with pytest.raises(TypeError, match="master_pattern=3: expected a file name"):
+        explore(simulated_map, master_pattern=3)
+    # without the mask every pixel is compared; the NCC is still refinement's (kikuchi.refine.ncc without a mask)
+    with MapSource(simulated_map, master_pattern="kinematical:ni", signal_mask=False, sigma=6.0, prefetch=False) as source:
+        found = source.match(1, 1)
+        m = source.map
+        prepared = prepare_for_matching(m.pattern(1, 1), static_background=m.static_background, sigma=6.0)
+        simulated = project_patterns(source.matcher.master, m.detector, m.euler[1, 1])[0]
+        assert found.mask.all() and found.ncc == pytest.approx(ncc(prepared, simulated), abs=1e-12)
+        assert source.info()["match"]["mask"] == "none" and source.info()["match"]["sigma"] == 6.0

@@ -84,6 +84,8 @@ def test_a_random_token_is_in_the_address(guarded):
         ("api/map?name=bse", "GET"),
         ("api/map-values?name=bse", "GET"),
         ("api/bands?row=0&col=0", "GET"),
+        ("api/match?row=0&col=0", "GET"),
+        ("api/match.png?row=0&col=0&panel=simulation", "GET"),
         ("api/no-such-route", "GET"),  # no answer reveals the routes
         ("api/pattern?row=0&row=1", "GET"),  # nor checks the parameters
         ("api/info", "DELETE"),
