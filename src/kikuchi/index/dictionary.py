@@ -352,15 +352,34 @@ def _leading_components(x: np.ndarray, n_components: int, *, n_iter: int = 2, se
     width = min(c + 20, s, m)
     rng = np.random.default_rng(seed)
     x = np.asarray(x, dtype=np.float32)
-    q = _orthonormal(x @ rng.standard_normal((m, width)).astype(np.float32))
-    for _ in range(n_iter):
-        z = _orthonormal(x.T @ q.astype(np.float32))
-        q = _orthonormal(x @ z.astype(np.float32))
-    b = q.T @ x  # (w, m): x ~ q b, so the right singular vectors of b are those of x
-    w, u = np.linalg.eigh(b @ b.T)
+    with _blas_single_thread():
+        q = _orthonormal(x @ rng.standard_normal((m, width)).astype(np.float32))
+        for _ in range(n_iter):
+            z = _orthonormal(x.T @ q.astype(np.float32))
+            q = _orthonormal(x @ z.astype(np.float32))
+        b = q.T @ x  # (w, m): x ~ q b, so the right singular vectors of b are those of x
+        w, u = np.linalg.eigh(b @ b.T)
     order = np.argsort(w)[::-1][:c]
     vt = (u[:, order].T @ b) / np.sqrt(np.maximum(w[order], 1e-300))[:, None]
     return np.ascontiguousarray(vt.T, dtype=np.float32)
+
+
+def _blas_single_thread() -> Any:
+    """BLAS/LAPACK on one thread for the small eigenproblems of the PCA, where threadpoolctl is installed.
+
+    OpenBLAS's threads wait on each other inside every small LAPACK call: on
+    a machine whose cores are busy, a 220 x 220 ``eigh`` took 0.7 s on two
+    threads and 5 ms on one (the PCA of a 3,557-entry dictionary: 5.3 s
+    against 1.1 s). Without threadpoolctl (it comes with scikit-learn) the
+    PCA runs as BLAS is configured.
+    """
+    import contextlib
+
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
 
 
 def _dictionary_block(n_pixels: int, memory_mb: float, n_patterns: int = 0) -> int:
@@ -452,37 +471,63 @@ class DictionaryResult:
         }
 
 
-def _scores_exact(p: np.ndarray, dictionary: PatternDictionary, k: int, memory_mb: float) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k (indices, scores) of normalised pattern vectors ``p`` (n, m) over the whole dictionary, block by block."""
+def _available_cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _in_row_slices(func: Any, n: int, workers: int) -> None:
+    """``func(a, b)`` on ``workers`` contiguous slices of ``n`` rows, on threads (the numba kernels release the GIL)."""
+    workers = max(1, min(int(workers), n // 256))
+    if workers == 1:
+        func(0, n)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    bounds = np.linspace(0, n, workers + 1).astype(int)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(lambda k: func(bounds[k], bounds[k + 1]), range(workers)))
+
+
+def _top_k_of_products(
+    p: np.ndarray, entries: Any, n_entries: int, k: int, block: int, workers: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Running top-k of ``p @ entries(a, b).T`` over blocks of ``block`` entries; one score buffer for all blocks.
+
+    (A fresh block of scores for every dictionary block spent as long in page
+    faults as in the matrix product.)
+    """
     n = p.shape[0]
     best_s = np.full((n, k), -np.inf, dtype=np.float32)
     best_i = np.full((n, k), -1, dtype=np.int64)
-    block = _dictionary_block(dictionary.n_pixels, memory_mb, n)
-    for a in range(0, len(dictionary), block):
-        b = min(a + block, len(dictionary))
-        scores = p @ dictionary.vectors(a, b).T
-        _kernels.merge_top_k(scores, a, best_s, best_i)
+    flat = np.empty(n * min(block, n_entries), dtype=np.float32)
+    for a in range(0, n_entries, block):
+        b = min(a + block, n_entries)
+        scores = flat[: n * (b - a)].reshape(n, b - a)
+        np.matmul(p, entries(a, b).T, out=scores)
+        _in_row_slices(lambda i, j: _kernels.merge_top_k(scores[i:j], a, best_s[i:j], best_i[i:j]), n, workers)
     return best_i, best_s
 
 
+def _scores_exact(p: np.ndarray, dictionary: PatternDictionary, k: int, memory_mb: float, workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k (indices, scores) of normalised pattern vectors ``p`` (n, m) over the whole dictionary, block by block."""
+    block = _dictionary_block(dictionary.n_pixels, memory_mb, p.shape[0])
+    return _top_k_of_products(p, dictionary.vectors, len(dictionary), k, block, workers)
+
+
 def _scores_compressed(
-    p: np.ndarray, dictionary: PatternDictionary, k: int, n_candidates: int, memory_mb: float
+    p: np.ndarray, dictionary: PatternDictionary, k: int, n_candidates: int, memory_mb: float, workers: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k by exact scores of the ``n_candidates`` best entries by the compressed scores."""
     assert dictionary.basis is not None and dictionary.reduced is not None
     n = p.shape[0]
     kc = max(k, n_candidates)
-    pc = p @ dictionary.basis
-    best_s = np.full((n, kc), -np.inf, dtype=np.float32)
-    cand = np.full((n, kc), -1, dtype=np.int64)
     reduced = dictionary.reduced
     block = _dictionary_block(reduced.shape[1], memory_mb, n)
-    for a in range(0, len(dictionary), block):
-        b = min(a + block, len(dictionary))
-        _kernels.merge_top_k(pc @ reduced[a:b].T, a, best_s, cand)
+    cand, _ = _top_k_of_products(p @ dictionary.basis, lambda a, b: reduced[a:b], len(dictionary), kc, block, workers)
     exact = np.empty((n, kc), dtype=np.float64)
     if dictionary.in_memory:
-        _kernels.candidate_scores(p, dictionary.vectors(0, len(dictionary)), cand, exact)
+        everything = dictionary.vectors(0, len(dictionary))
+        _in_row_slices(lambda i, j: _kernels.candidate_scores(p[i:j], everything, cand[i:j], exact[i:j]), n, workers)
     else:
         # simulate the candidates of as many patterns at a time as the budget holds
         step = max(1, int(memory_mb * 2**20 / 4 // (kc * dictionary.n_pixels * 4 * 2)))
@@ -498,11 +543,11 @@ def _scores_compressed(
 
 
 def _match(
-    p: np.ndarray, dictionary: PatternDictionary, *, top_k: int, compressed: bool, n_candidates: int, memory_mb: float
+    p: np.ndarray, dictionary: PatternDictionary, *, top_k: int, compressed: bool, n_candidates: int, memory_mb: float, workers: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
     if compressed:
-        return _scores_compressed(p, dictionary, top_k, n_candidates, memory_mb)
-    return _scores_exact(p, dictionary, top_k, memory_mb)
+        return _scores_compressed(p, dictionary, top_k, n_candidates, memory_mb, workers)
+    return _scores_exact(p, dictionary, top_k, memory_mb, workers)
 
 
 def _check_counts(top_k: Any, n_candidates: Any, memory_mb: Any, dictionary: PatternDictionary) -> tuple[int, int, float]:
@@ -525,6 +570,7 @@ def dictionary_index(
     n_components: int = DEFAULT_COMPONENTS,
     n_candidates: int = DEFAULT_CANDIDATES,
     memory_mb: float = DEFAULT_MEMORY_MB,
+    workers: int | None = None,
 ) -> DictionaryResult:
     """Best-matching dictionary entries of each pattern.
 
@@ -545,6 +591,9 @@ def dictionary_index(
         (else simulated block by block for every block of patterns), and
         pattern and dictionary blocks are sized to it. The answer does not
         depend on it.
+    workers
+        Threads of the top-k merges and the exact re-scoring (default: the
+        CPUs available); the matrix products run on BLAS's own threads.
 
     Returns
     -------
@@ -571,6 +620,7 @@ def dictionary_index(
     bad = no_signal(p)
     dictionary.prepare(memory_mb=memory_mb, compressed=compressed, n_components=n_components)
     n = p.shape[0]
+    workers = _available_cpus() if workers is None else max(1, int(workers))
     index = np.empty((n, top_k), dtype=np.int64)
     score = np.empty((n, top_k), dtype=np.float64)
     # pattern blocks: their vectors within a quarter of the budget (at least 256 patterns a block)
@@ -578,7 +628,9 @@ def dictionary_index(
     for a in range(0, n, step):
         b = min(a + step, n)
         v = pattern_vectors(p[a:b], mask=dictionary.mask, metric=dictionary.metric)
-        index[a:b], score[a:b] = _match(v, dictionary, top_k=top_k, compressed=compressed, n_candidates=n_candidates, memory_mb=memory_mb)
+        index[a:b], score[a:b] = _match(
+            v, dictionary, top_k=top_k, compressed=compressed, n_candidates=n_candidates, memory_mb=memory_mb, workers=workers
+        )
     return DictionaryResult.from_matches(index, score, dictionary, no_signal=bad)
 
 
@@ -587,7 +639,7 @@ def dictionary_index(
 
 def _dictionary_chunk(
     patterns: np.ndarray, *, dictionary: PatternDictionary, top_k: int, compressed: bool, n_candidates: int, memory_mb: float,
-    static_background: Any, dynamic: bool, dynamic_sigma: Any,
+    static_background: Any, dynamic: bool, dynamic_sigma: Any, workers: int = 1,
 ) -> np.ndarray:
     """Engine chunk function: (n, h, w) raw patterns -> (n, 2 k + 1) rows: entry indices, scores, no-signal flag."""
     from kikuchi.imaging.maps import _without_bad
@@ -596,7 +648,7 @@ def _dictionary_chunk(
     patterns, bad = _without_bad(patterns)
     p = prepare_patterns(patterns, static_background=static_background, dynamic=dynamic, dynamic_sigma=dynamic_sigma)
     v = pattern_vectors(p, mask=dictionary.mask, metric=dictionary.metric)
-    index, score = _match(v, dictionary, top_k=top_k, compressed=compressed, n_candidates=n_candidates, memory_mb=memory_mb)
+    index, score = _match(v, dictionary, top_k=top_k, compressed=compressed, n_candidates=n_candidates, memory_mb=memory_mb, workers=workers)
     return np.column_stack([index.astype(np.float64), score.astype(np.float64), bad.astype(np.float64)])
 
 
@@ -760,6 +812,8 @@ def index_map_dictionary(
         kwargs={
             "dictionary": dictionary, "top_k": top_k, "compressed": compressed, "n_candidates": n_candidates,
             "memory_mb": chunk_mb, "static_background": bg, "dynamic": dynamic, "dynamic_sigma": dynamic_sigma,
+            # serially, the chunk's merges take the threads; otherwise the chunks run side by side
+            "workers": _available_cpus() if executor == "serial" else 1,
         },
         executor=executor, workers=workers, scheduler=scheduler, progress=progress, chunk_rows=chunk_rows,
     )  # fmt: skip

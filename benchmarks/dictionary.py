@@ -1,0 +1,182 @@
+"""Dictionary indexing against kikuchipy 0.13: dictionary generation, exact and compressed indexing, peak memory.
+
+The same patterns (Ni, 60 x 60, projected from the EMsoft Ni master pattern
+at random orientations with Poisson noise), the same dictionary orientations
+(``kikuchi.index.sample_orientations``: orix's cubochoric sampling of the
+m-3m fundamental zone), the same detector, no signal mask, NCC, top-1, on
+the same cores, in the same run. Every step runs in a child process of its
+own after a warm-up (numba compilation), so that its peak memory (VmHWM) is
+its own:
+
+- generation: ``PatternDictionary.prepare`` (projection and normalisation
+  of every entry, kept in memory) against ``EBSDMasterPattern.get_patterns``
+  (``compute=True``);
+- exact indexing, the dictionary already made: ``dictionary_index`` against
+  ``EBSD.dictionary_indexing`` (patterns per second; the top-1 entries
+  compared);
+- compressed indexing: PCA of the dictionary (``prepare(compressed=True)``,
+  timed apart) and ``dictionary_index(compressed=True)``;
+- accuracy of each against the truth (fraction within 2 and 5 degrees).
+
+Run by hand (needs the optional ``bench`` extra):
+
+    .venv/bin/python benchmarks/dictionary.py [--n 2000] [--resolution 3] [--counts 300]
+
+The issue's full size is ``--n 10000`` with ``--resolution 3`` and ``1.4``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+MASTER = ROOT.parent / "shared" / "data" / "kikuchipy" / "ni_mc_mp_20kv_uint8_gzip_opts9.h5"
+PC = (0.4251, 0.2134, 0.5007)
+SHAPE = (60, 60)
+
+_CHILD = r"""
+import json, sys, time, warnings
+from pathlib import Path
+import numpy as np
+warnings.filterwarnings("ignore")
+step, folder, master_path = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+pc = tuple(json.loads(sys.argv[4]))
+patterns = np.load(folder / "patterns.npy")
+euler = np.load(folder / "dictionary_euler.npy")
+out = {}
+
+def hwm():
+    line = next(line for line in open("/proc/self/status") if line.startswith("VmHWM"))
+    return int(line.split()[1]) / 1024
+
+if step.startswith("kikuchi_"):
+    from kikuchi.geometry import Detector
+    from kikuchi.index.dictionary import PatternDictionary, dictionary_index
+    from kikuchi.simulate import MasterPattern
+    mp = MasterPattern.from_emsoft(master_path)
+    det = Detector(patterns.shape[1:], pc)
+    warm = PatternDictionary(mp, det, euler[:300], phases="ni").prepare(compressed=True)
+    dictionary_index(patterns[:50], warm)
+    dictionary_index(patterns[:50], warm, compressed=True)
+    d = PatternDictionary(mp, det, euler, phases="ni")
+    t0 = time.perf_counter()
+    d.prepare()
+    out["generate_s"] = time.perf_counter() - t0
+    if step == "kikuchi_exact":
+        t0 = time.perf_counter()
+        r = dictionary_index(patterns, d)
+        out["index_s"] = time.perf_counter() - t0
+    elif step == "kikuchi_compressed":
+        t0 = time.perf_counter()
+        d.prepare(compressed=True)
+        out["pca_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        r = dictionary_index(patterns, d, compressed=True)
+        out["index_s"] = time.perf_counter() - t0
+    if step != "kikuchi_generate":
+        np.save(folder / f"{step}_top1.npy", r.top_k_index[:, 0])
+else:
+    import kikuchipy as kp
+    from orix.quaternion import Rotation
+    mp = kp.load(master_path, projection="lambert", hemisphere="both")
+    det = kp.detectors.EBSDDetector(shape=patterns.shape[1:], pc=pc, sample_tilt=70.0)
+    mp.get_patterns(Rotation.from_euler(euler[:300]), det, energy=20, compute=True, show_progressbar=False)
+    t0 = time.perf_counter()
+    sim = mp.get_patterns(Rotation.from_euler(euler), det, energy=20, compute=True, dtype_out=np.float32, show_progressbar=False)
+    out["generate_s"] = time.perf_counter() - t0
+    if step == "kikuchipy_exact":
+        s = kp.signals.EBSD(patterns)
+        s.dictionary_indexing(sim.inav[:300], keep_n=1)
+        t0 = time.perf_counter()
+        xmap = s.dictionary_indexing(sim, metric="ncc", keep_n=1)
+        out["index_s"] = time.perf_counter() - t0
+        np.save(folder / f"{step}_top1.npy", np.asarray(xmap.prop["simulation_indices"]).reshape(len(patterns), -1)[:, 0])
+out["peak_mib"] = hwm()
+print(json.dumps(out))
+"""
+
+
+def run_step(step: str, folder: Path) -> dict:
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD, step, str(folder), str(MASTER), json.dumps(PC)], capture_output=True, text=True, cwd=ROOT
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{step} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def make_data(folder: Path, n: int, resolution: float, counts: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Noisy patterns at random orientations (saved), the dictionary orientations (saved); returns (truth, dictionary euler)."""
+    from kikuchi.geometry import Detector
+    from kikuchi.index.dictionary import sample_orientations
+    from kikuchi.simulate import MasterPattern, project_patterns
+
+    rng = np.random.default_rng(seed)
+    q = rng.standard_normal((n, 4))
+    from orix.quaternion import Rotation
+
+    truth = Rotation(q / np.linalg.norm(q, axis=1, keepdims=True)).to_euler()
+    clean = project_patterns(MasterPattern.from_emsoft(MASTER), Detector(SHAPE, PC), truth)
+    s = clean - clean.min(axis=(1, 2), keepdims=True)
+    s = s / s.mean(axis=(1, 2), keepdims=True) * counts
+    np.save(folder / "patterns.npy", rng.poisson(s).astype(np.float32))
+    euler = sample_orientations("ni", resolution)
+    np.save(folder / "dictionary_euler.npy", euler)
+    return truth, euler
+
+
+def accuracy(folder: Path, step: str, truth: np.ndarray, euler: np.ndarray) -> tuple[float, float]:
+    from orix.quaternion import Orientation
+    from orix.quaternion.symmetry import Oh
+
+    top = np.load(folder / f"{step}_top1.npy").astype(np.int64)
+    mis = np.degrees(Orientation.from_euler(euler[top], Oh).angle_with(Orientation.from_euler(truth, Oh)))
+    return float((mis < 2).mean()), float((mis < 5).mean())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=2000, help="experimental patterns (60 x 60)")
+    parser.add_argument("--resolution", type=float, default=3.0, help="dictionary sampling, degrees")
+    parser.add_argument("--counts", type=float, default=300.0, help="mean counts per pixel of the Poisson noise")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        truth, euler = make_data(folder, args.n, args.resolution, args.counts, args.seed)
+        print(f"{args.n} patterns {SHAPE[0]}x{SHAPE[1]} (Ni, Poisson {args.counts:g} counts/px), dictionary {len(euler)} "
+              f"orientations ({args.resolution:g} deg), NCC, top-1, no mask")  # fmt: skip
+        res = {}
+        for step in ("kikuchi_exact", "kikuchipy_exact", "kikuchi_compressed", "kikuchi_generate", "kikuchipy_generate"):
+            t0 = time.perf_counter()
+            res[step] = run_step(step, folder)
+            print(f"  {step}: {json.dumps({k: round(v, 2) for k, v in res[step].items()})} ({time.perf_counter() - t0:.0f} s with start-up)", flush=True)
+        n_dict = len(euler)
+        ours_gen, kp_gen = res["kikuchi_generate"], res["kikuchipy_generate"]
+        print(f"dictionary generation: kikuchi {ours_gen['generate_s']:.2f} s ({n_dict / ours_gen['generate_s']:.0f} patterns/s, "
+              f"peak {ours_gen['peak_mib']:.0f} MiB), kikuchipy get_patterns {kp_gen['generate_s']:.2f} s ({n_dict / kp_gen['generate_s']:.0f} "
+              f"patterns/s, peak {kp_gen['peak_mib']:.0f} MiB): {kp_gen['generate_s'] / ours_gen['generate_s']:.1f}x")  # fmt: skip
+        ex, kx, cx = res["kikuchi_exact"], res["kikuchipy_exact"], res["kikuchi_compressed"]
+        same = float(np.mean(np.load(folder / "kikuchi_exact_top1.npy") == np.load(folder / "kikuchipy_exact_top1.npy")))
+        same_c = float(np.mean(np.load(folder / "kikuchi_compressed_top1.npy") == np.load(folder / "kikuchi_exact_top1.npy")))
+        acc = {step: accuracy(folder, step, truth, euler) for step in ("kikuchi_exact", "kikuchipy_exact", "kikuchi_compressed")}
+        print(f"exact indexing: kikuchi {args.n / ex['index_s']:.0f} patterns/s (peak {ex['peak_mib']:.0f} MiB), kikuchipy "
+              f"{args.n / kx['index_s']:.0f} patterns/s (peak {kx['peak_mib']:.0f} MiB): {kx['index_s'] / ex['index_s']:.1f}x; "
+              f"same top-1 for {100 * same:.2f}% of patterns")  # fmt: skip
+        print(f"compressed indexing: {args.n / cx['index_s']:.0f} patterns/s (+ PCA {cx['pca_s']:.1f} s, peak {cx['peak_mib']:.0f} MiB): "
+              f"{kx['index_s'] / cx['index_s']:.1f}x kikuchipy's exact ({kx['index_s'] / (cx['index_s'] + cx['pca_s']):.1f}x with the PCA); "
+              f"same top-1 as exact for {100 * same_c:.2f}%")  # fmt: skip
+        for step, (w2, w5) in acc.items():
+            print(f"  accuracy {step}: {100 * w2:.1f}% within 2 deg, {100 * w5:.1f}% within 5 deg")
+
+
+if __name__ == "__main__":
+    main()
