@@ -237,9 +237,11 @@ def test_real_ni_map_on_the_engine_gives_the_array_answer(real_ni, tmp_path):
     with kikuchi.open(shared_file("kikuchipy/nickel_ebsd_small.h5")) as m:
         serial = index_map_dictionary(m, d, top_k=2, progress=False)
         threads = index_map_dictionary(m, d, top_k=2, executor="threads", workers=2, progress=False)
+        # worker processes of a local dask cluster: the dictionary travels pickled, with the chunk options
+        dask = index_map_dictionary(m, d, top_k=2, executor="distributed", workers=2, progress=False)
         with pytest.raises(ValueError, match=r"the dictionary's patterns are \(40, 40\), the map's \(60, 60\)"):
             index_map_dictionary(m, PatternDictionary(master, Detector((40, 40), (0.5, 0.3, 0.6)), d.euler[:5], phases="ni"), progress=False)
-    for run in (serial, threads):
+    for run in (serial, threads, dask):
         assert np.array_equal(run.result.top_k_index, arrays.top_k_index)
         assert np.allclose(run.result.score, arrays.score, atol=1e-6)
     # the HDF5 output holds the top-k in map order; CTF/ANG the best match with its score
