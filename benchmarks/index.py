@@ -21,6 +21,36 @@ Steps:
    the mean error, misorientation with symmetry by orix.
 
 Prints a table and the speed ratio measured in this run.
+
+``--noise-study`` (issue 12) measures instead how Hough indexing holds up at
+high noise::
+
+    .venv/bin/python benchmarks/index.py --noise-study             # 2,000 patterns per level
+    .venv/bin/python benchmarks/index.py --noise-study --n 500 --sides 60
+
+1. Maps of random orientations (as many Voronoi grains as points, no
+   in-grain gradient) simulated from the dynamical EMsoft Ni master pattern
+   (``ni_mc_mp_20kv_uint8_gzip_opts9.h5`` of ../shared/data) for 60 x 60 and
+   120 x 120 patterns at 2000, 300 and 60 counts per pixel (Poisson noise),
+   with the detection model's static background, smooth backscatter
+   gradient and detector response, at the Kikuchi contrast of real Ni
+   patterns (``--contrast``, default
+   :data:`kikuchi.simulate.detection.REAL_NI_CONTRAST`, 0.02; the default
+   0.12 of :func:`kikuchi.simulate.simulate` indexes 100 % for both at every
+   level here). PC (Bruker) (0.5, 0.3, 0.6), the same for both indexers.
+2. The same processed patterns (static + dynamic background) to kikuchi
+   ``HoughIndexer`` with the settings of before issue 12 (line means,
+   ``line_statistic='mean'``, and proposals scored at the fit tolerance,
+   ``vote_tol_deg=2``: what the code did before), with today's defaults
+   (line sums, proposals scored and refined at 3 degrees), and to
+   PyEBSDIndex ``EBSDIndexer`` (defaults, CPU), on ``--threads`` cores
+   each. kikuchi's two runs are interleaved, best of ``--rounds`` rounds,
+   so that their ratio of time per pattern is measured under the same load.
+3. A grain map of the same noise (40 x 50 points, 25 grains, 60 x 60
+   patterns, 60 counts per pixel): the rate within 2 degrees of each
+   indexer before and after NLPAR (:func:`kikuchi.process.nlpar`, lambda
+   chosen automatically, search radius 3, on the background-corrected
+   patterns as ``kikuchi process --nlpar`` does).
 """
 
 from __future__ import annotations
@@ -83,6 +113,118 @@ def first_call_seconds() -> dict[str, float]:
     return {"cold": cold, "cached": warm}
 
 
+MASTER_PATTERN = ROOT.parent / "shared" / "data" / "kikuchipy" / "ni_mc_mp_20kv_uint8_gzip_opts9.h5"
+NOISE_PC = (0.5, 0.3, 0.6)
+
+
+def _noisy_map(workdir: Path, *, side: int, shape: tuple[int, int], grains: int, counts: float, contrast: float, seed: int):
+    """(raw patterns, static background, truth Euler angles, detector) of a cached dynamical Ni map."""
+    import kikuchi
+    from kikuchi.simulate import simulate
+
+    path = workdir / f"ni_dyn_{shape[0]}x{shape[1]}_g{grains}_{side}px_{counts:g}cpp_c{contrast:g}_s{seed}.h5"
+    if not path.exists():
+        simulate(path, phase="ni", shape=shape, pattern_shape=(side, side), grains=grains, gradient_deg=0.0, noise=counts,
+                 contrast=contrast, seed=seed, master_pattern=MASTER_PATTERN, pc=NOISE_PC, progress=False)
+    with kikuchi.open(path) as m:
+        return m.read_all().reshape(-1, side, side), m.static_background, m.euler.reshape(-1, 3), m.detector
+
+
+def _pei_index(patterns: np.ndarray, detector, threads: int) -> tuple[np.ndarray, np.ndarray, float]:
+    import numba
+    from orix.quaternion import Rotation
+    from pyebsdindex import ebsd_index
+
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    pei = ebsd_index.EBSDIndexer(
+        phaselist=["FCC"], vendor="KIKUCHIPY", PC=detector.pc_mean, sampleTilt=detector.sample_tilt_deg,
+        camElev=detector.camera_tilt_deg, patDim=tuple(detector.shape),
+    )
+    pei.index_pats(patsin=patterns[:64], verbose=0)
+    t0 = time.perf_counter()
+    data = pei.index_pats(patsin=patterns, verbose=0)[0][-1]
+    dt = time.perf_counter() - t0
+    return Rotation(data["quat"]).to_euler(), data["phase"] >= 0, dt
+
+
+def _ours_interleaved(patterns: np.ndarray, detector, threads: int, rounds: int) -> dict[str, tuple]:
+    """kikuchi with the settings of before issue 12 and with today's defaults, interleaved, best of ``rounds``."""
+    from kikuchi.index import HoughIndexer
+
+    indexers = {
+        "before": HoughIndexer(["ni"], detector, vote_tol_deg=2.0, band_options={"line_statistic": "mean"}),
+        "today": HoughIndexer(["ni"], detector),
+    }
+    for ix in indexers.values():
+        ix.index(patterns[:64], workers=threads)
+    best: dict[str, tuple] = {}
+    for _ in range(rounds):
+        for name, ix in indexers.items():
+            t0 = time.perf_counter()
+            r = ix.index(patterns, workers=threads)
+            dt = time.perf_counter() - t0
+            if name not in best or dt < best[name][1]:
+                best[name] = (r, dt)
+    return best
+
+
+def noise_study(args: argparse.Namespace) -> int:
+    from kikuchi.index import prepare_patterns
+    from kikuchi.process import nlpar
+
+    if not MASTER_PATTERN.exists():
+        print(f"the EMsoft master pattern {MASTER_PATTERN} is missing", file=sys.stderr)
+        return 1
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    n = args.n
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    print(f"dynamical Ni (EMsoft master pattern), random orientations ({rows * cols} points), Kikuchi contrast {args.contrast:g}, "
+          f"PC (Bruker) {list(NOISE_PC)}, {args.threads} core(s) for each indexer")
+    header = f"{'pattern':>8}{'counts/px':>10}  {'indexer':<16}{'<1 deg':>8}{'<2 deg':>8}{'<5 deg':>8}{'indexed':>9}{'patterns/s':>12}"
+    print(header)
+    ratios = []
+    for side in args.sides:
+        for counts in args.counts:
+            raw, bg, truth, detector = _noisy_map(args.workdir, side=side, shape=(rows, cols), grains=rows * cols, counts=counts,
+                                                  contrast=args.contrast, seed=args.seed)
+            patterns = prepare_patterns(raw, static_background=bg)
+            best = _ours_interleaved(patterns, detector, args.threads, args.rounds)
+            pei_euler, pei_ok, t_pei = _pei_index(patterns, detector, args.threads)
+            rows_out = [("kikuchi before", best["before"][0].euler, best["before"][0].indexed, best["before"][1]),
+                        ("kikuchi today", best["today"][0].euler, best["today"][0].indexed, best["today"][1]),
+                        ("PyEBSDIndex", pei_euler, pei_ok, t_pei)]
+            within2 = {}
+            for name, euler, ok, dt in rows_out:
+                a = _accuracy(euler, truth, ok)
+                within2[name] = a["within_2"]
+                print(f"{side:>5} px{counts:>10g}  {name:<16}{a['within_1']:>8.3f}{a['within_2']:>8.3f}{a['within_5']:>8.3f}{a['indexed']:>9.3f}"
+                      f"{len(patterns) / dt:>12,.0f}")
+            ratio = best["today"][1] / best["before"][1]
+            ratios.append(ratio)
+            print(f"{'':>20}time per pattern today / before: {ratio:.2f}x; today - PyEBSDIndex within 2 deg: "
+                  f"{100 * (within2['kikuchi today'] - within2['PyEBSDIndex']):+.1f} points")
+    # a grain map at the high noise: NLPAR then Hough
+    counts = min(args.counts)
+    raw, bg, truth, detector = _noisy_map(args.workdir, side=60, shape=(40, 50), grains=25, counts=counts, contrast=args.contrast, seed=args.seed)
+    patterns = prepare_patterns(raw, static_background=bg)
+    t0 = time.perf_counter()
+    averaged = nlpar(patterns.reshape(40, 50, 60, 60), lam="auto", workers=args.threads).reshape(patterns.shape)
+    t_nlpar = time.perf_counter() - t0
+    print(f"\ngrain map 40 x 50 (25 grains), 60 x 60 patterns, {counts:g} counts/px, contrast {args.contrast:g}: "
+          f"within 2 deg before -> after NLPAR (lambda auto, search radius 3; {patterns.shape[0] / t_nlpar:,.0f} patterns/s)")
+    for label, stack in (("before NLPAR", patterns), ("after NLPAR", averaged)):
+        best = _ours_interleaved(stack, detector, args.threads, 1)
+        pei_euler, pei_ok, _ = _pei_index(stack, detector, args.threads)
+        line = "  ".join(f"{name} {_accuracy(e, truth, ok)['within_2']:.3f}" for name, e, ok in (
+            ("kikuchi before", best["before"][0].euler, best["before"][0].indexed),
+            ("kikuchi today", best["today"][0].euler, best["today"][0].indexed),
+            ("PyEBSDIndex", pei_euler, pei_ok)))
+        print(f"  {label:<13} {line}")
+    print(f"\ntime per pattern today / before, per level: {', '.join(f'{r:.2f}x' for r in ratios)}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=10_000, help="patterns (a square-ish map is simulated)")
@@ -90,7 +232,21 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="cores for both indexers")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "kikuchi-bench", help="where the synthetic map is cached")
     parser.add_argument("--skip-first-call", action="store_true", help="do not measure the cold start")
+    parser.add_argument("--noise-study", action="store_true", help="dynamical simulations at 2000/300/60 counts per pixel and NLPAR on a grain map (issue 12)")
+    parser.add_argument("--sides", type=lambda t: [int(v) for v in t.split(",")], default=[60, 120], help="--noise-study: pattern sides (default 60,120)")
+    parser.add_argument("--counts", type=lambda t: [float(v) for v in t.split(",")], default=[2000.0, 300.0, 60.0], help="--noise-study: counts per pixel")
+    parser.add_argument("--contrast", type=float, default=None, help="--noise-study: Kikuchi contrast (default that of real Ni patterns, 0.02)")
+    parser.add_argument("--rounds", type=int, default=2, help="--noise-study: interleaved rounds of kikuchi's two runs (best taken)")
+    parser.add_argument("--seed", type=int, default=12, help="--noise-study: seed of the simulations")
     args = parser.parse_args()
+    if args.noise_study:
+        from kikuchi.simulate.detection import REAL_NI_CONTRAST
+
+        if args.contrast is None:
+            args.contrast = REAL_NI_CONTRAST
+        if "--n" not in sys.argv:
+            args.n = 2000
+        return noise_study(args)
 
     import kikuchi
     from kikuchi.index import HoughIndexer, prepare_patterns
@@ -126,20 +282,7 @@ def main() -> int:
     acc_ours = _accuracy(ours.euler, truth, ours.indexed)
 
     # PyEBSDIndex (CPU)
-    import numba
-    from orix.quaternion import Rotation
-    from pyebsdindex import ebsd_index
-
-    numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
-    pei = ebsd_index.EBSDIndexer(
-        phaselist=["FCC"], vendor="KIKUCHIPY", PC=pc, sampleTilt=detector.sample_tilt_deg, camElev=detector.camera_tilt_deg, patDim=(60, 60),
-    )
-    pei.index_pats(patsin=patterns[:64], verbose=0)
-    t0 = time.perf_counter()
-    data = pei.index_pats(patsin=patterns, verbose=0)[0][-1]
-    t_pei = time.perf_counter() - t0
-    pei_indexed = data["phase"] >= 0
-    pei_euler = Rotation(data["quat"]).to_euler()
+    pei_euler, pei_indexed, t_pei = _pei_index(patterns, detector, args.threads)
     acc_pei = _accuracy(pei_euler, truth, pei_indexed)
 
     rate_ours, rate_pei = n / t_ours, n / t_pei
