@@ -16,6 +16,9 @@ its own:
   compared);
 - compressed indexing: PCA of the dictionary (``prepare(compressed=True)``,
   timed apart) and ``dictionary_index(compressed=True)``;
+- the whole ``kikuchi index --method dictionary --compressed`` command in a
+  fresh process (the patterns as a uint16 map file, HDF5 out) against
+  kikuchipy's generation plus indexing;
 - accuracy of each against the truth (fraction within 2 and 5 degrees).
 
 Run by hand (needs the optional ``bench`` extra):
@@ -49,6 +52,8 @@ import numpy as np
 warnings.filterwarnings("ignore")
 step, folder, master_path = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 pc = tuple(json.loads(sys.argv[4]))
+memory_mb = float(sys.argv[5])
+resolution = sys.argv[6]
 patterns = np.load(folder / "patterns.npy")
 euler = np.load(folder / "dictionary_euler.npy")
 out = {}
@@ -57,7 +62,18 @@ def hwm():
     line = next(line for line in open("/proc/self/status") if line.startswith("VmHWM"))
     return int(line.split()[1]) / 1024
 
-if step.startswith("kikuchi_"):
+if step == "kikuchi_command":
+    # the whole command as a user runs it: a fresh process, master pattern read, dictionary simulated, PCA, indexing, HDF5 written
+    from kikuchi.cli.main import main
+    t0 = time.perf_counter()
+    rc = main(["index", str(folder / "map.h5"), "--phase", "ni", "--method", "dictionary", "--master-pattern", master_path,
+               "--resolution", resolution, "--pc", ",".join(map(str, pc)), "--sample-tilt", "70", "--no-background", "--compressed",
+               "--memory", str(memory_mb), "--top-k", "1", "-o", str(folder / "command.h5"), "--no-progress", "--json"])
+    out["command_s"] = time.perf_counter() - t0
+    assert rc == 0
+    import kikuchi
+    np.save(folder / "kikuchi_command_euler.npy", kikuchi.read_orientation_map(folder / "command.h5").euler)
+elif step.startswith("kikuchi_"):
     from kikuchi.geometry import Detector
     from kikuchi.index.dictionary import PatternDictionary, dictionary_index
     from kikuchi.simulate import MasterPattern
@@ -68,18 +84,24 @@ if step.startswith("kikuchi_"):
     dictionary_index(patterns[:50], warm, compressed=True)
     d = PatternDictionary(mp, det, euler, phases="ni")
     t0 = time.perf_counter()
-    d.prepare()
-    out["generate_s"] = time.perf_counter() - t0
+    d.prepare(memory_mb=memory_mb)
+    out["generate_s"] = time.perf_counter() - t0  # nothing to do where the dictionary does not fit: simulated while indexing
+    out["in_memory"] = float(d.in_memory)
+    if step == "kikuchi_generate" and not d.in_memory:  # too large to keep: time one pass of simulation block by block
+        t0 = time.perf_counter()
+        for a in range(0, len(d), 8192):
+            d.vectors(a, min(a + 8192, len(d)))
+        out["generate_s"] = time.perf_counter() - t0
     if step == "kikuchi_exact":
         t0 = time.perf_counter()
-        r = dictionary_index(patterns, d)
+        r = dictionary_index(patterns, d, memory_mb=memory_mb)
         out["index_s"] = time.perf_counter() - t0
     elif step == "kikuchi_compressed":
         t0 = time.perf_counter()
-        d.prepare(compressed=True)
+        d.prepare(memory_mb=memory_mb, compressed=True)
         out["pca_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        r = dictionary_index(patterns, d, compressed=True)
+        r = dictionary_index(patterns, d, compressed=True, memory_mb=memory_mb)
         out["index_s"] = time.perf_counter() - t0
     if step != "kikuchi_generate":
         np.save(folder / f"{step}_top1.npy", r.top_k_index[:, 0])
@@ -104,9 +126,9 @@ print(json.dumps(out))
 """
 
 
-def run_step(step: str, folder: Path) -> dict:
+def run_step(step: str, folder: Path, memory_mb: float, resolution: float) -> dict:
     proc = subprocess.run(
-        [sys.executable, "-c", _CHILD, step, str(folder), str(MASTER), json.dumps(PC)], capture_output=True, text=True, cwd=ROOT
+        [sys.executable, "-c", _CHILD, step, str(folder), str(MASTER), json.dumps(PC), str(memory_mb), str(resolution)], capture_output=True, text=True, cwd=ROOT
     )
     if proc.returncode != 0:
         raise RuntimeError(f"{step} failed:\n{proc.stderr[-3000:]}")
@@ -127,7 +149,13 @@ def make_data(folder: Path, n: int, resolution: float, counts: float, seed: int)
     clean = project_patterns(MasterPattern.from_emsoft(MASTER), Detector(SHAPE, PC), truth)
     s = clean - clean.min(axis=(1, 2), keepdims=True)
     s = s / s.mean(axis=(1, 2), keepdims=True) * counts
-    np.save(folder / "patterns.npy", rng.poisson(s).astype(np.float32))
+    counts_u16 = rng.poisson(s).astype(np.uint16)
+    np.save(folder / "patterns.npy", counts_u16.astype(np.float32))
+    from kikuchi.io.mapstore import MapWriter
+
+    cols = 100 if n % 100 == 0 else n
+    with MapWriter(folder / "map.h5", nav_shape=(n // cols, cols), pattern_shape=SHAPE, dtype="uint16") as w:
+        w.write(0, counts_u16)
     euler = sample_orientations("ni", resolution)
     np.save(folder / "dictionary_euler.npy", euler)
     return truth, euler
@@ -148,17 +176,25 @@ def main() -> None:
     parser.add_argument("--resolution", type=float, default=3.0, help="dictionary sampling, degrees")
     parser.add_argument("--counts", type=float, default=300.0, help="mean counts per pixel of the Poisson noise")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeat", type=int, default=2, help="runs of every step, in alternating order; the best time counts")
+    parser.add_argument("--memory", type=float, default=1024.0, help="kikuchi's memory budget in MiB (the dictionary is kept when it fits half)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         truth, euler = make_data(folder, args.n, args.resolution, args.counts, args.seed)
         print(f"{args.n} patterns {SHAPE[0]}x{SHAPE[1]} (Ni, Poisson {args.counts:g} counts/px), dictionary {len(euler)} "
               f"orientations ({args.resolution:g} deg), NCC, top-1, no mask")  # fmt: skip
-        res = {}
-        for step in ("kikuchi_exact", "kikuchipy_exact", "kikuchi_compressed", "kikuchi_generate", "kikuchipy_generate"):
-            t0 = time.perf_counter()
-            res[step] = run_step(step, folder)
-            print(f"  {step}: {json.dumps({k: round(v, 2) for k, v in res[step].items()})} ({time.perf_counter() - t0:.0f} s with start-up)", flush=True)
+        res: dict[str, dict] = {}
+        steps = ["kikuchi_exact", "kikuchipy_exact", "kikuchi_compressed", "kikuchi_generate", "kikuchipy_generate", "kikuchi_command"]
+        for r in range(args.repeat):
+            # the machine is shared: alternate the order and keep each step's best time (and largest peak)
+            for step in steps if r % 2 == 0 else steps[::-1]:
+                t0 = time.perf_counter()
+                one = run_step(step, folder, args.memory, args.resolution)
+                print(f"  {step}: {json.dumps({k: round(v, 2) for k, v in one.items()})} ({time.perf_counter() - t0:.0f} s with start-up)", flush=True)
+                best = res.setdefault(step, one)
+                for k, v in one.items():
+                    best[k] = max(best[k], v) if k == "peak_mib" else min(best[k], v)
         n_dict = len(euler)
         ours_gen, kp_gen = res["kikuchi_generate"], res["kikuchipy_generate"]
         print(f"dictionary generation: kikuchi {ours_gen['generate_s']:.2f} s ({n_dict / ours_gen['generate_s']:.0f} patterns/s, "
@@ -174,6 +210,16 @@ def main() -> None:
         print(f"compressed indexing: {args.n / cx['index_s']:.0f} patterns/s (+ PCA {cx['pca_s']:.1f} s, peak {cx['peak_mib']:.0f} MiB): "
               f"{kx['index_s'] / cx['index_s']:.1f}x kikuchipy's exact ({kx['index_s'] / (cx['index_s'] + cx['pca_s']):.1f}x with the PCA); "
               f"same top-1 as exact for {100 * same_c:.2f}%")  # fmt: skip
+        cm = res["kikuchi_command"]
+        kp_total = kp_gen["generate_s"] + kx["index_s"]
+        print(f"whole command (kikuchi index --method dictionary --compressed, fresh process, map file in, HDF5 out): {cm['command_s']:.1f} s "
+              f"(peak {cm['peak_mib']:.0f} MiB) against kikuchipy's get_patterns + dictionary_indexing {kp_total:.1f} s: "
+              f"{kp_total / cm['command_s']:.1f}x")  # fmt: skip
+        from orix.quaternion import Orientation
+        from orix.quaternion.symmetry import Oh
+
+        mis = np.degrees(Orientation.from_euler(np.load(folder / "kikuchi_command_euler.npy"), Oh).angle_with(Orientation.from_euler(truth, Oh)))
+        acc["kikuchi_command"] = (float((mis < 2).mean()), float((mis < 5).mean()))
         for step, (w2, w5) in acc.items():
             print(f"  accuracy {step}: {100 * w2:.1f}% within 2 deg, {100 * w5:.1f}% within 5 deg")
 
