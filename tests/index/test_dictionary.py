@@ -179,6 +179,28 @@ def test_two_phases_pick_the_right_one(ni_master, detector):
     assert np.all(_misorientation_deg(r.euler[20:], fe_truth, fe) < 2.0)
 
 
+def test_two_phase_dictionary_blocked_gives_the_answer_of_one_block(ni_master, detector):
+    fe = Phase.parse("fe-alpha")
+    masters, phases = [ni_master, kinematical_master_pattern(fe, kv=20.0)], [NI, fe]
+    whole = PatternDictionary.from_resolution(masters, detector, 6.0, phases=phases)
+    blocked = PatternDictionary.from_resolution(masters, detector, 6.0, phases=phases)
+    # entries either side of the phase boundary, simulated in one block and entry by entry
+    edge = int(whole.bounds[1])
+    assert np.allclose(blocked.vectors(edge - 3, edge + 3), pattern_vectors(whole.simulate(np.arange(edge - 3, edge + 3))), atol=1e-6)
+    patterns = _poisson(whole.simulate(np.arange(edge - 20, edge + 20)), 300.0, np.random.default_rng(6))
+    one = dictionary_index(patterns, whole, top_k=3, memory_mb=4096)
+    small = dictionary_index(patterns, blocked, top_k=3, memory_mb=16)
+    assert whole.in_memory and not blocked.in_memory
+    assert np.array_equal(small.top_k_index, one.top_k_index) and np.allclose(small.top_k_score, one.top_k_score, atol=1e-6)
+    assert small.phase_id[:20].tolist() == [1] * 20 and small.phase_id[20:].tolist() == [2] * 20
+    # the projection into a given array is the projection
+    into = np.empty((4, *detector.shape), dtype=np.float32)
+    assert project_patterns(ni_master, detector, whole.euler[:4], out=into) is into
+    assert np.array_equal(into, project_patterns(ni_master, detector, whole.euler[:4]))
+    with pytest.raises(ValueError, match=r"out must be a C-contiguous float32 array of shape \(4, 40, 40\)"):
+        project_patterns(ni_master, detector, whole.euler[:4], out=np.empty((4, 40, 40)))
+
+
 def test_bad_inputs_are_refused(coarse, ni_master, detector):
     with pytest.raises(ValueError, match=r"do not fit the dictionary's \(40, 40\) detector"):
         dictionary_index(np.zeros((2, 30, 30)), coarse)

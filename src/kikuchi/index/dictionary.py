@@ -267,18 +267,42 @@ class PatternDictionary:
         from kikuchi.simulate.projection import project_patterns
 
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-        out = np.empty((idx.size, *self.detector.shape), dtype=np.float32)
         phase = self.phase_index[idx]
+        if idx.size and np.all(phase == phase[0]):  # one phase (most blocks): no copy through a selection
+            return project_patterns(self.masters[phase[0]], self.detector, self.euler[idx])
+        out = np.empty((idx.size, *self.detector.shape), dtype=np.float32)
         for k in np.unique(phase):
             sel = phase == k
             out[sel] = project_patterns(self.masters[k], self.detector, self.euler[idx[sel]])
         return out
 
-    def vectors(self, start: int, stop: int) -> np.ndarray:
-        """(stop - start, m) normalised pattern vectors of entries ``start .. stop - 1`` (kept ones, or simulated now)."""
+    def vectors(self, start: int, stop: int, *, out: np.ndarray | None = None) -> np.ndarray:
+        """(stop - start, m) normalised pattern vectors of entries ``start .. stop - 1`` (kept ones, or simulated now).
+
+        ``out``: a C-contiguous float32 (stop - start, m) array to fill. Without
+        a mask, entries of one phase are projected straight into it and
+        normalised in place (no copy of the block).
+        """
         if self._vectors is not None:
-            return self._vectors[start:stop]
-        return pattern_vectors(self.simulate(np.arange(start, stop)), mask=self.mask, metric=self.metric)
+            if out is None:
+                return self._vectors[start:stop]
+            out[...] = self._vectors[start:stop]
+            return out
+        one_phase = self.phase_index[start] == self.phase_index[stop - 1] if stop > start else True
+        if self.mask is None and one_phase:
+            from kikuchi.simulate.projection import project_patterns
+
+            if out is None:
+                out = np.empty((stop - start, self.n_pixels), dtype=np.float32)
+            k = int(self.phase_index[start]) if stop > start else 0
+            project_patterns(self.masters[k], self.detector, self.euler[start:stop], out=out.reshape(stop - start, *self.detector.shape))
+            _in_row_slices(lambda i, j: _kernels.normalise_rows(out[i:j], self.metric == "ncc"), stop - start, _available_cpus())
+            return out
+        v = pattern_vectors(self.simulate(np.arange(start, stop)), mask=self.mask, metric=self.metric)
+        if out is None:
+            return v
+        out[...] = v
+        return out
 
     def vectors_at(self, indices: np.ndarray) -> np.ndarray:
         """(b, m) normalised pattern vectors of the entries ``indices``."""
@@ -306,9 +330,10 @@ class PatternDictionary:
         if keep and self._vectors is None:
             block = _dictionary_block(self.n_pixels, memory_mb)
             out = np.empty((len(self), self.n_pixels), dtype=np.float32)
-            for a in range(0, len(self), block):
-                b = min(a + block, len(self))
-                out[a:b] = self.vectors(a, b)
+            for k in range(len(self.phases)):  # blocks within a phase: projected in place
+                for a in range(int(self.bounds[k]), int(self.bounds[k + 1]), block):
+                    b = min(a + block, int(self.bounds[k + 1]))
+                    self.vectors(a, b, out=out[a:b])
             self._vectors = out
         if compressed and (self.basis is None or self.basis.shape[1] != min(n_components, self.n_pixels)):
             self._compress(int(n_components), memory_mb)
@@ -323,9 +348,10 @@ class PatternDictionary:
         c = self.basis.shape[1]
         reduced = np.empty((n, c), dtype=np.float32)
         block = _dictionary_block(self.n_pixels, memory_mb)
+        buffer = None if self.in_memory else np.empty((min(block, n), self.n_pixels), dtype=np.float32)
         for a in range(0, n, block):
             b = min(a + block, n)
-            reduced[a:b] = self.vectors(a, b) @ self.basis
+            np.matmul(self.vectors(a, b, out=None if buffer is None else buffer[: b - a]), self.basis, out=reduced[a:b])
         self.reduced = reduced
 
 
@@ -511,7 +537,10 @@ def _top_k_of_products(
 def _scores_exact(p: np.ndarray, dictionary: PatternDictionary, k: int, memory_mb: float, workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Top-k (indices, scores) of normalised pattern vectors ``p`` (n, m) over the whole dictionary, block by block."""
     block = _dictionary_block(dictionary.n_pixels, memory_mb, p.shape[0])
-    return _top_k_of_products(p, dictionary.vectors, len(dictionary), k, block, workers)
+    if dictionary.in_memory:
+        return _top_k_of_products(p, dictionary.vectors, len(dictionary), k, block, workers)
+    buffer = np.empty((min(block, len(dictionary)), dictionary.n_pixels), dtype=np.float32)  # one block simulated at a time
+    return _top_k_of_products(p, lambda a, b: dictionary.vectors(a, b, out=buffer[: b - a]), len(dictionary), k, block, workers)
 
 
 def _scores_compressed(

@@ -49,6 +49,7 @@ def project_patterns(
     *,
     pc_index: Any = None,
     workers: int | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Simulated patterns: the master pattern seen on the detector at each orientation.
 
@@ -65,12 +66,15 @@ def project_patterns(
         only PC, or PC i for orientation i.
     workers
         Threads (default: the CPUs available, at most one per 32 patterns).
+    out
+        A C-contiguous float32 (n, h, w) array to fill (a view into a larger
+        one, say), instead of a new array.
 
     Returns
     -------
     numpy.ndarray
         (n, h, w) float32 intensities in the master pattern's units
-        (bilinear interpolation in the square Lambert grid).
+        (bilinear interpolation in the square Lambert grid); ``out`` when given.
 
     Examples
     --------
@@ -97,7 +101,10 @@ def project_patterns(
     n = euler.shape[0]
     idx = _pc_index(detector, n, pc_index)
     h, w = detector.shape
-    out = np.empty((n, h, w), dtype=np.float32)
+    if out is None:
+        out = np.empty((n, h, w), dtype=np.float32)
+    elif out.shape != (n, h, w) or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float32 array of shape {(n, h, w)}, got {out.dtype} {out.shape}")
     if n == 0:
         return out
     # v_crystal = g @ R.T @ H @ (col, row, 1)
