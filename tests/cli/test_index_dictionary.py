@@ -92,6 +92,7 @@ def test_synthetic_map_with_kinematical_master_pattern(cli, tmp_path, small_map)
         (["--resolution", "3", "--master-pattern", "kinematical", "--refine-pc"], "--refine-pc belongs to Hough indexing"),
         (["--resolution", "3", "--master-pattern", "kinematical", "--master-energy", "hot"], "--master-energy must be 'highest', 'weighted'"),
         (["--resolution", "3", "--master-pattern", "missing.h5"], "missing.h5: no such master pattern file"),
+        (["--resolution", "3", "--master-pattern", "kinematical", "--smooth", "-1"], "--smooth must be a number of pixels >= 0"),
     ],
 )
 def test_bad_options_are_refused(cli, tmp_path, small_map, extra, message):

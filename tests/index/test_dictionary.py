@@ -18,7 +18,14 @@ import kikuchi
 from kikuchi.crystal import Phase
 from kikuchi.geometry import Detector, axis_angle_matrix, euler_to_matrix, matrix_to_euler
 from kikuchi.index import prepare_patterns
-from kikuchi.index.dictionary import PatternDictionary, dictionary_index, index_map_dictionary, pattern_vectors, sample_orientations
+from kikuchi.index.dictionary import (
+    PatternDictionary,
+    dictionary_index,
+    index_map_dictionary,
+    pattern_vectors,
+    sample_orientations,
+    smooth_patterns,
+)
 from kikuchi.simulate import MasterPattern, kinematical_master_pattern, project_patterns
 from tests.conftest import shared_file
 
@@ -255,12 +262,16 @@ def test_real_ni_patterns_index_within_the_dictionary_resolution(real_ni):
 def test_real_ni_map_on_the_engine_gives_the_array_answer(real_ni, tmp_path):
     patterns, reference, detector, master = real_ni
     d = _near_reference_dictionary(reference, detector, master, 2.0)
-    arrays = dictionary_index(patterns, d, top_k=2)
+    arrays = dictionary_index(smooth_patterns(patterns, 1.0), d, top_k=2)  # the map's patterns are smoothed by 1 px by default
     with kikuchi.open(shared_file("kikuchipy/nickel_ebsd_small.h5")) as m:
         serial = index_map_dictionary(m, d, top_k=2, progress=False)
         threads = index_map_dictionary(m, d, top_k=2, executor="threads", workers=2, progress=False)
         # worker processes of a local dask cluster: the dictionary travels pickled, with the chunk options
         dask = index_map_dictionary(m, d, top_k=2, executor="distributed", workers=2, progress=False)
+        with pytest.raises(ValueError, match="smooth_sigma must be a number of pixels >= 0"):
+            index_map_dictionary(m, d, smooth_sigma=-1.0, progress=False)
+        unsmoothed = index_map_dictionary(m, d, top_k=2, smooth_sigma=0.0, progress=False)
+        assert np.array_equal(unsmoothed.result.top_k_index, dictionary_index(patterns, d, top_k=2).top_k_index)
         with pytest.raises(ValueError, match=r"the dictionary's patterns are \(40, 40\), the map's \(60, 60\)"):
             index_map_dictionary(m, PatternDictionary(master, Detector((40, 40), (0.5, 0.3, 0.6)), d.euler[:5], phases="ni"), progress=False)
     for run in (serial, threads, dask):

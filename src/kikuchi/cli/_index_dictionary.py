@@ -39,6 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mode.add_argument("--exact", dest="compressed", action="store_false", help="score every dictionary entry in pixel space (default)")
     d.add_argument("--metric", choices=("ncc", "ndp"), default="ncc", help="normalised cross-correlation (default) or normalised dot product")
     d.add_argument("--mask", choices=("none", "circular"), default="none", help="signal mask: every pixel (default) or the largest circle")
+    d.add_argument(
+        "--smooth", type=float, default=1.0, metavar="PX",
+        help="Gaussian smoothing of the background-corrected patterns before matching, pixels (default 1: better matches of noisy patterns; 0: none)",
+    )  # fmt: skip
     d.add_argument("--memory", type=finite_positive, default=1024.0, metavar="MB", help="memory budget of the dictionary and the score blocks (default 1024)")
     d.add_argument(
         "--refine", nargs="?", const="orientation", choices=("orientation", "pc", "both"), default=None,
@@ -116,6 +120,8 @@ def run(args: argparse.Namespace, phases: list[Any], execution: dict[str, Any]) 
 
     if args.resolution is None:
         raise ValueError("--method dictionary needs --resolution DEG (the orientation sampling, e.g. 3)")
+    if not (math.isfinite(args.smooth) and args.smooth >= 0):
+        raise ValueError(f"--smooth must be a number of pixels >= 0 (0: no smoothing), got {args.smooth:g}")
     if args.refine_pc is not None:
         raise ValueError("--refine-pc belongs to Hough indexing; with --method dictionary refine the pattern centre with --refine pc (or both)")
     if args.figure is not None:
@@ -134,7 +140,7 @@ def run(args: argparse.Namespace, phases: list[Any], execution: dict[str, Any]) 
         indexing = index_map_dictionary(
             m, dictionary, top_k=args.top_k, compressed=args.compressed, memory_mb=args.memory,
             static_background=None if args.no_background else "file", dynamic=not args.no_background,
-            progress=not args.no_progress, **execution,
+            smooth_sigma=args.smooth, progress=not args.no_progress, **execution,
         )  # fmt: skip
         seconds_index = time.perf_counter() - t0
         header = {"Prj": m.path.name}

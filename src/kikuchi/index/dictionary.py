@@ -49,6 +49,7 @@ __all__ = [
     "index_map_dictionary",
     "pattern_vectors",
     "sample_orientations",
+    "smooth_patterns",
 ]
 
 _logger = logging.getLogger(__name__)
@@ -666,16 +667,33 @@ def dictionary_index(
 # --------------------------------------------------------------------------- whole maps
 
 
+def smooth_patterns(patterns: np.ndarray, sigma: float) -> np.ndarray:
+    """Each pattern of a float stack (n, h, w) convolved with a Gaussian of ``sigma`` pixels (0: the stack itself).
+
+    The experimental side only: a matched filter for the pixel noise of
+    experimental patterns, which the simulated ones do not have. On dynamical
+    Ni simulations of 60 x 60 pixels with 60 counts per pixel, sigma 1 took
+    dictionary indexing (3 degrees) from 60% to 62% within 2 degrees and from
+    75% to 85% within 5; at 300 and 2000 counts it gains 1-2 points, and on
+    the real Ni patterns it changes no match.
+    """
+    if not sigma:
+        return patterns
+    from scipy.ndimage import gaussian_filter
+
+    return gaussian_filter(np.asarray(patterns, dtype=np.float32), sigma=(0, float(sigma), float(sigma)), mode="nearest")
+
+
 def _dictionary_chunk(
     patterns: np.ndarray, *, dictionary: PatternDictionary, top_k: int, compressed: bool, n_candidates: int, memory_mb: float,
-    static_background: Any, dynamic: bool, dynamic_sigma: Any, workers: int = 1,
+    static_background: Any, dynamic: bool, dynamic_sigma: Any, smooth_sigma: float = 0.0, workers: int = 1,
 ) -> np.ndarray:
     """Engine chunk function: (n, h, w) raw patterns -> (n, 2 k + 1) rows: entry indices, scores, no-signal flag."""
     from kikuchi.imaging.maps import _without_bad
     from kikuchi.index.map_index import prepare_patterns
 
     patterns, bad = _without_bad(patterns)
-    p = prepare_patterns(patterns, static_background=static_background, dynamic=dynamic, dynamic_sigma=dynamic_sigma)
+    p = smooth_patterns(prepare_patterns(patterns, static_background=static_background, dynamic=dynamic, dynamic_sigma=dynamic_sigma), smooth_sigma)
     v = pattern_vectors(p, mask=dictionary.mask, metric=dictionary.metric)
     index, score = _match(v, dictionary, top_k=top_k, compressed=compressed, n_candidates=n_candidates, memory_mb=memory_mb, workers=workers)
     return np.column_stack([index.astype(np.float64), score.astype(np.float64), bad.astype(np.float64)])
@@ -784,6 +802,7 @@ def index_map_dictionary(
     static_background: Any = "file",
     dynamic: bool = True,
     dynamic_sigma: float | None = None,
+    smooth_sigma: float = 1.0,
     executor: str = "serial",
     workers: int | None = None,
     scheduler: Any = None,
@@ -806,6 +825,9 @@ def index_map_dictionary(
     dataset, static_background, dynamic, dynamic_sigma
         Which patterns and their background removal, as
         :func:`kikuchi.index.index_map` does for Hough indexing.
+    smooth_sigma
+        Gaussian smoothing of the background-corrected patterns, pixels
+        (:func:`smooth_patterns`; 0: none).
     executor, workers, scheduler, progress
         See :func:`kikuchi.engine.map_reduce`.
 
@@ -823,6 +845,8 @@ def index_map_dictionary(
     if not isinstance(dictionary, PatternDictionary):
         raise TypeError(f"dictionary must be a PatternDictionary, got {type(dictionary).__name__}")
     top_k, n_candidates, memory_mb = _check_counts(top_k, n_candidates, memory_mb, dictionary)
+    if not (math.isfinite(float(smooth_sigma)) and float(smooth_sigma) >= 0):
+        raise ValueError(f"smooth_sigma must be a number of pixels >= 0 (0: no smoothing), got {smooth_sigma!r}")
     ebsd_map, raw, dynamic, bg = patterns_to_index(ebsd_map, dataset, static_background, dynamic, caller="index_map_dictionary")
     if tuple(dictionary.detector.shape) != tuple(ebsd_map.pattern_shape):
         raise ValueError(
@@ -841,6 +865,7 @@ def index_map_dictionary(
         kwargs={
             "dictionary": dictionary, "top_k": top_k, "compressed": compressed, "n_candidates": n_candidates,
             "memory_mb": chunk_mb, "static_background": bg, "dynamic": dynamic, "dynamic_sigma": dynamic_sigma,
+            "smooth_sigma": float(smooth_sigma),
             # serially, the chunk's merges take the threads; otherwise the chunks run side by side
             "workers": _available_cpus() if executor == "serial" else 1,
         },
@@ -865,7 +890,7 @@ def index_map_dictionary(
         "static_background": bg is not None and raw, "dynamic_background": dynamic,
         "pc_in_bruker": [round(float(v), 6) for v in dictionary.detector.pc_mean], "kv": float(ebsd_map.kv or 20.0),
         "dictionary_size": len(dictionary), "metric": dictionary.metric, "signal_mask": dictionary.mask is not None,
-        "top_k": top_k, "compressed": bool(compressed), "dictionary_in_memory": dictionary.in_memory,
+        "top_k": top_k, "compressed": bool(compressed), "dictionary_in_memory": dictionary.in_memory, "smooth_sigma": float(smooth_sigma),
         "no_signal_points": int(flagged.sum()),
     }  # fmt: skip
     if compressed:
