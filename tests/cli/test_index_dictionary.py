@@ -52,7 +52,7 @@ def test_real_nickel_compressed_and_refined_to_ctf(cli, tmp_path):
     out = tmp_path / "ni.ctf"
     proc = cli(
         "index", src, "--phase", "ni", "--method", "dictionary", "--master-pattern", shared_file(NI_MASTER), "--resolution", "3",
-        "--compressed", "--refine", "-o", out, "--no-progress", "--threads", "2",
+        "--compressed", "--components", "150", "--candidates", "20", "--refine", "-o", out, "--no-progress", "--threads", "2",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "dictionary-indexed 9 of 9 points" in proc.stdout and "compressed" in proc.stdout

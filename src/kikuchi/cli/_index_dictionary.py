@@ -37,6 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="score on the leading principal components of the dictionary, then re-score the best candidates exactly (much faster, same answers)",
     )  # fmt: skip
     mode.add_argument("--exact", dest="compressed", action="store_false", help="score every dictionary entry in pixel space (default)")
+    d.add_argument(
+        "--components", type=positive_int, default=200, metavar="N",
+        help="principal components of the compressed mode (default 200; 400 for very noisy patterns, ~60 counts/px)",
+    )  # fmt: skip
+    d.add_argument("--candidates", type=positive_int, default=30, metavar="N", help="best compressed matches re-scored exactly per pattern (default 30)")
     d.add_argument("--metric", choices=("ncc", "ndp"), default="ncc", help="normalised cross-correlation (default) or normalised dot product")
     d.add_argument("--mask", choices=("none", "circular"), default="none", help="signal mask: every pixel (default) or the largest circle")
     d.add_argument(
@@ -135,10 +140,11 @@ def run(args: argparse.Namespace, phases: list[Any], execution: dict[str, Any]) 
             masters, detector, args.resolution, phases=phases, mask=None if args.mask == "none" else args.mask, metric=args.metric
         )
         t_dict = time.perf_counter()
-        dictionary.prepare(memory_mb=args.memory, compressed=args.compressed)
+        dictionary.prepare(memory_mb=args.memory, compressed=args.compressed, n_components=args.components)
         seconds_dictionary = time.perf_counter() - t_dict
         indexing = index_map_dictionary(
             m, dictionary, top_k=args.top_k, compressed=args.compressed, memory_mb=args.memory,
+            n_components=args.components, n_candidates=args.candidates,
             static_background=None if args.no_background else "file", dynamic=not args.no_background,
             smooth_sigma=args.smooth, progress=not args.no_progress, **execution,
         )  # fmt: skip
@@ -161,6 +167,8 @@ def run(args: argparse.Namespace, phases: list[Any], execution: dict[str, Any]) 
         seconds=round(seconds, 3), execution=execution_text(execution),
         background_removed={"static": indexing.settings["static_background"], "dynamic": indexing.settings["dynamic_background"]},
     )  # fmt: skip
+    if args.compressed:
+        summary.update(components=indexing.settings["n_components"], candidates=indexing.settings["n_candidates"])
     if refined_info is not None:
         summary["refinement"] = refined_info
     if truth is not None:
