@@ -392,20 +392,15 @@ def _leading_components(x: np.ndarray, n_components: int, *, n_iter: int = 2, se
 
 
 def _blas_single_thread() -> Any:
-    """BLAS/LAPACK on one thread for the small eigenproblems of the PCA, where threadpoolctl is installed.
+    """BLAS/LAPACK on one thread for the small eigenproblems of the PCA.
 
     OpenBLAS's threads wait on each other inside every small LAPACK call: on
     a machine whose cores are busy, a 220 x 220 ``eigh`` took 0.7 s on two
     threads and 5 ms on one (the PCA of a 3,557-entry dictionary: 5.3 s
-    against 1.1 s). Without threadpoolctl (it comes with scikit-learn) the
-    PCA runs as BLAS is configured.
+    against 1.1 s).
     """
-    import contextlib
+    from threadpoolctl import threadpool_limits
 
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
     return threadpool_limits(1, user_api="blas")
 
 
