@@ -55,20 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def _energy(text: str) -> str | float:
-    if text in ("highest", "weighted"):
-        return text
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"--master-energy must be 'highest', 'weighted' or an energy in keV, got {text!r}")
-    return value
-
-
 def load_masters(specs: list[str] | None, phases: list[Any], kv: float, energy: str) -> list[Any]:
     """One master pattern per phase from the ``--master-pattern`` values."""
+    from kikuchi.cli._refine import energy_option
     from kikuchi.refine import load_master_pattern
     from kikuchi.simulate.kinematical import kinematical_master_pattern
 
@@ -76,7 +65,7 @@ def load_masters(specs: list[str] | None, phases: list[Any], kv: float, energy: 
         raise ValueError("--method dictionary needs --master-pattern F (an EMsoft master pattern file or 'kinematical') for each --phase")
     if len(specs) != len(phases):
         raise ValueError(f"give one --master-pattern per --phase, in the same order: {len(specs)} master patterns for {len(phases)} phases")
-    e = _energy(energy)
+    e = energy_option(energy, "--master-energy")
     out = []
     for spec, phase in zip(specs, phases):
         if spec.lower() == "kinematical":

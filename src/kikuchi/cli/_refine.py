@@ -77,7 +77,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
-def energy_option(text: str) -> str | float:
+def energy_option(text: str, option: str = "--energy") -> str | float:
+    """The energy of an EMsoft master pattern as ``option`` gives it: 'highest', 'weighted' or keV (> 0)."""
     if text in ("highest", "weighted"):
         return text
     try:
@@ -85,7 +86,7 @@ def energy_option(text: str) -> str | float:
     except ValueError:
         value = float("nan")
     if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"--energy must be 'highest', 'weighted' or a positive number of keV, got {text!r}")
+        raise ValueError(f"{option} must be 'highest', 'weighted' or a positive number of keV, got {text!r}")
     return value
 
 
