@@ -105,20 +105,23 @@ def ipf_colours(orientations: Any, phase: Any, direction: str | Sequence[float] 
     symmetry = point_group_symmetry(phase)
     if isinstance(orientations, Rotation):
         quats = orientations.data.reshape(-1, 4)
+        n = len(quats)
+
+        def block(a: int, b: int) -> Any:
+            return Orientation(quats[a:b], symmetry=symmetry)
     else:
         euler = np.asarray(orientations, dtype=np.float64).reshape(-1, 3)
-    n = len(quats) if isinstance(orientations, Rotation) else len(euler)
+        n = len(euler)
+
+        def block(a: int, b: int) -> Any:
+            return Orientation.from_euler(euler[a:b], symmetry=symmetry)
     key = IPFColorKeyTSL(symmetry, direction=_direction(direction))
     out = np.zeros((n, 3))
     # in blocks: orix holds every symmetry-equivalent direction of every point
     # (48 x 3 float64 each for m-3m: 2.5 GB for a map of 2,000,000 points)
     for start in range(0, n, _IPF_BLOCK):
         stop = min(n, start + _IPF_BLOCK)
-        if isinstance(orientations, Rotation):
-            ori = Orientation(quats[start:stop], symmetry=symmetry)
-        else:
-            ori = Orientation.from_euler(euler[start:stop], symmetry=symmetry)
-        out[start:stop] = np.asarray(key.orientation2color(ori), dtype=np.float64).reshape(-1, 3)
+        out[start:stop] = np.asarray(key.orientation2color(block(start, stop)), dtype=np.float64).reshape(-1, 3)
     return out
 
 
