@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import h5py
 import numpy as np
 import pytest
 
@@ -97,6 +98,33 @@ def test_noise_free_map_is_the_projection_and_seeds_reproduce(tmp_path):
         np.testing.assert_array_equal(ma.read_all(), mb.read_all())
         theory = project_patterns(mp, Detector.from_map(ma), ma.euler.reshape(-1, 3))
         np.testing.assert_allclose(ma.read_all().reshape(-1, 20, 30), theory, atol=0.02)  # Euler angles stored as float32
+
+
+@pytest.mark.parametrize("compression, noise, stored", [
+    ("auto", None, None), ("gzip", None, "gzip"), ("none", None, None), ("auto", "medium", "gzip"), ("none", "medium", None),
+])  # fmt: skip
+def test_compression_of_the_stored_patterns(tmp_path, compression, noise, stored):
+    # more than one block of the pool (8 MiB of float32 patterns) and a short last chunk: the pipelined writer in order
+    mp = MasterPattern.from_emsoft(shared_file(MP_FILE))
+    kw = dict(shape=(41, 53), pattern_shape=(40, 40), grains=4, noise=noise, seed=2, master_pattern=mp, progress=False)
+    out = simulate(tmp_path / "c.h5", compression=compression, **kw)
+    ref = simulate(tmp_path / "r.h5", compression="gzip", **kw)
+    with h5py.File(out) as f:
+        assert f["Scan/EBSD/Data/RawPatterns"].compression == stored
+    with kikuchi.open(out) as m, kikuchi.open(ref) as r:
+        got = m.read_all()
+        assert got.dtype == (np.float32 if noise is None else np.uint8) and got.std() > 0
+        np.testing.assert_array_equal(got, r.read_all())  # the same patterns, in the same places, whatever the filter
+        np.testing.assert_allclose(m.bse_map, got.reshape(*m.nav_shape, -1).mean(axis=-1), rtol=1e-6)
+        if noise is None:  # every block in its place
+            theory = project_patterns(mp, Detector.from_map(m), m.euler.reshape(-1, 3))
+            np.testing.assert_allclose(got.reshape(-1, 40, 40), theory, atol=0.02)  # Euler angles stored as float32
+
+
+def test_compression_choice_is_checked(tmp_path):
+    with pytest.raises(ValueError, match="compression='lz4'"):
+        simulate(tmp_path / "x.h5", shape=(2, 2), pattern_shape=(10, 10), grains=1, compression="lz4", progress=False)
+    assert not (tmp_path / "x.h5").exists()
 
 
 def test_default_kinematical_master_pattern(tmp_path):
