@@ -83,6 +83,25 @@ def test_from_emsoft_ni():
     np.testing.assert_allclose(weighted.north, mp.north)  # a single energy bin
 
 
+
+def test_emsoft_ni_master_pattern_is_exactly_4mm_but_only_roughly_3_fold_symmetric():
+    # What limits orientation refinement against this file to about 0.1 degree (docs/refinement.md): the Lambert
+    # arrays repeat exactly under the 4mm operations about z (a grid point goes to a grid point), but the operations
+    # that move z (a 4-fold about x, a 3-fold about [111]) give an intensity differing by an RMS of 3.1 (of mean 44),
+    # nearly uncorrelated from pixel to pixel: correlation 0.9946 (measured), not better with cubic interpolation. So the
+    # 24 equivalent Euler triplets of one orientation sample different values: their simulated 60 x 60 patterns
+    # correlate only to 0.9945, and the NCC with a real pattern differs between them by up to 0.0035
+    mp = MasterPattern.from_emsoft(shared_file("kikuchipy/ni_mc_mp_20kv_uint8_gzip_opts9.h5"))
+    v = lambert_grid_vectors(mp.size).reshape(-1, 3)
+    values = np.concatenate([mp.north.ravel(), mp.south.ravel()]).astype(np.float64)
+    assert np.array_equal(mp.north, np.rot90(mp.north)) and np.array_equal(mp.north, mp.north.T)
+    assert np.array_equal(mp.north, mp.south)
+    for op in (np.array([[0.0, 0, 1], [1, 0, 0], [0, 1, 0]]), np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])):
+        moved = mp.sample(v @ op.T).astype(np.float64)
+        r = np.corrcoef(values, moved)[0, 1]
+        assert 0.990 < r < 0.998, r
+        assert 2.5 < np.sqrt(np.mean((values - moved) ** 2)) < 4.0
+
 def test_from_emsoft_errors(tmp_path):
     import h5py
 
