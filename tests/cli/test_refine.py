@@ -71,3 +71,39 @@ def test_refine_errors_are_one_line(indexed, cli, tmp_path):
     assert proc.returncode == 2 and "no such master pattern file" in proc.stderr
     proc = cli("refine", path, "--orientations", folder / "hough.ctf", "--master-pattern", "kinematical:ni", "--trust-region", "0", "-o", tmp_path / "x.ctf")
     assert proc.returncode == 2 and "--trust-region must be DEG or DEG,PC" in proc.stderr
+
+
+def test_pc_extrapolated_from_the_beam_position(cli, tmp_path):
+    """A map whose PC moves with the beam (large steps): refined at PCs extrapolated from the mean PC at the map centre."""
+    from kikuchi.geometry import Detector
+
+    nav, step, pc0 = (3, 4), 400.0, (0.5, 0.3, 0.6)
+    truth_det = Detector((60, 60), pc0, binning=8, px_size_um=25.0).extrapolate_pc(nav, step)  # 400 µm: PC moves 0.033 a column
+    path = kikuchi.simulate(tmp_path / "moving.h5", phase="ni", shape=nav, grains=2, noise="low", seed=4, step_um=step,
+                            pc=truth_det.pc, px_size_um=25.0, binning=8, progress=False)  # fmt: skip
+    with kikuchi.open(path) as m:
+        truth = m.truth_euler.reshape(-1, 3)
+    start = tmp_path / "start.ctf"
+    omap = kikuchi.OrientationMap.from_arrays(euler=truth, phase_id=np.ones(12, dtype=int), nav_shape=nav, step_um=step,
+                                              phases=[{"id": 1, "name": "Ni", "space_group": 225, "lattice": [0.3524] * 3 + [90] * 3}])  # fmt: skip
+    omap.write(start)
+    errors = {}
+    for model in ("point", "extrapolate"):
+        out = tmp_path / f"{model}.h5"
+        proc = cli("refine", path, "--orientations", start, "--master-pattern", "kinematical:ni", "--pc", ",".join(map(str, pc0)),
+                   "--px-size", "25", "--pc-model", model, "-o", out, "--no-progress")  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        refined = kikuchi.read_orientation_map(out)
+        errors[model] = _angle_deg(refined.euler, truth)
+        if model == "extrapolate":
+            pcs = np.stack([refined.columns[k] for k in ("pcx", "pcy", "pcz")], axis=-1).reshape(-1, 3)
+            np.testing.assert_allclose(pcs, truth_det.pc.reshape(-1, 3), atol=2e-6)  # the truth's PCs, from the geometry
+    # measured: extrapolate 0.008-0.074 deg; one PC for the map 1.07-2.42 deg
+    assert errors["extrapolate"].max() < 0.15 and errors["point"].min() > 0.5
+
+
+def test_pc_extrapolation_needs_the_pixel_size(indexed, cli, tmp_path):
+    folder, path = indexed
+    proc = cli("refine", path, "--orientations", folder / "hough.ctf", "--master-pattern", "kinematical:ni", "--pc-model", "extrapolate",
+               "-o", tmp_path / "x.ctf")  # fmt: skip
+    assert proc.returncode == 2 and "pixel size" in proc.stderr and "--px-size" in proc.stderr

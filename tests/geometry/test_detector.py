@@ -175,3 +175,44 @@ def test_axis_angle_matrices_broadcast(rng):
     np.testing.assert_allclose(many @ axes[..., None], axes[..., None], atol=1e-12)  # the axis stays put
     with pytest.raises(ValueError, match="rotation axis must be a non-zero 3-vector"):
         axis_angle_matrix([[1.0, 0, 0], [0, 0, 0]], [0.1, 0.2])
+
+
+# -- per-point PCs from the beam position ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tilts", [(70.0, 0.0, 0.0, 0.0), (65.0, 8.0, 0.0, 0.0), (70.0, 3.0, 2.0, 1.5)])
+def test_extrapolated_pc_sees_the_screen_from_the_moved_source(tilts):
+    """The PC of every map point is where the moved source looks perpendicularly at the unmoved screen."""
+    sigma, theta, omega, gamma = tilts
+    det = Detector((48, 64), (0.46, 0.31, 0.58), sample_tilt_deg=sigma, camera_tilt_deg=theta, azimuthal_deg=omega,
+                   twist_deg=gamma, binning=4, px_size_um=30.0)  # fmt: skip
+    nav, step = (5, 7), (2.5, 4.0)
+    moved = det.extrapolate_pc(nav, step, reference=(1.0, 2.0))
+    assert moved.pc.shape == (5, 7, 3)
+    np.testing.assert_allclose(moved.pc[1, 2], det.pc, atol=1e-15)  # the reference point keeps the PC
+    px = det.px_size_um * det.binning
+    screen = det.detector_vectors() * px  # µm from the reference source to each pixel centre, detector frame
+    for r, c in [(0, 0), (4, 6), (3, 1), (1, 2)]:
+        source = det.rotation @ np.array([-(r - 1.0) * step[0], -(c - 2.0) * step[1], 0.0])  # rows along −x_s, cols along −y_s
+        seen = screen - source
+        seen /= np.linalg.norm(seen, axis=-1, keepdims=True)
+        np.testing.assert_allclose(seen @ det.rotation, moved.pixel_directions((r, c)), atol=1e-12)
+
+
+def test_extrapolated_pc_matches_kikuchipy():
+    """kikuchipy 0.13's EBSDDetector.extrapolate_pc (Singh et al. 2017, appendix A), the optional 'bench' extra."""
+    kp = pytest.importorskip("kikuchipy")
+    shape, pc, nav, step = (60, 80), np.array([0.42, 0.21, 0.52]), (9, 11), (1.5, 2.0)
+    for sigma, theta in [(70.0, 0.0), (68.0, 6.0)]:
+        det = Detector(shape, pc, sample_tilt_deg=sigma, camera_tilt_deg=theta, binning=8, px_size_um=59.2)
+        theirs = kp.detectors.EBSDDetector(shape=shape, pc=pc, sample_tilt=sigma, tilt=theta, px_size=59.2, binning=8)
+        # their reference point is the mean of the positions given with their PCs: one PC, given at the map centre
+        expected = theirs.extrapolate_pc(pc_indices=np.array([4, 5]), navigation_shape=nav, step_sizes=step).pc
+        np.testing.assert_allclose(det.extrapolate_pc(nav, step).pc, expected, atol=1e-12)
+
+
+def test_extrapolated_pc_needs_the_pixel_size():
+    with pytest.raises(ValueError, match="pixel size"):
+        Detector((60, 60), (0.5, 0.3, 0.6)).extrapolate_pc((3, 3), 1.0)
+    with pytest.raises(ValueError, match="step_um"):
+        Detector((60, 60), (0.5, 0.3, 0.6), px_size_um=50.0).extrapolate_pc((3, 3), -1.0)

@@ -91,9 +91,10 @@ def build_detector(ebsd_map: Any, args: argparse.Namespace) -> Any:
     if ebsd_map.pattern_centre is None:
         raise ValueError(f"{ebsd_map.path}: the map has no pattern centre; give one with --pc X,Y,Z [--pc-convention ...]")
     assert base is not None
-    if args.sample_tilt is None and args.camera_tilt is None:
+    px = getattr(args, "px_size", None) or base.px_size_um  # --px-size overrides the file's pixel size
+    if args.sample_tilt is None and args.camera_tilt is None and px == base.px_size_um:
         return base
-    return Detector(ebsd_map.pattern_shape, base.pc, sample_tilt_deg=tilt, camera_tilt_deg=cam, binning=base.binning, px_size_um=base.px_size_um)
+    return Detector(ebsd_map.pattern_shape, base.pc, sample_tilt_deg=tilt, camera_tilt_deg=cam, binning=base.binning, px_size_um=px)
 
 
 def truth_of(ebsd_map: Any) -> tuple[np.ndarray, np.ndarray] | None:

@@ -122,7 +122,7 @@ def add_geometry_arguments(parser: argparse.ArgumentParser) -> argparse._Argumen
     g.add_argument("--pc-convention", default="bruker", choices=("bruker", "edax", "tsl", "oxford", "emsoft"), help="convention of --pc (default bruker)")
     g.add_argument("--sample-tilt", type=float, metavar="DEG", help="sample tilt in degrees (default: the file's, else 70)")
     g.add_argument("--camera-tilt", type=float, metavar="DEG", help="detector tilt in degrees (default: the file's, else 0)")
-    g.add_argument("--px-size", type=float, metavar="UM", help="unbinned detector pixel size in µm (EMsoft PCs)")
+    g.add_argument("--px-size", type=float, metavar="UM", help="unbinned detector pixel size in µm (EMsoft PCs; refine --pc-model extrapolate; default the file's)")
     return g
 
 

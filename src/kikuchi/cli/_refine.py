@@ -65,9 +65,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_master_pattern_arguments(parser)
     parser.add_argument("--refine", choices=("orientation", "pc", "both"), default="orientation", help="what to refine (default orientation)")
     parser.add_argument(
-        "--pc-model", choices=("point", "mean", "plane"), default="point",
+        "--pc-model", choices=("point", "mean", "plane", "extrapolate"), default="point",
         help="PC over the map: each point its own (default), or the mean or a plane fitted to the refined PCs, "
-        "the orientations then refined again at them (mean/plane need --refine pc or both)",
+        "the orientations then refined again at them (mean/plane need --refine pc or both); extrapolate: every "
+        "point's PC from one PC and the beam position (Singh et al. 2017; needs the pixel size, --px-size): the "
+        "mean refined PC with --refine pc/both, the file's or --pc at the map centre with --refine orientation",
     )  # fmt: skip
     parser.add_argument("--phase", metavar="NAME|ID", help="phase of the start map to refine (default: its only phase)")
     add_geometry_arguments(parser)

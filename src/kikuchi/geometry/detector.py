@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from kikuchi._args import check_number
+from kikuchi._args import check_number, check_pair
 from kikuchi.geometry.pattern_centre import PatternCentreError, convert_pc, normalize_convention
 
 __all__ = ["Detector", "line_segment_in_pattern", "sample_to_detector_matrix"]
@@ -287,6 +287,72 @@ class Detector:
             binning=self.binning,
             px_size_um=self.px_size_um,
         )
+
+    def extrapolate_pc(self, nav_shape: tuple[int, int], step_um: Any, *, reference: Any = None) -> Detector:
+        """Per-point pattern centres of a map from one PC, the geometry and the beam position.
+
+        Moving the beam moves the source point on the tilted surface, and
+        with it the PC (Singh et al. 2017, appendix A; kikuchipy's
+        ``EBSDDetector.extrapolate_pc``): a step along the map's columns
+        moves the source along −x_d (PCx falls), a step down the map's rows
+        moves it up the slope, away from the screen (PCy falls, DD grows).
+        The displacement ``d`` (µm, map rows along −x_s, columns along −y_s
+        in the sample frame) is turned into the detector frame with this
+        detector's rotation (sample and camera tilt, azimuthal, twist):
+        ``ΔPCx = d_x / (w δ b)``, ``ΔPCy = −d_y / (h δ b)``,
+        ``ΔDD = −d_z / (h δ b)``, with δ the unbinned pixel size and b the
+        binning. For σ = 70°, θ = 0 that is Singh's ΔPCy = −Δrow Δy cos α /
+        (h δ b), ΔDD = +Δrow Δy sin α / (h δ b), α = 90° − σ + θ.
+
+        Parameters
+        ----------
+        nav_shape
+            Map (rows, cols).
+        step_um
+            Map step in µm: one number, or (row step, column step).
+        reference
+            Map position (row, col) (may be fractional) where this
+            detector's PC (its mean PC, when it has several) holds; default
+            the centre of the map.
+
+        Returns
+        -------
+        Detector
+            The same detector with a (rows, cols, 3) Bruker PC map.
+
+        Examples
+        --------
+        >>> det = Detector((60, 60), (0.5, 0.3, 0.6), binning=8, px_size_um=25.0)  # a 12 mm screen
+        >>> pc = det.extrapolate_pc((3, 3), 60.0).pc  # 60 µm steps: 1/200 of the screen
+        >>> (pc[1, 2] - pc[1, 1]).round(6).tolist()  # one column right: PCx falls by 0.005
+        [-0.005, 0.0, 0.0]
+        >>> (pc[2, 1] - pc[1, 1]).round(6).tolist()  # one row down: up the slope, further away
+        [0.0, -0.004698, 0.00171]
+        """
+        nr, nc = check_pair(nav_shape, "nav_shape")
+        step = np.broadcast_to(np.asarray(step_um, dtype=np.float64).reshape(-1), (2,))
+        if not np.all(np.isfinite(step)) or np.any(step <= 0):
+            raise ValueError(f"step_um must be one or two positive numbers (µm), got {step_um!r}")
+        if self.px_size_um is None:
+            raise ValueError(
+                "extrapolating PCs over the map needs the detector's unbinned pixel size (px_size_um, the camera's µm per "
+                "pixel: e.g. --px-size); this detector has none"
+            )
+        ref = np.array([(nr - 1) / 2.0, (nc - 1) / 2.0]) if reference is None else np.asarray(reference, dtype=np.float64).reshape(2)
+        if not np.all(np.isfinite(ref)):
+            raise ValueError(f"reference must be a finite (row, col), got {reference!r}")
+        rows, cols = np.mgrid[0:nr, 0:nc].astype(np.float64)
+        drow = (rows - ref[0]) * step[0]
+        dcol = (cols - ref[1]) * step[1]
+        d_sample = np.stack([-drow, -dcol, np.zeros_like(drow)], axis=-1)  # rows along −x_s, columns along −y_s
+        d = d_sample @ self.rotation.T  # v_d = R v_s
+        h, w = self.shape
+        px = self.px_size_um * self.binning
+        pc = np.empty((nr, nc, 3))
+        pc[..., 0] = d[..., 0] / (w * px)
+        pc[..., 1] = -d[..., 1] / (h * px)
+        pc[..., 2] = -d[..., 2] / (h * px)
+        return self.with_pc(self.pc_mean + pc)
 
     def __repr__(self) -> str:
         pc = ", ".join(f"{v:.4f}" for v in self.pc_mean)

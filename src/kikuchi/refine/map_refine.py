@@ -14,9 +14,15 @@ The pattern centre over the map is one of
 * ``'mean'``: one PC for the map, the mean of the points' refined PCs;
 * ``'plane'``: ``pc = c0 + c_col col + c_row row`` per component, fitted by
   least squares to the points' refined PCs (the PC moves linearly with the
-  beam position on the sample).
+  beam position on the sample);
+* ``'extrapolate'``: the PC of every point from one PC, the geometry and the
+  beam position (:meth:`kikuchi.geometry.Detector.extrapolate_pc`, Singh et
+  al. 2017): with ``refine`` 'pc' or 'both', from the points' mean refined PC
+  at their mean position; with 'orientation', from the detector's mean PC at
+  the map centre, without refining any PC. Needs the detector pixel size.
 
-For 'mean' and 'plane' the orientations are refined again at the fitted PCs.
+For 'mean', 'plane' and 'extrapolate' after a PC refinement the orientations
+are refined again at the fitted PCs.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ __all__ = [
 _logger = logging.getLogger(__name__)
 
 #: How the PC varies over the map after refinement (see the module docstring).
-PC_MODELS = ("point", "mean", "plane")
+PC_MODELS = ("point", "mean", "plane", "extrapolate")
 
 #: Prefix of a ``--master-pattern`` that asks for kikuchi's own kinematical master pattern.
 KINEMATICAL = "kinematical:"
@@ -334,8 +340,8 @@ def refine_map(
     refine
         'orientation', 'pc' or 'both'.
     pc_model
-        'point', 'mean' or 'plane' (see the module docstring; 'mean' and
-        'plane' need ``refine`` 'pc' or 'both').
+        'point', 'mean', 'plane' or 'extrapolate' (see the module docstring;
+        'mean' and 'plane' need ``refine`` 'pc' or 'both').
     phase_id
         Phase of the start map the master pattern is for (default its only phase).
     static_background, dynamic, sigma
@@ -358,7 +364,7 @@ def refine_map(
         raise ValueError(f"refine must be one of {', '.join(REFINE_MODES)}; got {refine!r}")
     if pc_model not in PC_MODELS:
         raise ValueError(f"pc_model must be one of {', '.join(PC_MODELS)}; got {pc_model!r}")
-    if pc_model != "point" and refine == "orientation":
+    if pc_model in ("mean", "plane") and refine == "orientation":
         raise ValueError(f"pc_model {pc_model!r} fits the refined PCs: refine 'pc' or 'both' with it")
     nr, nc = ebsd_map.nav_shape
     detector = ebsd_map.detector if detector is None else detector
@@ -401,8 +407,28 @@ def refine_map(
         "mask_pixels": None if mask is None else int(np.asarray(mask).sum()), "points_refined": int(todo.sum()),
         "pc_start_bruker": [round(float(v), 6) for v in detector.pc_mean], **{k: v for k, v in options.items() if k != "pseudo_symmetry"},
     }
+    step_um = tuple(float(v) for v in ebsd_map.step_um)
+    if pc_model == "extrapolate" and refine == "orientation":  # the PCs from the geometry alone
+        detector = detector.with_pc(detector.pc_mean).extrapolate_pc((nr, nc), step_um)
+        settings["pc_fit"] = {"model": "extrapolate", "reference": "map centre", "mean_pc_bruker": [round(float(v), 6) for v in detector.pc_mean]}
     flat = run(detector, euler_flat, refine)
-    if pc_model != "point":
+    if pc_model == "extrapolate" and refine != "orientation":
+        if not todo.any():
+            raise ValueError(f"{ebsd_map.path}: no point to refine, so no PC to extrapolate from")
+        w = np.clip(flat[todo, 6], 0, None)
+        w = w if w.sum() > 0 else np.ones_like(w)
+        rr, cc = np.divmod(np.flatnonzero(todo), nc)
+        mean_pc = (flat[todo, 3:6] * w[:, None]).sum(axis=0) / w.sum()
+        where = (float((rr * w).sum() / w.sum()), float((cc * w).sum() / w.sum()))
+        detector = detector.with_pc(mean_pc).extrapolate_pc((nr, nc), step_um, reference=where)
+        fitted = detector.pc.reshape(-1, 3)[todo]
+        settings["pc_fit"] = {
+            "model": "extrapolate", "points": int(todo.sum()), "mean_pc_bruker": [round(float(v), 6) for v in mean_pc],
+            "reference": [round(v, 3) for v in where],
+            "rms_residual": [round(float(v), 6) for v in np.sqrt(((flat[todo, 3:6] - fitted) ** 2 * w[:, None]).sum(axis=0) / w.sum())],
+        }
+        flat = run(detector, np.ascontiguousarray(flat[:, :3]), "orientation")
+    elif pc_model in ("mean", "plane"):
         if not todo.any():
             raise ValueError(f"{ebsd_map.path}: no point to refine, so no PC to fit")
         ncc = flat[todo, 6]
