@@ -191,3 +191,21 @@ def test_explore_checks_the_matching_arguments(simulated_map):
         simulated = project_patterns(source.matcher.master, m.detector, m.euler[1, 1])[0]
         assert found.mask.all() and found.ncc == pytest.approx(ncc(prepared, simulated), abs=1e-12)
         assert source.info()["match"]["mask"] == "none" and source.info()["match"]["sigma"] == 6.0
+
+
+def test_the_view_prepares_patterns_as_the_refinement_that_wrote_them(cli, simulated_map, tmp_path):
+    """kikuchi refine --no-mask --sigma 4 writes its settings into the HDF5; the explorer reads them: the same NCC, no option needed."""
+    with kikuchi.open(simulated_map) as m:
+        start = OrientationMap.from_arrays(euler=m.euler + np.radians(0.5), phase_id=np.ones(m.nav_shape, dtype=int), phases=m.phases)
+    start.write(tmp_path / "start.ctf")
+    out = tmp_path / "refined.h5"
+    proc = cli("refine", simulated_map, "--orientations", tmp_path / "start.ctf", "--master-pattern", "kinematical:ni", "--no-mask",
+               "--sigma", "4", "-o", out, "--no-progress")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    omap = read_orientation_map(out)
+    with MapSource(simulated_map, orientations=out, master_pattern="kinematical:ni", prefetch=False) as source:
+        info = source.info()["match"]
+        assert (info["mask"], info["sigma"], info["settings_from"]) == ("none", 4.0, "the refinement that wrote the orientations")
+        assert source.match(1, 1).ncc == pytest.approx(omap.columns["ncc"][1 * m.nav_shape[1] + 1], abs=1e-6)
+    with MapSource(simulated_map, orientations=out, master_pattern="kinematical:ni", signal_mask=True, sigma=2.0, prefetch=False) as source:
+        assert source.info()["match"]["mask"] == "circular" and source.info()["match"]["sigma"] == 2.0  # options given win

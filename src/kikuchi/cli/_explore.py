@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="energy bins of an EMsoft master pattern: the highest (default), weighted by the Monte Carlo histogram, or the bin nearest KEV",
     )  # fmt: skip
     m.add_argument("--phase", metavar="NAME|ID", help="phase of the orientations the master pattern is for (default: the only one, or the one of its name)")
-    m.add_argument("--sigma", type=float, metavar="PX", help="Gaussian sigma of the dynamic background (default width / 25), as kikuchi refine")
+    m.add_argument("--sigma", type=float, metavar="PX", help="Gaussian sigma of the dynamic background (default: the refinement's, from kikuchi refine's HDF5 output, else width / 25)")
     m.add_argument("--no-background", action="store_true", help="no static/dynamic background subtraction, as kikuchi refine --no-background")
     m.add_argument("--no-mask", action="store_true", help="compare every pixel (default: inside the largest circle), as kikuchi refine --no-mask")
     parser.add_argument("--port", type=int, default=0, help="TCP port (default: any free port)")
@@ -106,5 +106,5 @@ def matching_options(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(f"--sigma must be a positive number of pixels, got {args.sigma:g}")
     return {
         "master_pattern": args.master_pattern, "energy": energy_option(args.energy or "highest"), "phase": args.phase,
-        "sigma": args.sigma, "background": not args.no_background, "signal_mask": not args.no_mask,
+        "sigma": args.sigma, "background": False if args.no_background else None, "signal_mask": False if args.no_mask else None,
     }

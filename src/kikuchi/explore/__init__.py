@@ -150,8 +150,8 @@ def explore(
     energy: str | float = "highest",
     phase: str | int | None = None,
     sigma: float | None = None,
-    background: bool = True,
-    signal_mask: bool = True,
+    background: bool | None = None,
+    signal_mask: bool | None = None,
     port: int = 0,
     host: str = "127.0.0.1",
     token: str | bool | None = None,
@@ -193,8 +193,10 @@ def explore(
     sigma, background, signal_mask
         Preparation as ``kikuchi refine``'s ``--sigma``, ``--no-background``
         and ``--no-mask``: Gaussian sigma of the dynamic background in
-        pixels (default width / 25), subtract the static and dynamic
-        backgrounds, compare inside the largest circle of the pattern only.
+        pixels, subtract the static and dynamic backgrounds, compare inside
+        the largest circle of the pattern only. None (default): as the
+        refinement that wrote the orientations (``kikuchi refine``'s HDF5
+        keeps its settings), else width / 25, True, True.
     port
         TCP port; 0 (default) takes any free port.
     host
@@ -239,8 +241,8 @@ def explore(
         orientations = check_path(orientations, "orientations")
     if master_pattern is not None and not hasattr(master_pattern, "north"):
         master_pattern = str(check_path(master_pattern, "master_pattern"))
-    background = check_bool(background, "background")
-    signal_mask = check_bool(signal_mask, "signal_mask")
+    background = None if background is None else check_bool(background, "background")
+    signal_mask = None if signal_mask is None else check_bool(signal_mask, "signal_mask")
     if sigma is not None:
         sigma = check_number(sigma, "sigma", positive=True, unit="px")
     matching = {"master_pattern": master_pattern, "energy": energy, "phase": phase, "sigma": sigma, "background": background, "signal_mask": signal_mask}

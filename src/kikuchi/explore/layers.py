@@ -135,6 +135,11 @@ class PointOrientations:
         Other per-point values as (rows, cols) maps, by lower-case name.
     source
         Where they come from (shown on the page).
+    settings
+        How their patterns were prepared where a refinement wrote them
+        (the ``refinement_settings`` of ``kikuchi refine``'s HDF5 output:
+        ``static_background``, ``dynamic_background``, ``sigma``,
+        ``mask_pixels``), else empty.
     """
 
     euler: np.ndarray
@@ -142,6 +147,7 @@ class PointOrientations:
     phases: list[dict[str, Any]]
     columns: dict[str, np.ndarray] = field(default_factory=dict)
     source: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
 
     def phase_of(self, row: int, col: int) -> dict[str, Any] | None:
         """The phase dict at (row, col), or None when the point is not indexed."""
@@ -200,12 +206,21 @@ def orientations_from_omap(omap: Any, nav_shape: tuple[int, int], *, source: str
         for name, values in omap.columns.items()
         if np.asarray(values).dtype.kind in "iuf"
     }
+    settings = (omap.header or {}).get("refinement_settings")
+    if isinstance(settings, str):  # JSON text, as some readers return it
+        import json
+
+        try:
+            settings = json.loads(settings)
+        except ValueError:
+            settings = None
     return PointOrientations(
         euler=np.asarray(omap.euler, dtype=np.float64).reshape(rows, cols, 3),
         phase_id=np.asarray(omap.phase_id).reshape(rows, cols),
         phases=[p.to_map_phase() for p in omap.phases],
         columns=columns,
         source=source,
+        settings=dict(settings) if isinstance(settings, dict) else {},
     )
 
 

@@ -186,6 +186,8 @@ class PatternMatcher:
         cols = orientations.columns
         pcs = [cols.get(name) for name in ("pcx", "pcy", "pcz")]
         self._pc_map = np.stack(pcs, axis=-1) if all(p is not None for p in pcs) else None
+        #: Where the preparation settings come from (set by the explorer's source).
+        self.settings_from = "options"
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready settings, for the page."""
@@ -202,6 +204,7 @@ class PatternMatcher:
             "mask_pixels": int(self.mask.sum()),
             "pc_from": "orientation map (pcx, pcy, pcz) where known, else the map file" if self._pc_map is not None else "map file",
             "normalisation": "mean 0, standard deviation 1 inside the mask",
+            "settings_from": self.settings_from,
         }
 
     def pattern_centre(self, row: int, col: int) -> tuple[np.ndarray, str]:

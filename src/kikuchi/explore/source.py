@@ -314,8 +314,11 @@ class MapSource:
         (default: the only one, or the one named as the master pattern's).
     sigma, background, signal_mask
         Pattern preparation of the view, as ``kikuchi refine`` prepares
-        patterns: dynamic background sigma (pixels, default width / 25),
-        subtract the backgrounds, compare inside the largest circle only.
+        patterns: dynamic background sigma (pixels), subtract the
+        backgrounds, compare inside the largest circle only. None (default):
+        as the refinement that wrote the orientations prepared them, where
+        its settings are in the orientation map (``kikuchi refine``'s HDF5),
+        so the view's NCC is the file's; else width / 25, True, True.
     cache_bytes
         Memory for decoded patterns (the HDF5 chunk cache comes on top).
     prefetch
@@ -343,8 +346,8 @@ class MapSource:
         energy: str | float = "highest",
         phase: str | int | None = None,
         sigma: float | None = None,
-        background: bool = True,
-        signal_mask: bool = True,
+        background: bool | None = None,
+        signal_mask: bool | None = None,
         cache_bytes: int = PATTERN_CACHE_BYTES,
         prefetch: bool = True,
     ):
@@ -386,7 +389,14 @@ class MapSource:
             raise
 
     def _matcher(
-        self, master_pattern: Any, *, energy: str | float, phase: str | int | None, sigma: float | None, background: bool, signal_mask: bool
+        self,
+        master_pattern: Any,
+        *,
+        energy: str | float,
+        phase: str | int | None,
+        sigma: float | None,
+        background: bool | None,
+        signal_mask: bool | None,
     ) -> PatternMatcher | None:
         """The pattern-matching view's matcher, or None without a master pattern."""
         if master_pattern is None:
@@ -406,10 +416,19 @@ class MapSource:
         detector = self.map.detector
         if tuple(detector.shape) != tuple(self.map.pattern_shape):
             raise ValueError(f"{self.path.name}: detector shape {tuple(detector.shape)} differs from the pattern shape {tuple(self.map.pattern_shape)}")
-        return PatternMatcher(
+        written = self.orientations.settings  # the refinement's preparation, where it wrote the orientations
+        if background is None:
+            background = bool(written.get("dynamic_background", True))
+        if signal_mask is None:
+            signal_mask = written.get("mask_pixels", 0) is not None
+        if sigma is None and written.get("sigma") is not None:
+            sigma = float(written["sigma"])
+        matcher = PatternMatcher(
             master, detector, self.orientations, phase=phase, static_background=self._static_background, sigma=sigma,
             background=background, mask=signal_mask,
         )
+        matcher.settings_from = "the refinement that wrote the orientations" if written else "defaults and options"
+        return matcher
 
     # -- lifetime ------------------------------------------------------------
     def close(self) -> None:
