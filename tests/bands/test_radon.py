@@ -65,6 +65,18 @@ def test_stack_equals_single_and_threads(rng):
     assert len(listed) == 7 and np.allclose(listed[3].theta, single.theta if i == 3 else listed[3].theta)
 
 
+def test_stack_with_filtered_transforms(rng):
+    imgs = np.stack([_band_image((48, 64), [(rng.uniform(-10, 10), rng.uniform(0, 180))], noise=0.2, rng=rng) for _ in range(5)])
+    det = BandDetector((48, 64), n_bands=3)
+    table, filtered = det.detect_stack_filtered(imgs)
+    np.testing.assert_array_equal(table, det.detect_stack(imgs))
+    assert filtered.shape == (5, det.n_theta, det.rho_bins.size) and filtered.dtype == np.float32
+    np.testing.assert_array_equal(filtered[2], det.transform(imgs[2])[1].T)
+    assert det.searched.shape == filtered.shape[1:] and not filtered[:, ~det.searched].any()
+    with pytest.raises(ValueError, match=r"expected patterns of shape \(n, 48, 64\), got \(48, 64\)"):
+        det.detect_stack_filtered(imgs[0])
+
+
 def test_mask_restricts_to_the_circle():
     det = BandDetector((40, 60))
     assert det.mask.sum() < 40 * 60 and det.mask[20, 30] and not det.mask[0, 0]

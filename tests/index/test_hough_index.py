@@ -125,6 +125,13 @@ def test_bad_input_messages():
         HoughIndexer(["ni"], det).index(np.zeros((2, 50, 50)))
     with pytest.raises(ValueError, match=r"pattern shape \(50, 50\) differs from \(60, 60\)"):
         HoughIndexer(["ni"], det).with_detector(Detector((50, 50), PC))
+    with pytest.raises(ValueError, match="proposal_score must be 'evidence' or 'bands', got 'peaks'"):
+        HoughIndexer(["ni"], det, proposal_score="peaks")
+    with pytest.raises(ValueError, match="min_evidence must be a finite number or None, got inf"):
+        HoughIndexer(["ni"], det, min_evidence=np.inf)
+    ix = HoughIndexer(["ni"], det)
+    with pytest.raises(ValueError, match=r"expected filtered transforms \(2, 120, 63\) from BandDetector.detect_stack_filtered, got shape \(1, 120, 63\)"):
+        ix.index_bands(np.zeros((2, 9, 6)), transforms=np.zeros((1, 120, 63), np.float32))
 
 
 def test_real_nickel_patterns_match_reference():

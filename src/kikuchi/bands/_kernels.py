@@ -301,8 +301,9 @@ def _detect_stack(
     ``_radon_block``; blocks of patterns share each pass over the lookup
     table), butterfly filtered and searched for peaks. ``out``
     (n, n_bands, N_COLS) receives the band rows (unused rows keep
-    COL_VALID = 0). ``radon_out``/``filt_out`` (m, n_theta, n_rho) keep the
-    transforms of the first ``m`` patterns (m may be 0).
+    COL_VALID = 0). ``radon_out`` (m, n_theta, n_rho) and ``filt_out``
+    (k, n_theta, n_rho) keep the transforms and the filtered transforms of
+    the first ``m`` and ``k`` patterns (either may be 0).
     """
     n = patterns.shape[0]
     n_theta, n_rho = divisor.shape
@@ -333,6 +334,9 @@ def _detect_stack(
                 for t in range(n_theta):
                     for r in range(n_rho):
                         radon_out[i, t, r] = radon[t, r]
+            if i < filt_out.shape[0]:
+                for t in range(n_theta):
+                    for r in range(n_rho):
                         filt_out[i, t, r] = filt[t, r]
             vmax = 0.0
             for t in range(n_theta):

@@ -242,12 +242,13 @@ class BandDetector:
             out[bad] = 0.0
         return out
 
-    def _run(self, patterns: np.ndarray, keep: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _run(self, patterns: np.ndarray, keep: int = 0, keep_filtered: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Band rows of ``patterns``, the transforms of the first ``keep`` and the filtered ones of the first ``keep_filtered`` (default ``keep``)."""
         t = self._table
         n = patterns.shape[0]
         out = np.zeros((n, self.n_bands, K.N_COLS), dtype=np.float64)
         radon = np.zeros((keep, self.n_theta, t.rho_bins.size), dtype=np.float32)
-        filt = np.zeros_like(radon)
+        filt = np.zeros((keep if keep_filtered is None else keep_filtered, self.n_theta, t.rho_bins.size), dtype=np.float32)
         K._detect_stack(
             patterns, t.pix, t.ptr, t.idx, t.wts, t.divisor, t.valid, t.rho_bins, self.rho_step, self.k_rho, self.k_theta,
             self.n_bands, self.min_distance_rho, self.min_distance_theta, self.threshold, out, radon, filt,
@@ -303,6 +304,27 @@ class BandDetector:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             parts = list(pool.map(lambda s: self._run(self._check(patterns[s : s + block]))[0], starts))
         return np.concatenate(parts)
+
+    def detect_stack_filtered(self, patterns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Band table (n, n_bands, 6) of a stack (as :meth:`detect_stack`) and its filtered transforms (n, n_theta, n_rho).
+
+        The filtered transforms (float32, theta-major: bin ``(t, r)`` is the
+        line at :attr:`theta_bins` ``[t]`` and :attr:`rho_bins` ``[r]``, zero
+        outside :attr:`searched`) let an indexer weigh every band an
+        orientation predicts, not only the detected peaks
+        (:class:`kikuchi.index.HoughIndexer`). One thread; callers split large
+        stacks (a 60 x 60 pattern's filtered transform is 30 kB).
+        """
+        patterns = np.asarray(patterns)
+        if patterns.ndim != 3 or patterns.shape[1:] != self.shape:
+            raise ValueError(f"BandDetector: expected patterns of shape (n, {self.shape[0]}, {self.shape[1]}), got {patterns.shape}")
+        out, _, filt = self._run(self._check(patterns), keep=0, keep_filtered=patterns.shape[0])
+        return out, filt
+
+    @property
+    def searched(self) -> np.ndarray:
+        """(n_theta, n_rho) bool: the bins whose lines are searched for bands (long enough, see ``min_line_fraction``)."""
+        return self._table.valid
 
 
 def check_band_options(options: dict, where: str) -> None:

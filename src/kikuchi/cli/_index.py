@@ -46,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     h.add_argument("--families", type=positive_int, default=None, help="strongest reflector families per phase (default 5 cubic, 8 others)")
     h.add_argument("--angle-tol", type=float, default=2.0, metavar="DEG", help="interplanar angle tolerance (default 2)")
     h.add_argument("--max-mad", type=float, default=1.5, metavar="DEG", help="largest accepted MAD (default 1.5)")
-    h.add_argument("--min-bands", type=positive_int, default=4, help="fewest matched bands for a solution (default 4)")
+    h.add_argument("--min-bands", type=positive_int, default=4,
+                   help="fewest matched bands for a solution (default 4; one fewer where the band evidence of the solution is strong, see docs/indexing.md)")
     from kikuchi.cli import _index_dictionary
 
     _index_dictionary.add_arguments(parser)

@@ -235,9 +235,102 @@ def _refine(rot, normals, nb, weights, poles, cos_tol, best_pole, best_cos, a, b
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
+def _angle_of(c, s):
+    """atan2(s, c) for s >= 0, in [0, pi], to 1e-5 rad by a polynomial (with libm's atan2 a reading of
+    the band evidence took 1.5x as long)."""
+    ac = abs(c)
+    if ac >= s:
+        x = s / ac if ac > 0.0 else 0.0
+        swap = False
+    else:
+        x = ac / s
+        swap = True
+    x2 = x * x
+    a = x * (0.99997726 + x2 * (-0.33262347 + x2 * (0.19354346 + x2 * (-0.11643287 + x2 * (0.05265332 + x2 * -0.01172120)))))
+    if swap:
+        a = 0.5 * np.pi - a
+    if c < 0.0:
+        a = np.pi - a
+    return a
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _band_evidence(rot, poles, mt, xc, yc, filt, scored, half, inv_drho, inv_dtheta, rho_lim):
+    """Sum of the filtered Radon transform along the band centre lines that ``rot`` predicts, and their number.
+
+    Every pole ``p`` (crystal frame) is a plane with normal ``n = rot @ p``
+    in the sample frame, whose trace on the detector is the line
+    ``l = M^T n`` (``mt = M^T``, ``M`` the detector's pixel matrix):
+    ``x cos(theta) + y sin(theta) = rho`` from the pattern centre ``(xc,
+    yc)``. The transform ``filt`` (n_theta, n_rho) is read there by bilinear
+    interpolation (theta wrapping with rho mirrored); lines through bins
+    outside ``scored`` (too short to be searched, or off the detector: no
+    scored bin lies beyond ``rho_lim`` bins from rho 0) are left out.
+    """
+    n_theta, n_rho = filt.shape
+    total = 0.0
+    count = 0
+    g = np.empty((3, 3))  # M^T rot: pole (crystal frame) -> its line
+    for i in range(3):
+        for j in range(3):
+            g[i, j] = mt[i, 0] * rot[0, j] + mt[i, 1] * rot[1, j] + mt[i, 2] * rot[2, j]
+    for p in range(poles.shape[0]):
+        l0 = g[0, 0] * poles[p, 0] + g[0, 1] * poles[p, 1] + g[0, 2] * poles[p, 2]
+        l1 = g[1, 0] * poles[p, 0] + g[1, 1] * poles[p, 1] + g[1, 2] * poles[p, 2]
+        l2 = g[2, 0] * poles[p, 0] + g[2, 1] * poles[p, 1] + g[2, 2] * poles[p, 2]
+        s = np.sqrt(l0 * l0 + l1 * l1)
+        if s < 1e-12:
+            continue
+        rb = -(l0 * xc + l1 * yc + l2) / s * inv_drho
+        if abs(rb) > rho_lim:
+            continue
+        c = l0 / s
+        sn = l1 / s
+        if sn < 0.0 or (sn == 0.0 and c < 0.0):  # theta in [0, pi)
+            c = -c
+            sn = -sn
+            rb = -rb
+        tb = _angle_of(c, sn) * inv_dtheta
+        rb += half
+        t0 = int(np.floor(tb))
+        r0 = int(np.floor(rb))
+        ft = tb - t0
+        fr = rb - r0
+        v = 0.0
+        inside = True
+        for dt in range(2):
+            for dr in range(2):
+                t = t0 + dt
+                r = r0 + dr
+                if t >= n_theta:
+                    t -= n_theta
+                    r = n_rho - 1 - r
+                if t < 0 or r < 0 or r >= n_rho or not scored[t, r]:
+                    inside = False
+                    break
+                v += (ft if dt else 1.0 - ft) * (fr if dr else 1.0 - fr) * filt[t, r]
+            if not inside:
+                break
+        if inside:
+            total += v
+            count += 1
+    return total, count
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _slot(keys, key):
+    """The slot of ``key`` >= 0 in the open-addressing set ``keys`` (-1: free; its size a power of 2), or the free slot for it."""
+    mask = keys.size - 1
+    h = (key * 2654435761) & mask
+    while keys[h] != -1 and keys[h] != key:
+        h = (h + 1) & mask
+    return h
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def _index_one(
     normals, nb, weights, poles, lut_idx, lut_ang, lut_sign, lut_first, ang_tol, cos_fit_tol, sym, min_sep_trace,
-    max_candidates, res_rot, cos_count_tol,
+    max_candidates, res_rot, cos_count_tol, filt, scored, filt_sd, mt, xc, yc, half, inv_drho, inv_dtheta, rho_lim,
 ):
     """Triplet voting for one pattern and one phase.
 
@@ -247,14 +340,24 @@ def _index_one(
     proposes a rotation (triad of the two most perpendicular pairs), scored
     by the number of all bands it explains within ``cos_fit_tol`` (then by
     their mean deviation). The search stops early once the best proposal
-    explains all bands but one and has been proposed by three triplets. The
-    best proposal is refined by least squares on its matched bands, unless
-    the refined orientation explains fewer bands within ``cos_count_tol``
-    than the voted one.
+    explains all bands but one and has been proposed by three triplets.
 
-    Returns (n_matched, mad_rad, n_second): bands explained by the best and
-    by the best proposal at least ``min_sep_trace`` away from it (within
-    ``cos_fit_tol``).
+    With the pattern's filtered transform (``filt_sd > 0``), the proposal
+    whose predicted bands hold the most of it (:func:`_band_evidence`)
+    is the best instead: the transform holds the evidence of every band
+    of the pattern, the detected peaks only of the strongest few. It is
+    read for proposals explaining at least 3 bands, one per set of
+    explained bands (the one with the smallest deviation; the others
+    refine to the same orientation). The best
+    proposal is refined by least squares on its matched bands, unless the
+    refined orientation explains fewer bands within ``cos_count_tol`` than
+    the voted one.
+
+    Returns (n_matched, mad_rad, n_second, evidence): bands explained by the
+    best and by the best proposal at least ``min_sep_trace`` away from it
+    (within ``cos_fit_tol``), and the band evidence of the solution: the
+    sum of the transform along its predicted bands over ``filt_sd`` times
+    the square root of their number (0 without a transform).
     """
     best_count = -1
     best_err = 1e9
@@ -269,6 +372,17 @@ def _index_one(
     rot = np.empty((3, 3))
     cand_rot = np.empty((max_candidates, 3, 3))
     cand_cnt = np.empty(max_candidates, dtype=np.int64)
+    # proposals explaining the same bands refine to the same orientation: the band evidence is read once
+    # per set of bands (a bit per band as the key), for the proposal closest to them
+    use_evidence = filt_sd > 0.0
+    by_bands = use_evidence and nb <= 62
+    cand_err = np.empty(max_candidates)
+    cand_read = np.ones(max_candidates, dtype=np.bool_)
+    size = 2
+    while by_bands and size < 2 * max_candidates:
+        size *= 2
+    seen_key = np.full(size, -1, dtype=np.int64)
+    seen_at = np.empty(size, dtype=np.int64)
     n_cand = 0
     n_lut = lut_ang.shape[0]
     bin_w = np.pi / 360.0  # 0.5 degree bins of the first angle
@@ -338,6 +452,21 @@ def _index_one(
                     if n_cand < max_candidates:
                         _copy33(rot, cand_rot[n_cand])
                         cand_cnt[n_cand] = cnt
+                        cand_err[n_cand] = err
+                        if by_bands:
+                            key = 0
+                            for b in range(nb):
+                                if bc[b] >= cos_fit_tol:
+                                    key |= 1 << b
+                            h = _slot(seen_key, key)
+                            if seen_key[h] == -1:
+                                seen_key[h] = key
+                                seen_at[h] = n_cand
+                            elif err < cand_err[seen_at[h]]:
+                                cand_read[seen_at[h]] = False
+                                seen_at[h] = n_cand
+                            else:
+                                cand_read[n_cand] = False
                         n_cand += 1
                     if cnt > best_count or (cnt == best_count and err < best_err):
                         same = cnt == best_count and _misorientation_cos(best_rot, rot, sym) > min_sep_trace
@@ -354,7 +483,19 @@ def _index_one(
                     break
     if best_count < 2:
         _copy33(best_rot, res_rot)
-        return max(best_count, 0), 0.0, 0
+        return max(best_count, 0), 0.0, 0, 0.0
+    if use_evidence and not done:
+        # the proposal whose predicted bands hold the most evidence, detected among the peaks or not; a
+        # proposal that does not explain the three bands it came from (at the voting tolerance) is none.
+        # (When the search stopped early, the best proposal explains all bands but one: no doubt to settle.)
+        top, _ = _band_evidence(best_rot, poles, mt, xc, yc, filt, scored, half, inv_drho, inv_dtheta, rho_lim)
+        for c in range(n_cand):
+            if not cand_read[c] or cand_cnt[c] < 3:
+                continue
+            ev, _ = _band_evidence(cand_rot[c], poles, mt, xc, yc, filt, scored, half, inv_drho, inv_dtheta, rho_lim)
+            if ev > top:
+                top = ev
+                _copy33(cand_rot[c], best_rot)
     # refinement should not lose bands, counted at the counting tolerance (at the looser voting
     # tolerance the refined orientation may drop a band that the voted one only grazed, and keeping
     # the voted one then costs accuracy); keep the voted rotation if it does
@@ -369,35 +510,74 @@ def _index_one(
     for c in range(n_cand):
         if cand_cnt[c] > second and _misorientation_cos(refined, cand_rot[c], sym) < min_sep_trace:
             second = cand_cnt[c]
-    return cnt, err / max(cnt, 1), second
+    evidence = 0.0
+    if use_evidence:
+        ev, k = _band_evidence(refined, poles, mt, xc, yc, filt, scored, half, inv_drho, inv_dtheta, rho_lim)
+        if k > 0:
+            evidence = ev / (filt_sd * np.sqrt(k))
+    return cnt, err / max(cnt, 1), second, evidence
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _sum_squares(x):
+    """Sum of ``x**2`` in eight running sums (one would wait on each addition)."""
+    acc = np.zeros(8)
+    n8 = x.size - x.size % 8
+    for q in range(0, n8, 8):
+        for j in range(8):
+            v = np.float64(x[q + j])
+            acc[j] += v * v
+    total = 0.0
+    for q in range(n8, x.size):
+        v = np.float64(x[q])
+        total += v * v
+    return total + acc.sum()
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
 def _index_stack(
     normals, n_valid, weights, poles, lut_idx, lut_ang, lut_sign, lut_first, ang_tol, cos_fit_tol, sym, min_sep_trace,
-    max_candidates, out_rot, out_res, cos_count_tol,
+    max_candidates, out_rot, out_res, cos_count_tol, filt, scored, mt, xc, yc, half, inv_drho, inv_dtheta,
 ):
     """:func:`_index_one` for a stack: normals (n, nb, 3), n_valid (n,), weights (n, nb).
 
-    Writes rotations (n, 3, 3) and rows (n, 3): n_matched, mad (rad), n_second.
+    ``filt`` (n, n_theta, n_rho): the patterns' filtered transforms, or an
+    empty (0, n_theta, n_rho) array to score the proposals by their bands
+    alone; ``mt`` (n, 3, 3): ``M^T`` per pattern. Writes rotations (n, 3, 3)
+    and rows (n, 4): n_matched, mad (rad), n_second, band evidence.
     """
     rot = np.empty((3, 3))
+    n_theta, n_rho = scored.shape
+    none = np.zeros((1, 1), dtype=filt.dtype)
+    n_scored = 0
+    rho_lim = 0.0
+    for t in range(n_theta):
+        for r in range(n_rho):
+            if scored[t, r]:
+                n_scored += 1
+                rho_lim = max(rho_lim, abs(r - half) + 1.0)
     for i in range(normals.shape[0]):
         nb = n_valid[i]
         if nb < 3:
             _copy33(np.eye(3), out_rot[i])
-            out_res[i, 0] = 0.0
-            out_res[i, 1] = 0.0
-            out_res[i, 2] = 0.0
+            for c in range(out_res.shape[1]):
+                out_res[i, c] = 0.0
             continue
-        cnt, mad, second = _index_one(
+        f = filt[i] if i < filt.shape[0] else none
+        # the scale of the transform's noise: its root mean square over the scored bins (it is zero
+        # elsewhere, and of zero mean: the butterfly filter sums to zero across the band)
+        sd = 0.0
+        if i < filt.shape[0]:
+            sd = np.sqrt(_sum_squares(f.ravel()) / max(n_scored, 1))
+        cnt, mad, second, evidence = _index_one(
             normals[i], nb, weights[i], poles, lut_idx, lut_ang, lut_sign, lut_first, ang_tol, cos_fit_tol, sym,
-            min_sep_trace, max_candidates, rot, cos_count_tol,
+            min_sep_trace, max_candidates, rot, cos_count_tol, f, scored, sd, mt[i], xc, yc, half, inv_drho, inv_dtheta, rho_lim,
         )
         _copy33(rot, out_rot[i])
         out_res[i, 0] = cnt
         out_res[i, 1] = mad
         out_res[i, 2] = second
+        out_res[i, 3] = evidence
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
