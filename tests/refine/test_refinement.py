@@ -103,6 +103,39 @@ def test_pseudo_symmetry_variant_wins_where_the_start_is_the_variant(ni_master):
         pseudo_symmetry_operators("1,1,1")
 
 
+def test_candidate_starts_are_screened_and_the_best_refinement_kept(ni_master):
+    det = Detector((40, 40), (0.5, 0.3, 0.6))
+    truth = np.radians([[35.0, 42.0, 58.0], [10.0, 20.0, 30.0], [120.0, 50.0, 80.0]])
+    pattern = project_patterns(ni_master, det, truth)
+    near = truth + np.radians([1.0, -1.5, 1.0])  # within the trust region of the truth
+    far = [truth + np.radians([30.0, 20.0, 0.0]), truth + np.radians([0.0, 25.0, 40.0])]
+    cand = np.stack([far[0], near, far[1]], axis=1)  # pattern 0: its orientation is candidate 1
+    cand[1] = [near[1], far[0][1], far[1][1]]  # pattern 1: candidate 0
+    cand[2] = [far[0][2], np.full(3, np.nan), near[2]]  # pattern 2: candidate 2; candidate 1 is skipped
+    res = refine_patterns(pattern, ni_master, det, cand)
+    assert res.candidate.tolist() == [1, 0, 2]
+    assert np.all(_misorientation_deg(res.euler, truth) < 0.05) and np.all(res.ncc > 0.999)
+    assert res.settings["candidates"] == 3 and res.settings["finalists"] == 2 and res.settings["screen_evaluations"] == 20
+    one = refine_patterns(pattern, ni_master, det, near)
+    # the screening (20 projections per candidate) and a second finalist cost more than the one refinement
+    assert np.all(res.evaluations >= one.evaluations + 2 * 20)
+    assert np.allclose(res.ncc, one.ncc, atol=1e-6)
+    # one candidate per pattern is the plain refinement
+    single = refine_patterns(pattern, ni_master, det, near[:, None])
+    assert np.array_equal(single.euler, one.euler) and single.candidate.tolist() == [0, 0, 0]
+    # one finalist: the best screened candidate alone is refined in full
+    lone = refine_patterns(pattern, ni_master, det, cand, finalists=1)
+    assert lone.candidate.tolist() == [1, 0, 2] and np.all(lone.evaluations < res.evaluations)
+    with pytest.raises(ValueError, match=r"euler_rad\[0\] is not finite"):
+        refine_patterns(pattern, ni_master, det, np.stack([np.full((3, 3), np.nan), near], axis=1))
+    with pytest.raises(ValueError, match=r"candidates must be \(n, k, 3\) with n = 3 patterns, got shape \(2, 2, 3\)"):
+        refine_patterns(pattern, ni_master, det, cand[:2, :2])
+    with pytest.raises(ValueError, match="screen_evaluations must be a whole number >= 1, got 0"):
+        refine_patterns(pattern, ni_master, det, cand, screen_evaluations=0)
+    with pytest.raises(ValueError, match="finalists must be a whole number >= 1, got 0"):
+        refine_patterns(pattern, ni_master, det, cand, finalists=0)
+
+
 def test_threads_give_the_serial_result(ni_master):
     det = Detector((40, 40), (0.5, 0.3, 0.6))
     truth = np.radians([[35.0, 42.0, 58.0], [10.0, 20.0, 30.0], [120.0, 50.0, 80.0], [300.0, 10.0, 5.0]])

@@ -23,6 +23,11 @@ The pattern centre over the map is one of
 
 For 'mean', 'plane' and 'extrapolate' after a PC refinement the orientations
 are refined again at the fitted PCs.
+
+``candidates`` gives every point several start orientations (the top-k
+matches of dictionary indexing): each is screened by a short run and the
+best two refined in full (:func:`kikuchi.refine.refine_patterns`); the column
+``candidate`` says which one won.
 """
 
 from __future__ import annotations
@@ -211,11 +216,14 @@ def _refine_chunk(
     euler_flat: np.ndarray, todo_flat: np.ndarray, static_background: Any, dynamic: bool, sigma: Any, mask: Any,
     refine: str, options: dict[str, Any],
 ) -> np.ndarray:
-    """Engine chunk function: (n, h, w) raw patterns -> (n, 10) rows: euler (3), pc (3), ncc, ncc_start, evaluations, variant."""
+    """Engine chunk function: (n, h, w) raw patterns -> (n, 11) rows: euler (3), pc (3), ncc, ncc_start, evaluations, variant, candidate.
+
+    ``euler_flat`` is (N, 3), or (N, k, 3) candidate starts per point.
+    """
     flat = np.asarray(rows, dtype=np.int64) * ncols + np.asarray(cols, dtype=np.int64)
     pcs = detector.pc_flat[flat] if detector.n_pc > 1 else np.broadcast_to(detector.pc_flat[0], (len(flat), 3))
-    out = np.full((len(flat), 10), np.nan)
-    out[:, :3] = euler_flat[flat]
+    out = np.full((len(flat), 11), np.nan)
+    out[:, :3] = euler_flat[flat] if euler_flat.ndim == 2 else euler_flat[flat, 0]
     out[:, 3:6] = pcs
     out[:, 8:] = 0
     todo = todo_flat[flat]
@@ -224,7 +232,7 @@ def _refine_chunk(
         res = refine_patterns(
             p, master, detector.with_pc(pcs[todo]), euler_flat[flat[todo]], refine=refine, mask=mask, workers=1, **options
         )
-        out[todo] = np.column_stack([res.euler, res.pc, res.ncc, res.ncc_start, res.evaluations, res.variant])
+        out[todo] = np.column_stack([res.euler, res.pc, res.ncc, res.ncc_start, res.evaluations, res.variant, res.candidate])
     return out
 
 
@@ -243,12 +251,14 @@ class MapRefinement:
     start: Any
     detector: Any
     settings: dict[str, Any] = field(default_factory=dict)
+    candidates: int = 1
 
     def to_orientation_map(self, *, header: dict[str, Any] | None = None, format: str | None = None) -> Any:
         """The start orientation map with the refined orientations, the NCC and the PCs.
 
         Columns: ``ncc``, ``ncc_start``, ``pcx``, ``pcy``, ``pcz`` (Bruker),
-        ``evaluations``, ``variant`` (all kept in HDF5); at the refined points
+        ``evaluations``, ``variant``, and with several candidate starts
+        ``candidate`` (which one was refined, 0 the first) (all kept in HDF5); at the refined points
         the band contrast ``bc`` becomes ``255 NCC`` (CTF's BC) and the
         confidence index ``ci`` the NCC (ANG's CI), so that vendor tools show
         the match quality; the other columns of the start map are kept.
@@ -263,6 +273,8 @@ class MapRefinement:
             ncc=ncc, ncc_start=np.where(self.refined, r.ncc_start, np.nan), pcx=r.pc[:, 0], pcy=r.pc[:, 1], pcz=r.pc[:, 2],
             evaluations=r.evaluations.astype(np.int64), variant=r.variant.astype(np.int64),
         )
+        if self.candidates > 1:
+            columns["candidate"] = r.candidate.astype(np.int64)
         quality = np.nan_to_num(np.clip(ncc, 0, 1))
         columns["bc"] = np.where(self.refined, np.round(255 * quality), columns.get("bc", 0)).astype(np.int64)
         columns["ci"] = np.where(self.refined, quality, columns.get("ci", -1.0))
@@ -321,6 +333,7 @@ def refine_map(
     workers: int | None = None,
     scheduler: Any = None,
     progress: bool = True,
+    candidates: Any = None,
     **options: Any,
 ) -> MapRefinement:
     """Refine the orientations (and PCs) of every indexed point of a map.
@@ -351,8 +364,18 @@ def refine_map(
         pixels) or an (h, w) bool array.
     executor, workers, scheduler, progress
         See :func:`kikuchi.engine.map_reduce`.
+    candidates
+        (N, k, 3) Bunge Euler angles (radians) of k start orientations per
+        map point (map order, row-major; best first), e.g. the top-k matches
+        of dictionary indexing, instead of the start map's orientations (which
+        still say which points of which phase are refined). Each is screened
+        by a short run and the best ones refined in full, the best refined
+        NCC kept (see :func:`kikuchi.refine.refine_patterns`); non-finite candidates are
+        skipped, the first must be finite at the refined points. After a PC
+        fit ('mean', 'plane', 'extrapolate') the orientations are refined
+        again from the winners.
     **options
-        Options of :func:`kikuchi.refine.refine_patterns` (trust region, tolerances, pseudo-symmetry).
+        Options of :func:`kikuchi.refine.refine_patterns` (trust region, tolerances, pseudo-symmetry, ``screen_evaluations``, ``finalists``).
 
     Returns
     -------
@@ -384,6 +407,18 @@ def refine_map(
         mask = circular_mask(tuple(ebsd_map.pattern_shape))
     euler_flat = np.ascontiguousarray(omap.euler, dtype=np.float64)
     euler_flat = np.where(np.isfinite(euler_flat), euler_flat, 0.0)
+    n_candidates = 1
+    if candidates is not None:
+        cand = np.asarray(candidates, dtype=np.float64)
+        if cand.ndim == 2 and cand.shape == (nr * nc, 3):
+            cand = cand[:, None, :]
+        if cand.ndim != 3 or cand.shape[0] != nr * nc or cand.shape[2] != 3 or cand.shape[1] < 1:
+            raise ValueError(f"candidates must be (N, k, 3) Euler angles for the N = {nr * nc} map points, got shape {cand.shape}")
+        first_bad = todo & ~np.all(np.isfinite(cand[:, 0]), axis=1)
+        if first_bad.any():
+            raise ValueError(f"candidates: the first candidate of map point {int(np.flatnonzero(first_bad)[0])} (row-major) is not finite")
+        n_candidates = int(cand.shape[1])
+        euler_flat = np.ascontiguousarray(np.where(todo[:, None, None], cand, euler_flat[:, None, :]))
     kwargs = {
         "ncols": nc, "master": master, "static_background": bg, "dynamic": dynamic, "sigma": sigma, "mask": mask, "options": options,
     }
@@ -393,10 +428,10 @@ def refine_map(
             ebsd_map, _refine_chunk, kwargs={**kwargs, "detector": det, "euler_flat": start, "todo_flat": todo, "refine": mode},
             executor=executor, workers=workers, scheduler=scheduler, progress=progress, positions=True,
         )
-        flat = np.zeros((nr * nc, 10))
+        flat = np.zeros((nr * nc, 11))
         im = ebsd_map.index_map.reshape(-1)
         flat[have] = rows_out[im[have]]
-        flat[~have, :3] = start[~have]
+        flat[~have, :3] = start[~have] if start.ndim == 2 else start[~have, 0]
         flat[~have, 3:6] = det.pc_flat[np.flatnonzero(~have)] if det.n_pc > 1 else det.pc_flat[0]
         flat[~have, 6:8] = np.nan
         return flat
@@ -407,11 +442,14 @@ def refine_map(
         "mask_pixels": None if mask is None else int(np.asarray(mask).sum()), "points_refined": int(todo.sum()),
         "pc_start_bruker": [round(float(v), 6) for v in detector.pc_mean], **{k: v for k, v in options.items() if k != "pseudo_symmetry"},
     }
+    if n_candidates > 1:
+        settings["candidates"] = n_candidates
     step_um = tuple(float(v) for v in ebsd_map.step_um)
     if pc_model == "extrapolate" and refine == "orientation":  # the PCs from the geometry alone
         detector = detector.with_pc(detector.pc_mean).extrapolate_pc((nr, nc), step_um)
         settings["pc_fit"] = {"model": "extrapolate", "reference": "map centre", "mean_pc_bruker": [round(float(v), 6) for v in detector.pc_mean]}
     flat = run(detector, euler_flat, refine)
+    candidate = flat[:, 10].copy()  # a second run (after a PC fit) starts from the winners
     if pc_model == "extrapolate" and refine != "orientation":
         if not todo.any():
             raise ValueError(f"{ebsd_map.path}: no point to refine, so no PC to extrapolate from")
@@ -441,8 +479,9 @@ def refine_map(
         detector = detector.with_pc(flat[:, 3:6].copy())
     result = RefinementResult(
         euler=flat[:, :3], pc=flat[:, 3:6], ncc=flat[:, 6], ncc_start=flat[:, 7], evaluations=flat[:, 8].astype(np.int64),
-        variant=flat[:, 9].astype(np.int64), settings=settings,
+        variant=flat[:, 9].astype(np.int64), settings=settings, candidate=candidate.astype(np.int64),
     )
     return MapRefinement(
         result=result, refined=todo, nav_shape=(nr, nc), step_um=tuple(ebsd_map.step_um), start=omap, detector=detector, settings=settings,
+        candidates=n_candidates,
     )

@@ -14,6 +14,14 @@ points outside it are clipped onto it), run entirely in numba
 (:mod:`kikuchi.refine._kernels`) without the GIL; patterns are spread over
 threads. Optional pseudo-symmetry variants (crystal-frame rotations ``P``)
 start further runs at ``P g0``; the best NCC wins.
+
+Several candidate starts per pattern (the best dictionary matches, say) are
+screened first: a short run of ``screen_evaluations`` projections from each,
+then the full refinement from the ``finalists`` candidates whose short runs
+reached the highest NCC; the best refined NCC wins. On noisy patterns the
+best dictionary match is often not the pattern's orientation while one of
+the next ones is, and the refined NCC tells them apart where the
+dictionary score did not.
 """
 
 from __future__ import annotations
@@ -36,6 +44,10 @@ _logger = logging.getLogger(__name__)
 
 #: What :func:`refine_patterns` can refine: the orientation, the PC, or both.
 REFINE_MODES = ("orientation", "pc", "both")
+#: Projections of the short run that screens each candidate start (see :func:`refine_patterns`).
+SCREEN_EVALUATIONS = 20
+#: Candidates refined in full after the screening: the best by their short runs.
+FINALISTS = 2
 
 _ACTIVE = {"orientation": (0, 1, 2), "pc": (3, 4, 5), "both": (0, 1, 2, 3, 4, 5)}
 
@@ -61,6 +73,9 @@ class RefinementResult:
         (n,) which start won: 0 the given orientation, k the k-th pseudo-symmetry operator.
     settings
         How the refinement ran.
+    candidate
+        (n,) which candidate start was refined (0: the first, or the only
+        one); default zeros.
     """
 
     euler: np.ndarray
@@ -70,6 +85,11 @@ class RefinementResult:
     evaluations: np.ndarray
     variant: np.ndarray
     settings: dict[str, Any] = field(default_factory=dict)
+    candidate: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.candidate is None:
+            self.candidate = np.zeros(self.ncc.shape, dtype=np.int64)
 
     def __len__(self) -> int:
         return int(self.ncc.size)
@@ -85,6 +105,7 @@ class RefinementResult:
             "mean_evaluations": round(float(self.evaluations.mean()), 1) if n else None,
             "mean_pc_bruker": [round(float(v), 5) for v in self.pc.mean(axis=0)] if n else None,
             "variants_kept": {int(k): int(v) for k, v in zip(*np.unique(self.variant, return_counts=True))},
+            "candidates_kept": {int(k): int(v) for k, v in zip(*np.unique(self.candidate, return_counts=True))},
         }
 
 
@@ -240,6 +261,8 @@ def refine_patterns(
     max_evaluations: int | None = None,
     restarts: int | None = None,
     pseudo_symmetry: Any = None,
+    screen_evaluations: int = SCREEN_EVALUATIONS,
+    finalists: int = FINALISTS,
     workers: int | None = None,
 ) -> RefinementResult:
     """Refine orientations and/or pattern centres of patterns by maximising their NCC with projected simulations.
@@ -253,7 +276,13 @@ def refine_patterns(
     detector
         Detector of the patterns: shape, tilts, one PC or one per pattern.
     euler_rad
-        (n, 3) or (3,) starting Bunge Euler angles in radians.
+        (n, 3) or (3,) starting Bunge Euler angles in radians, or (n, k, 3):
+        k candidate starts per pattern (best first, e.g. the top-k
+        dictionary matches). Candidates are screened by a short run of
+        ``screen_evaluations`` projections each; the ``finalists`` that
+        reached the highest NCC are refined in full from their starts, and
+        the best refined NCC is kept (``candidate`` of the result).
+        Non-finite candidates after the first are skipped.
     refine
         'orientation', 'pc' or 'both' (see :data:`REFINE_MODES`).
     pc_index
@@ -278,6 +307,19 @@ def refine_patterns(
     pseudo_symmetry
         Crystal-frame rotations (see :func:`pseudo_symmetry_operators`) whose
         variants ``P g`` are refined too; the best NCC is kept.
+    screen_evaluations
+        Projections of the short run from each candidate start (several
+        candidates only; default :data:`SCREEN_EVALUATIONS`). The short runs
+        move the orientation only, or the PC only with ``refine='pc'``, in the
+        same trust region.
+    finalists
+        Candidates refined in full after the screening (default
+        :data:`FINALISTS`). On two maps of 992 dynamical Ni patterns of
+        60 x 60 pixels at 60 counts per pixel, 20 candidates each: full runs
+        from every candidate put 99.8% and 99.7% of the patterns within 2
+        degrees of the truth; 20 projections of screening and 1 finalist
+        99.7% and 99.3%, 2 finalists 99.8% and 99.6%, at a third of the
+        cost of full runs; 10 projections lost more.
     workers
         Threads (default: the CPUs available).
 
@@ -295,6 +337,13 @@ def refine_patterns(
     >>> res = refine_patterns(pattern, mp, det, truth + np.radians(1.0))
     >>> bool(res.ncc[0] > 0.999)
     True
+
+    Candidates: the second start is the pattern's orientation.
+
+    >>> far = truth + np.radians([40.0, 20.0, 0.0])
+    >>> res = refine_patterns(pattern, mp, det, np.stack([far, truth + np.radians(1.0)], axis=1))
+    >>> res.candidate.tolist(), bool(res.ncc[0] > 0.999)
+    ([1], True)
     """
     from kikuchi.refine import _kernels
 
@@ -310,13 +359,25 @@ def refine_patterns(
     if p.ndim != 3 or p.shape[1:] != tuple(detector.shape):
         raise ValueError(f"patterns of shape {np.shape(patterns)} do not fit the {detector.shape[0]} x {detector.shape[1]} detector")
     n = p.shape[0]
-    euler = np.asarray(euler_rad, dtype=np.float64).reshape(-1, 3) if np.size(euler_rad) else np.zeros((0, 3))
-    if euler.shape[0] == 1 and n > 1:
-        euler = np.repeat(euler, n, axis=0)
-    if euler.shape != (n, 3):
-        raise ValueError(f"euler_rad must give one orientation (3 angles) per pattern: {n} patterns, got shape {np.shape(euler_rad)}")
-    if not np.all(np.isfinite(euler)):
-        raise ValueError(f"euler_rad[{int(np.flatnonzero(~np.all(np.isfinite(euler), axis=1))[0])}] is not finite; leave out points without an orientation")
+    given = np.asarray(euler_rad, dtype=np.float64)
+    if given.ndim == 3:
+        if given.shape[0] != n or given.shape[1] < 1 or given.shape[2] != 3:
+            raise ValueError(f"euler_rad of candidates must be (n, k, 3) with n = {n} patterns, got shape {given.shape}")
+        candidates = given
+    else:
+        euler = given.reshape(-1, 3) if given.size else np.zeros((0, 3))
+        if euler.shape[0] == 1 and n > 1:
+            euler = np.repeat(euler, n, axis=0)
+        if euler.shape != (n, 3):
+            raise ValueError(f"euler_rad must give one orientation (3 angles) per pattern: {n} patterns, got shape {np.shape(euler_rad)}")
+        candidates = euler[:, None, :]
+    usable = np.all(np.isfinite(candidates), axis=2)
+    if not np.all(usable[:, 0]):
+        raise ValueError(f"euler_rad[{int(np.flatnonzero(~usable[:, 0])[0])}] is not finite; leave out points without an orientation")
+    n_cand = candidates.shape[1]
+    for name, value in (("screen_evaluations", screen_evaluations), ("finalists", finalists)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
     for name, value in (("trust_region_deg", trust_region_deg), ("trust_region_pc", trust_region_pc), ("step_deg", step_deg), ("step_pc", step_pc)):
         if not (np.isfinite(value) and value > 0):
             raise ValueError(f"{name} must be a positive number, got {value}")
@@ -336,10 +397,50 @@ def refine_patterns(
     bound = np.array([trust_region_deg / step_deg] * 3 + [trust_region_pc / step_pc] * 3)
     rt = np.ascontiguousarray(detector.rotation.T)
     ops = pseudo_symmetry_operators(pseudo_symmetry)
-    g_start = euler_to_matrix(euler)
-    starts = [g_start] + [np.einsum("ij,njk->nik", op, g_start) for op in ops]
     threads = _threads(workers, n)
     bounds_ = np.linspace(0, n, threads + 1).astype(int)
+
+    def on_threads(func: Any) -> None:
+        if not n:
+            return
+        if threads == 1:
+            func(0)
+        else:
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                list(pool.map(func, range(threads)))
+
+    chosen = np.zeros((n, 1), dtype=np.int64)
+    screen_eval = np.zeros(n, dtype=np.int64)
+    if n_cand > 1:
+        g_cand = euler_to_matrix(np.where(usable[..., None], candidates, candidates[:, :1]).reshape(-1, 3)).reshape(n, n_cand, 3, 3)
+        screen_active = np.array(_ACTIVE["pc" if refine == "pc" else "orientation"], dtype=np.int64)
+        screen_ncc = np.full((n, n_cand), -np.inf)
+        screen_n = np.zeros((n, n_cand), dtype=np.int64)
+
+        def screen(k: int) -> None:
+            a, b = bounds_[k], bounds_[k + 1]
+            g_tmp, pc_tmp = np.empty((b - a, 3, 3)), np.empty((b - a, 3))
+            ncc_tmp, start_tmp, n_tmp = np.empty(b - a), np.empty(b - a), np.empty(b - a, dtype=np.int64)
+            for c in range(n_cand):
+                _kernels.refine_many(
+                    master.north, master.south, e[a:b], m, int(m.sum()), np.ascontiguousarray(g_cand[a:b, c]), pc0[a:b], rt,
+                    screen_active, rot_step, step_pc, bound, float(xatol), float(fatol), int(screen_evaluations), 0,
+                    g_tmp, pc_tmp, ncc_tmp, start_tmp, n_tmp,
+                )  # fmt: skip
+                screen_ncc[a:b, c] = np.where(usable[a:b, c], ncc_tmp, -np.inf)
+                screen_n[a:b, c] = n_tmp
+
+        on_threads(screen)
+        # the finalists, best first (stable: of equal NCCs the earlier candidate); a skipped one is replaced by the best
+        chosen = np.argsort(-screen_ncc, axis=1, kind="stable")[:, : min(int(finalists), n_cand)]
+        chosen = np.where(np.isfinite(np.take_along_axis(screen_ncc, chosen, axis=1)), chosen, chosen[:, :1])
+        screen_eval = np.where(usable, screen_n, 0).sum(axis=1)
+        firsts = [g_cand[np.arange(n), chosen[:, j]] for j in range(chosen.shape[1])]
+    else:
+        firsts = [euler_to_matrix(candidates[:, 0])]
+    # full runs: every finalist and its pseudo-symmetry variants (start v is finalist v // per, variant v % per)
+    per = 1 + len(ops)
+    starts = [s for g in firsts for s in [g] + [np.einsum("ij,njk->nik", op, g) for op in ops]]
     n_var = len(starts)
     g_out = np.empty((n_var, n, 3, 3))
     pc_out = np.empty((n_var, n, 3))
@@ -356,20 +457,19 @@ def refine_patterns(
                 g_out[v, a:b], pc_out[v, a:b], ncc_out[v, a:b], ncc_start[v, a:b], n_eval[v, a:b],
             )
 
-    if n:
-        if threads == 1:
-            run(0)
-        else:
-            with ThreadPoolExecutor(max_workers=threads) as pool:
-                list(pool.map(run, range(threads)))
+    on_threads(run)
     best = np.argmax(ncc_out, axis=0) if n else np.zeros(0, dtype=np.int64)
     sel = (best, np.arange(n))
+    candidate = chosen[np.arange(n), best // per] if n else np.zeros(0, dtype=np.int64)
     settings = {
         "refine": refine, "trust_region_deg": trust_region_deg, "trust_region_pc": trust_region_pc, "step_deg": step_deg,
         "step_pc": step_pc, "xatol": xatol, "fatol": fatol, "max_evaluations": max_eval, "restarts": restarts,
         "pseudo_symmetry_variants": int(len(ops)), "mask_pixels": int(m.sum()), "threads": threads,
     }
+    if n_cand > 1:
+        settings.update(candidates=int(n_cand), screen_evaluations=int(screen_evaluations), finalists=int(chosen.shape[1]))
     return RefinementResult(
         euler=matrix_to_euler(g_out[sel]) if n else np.zeros((0, 3)), pc=pc_out[sel], ncc=ncc_out[sel], ncc_start=ncc_start[sel],
-        evaluations=n_eval.sum(axis=0), variant=best.astype(np.int64), settings=settings,
+        evaluations=n_eval.sum(axis=0) + screen_eval, variant=(best % per).astype(np.int64), settings=settings,
+        candidate=candidate.astype(np.int64),
     )
