@@ -28,15 +28,22 @@ Run by hand (needs the optional ``bench`` extra):
 
 The issue's full size is ``--n 10000`` with ``--resolution 3`` and ``1.4``.
 
-``--noise-study`` instead measures accuracy, not speed: maps of dynamical Ni
-patterns (``kikuchi.simulate`` with the EMsoft master pattern, the real Ni
-patterns' contrast, Poisson noise of 2000, 300 and 60 counts per pixel)
-smoothed by 1 pixel and indexed against a ``--resolution`` dictionary
-(exact and compressed), then refined from the exact mode's matches (``kikuchi.refine.refine_patterns``,
-orientation, circular mask); fraction within 1, 2 and 5 degrees and the
-mean error of each:
+``--noise-study`` instead measures accuracy: maps of dynamical Ni patterns
+(``kikuchi.simulate`` with the EMsoft master pattern, one grain per point,
+Kikuchi contrast ``--contrast``, default the real Ni patterns' 0.02, Poisson
+noise of ``--levels`` counts per pixel, default 2000, 300 and 60, seed 11)
+indexed by the commands themselves, each in a fresh process with its
+default options: ``kikuchi index`` (Hough) and ``kikuchi index --method
+dictionary --resolution R --refine`` (whose HDF5 output holds the
+dictionary's matches and the refined orientations); fraction within 1, 2
+and 5 degrees and the mean error of each, and the command's time and
+patterns per second (indexing including the dictionary's simulation, and
+refinement). ``--compare-before`` also runs the dictionary command with its
+former defaults (backgrounds divided, the best match refined only);
+``--kikuchipy`` kikuchipy's ``dictionary_indexing`` on the same patterns and
+dictionary orientations, with our processing and with its own:
 
-    .venv/bin/python benchmarks/dictionary.py --noise-study [--n 1000] [--resolution 3]
+    .venv/bin/python benchmarks/dictionary.py --noise-study [--n 1000] [--resolution 3] [--compare-before] [--kikuchipy]
 """
 
 from __future__ import annotations
@@ -183,52 +190,120 @@ def accuracy(folder: Path, step: str, truth: np.ndarray, euler: np.ndarray) -> t
     return float((mis < 2).mean()), float((mis < 5).mean())
 
 
-def noise_study(args: argparse.Namespace) -> None:
-    """Dictionary indexing and refinement from it on dynamical Ni maps at three noise levels (see the module docstring)."""
-    import kikuchi
-    from kikuchi.index import PatternDictionary, dictionary_index, prepare_patterns
-    from kikuchi.index.dictionary import smooth_patterns
-    from kikuchi.process import circular_mask
-    from kikuchi.refine import prepare_for_matching, refine_patterns
-    from kikuchi.simulate import MasterPattern, simulate
-    from kikuchi.simulate.detection import REAL_NI_CONTRAST
+def _run_command(args: list[str]) -> dict:
+    """``kikuchi ARGS --json`` in a fresh process (as a user runs it); its JSON summary."""
+    code = "import sys; from kikuchi.cli.main import main; raise SystemExit(main(sys.argv[1:]))"
+    proc = subprocess.run([sys.executable, "-c", code, *args, "--no-progress", "--json"], capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"kikuchi {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout)
+
+
+def _errors(euler: np.ndarray, truth: np.ndarray) -> dict:
+    """Fraction within 1, 2 and 5 degrees of the truth, mean error (all points and those within 5 degrees)."""
     from orix.quaternion import Orientation
     from orix.quaternion.symmetry import Oh
 
-    master = MasterPattern.from_emsoft(MASTER)
+    err = np.degrees(Orientation.from_euler(euler, Oh).angle_with(Orientation.from_euler(truth, Oh)))
+    row = {f"within_{k}deg": round(float((err < k).mean()), 4) for k in (1, 2, 5)}
+    row["mean_deg"] = round(float(err.mean()), 4)
+    row["mean_deg_within_5"] = round(float(err[err < 5].mean()), 4) if (err < 5).any() else None
+    return row
+
+
+def _kikuchipy_dictionary(path: Path, resolution: float, truth: np.ndarray) -> dict:
+    """kikuchipy's ``dictionary_indexing`` (NCC, no mask, top-1) of a map's patterns against kikuchipy's dictionary of our orientations.
+
+    Twice: on the patterns as ``kikuchi index --method dictionary`` prepares them (backgrounds subtracted, smoothed by 1
+    pixel), and with kikuchipy's own default processing (``remove_static_background``, ``remove_dynamic_background``).
+    """
+    import warnings
+
+    import kikuchipy as kp
+    from orix.quaternion import Rotation
+
+    import kikuchi
+    from kikuchi.index import sample_orientations
+    from kikuchi.index.dictionary import smooth_patterns
+    from kikuchi.refine import prepare_for_matching
+
+    with kikuchi.open(path) as m:
+        raw = m.read_all().reshape(-1, *SHAPE)
+        bg = m.static_background
+        pc = tuple(float(v) for v in m.detector.pc_mean)
+    euler = sample_orientations("ni", resolution)
+    mp = kp.load(MASTER, projection="lambert", hemisphere="both")
+    det = kp.detectors.EBSDDetector(shape=SHAPE, pc=pc, sample_tilt=70.0)
+    sim = mp.get_patterns(Rotation.from_euler(euler), det, energy=20, compute=True, dtype_out=np.float32, show_progressbar=False)
+    own = kp.signals.EBSD(raw.astype(np.float32))
+    own.static_background = bg.astype(np.float32)
+    own.remove_static_background(show_progressbar=False)
+    own.remove_dynamic_background(show_progressbar=False)
+    out = {}
+    for name, patterns in (("ours", smooth_patterns(prepare_for_matching(raw, static_background=bg, sigma=SHAPE[0] / 8), 1.0)), ("own", own.data)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            xmap = kp.signals.EBSD(np.ascontiguousarray(patterns, dtype=np.float32)).dictionary_indexing(sim, metric="ncc", keep_n=1)
+        top = np.asarray(xmap.prop["simulation_indices"]).reshape(len(raw), -1)[:, 0]
+        out[f"kikuchipy_{name}_processing"] = _errors(euler[top], truth)
+    return out
+
+
+def noise_study(args: argparse.Namespace) -> None:
+    """Hough indexing, dictionary indexing and refinement, each the command as a user runs it, at several noise levels."""
+    import h5py
+
+    import kikuchi
+    from kikuchi.simulate import simulate
+
     rows = max(1, int(np.sqrt(args.n)))
     cols = max(1, args.n // rows)
-    dictionary = None
+    levels = [float(v) for v in args.levels.split(",")]
+    configs = {"default": []}
+    if args.compare_before:  # the command's defaults before the top-k refinement and the subtracted backgrounds
+        configs["before"] = ["--background-operation", "divide", "--refine-candidates", "1"]
+    print(f"noise study: {rows * cols} dynamical Ni patterns 60 x 60 per level (one grain each, EMsoft master pattern), Kikuchi contrast "
+          f"{args.contrast:g}, dictionary {args.resolution:g} deg, mask {args.mask}, seed {args.seed}", flush=True)  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        for counts in (2000.0, 300.0, 60.0):
+        for counts in levels:
             path = Path(tmp) / f"ni_{counts:g}.h5"
             simulate(path, phase="ni", shape=(rows, cols), pattern_shape=SHAPE, grains=rows * cols, gradient_deg=0.0, noise=counts,
-                     contrast=REAL_NI_CONTRAST, seed=11, master_pattern=MASTER, pc=(0.5, 0.3, 0.6), progress=False)  # fmt: skip
+                     contrast=args.contrast, seed=args.seed, master_pattern=MASTER, pc=(0.5, 0.3, 0.6), progress=False)  # fmt: skip
             with kikuchi.open(path) as m:
-                raw = m.read_all().reshape(-1, *SHAPE)
-                bg = m.static_background
                 truth = m.euler.reshape(-1, 3)
-                det = m.detector
-            if dictionary is None:
+            row: dict = {"counts_per_px": counts, "contrast": args.contrast, "points": len(truth)}
+            if not args.no_hough:
+                out = Path(tmp) / "hough.h5"
                 t0 = time.perf_counter()
-                dictionary = PatternDictionary.from_resolution(master, det, args.resolution, phases="ni").prepare(compressed=True)
-                print(f"dictionary: {len(dictionary)} orientations ({args.resolution:g} deg), simulated and compressed in {time.perf_counter() - t0:.1f} s")
-            prepared = smooth_patterns(prepare_patterns(raw, static_background=bg), 1.0)  # as kikuchi index --method dictionary
-            compressed = dictionary_index(prepared, dictionary, compressed=True)
-            t0 = time.perf_counter()
-            matches = dictionary_index(prepared, dictionary)
-            t_dict = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            refined = refine_patterns(prepare_for_matching(raw, static_background=bg), master, det, matches.euler, mask=circular_mask(SHAPE))
-            t_refine = time.perf_counter() - t0
-            row: dict = {"counts_per_px": counts, "points": len(raw)}
-            for name, euler in (("dictionary", matches.euler), ("compressed", compressed.euler), ("refined", refined.euler)):
-                err = np.degrees(Orientation.from_euler(euler, Oh).angle_with(Orientation.from_euler(truth, Oh)))
-                row[name] = {f"within_{k}deg": round(float((err < k).mean()), 4) for k in (1, 2, 5)}
-                row[name]["mean_deg"] = round(float(err.mean()), 4)
-                row[name]["mean_deg_within_5"] = round(float(err[err < 5].mean()), 4) if (err < 5).any() else None
-            row.update(dictionary_patterns_per_s=round(len(raw) / t_dict, 1), refine_patterns_per_s=round(len(raw) / t_refine, 1),
-                       mean_ncc_dictionary=round(float(matches.score.mean()), 4), mean_ncc_refined=round(float(refined.ncc.mean()), 4))  # fmt: skip
+                summary = _run_command(["index", str(path), "--phase", "ni", "-o", str(out)])
+                row["hough"] = _errors(kikuchi.read_orientation_map(out).euler, truth)
+                row["hough"]["command_s"] = round(time.perf_counter() - t0, 1)
+                row["hough"]["indexed"] = summary.get("indexed")
+            if args.kikuchipy:
+                row.update(_kikuchipy_dictionary(path, args.resolution, truth))
+            for name, extra in configs.items():
+                out = Path(tmp) / f"dictionary_{name}.h5"
+                command = ["index", str(path), "--phase", "ni", "--method", "dictionary", "--master-pattern", str(MASTER),
+                           "--resolution", f"{args.resolution:g}", "--mask", args.mask, "--refine", "-o", str(out), *extra]  # fmt: skip
+                command += ["--compressed"] if args.compressed else []
+                t0 = time.perf_counter()
+                summary = _run_command(command)
+                wall = time.perf_counter() - t0
+                with h5py.File(out, "r") as f:
+                    top1 = f["OrientationMap/top_k/euler"][:, 0]
+                refined = kikuchi.read_orientation_map(out)
+                n = len(truth)
+                row[f"dictionary_{name}"] = _errors(top1, truth)
+                row[f"refined_{name}"] = _errors(refined.euler, truth)
+                row[f"refined_{name}"]["from_another_match"] = int((refined.columns["candidate"] > 0).sum()) if "candidate" in refined.columns else 0
+                # the command's own clock: from opening the map (master pattern read, dictionary simulated, matching) to the
+                # end of the refinement, without the interpreter's start and the writing; matching: after the simulation
+                t_index, t_dict, t_all = summary["seconds_indexing"], summary["seconds_dictionary"], summary["seconds"]
+                row[f"cost_{name}"] = {
+                    "command_s": round(wall, 1), "indexing_s": t_index, "dictionary_s": t_dict, "refinement_s": round(t_all - t_index, 2),
+                    "matching_patterns_per_s": round(n / max(t_index - t_dict, 1e-9), 1),
+                    "refinement_patterns_per_s": round(n / max(t_all - t_index, 1e-9), 1), "patterns_per_s": round(n / t_all, 1),
+                }  # fmt: skip
             print(json.dumps(row), flush=True)
 
 
@@ -237,18 +312,29 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000, help="experimental patterns (60 x 60)")
     parser.add_argument("--resolution", type=float, default=3.0, help="dictionary sampling, degrees")
     parser.add_argument("--counts", type=float, default=300.0, help="mean counts per pixel of the Poisson noise")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default 0; the noise study's 11)")
     parser.add_argument("--repeat", type=int, default=2, help="runs of every step, in alternating order; the best time counts")
     parser.add_argument("--memory", type=float, default=1024.0, help="kikuchi's memory budget in MiB (the dictionary is kept when it fits half)")
     parser.add_argument("--refine", action="store_true", help="also time the whole command with --refine (kikuchi.refine)")
-    parser.add_argument("--noise-study", action="store_true", help="accuracy of dictionary indexing and refinement at 2000/300/60 counts per pixel")
+    parser.add_argument("--noise-study", action="store_true", help="accuracy of Hough, dictionary indexing and refinement at 2000/300/60 counts per pixel")
+    parser.add_argument("--levels", default="2000,300,60", help="noise study: counts per pixel, comma-separated")
+    parser.add_argument("--contrast", type=float, default=None, help="noise study: Kikuchi contrast (default the real Ni patterns', 0.02)")
+    parser.add_argument("--mask", choices=("none", "circular"), default="none", help="noise study: the command's --mask (default none, its default)")
+    parser.add_argument("--no-hough", action="store_true", help="noise study: leave Hough indexing out")
+    parser.add_argument("--compressed", action="store_true", help="noise study: the dictionary command with --compressed")
+    parser.add_argument("--kikuchipy", action="store_true", help="noise study: also kikuchipy's dictionary_indexing (on our processing and on its own)")
+    parser.add_argument("--compare-before", action="store_true", help="noise study: also the command with its former defaults (divided backgrounds, the best match refined only)")
     args = parser.parse_args()
     if args.noise_study:
+        from kikuchi.simulate.detection import REAL_NI_CONTRAST
+
+        args.contrast = REAL_NI_CONTRAST if args.contrast is None else args.contrast
+        args.seed = 11 if args.seed is None else args.seed  # the maps of the tables in docs/dictionary.md
         noise_study(args)
         return
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        truth, euler = make_data(folder, args.n, args.resolution, args.counts, args.seed)
+        truth, euler = make_data(folder, args.n, args.resolution, args.counts, 0 if args.seed is None else args.seed)
         print(f"{args.n} patterns {SHAPE[0]}x{SHAPE[1]} (Ni, Poisson {args.counts:g} counts/px), dictionary {len(euler)} "
               f"orientations ({args.resolution:g} deg), NCC, top-1, no mask")  # fmt: skip
         res: dict[str, dict] = {}
