@@ -262,6 +262,8 @@ def noise_study(args: argparse.Namespace) -> None:
     configs = {"default": []}
     if args.compare_before:  # the command's defaults before the top-k refinement and the subtracted backgrounds
         configs["before"] = ["--background-operation", "divide", "--refine-candidates", "1"]
+    if args.refine_candidates:  # the command with --refine-candidates K, for each K (in place of its default)
+        configs = {f"k{k}": ["--refine-candidates", str(k)] for k in (int(v) for v in args.refine_candidates.split(","))}
     print(f"noise study: {rows * cols} dynamical Ni patterns 60 x 60 per level (one grain each, EMsoft master pattern), Kikuchi contrast "
           f"{args.contrast:g}, dictionary {args.resolution:g} deg, mask {args.mask}, seed {args.seed}", flush=True)  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
@@ -324,6 +326,7 @@ def main() -> None:
     parser.add_argument("--compressed", action="store_true", help="noise study: the dictionary command with --compressed")
     parser.add_argument("--kikuchipy", action="store_true", help="noise study: also kikuchipy's dictionary_indexing (on our processing and on its own)")
     parser.add_argument("--compare-before", action="store_true", help="noise study: also the command with its former defaults (divided backgrounds, the best match refined only)")
+    parser.add_argument("--refine-candidates", default=None, metavar="K,K,...", help="noise study: the command with each of these --refine-candidates instead of its default")
     args = parser.parse_args()
     if args.noise_study:
         from kikuchi.simulate.detection import REAL_NI_CONTRAST

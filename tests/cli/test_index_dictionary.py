@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import kikuchi
+from kikuchi.cli._index_dictionary import REFINE_CANDIDATES
 from tests.conftest import shared_file
 
 NI_MASTER = "kikuchipy/ni_mc_mp_20kv_uint8_gzip_opts9.h5"
@@ -84,8 +85,8 @@ def test_real_nickel_dictionary_and_refinement_within_a_tenth_of_a_degree(cli, t
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["refinement"]["trust_region_deg"] == 3.0 and summary["refinement"]["phases"]["ni"]["points"] == 9
-    # the 20 best matches screened (--refine-candidates), the 5 best written (--top-k); backgrounds subtracted
-    assert summary["refinement"]["candidates"] == 20 and summary["top_k"] == 5 and summary["background_operation"] == "subtract"
+    # the REFINE_CANDIDATES best matches screened (--refine-candidates), the 5 best written (--top-k); backgrounds subtracted
+    assert summary["refinement"]["candidates"] == REFINE_CANDIDATES and summary["top_k"] == 5 and summary["background_operation"] == "subtract"
     with h5py.File(out, "r") as f:
         assert f["OrientationMap/top_k/euler"].shape == (9, 5, 3)
     omap = kikuchi.read_orientation_map(out)
@@ -98,7 +99,7 @@ def test_real_nickel_dictionary_and_refinement_within_a_tenth_of_a_degree(cli, t
     assert np.all(mis < 0.1), mis.round(3)
     assert np.all(omap["ncc"] > omap["ncc_start"])
     # measured: 6 of 9 refined from another of the 20 best matches than the best (a neighbour on the grid: same grain)
-    assert omap["candidate"].max() < 20 and summary["refinement"]["phases"]["ni"]["points_from_another_match"] == int((omap["candidate"] > 0).sum())
+    assert omap["candidate"].max() < REFINE_CANDIDATES and summary["refinement"]["phases"]["ni"]["points_from_another_match"] == int((omap["candidate"] > 0).sum())
 
 
 def test_former_defaults_divided_backgrounds_and_the_best_match_refined_alone(cli, tmp_path, small_map):
