@@ -251,7 +251,14 @@ def _standard_error(p: float, n: int) -> float:
 
 
 def _nlpar_dictionary(args: argparse.Namespace, raw, bg, patterns, averaged, truth, detector) -> None:
-    """Dictionary indexing of the grain map before and after NLPAR, then refined, as ``kikuchi index --method dictionary [--refine]``."""
+    """Dictionary indexing of the grain map before and after NLPAR, then refined, with ``kikuchi index --method dictionary --refine``'s defaults.
+
+    Before NLPAR the raw patterns are prepared as the command prepares a map's patterns (static and dynamic backgrounds
+    subtracted, sigma height / 8, smoothed by 1 pixel) and refined as it refines them (:func:`kikuchi.refine.prepare_for_matching`'s
+    defaults), from its ``--refine-candidates`` best matches; after NLPAR the averaged background-corrected patterns
+    (what ``kikuchi process --nlpar`` writes) are matched smoothed by 1 pixel and refined as they are, from as many matches.
+    """
+    from kikuchi.cli._index_dictionary import REFINE_CANDIDATES
     from kikuchi.index import PatternDictionary, dictionary_index
     from kikuchi.index.dictionary import smooth_patterns
     from kikuchi.refine import prepare_for_matching, refine_patterns
@@ -260,17 +267,18 @@ def _nlpar_dictionary(args: argparse.Namespace, raw, bg, patterns, averaged, tru
     t0 = time.perf_counter()
     master = MasterPattern.from_emsoft(MASTER_PATTERN)
     dictionary = PatternDictionary.from_resolution(master, detector, args.dictionary_resolution, phases="ni").prepare()
+    trust = max(2.0, args.dictionary_resolution)
     print(f"dictionary indexing, {len(dictionary):,} orientations ({args.dictionary_resolution:g} deg, EMsoft Ni master pattern, exact NCC, "
-          f"patterns smoothed by 1 px; made in {time.perf_counter() - t0:.1f} s), then refined (orientation, trust region "
-          f"{max(2.0, args.dictionary_resolution):g} deg): within 1 / 2 / 5 deg")
-    # the refinement's patterns: before NLPAR as kikuchi refine prepares a map's raw patterns, after NLPAR the averaged
-    # background-corrected patterns themselves (kikuchi process --nlpar writes those)
-    for label, stack, for_refine in (("before NLPAR", patterns, prepare_for_matching(raw, static_background=bg)), ("after NLPAR", averaged, averaged)):
+          f"backgrounds subtracted, patterns smoothed by 1 px; made in {time.perf_counter() - t0:.1f} s), then refined (orientation, trust "
+          f"region {trust:g} deg, the best {REFINE_CANDIDATES} matches screened): within 1 / 2 / 5 deg")
+    matched = smooth_patterns(prepare_for_matching(raw, static_background=bg, sigma=raw.shape[-2] / 8), 1.0)
+    for label, stack, for_refine in (("before NLPAR", matched, prepare_for_matching(raw, static_background=bg)),
+                                     ("after NLPAR", smooth_patterns(averaged, 1.0), averaged)):  # fmt: skip
         t0 = time.perf_counter()
-        matches = dictionary_index(smooth_patterns(stack, 1.0), dictionary, workers=args.threads)
+        matches = dictionary_index(stack, dictionary, top_k=REFINE_CANDIDATES, workers=args.threads)
         t_match = time.perf_counter() - t0
         t0 = time.perf_counter()
-        refined = refine_patterns(for_refine, master, detector, matches.euler, trust_region_deg=max(2.0, args.dictionary_resolution), workers=args.threads)
+        refined = refine_patterns(for_refine, master, detector, matches.top_k_euler, trust_region_deg=trust, workers=args.threads)
         t_refine = time.perf_counter() - t0
         cells = []
         for name, euler, dt in (("dictionary", matches.euler, t_match), ("+ refinement", refined.euler, t_refine)):
