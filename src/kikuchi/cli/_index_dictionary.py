@@ -16,12 +16,12 @@ import numpy as np
 
 from kikuchi.cli._options import execution_text, finite_positive, positive_int
 
-#: Best dictionary matches per point that ``--refine`` screens (``--refine-candidates``). On maps of 992 dynamical Ni
+#: Best dictionary matches per point that ``--refine`` screens (``--refine-candidates``). On 5 maps of 992 dynamical Ni
 #: patterns, 60 x 60 at 60 counts per pixel and the real patterns' contrast (3-degree dictionary), refined within 2
-#: degrees: K = 1, 3, 5, 10, 20: 94.2, 98.4, 98.7, 99.4, 99.7% (seed 11); K = 10, 15, 20: 99.5, 99.6, 99.6% (seed 12).
-#: 10 is the fewest that kept 99% on both maps (99.4 and 99.5%: 4-5 patterns of margin each), at 0.6x the refinement
-#: time of 20 (docs/dictionary.md, "Cost").
-REFINE_CANDIDATES = 10
+#: degrees: 15 candidates 99.4-99.7%, 20 99.5-99.9%, 10 99.1-99.5% (two maps within 2 patterns of 99%), 5 98.7% (one
+#: map). 15 is the fewest that kept 99% with a margin on every map, at 0.8x the refinement time of 20 (docs/dictionary.md,
+#: "How many candidates").
+REFINE_CANDIDATES = 15
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--refine-candidates", type=positive_int, default=REFINE_CANDIDATES, metavar="K",
         help=f"with --refine: screen the K best matches of each point by a short refinement each, refine the best of them in full and "
         f"keep it (default {REFINE_CANDIDATES}: noisy patterns' best match is often not their orientation; 1: the best match only, "
-        "the refinement about 4 times faster than 10)",
+        "the refinement 5 times faster than 15)",
     )  # fmt: skip
 
 
