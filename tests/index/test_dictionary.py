@@ -336,8 +336,10 @@ def test_noisy_map_the_best_refined_of_20_matches_finds_what_the_best_match_miss
             if name == "now":
                 omap = refined.to_orientation_map()
                 assert refined.settings["candidates"] == 20 and omap["candidate"].max() > 0
-                moved = omap["candidate"] > 0  # measured: 43 of 64 refined from another than the best match, nearly all of the same grain
-                assert np.all(omap["ncc"][moved] > 0) and 30 < moved.sum() < 55
+                # measured: 24 of 64 refined from another than the best match (43 before candidates within the trust region of
+                # a better one were skipped: those were nearly all grid neighbours of the same orientation)
+                moved = omap["candidate"] > 0
+                assert np.all(omap["ncc"][moved] > 0) and 12 < moved.sum() < 40
     # measured: the best match within 2 degrees for 45 (now) and 41 (before) of 64; refined, 64 and 50
     assert within["now"][1] >= 63 and within["before"][1] <= 52, within
     assert within["now"][0] >= 42 and within["now"][0] > within["before"][0], within

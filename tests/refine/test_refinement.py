@@ -165,3 +165,19 @@ NI_REFERENCE_DEG = [
     (80.21, 32.89, 268.07), (114.07, 28.29, 268.01), (113.53, 28.17, 268.42), (80.37, 32.77, 267.87), (113.57, 27.98, 268.38),
     (113.03, 27.88, 268.74), (80.27, 33.21, 268.06), (112.97, 27.80, 268.58), (114.34, 28.22, 267.87),
 ]  # fmt: skip
+
+
+def test_candidates_in_the_basin_of_a_better_one_are_skipped(ni_master):
+    """A candidate within distinct_deg of a better-ranked one is not screened; the answer is the same, for fewer projections."""
+    det = Detector((40, 40), (0.5, 0.3, 0.6))
+    truth = np.radians([[30.0, 40.0, 50.0], [100.0, 20.0, 10.0]])
+    patterns = project_patterns(ni_master, det, truth)
+    near = [truth + np.radians(d) for d in ([1.0, 0.5, 0.0], [1.5, -0.5, 0.5], [-1.0, 1.0, 0.5])]
+    far = truth + np.radians([40.0, 20.0, 0.0])
+    starts = np.stack([near[0], near[1], far, near[2]], axis=1)  # two near duplicates of the first, one far
+    every = refine_patterns(patterns, ni_master, det, starts, distinct_deg=0.0, workers=1)
+    fewer = refine_patterns(patterns, ni_master, det, starts, workers=1)  # default: the trust region, 2 degrees
+    assert every.settings["candidates_screened"] == 8 and fewer.settings["candidates_screened"] == 4
+    assert np.all(fewer.evaluations < every.evaluations)
+    np.testing.assert_allclose(fewer.ncc, every.ncc, atol=1e-5)  # another finalist may end a hair apart
+    assert np.all(fewer.ncc > 0.999)

@@ -243,6 +243,25 @@ def _threads(workers: int | None, n: int) -> int:
     return max(1, min(int(workers), n))
 
 
+def _distinct_candidates(candidates: np.ndarray, usable: np.ndarray, distinct_deg: float) -> np.ndarray:
+    """``usable`` with every candidate less than ``distinct_deg`` from a better-ranked usable one of its pattern left out.
+
+    The angle is that of the rotation between the two orientations, without
+    crystal symmetry (a symmetry-equivalent pair counts as distinct: never
+    wrongly dropped). The first candidate is always kept.
+    """
+    n, k = usable.shape
+    g = euler_to_matrix(np.where(usable[..., None], candidates, 0.0).reshape(-1, 3)).reshape(n, k, 3, 3)
+    cos_limit = np.cos(np.radians(distinct_deg))
+    kept = usable.copy()
+    for c in range(1, k):
+        # trace(g_c g_j^T) = 1 + 2 cos(angle): near when the angle is below the limit
+        trace = np.einsum("nij,nkij->nk", g[:, c], g[:, :c])
+        near = ((trace - 1.0) / 2.0 > cos_limit) & kept[:, :c]
+        kept[:, c] &= ~near.any(axis=1)
+    return kept
+
+
 def refine_patterns(
     patterns: Any,
     master: MasterPattern,
@@ -263,6 +282,7 @@ def refine_patterns(
     pseudo_symmetry: Any = None,
     screen_evaluations: int = SCREEN_EVALUATIONS,
     finalists: int = FINALISTS,
+    distinct_deg: float | None = None,
     workers: int | None = None,
 ) -> RefinementResult:
     """Refine orientations and/or pattern centres of patterns by maximising their NCC with projected simulations.
@@ -320,6 +340,14 @@ def refine_patterns(
         degrees of the truth; 20 projections of screening and 1 finalist
         99.7% and 99.3%, 2 finalists 99.8% and 99.6%, at a third of the
         cost of full runs; 10 projections lost more.
+    distinct_deg
+        A candidate less than this rotation angle (degrees, crystal symmetry
+        not applied) from a better-ranked candidate of the same pattern
+        starts in the same basin and is skipped, as is a finalist whose
+        start is the first finalist's. Default the trust region
+        (``trust_region_deg``); 0 screens every candidate. On clean patterns
+        a dictionary's best matches are mostly the grid points around the
+        pattern's orientation, so most of them are skipped.
     workers
         Threads (default: the CPUs available).
 
@@ -375,6 +403,11 @@ def refine_patterns(
     if not np.all(usable[:, 0]):
         raise ValueError(f"euler_rad[{int(np.flatnonzero(~usable[:, 0])[0])}] is not finite; leave out points without an orientation")
     n_cand = candidates.shape[1]
+    distinct = float(trust_region_deg if distinct_deg is None else distinct_deg)
+    if not (np.isfinite(distinct) and distinct >= 0):
+        raise ValueError(f"distinct_deg must be a number >= 0, got {distinct_deg}")
+    if n_cand > 1 and distinct > 0:
+        usable = _distinct_candidates(candidates, usable, distinct)
     for name, value in (("screen_evaluations", screen_evaluations), ("finalists", finalists)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
@@ -422,13 +455,19 @@ def refine_patterns(
             g_tmp, pc_tmp = np.empty((b - a, 3, 3)), np.empty((b - a, 3))
             ncc_tmp, start_tmp, n_tmp = np.empty(b - a), np.empty(b - a), np.empty(b - a, dtype=np.int64)
             for c in range(n_cand):
+                rows = a + np.flatnonzero(usable[a:b, c])  # the patterns this candidate is screened for
+                r = rows.size
+                if not r:
+                    continue
+                whole = r == b - a
                 _kernels.refine_many(
-                    master.north, master.south, e[a:b], m, int(m.sum()), np.ascontiguousarray(g_cand[a:b, c]), pc0[a:b], rt,
+                    master.north, master.south, e[a:b] if whole else e[rows], m, int(m.sum()),
+                    np.ascontiguousarray(g_cand[a:b, c] if whole else g_cand[rows, c]), pc0[a:b] if whole else pc0[rows], rt,
                     screen_active, rot_step, step_pc, bound, float(xatol), float(fatol), int(screen_evaluations), 0,
-                    g_tmp, pc_tmp, ncc_tmp, start_tmp, n_tmp,
+                    g_tmp[:r], pc_tmp[:r], ncc_tmp[:r], start_tmp[:r], n_tmp[:r],
                 )  # fmt: skip
-                screen_ncc[a:b, c] = np.where(usable[a:b, c], ncc_tmp, -np.inf)
-                screen_n[a:b, c] = n_tmp
+                screen_ncc[rows, c] = ncc_tmp[:r]
+                screen_n[rows, c] = n_tmp[:r]
 
         on_threads(screen)
         # the finalists, best first (stable: of equal NCCs the earlier candidate); a skipped one is replaced by the best
@@ -448,14 +487,32 @@ def refine_patterns(
     ncc_start = np.empty((n_var, n))
     n_eval = np.zeros((n_var, n), dtype=np.int64)
 
+    # a later finalist whose start is the first one's (fewer distinct candidates than finalists) is not run again
+    needed = np.ones((n_var, n), dtype=bool)
+    for v in range(per, n_var):
+        needed[v] = chosen[:, v // per] != chosen[:, 0]
+    ncc_out[~needed] = -np.inf
+
     def run(k: int) -> None:
         a, b = bounds_[k], bounds_[k + 1]
         for v, g0 in enumerate(starts):
-            _kernels.refine_many(
-                master.north, master.south, e[a:b], m, int(m.sum()), np.ascontiguousarray(g0[a:b]), pc0[a:b], rt, active,
-                rot_step, step_pc, bound, float(xatol), float(fatol), max_eval, int(restarts),
-                g_out[v, a:b], pc_out[v, a:b], ncc_out[v, a:b], ncc_start[v, a:b], n_eval[v, a:b],
-            )
+            rows = a + np.flatnonzero(needed[v, a:b])
+            if rows.size == b - a:
+                _kernels.refine_many(
+                    master.north, master.south, e[a:b], m, int(m.sum()), np.ascontiguousarray(g0[a:b]), pc0[a:b], rt, active,
+                    rot_step, step_pc, bound, float(xatol), float(fatol), max_eval, int(restarts),
+                    g_out[v, a:b], pc_out[v, a:b], ncc_out[v, a:b], ncc_start[v, a:b], n_eval[v, a:b],
+                )
+            elif rows.size:
+                r = rows.size
+                g_tmp, pc_tmp = np.empty((r, 3, 3)), np.empty((r, 3))
+                ncc_tmp, start_tmp, n_tmp = np.empty(r), np.empty(r), np.empty(r, dtype=np.int64)
+                _kernels.refine_many(
+                    master.north, master.south, e[rows], m, int(m.sum()), np.ascontiguousarray(g0[rows]), pc0[rows], rt, active,
+                    rot_step, step_pc, bound, float(xatol), float(fatol), max_eval, int(restarts),
+                    g_tmp, pc_tmp, ncc_tmp, start_tmp, n_tmp,
+                )
+                g_out[v, rows], pc_out[v, rows], ncc_out[v, rows], ncc_start[v, rows], n_eval[v, rows] = g_tmp, pc_tmp, ncc_tmp, start_tmp, n_tmp
 
     on_threads(run)
     best = np.argmax(ncc_out, axis=0) if n else np.zeros(0, dtype=np.int64)
@@ -467,7 +524,10 @@ def refine_patterns(
         "pseudo_symmetry_variants": int(len(ops)), "mask_pixels": int(m.sum()), "threads": threads,
     }
     if n_cand > 1:
-        settings.update(candidates=int(n_cand), screen_evaluations=int(screen_evaluations), finalists=int(chosen.shape[1]))
+        settings.update(
+            candidates=int(n_cand), screen_evaluations=int(screen_evaluations), finalists=int(chosen.shape[1]), distinct_deg=distinct,
+            candidates_screened=int(usable.sum()),
+        )  # fmt: skip
     return RefinementResult(
         euler=matrix_to_euler(g_out[sel]) if n else np.zeros((0, 3)), pc=pc_out[sel], ncc=ncc_out[sel], ncc_start=ncc_start[sel],
         evaluations=n_eval.sum(axis=0) + screen_eval, variant=(best % per).astype(np.int64), settings=settings,
