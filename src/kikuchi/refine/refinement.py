@@ -442,38 +442,45 @@ def refine_patterns(
             with ThreadPoolExecutor(max_workers=threads) as pool:
                 list(pool.map(func, range(threads)))
 
+    def refine_rows(a: int, b: int, take: np.ndarray, g0: np.ndarray, act: np.ndarray, evaluations: int, n_restarts: int, outs: tuple) -> None:
+        """The kernel on the patterns ``a..b`` where ``take`` is True, from starts ``g0`` (n, 3, 3); results into ``outs``
+        (g, pc, ncc, ncc_start, evaluations: arrays over all n patterns) at those patterns, the others left as they are."""
+        rows = a + np.flatnonzero(take)
+        r = rows.size
+        if not r:
+            return
+        pick: Any = slice(a, b) if r == b - a else rows  # the whole range in place, else gathered and scattered back
+        dest = tuple(o[pick] for o in outs) if r == b - a else (np.empty((r, 3, 3)), np.empty((r, 3)), np.empty(r), np.empty(r), np.empty(r, dtype=np.int64))
+        _kernels.refine_many(
+            master.north, master.south, e[pick], m, int(m.sum()), np.ascontiguousarray(g0[pick]), pc0[pick], rt, act,
+            rot_step, step_pc, bound, float(xatol), float(fatol), evaluations, n_restarts, *dest,
+        )  # fmt: skip
+        if r < b - a:
+            for o, d in zip(outs, dest):
+                o[rows] = d
+
     chosen = np.zeros((n, 1), dtype=np.int64)
     screen_eval = np.zeros(n, dtype=np.int64)
     if n_cand > 1:
         g_cand = euler_to_matrix(np.where(usable[..., None], candidates, candidates[:, :1]).reshape(-1, 3)).reshape(n, n_cand, 3, 3)
         screen_active = np.array(_ACTIVE["pc" if refine == "pc" else "orientation"], dtype=np.int64)
-        screen_ncc = np.full((n, n_cand), -np.inf)
-        screen_n = np.zeros((n, n_cand), dtype=np.int64)
+        screen_ncc = np.full((n_cand, n), -np.inf)  # per candidate a contiguous row, as the kernel writes it
+        screen_n = np.zeros((n_cand, n), dtype=np.int64)
+        g_scr, pc_scr, start_scr = np.empty((n, 3, 3)), np.empty((n, 3)), np.empty(n)  # of the short runs: not kept
 
         def screen(k: int) -> None:
             a, b = bounds_[k], bounds_[k + 1]
-            g_tmp, pc_tmp = np.empty((b - a, 3, 3)), np.empty((b - a, 3))
-            ncc_tmp, start_tmp, n_tmp = np.empty(b - a), np.empty(b - a), np.empty(b - a, dtype=np.int64)
             for c in range(n_cand):
-                rows = a + np.flatnonzero(usable[a:b, c])  # the patterns this candidate is screened for
-                r = rows.size
-                if not r:
-                    continue
-                whole = r == b - a
-                _kernels.refine_many(
-                    master.north, master.south, e[a:b] if whole else e[rows], m, int(m.sum()),
-                    np.ascontiguousarray(g_cand[a:b, c] if whole else g_cand[rows, c]), pc0[a:b] if whole else pc0[rows], rt,
-                    screen_active, rot_step, step_pc, bound, float(xatol), float(fatol), int(screen_evaluations), 0,
-                    g_tmp[:r], pc_tmp[:r], ncc_tmp[:r], start_tmp[:r], n_tmp[:r],
-                )  # fmt: skip
-                screen_ncc[rows, c] = ncc_tmp[:r]
-                screen_n[rows, c] = n_tmp[:r]
+                refine_rows(
+                    a, b, usable[a:b, c], g_cand[:, c], screen_active, int(screen_evaluations), 0,
+                    (g_scr, pc_scr, screen_ncc[c], start_scr, screen_n[c]),
+                )
 
         on_threads(screen)
         # the finalists, best first (stable: of equal NCCs the earlier candidate); a skipped one is replaced by the best
-        chosen = np.argsort(-screen_ncc, axis=1, kind="stable")[:, : min(int(finalists), n_cand)]
-        chosen = np.where(np.isfinite(np.take_along_axis(screen_ncc, chosen, axis=1)), chosen, chosen[:, :1])
-        screen_eval = np.where(usable, screen_n, 0).sum(axis=1)
+        chosen = np.argsort(-screen_ncc.T, axis=1, kind="stable")[:, : min(int(finalists), n_cand)]
+        chosen = np.where(np.isfinite(np.take_along_axis(screen_ncc.T, chosen, axis=1)), chosen, chosen[:, :1])
+        screen_eval = np.where(usable, screen_n.T, 0).sum(axis=1)
         firsts = [g_cand[np.arange(n), chosen[:, j]] for j in range(chosen.shape[1])]
     else:
         firsts = [euler_to_matrix(candidates[:, 0])]
@@ -496,23 +503,7 @@ def refine_patterns(
     def run(k: int) -> None:
         a, b = bounds_[k], bounds_[k + 1]
         for v, g0 in enumerate(starts):
-            rows = a + np.flatnonzero(needed[v, a:b])
-            if rows.size == b - a:
-                _kernels.refine_many(
-                    master.north, master.south, e[a:b], m, int(m.sum()), np.ascontiguousarray(g0[a:b]), pc0[a:b], rt, active,
-                    rot_step, step_pc, bound, float(xatol), float(fatol), max_eval, int(restarts),
-                    g_out[v, a:b], pc_out[v, a:b], ncc_out[v, a:b], ncc_start[v, a:b], n_eval[v, a:b],
-                )
-            elif rows.size:
-                r = rows.size
-                g_tmp, pc_tmp = np.empty((r, 3, 3)), np.empty((r, 3))
-                ncc_tmp, start_tmp, n_tmp = np.empty(r), np.empty(r), np.empty(r, dtype=np.int64)
-                _kernels.refine_many(
-                    master.north, master.south, e[rows], m, int(m.sum()), np.ascontiguousarray(g0[rows]), pc0[rows], rt, active,
-                    rot_step, step_pc, bound, float(xatol), float(fatol), max_eval, int(restarts),
-                    g_tmp, pc_tmp, ncc_tmp, start_tmp, n_tmp,
-                )
-                g_out[v, rows], pc_out[v, rows], ncc_out[v, rows], ncc_start[v, rows], n_eval[v, rows] = g_tmp, pc_tmp, ncc_tmp, start_tmp, n_tmp
+            refine_rows(a, b, needed[v, a:b], g0, active, max_eval, int(restarts), (g_out[v], pc_out[v], ncc_out[v], ncc_start[v], n_eval[v]))
 
     on_threads(run)
     best = np.argmax(ncc_out, axis=0) if n else np.zeros(0, dtype=np.int64)
