@@ -146,9 +146,17 @@ def prepare_for_matching(patterns: Any, *, static_background: Any = None, sigma:
 
 
 def fit_pc_plane_to_points(
-    pcs: Any, rows: Any, cols: Any, nav_shape: tuple[int, int], *, model: str = "plane", weights: Any = None
+    pcs: Any,
+    rows: Any,
+    cols: Any,
+    nav_shape: tuple[int, int],
+    *,
+    model: str = "plane",
+    weights: Any = None,
+    detector: Any = None,
+    step_um: Any = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """PCs of every map point (rows, cols, 3) from PCs known at some points: their (weighted) mean or a plane.
+    """PCs of every map point (rows, cols, 3) from PCs known at some points: their (weighted) mean, a plane, or extrapolated.
 
     Parameters
     ----------
@@ -157,10 +165,15 @@ def fit_pc_plane_to_points(
     nav_shape
         (rows, cols) of the map.
     model
-        'mean' or 'plane' (``pc = c0 + c_col col + c_row row`` per component,
-        least squares; needs 3 points not on one line).
+        'mean', 'plane' (``pc = c0 + c_col col + c_row row`` per component,
+        least squares; needs 3 points not on one line) or 'extrapolate' (the
+        weighted mean PC at the points' weighted mean position, carried to
+        every point by the geometry: :meth:`kikuchi.geometry.Detector.extrapolate_pc`).
     weights
         (n,) non-negative weights (e.g. the NCC); default equal.
+    detector, step_um
+        For 'extrapolate': the detector (tilts, pixel size, binning) and the
+        map step in µm.
 
     Returns
     -------
@@ -181,8 +194,10 @@ def fit_pc_plane_to_points(
     cols = np.asarray(cols, dtype=np.float64).reshape(-1)
     if not (len(pcs) == rows.size == cols.size):
         raise ValueError(f"fit_pc_plane_to_points: {len(pcs)} PCs for {rows.size} rows and {cols.size} columns")
-    if model not in ("mean", "plane"):
-        raise ValueError(f"model must be 'mean' or 'plane', got {model!r}")
+    if model not in ("mean", "plane", "extrapolate"):
+        raise ValueError(f"model must be 'mean', 'plane' or 'extrapolate', got {model!r}")
+    if model == "extrapolate" and (detector is None or step_um is None):
+        raise ValueError("model 'extrapolate' needs the detector and the map step (detector=, step_um=)")
     w = np.ones(len(pcs)) if weights is None else np.clip(np.asarray(weights, dtype=np.float64).reshape(-1), 0, None)
     if w.size != len(pcs) or not w.sum() > 0:
         raise ValueError("fit_pc_plane_to_points: weights must be one non-negative number per PC, not all zero")
@@ -197,6 +212,11 @@ def fit_pc_plane_to_points(
     if model == "mean":
         fitted = np.broadcast_to(mean, (len(pcs), 3))
         pc_map = np.broadcast_to(mean, (nr, nc, 3)).copy()
+    elif model == "extrapolate":
+        where = (float((rows * w).sum() / w.sum()), float((cols * w).sum() / w.sum()))
+        pc_map = detector.with_pc(mean).extrapolate_pc((nr, nc), step_um, reference=where).pc
+        fitted = pc_map[rows.astype(np.int64), cols.astype(np.int64)]
+        info["reference"] = [round(v, 3) for v in where]
     else:
         sw = np.sqrt(w)[:, None]
         coef, *_ = np.linalg.lstsq(a * sw, pcs * sw, rcond=None)  # (3 terms, 3 components)
@@ -450,30 +470,18 @@ def refine_map(
         settings["pc_fit"] = {"model": "extrapolate", "reference": "map centre", "mean_pc_bruker": [round(float(v), 6) for v in detector.pc_mean]}
     flat = run(detector, euler_flat, refine)
     candidate = flat[:, 10].copy()  # a second run (after a PC fit) starts from the winners
-    if pc_model == "extrapolate" and refine != "orientation":
+    if pc_model != "point" and refine != "orientation":
         if not todo.any():
-            raise ValueError(f"{ebsd_map.path}: no point to refine, so no PC to extrapolate from")
-        w = np.clip(flat[todo, 6], 0, None)
-        w = w if w.sum() > 0 else np.ones_like(w)
+            raise ValueError(f"{ebsd_map.path}: no point to refine, so no PC to {'extrapolate from' if pc_model == 'extrapolate' else 'fit'}")
+        weights = np.clip(flat[todo, 6], 0, None)
+        if pc_model == "extrapolate" and not weights.sum() > 0:
+            weights = np.ones_like(weights)  # one PC is still needed to extrapolate from: the plain mean
         rr, cc = np.divmod(np.flatnonzero(todo), nc)
-        mean_pc = (flat[todo, 3:6] * w[:, None]).sum(axis=0) / w.sum()
-        where = (float((rr * w).sum() / w.sum()), float((cc * w).sum() / w.sum()))
-        detector = detector.with_pc(mean_pc).extrapolate_pc((nr, nc), step_um, reference=where)
-        fitted = detector.pc.reshape(-1, 3)[todo]
-        settings["pc_fit"] = {
-            "model": "extrapolate", "points": int(todo.sum()), "mean_pc_bruker": [round(float(v), 6) for v in mean_pc],
-            "reference": [round(v, 3) for v in where],
-            "rms_residual": [round(float(v), 6) for v in np.sqrt(((flat[todo, 3:6] - fitted) ** 2 * w[:, None]).sum(axis=0) / w.sum())],
-        }
-        flat = run(detector, np.ascontiguousarray(flat[:, :3]), "orientation")
-    elif pc_model in ("mean", "plane"):
-        if not todo.any():
-            raise ValueError(f"{ebsd_map.path}: no point to refine, so no PC to fit")
-        ncc = flat[todo, 6]
-        rr, cc = np.divmod(np.flatnonzero(todo), nc)
-        pc_map, info = fit_pc_plane_to_points(flat[todo, 3:6], rr, cc, (nr, nc), model=pc_model, weights=np.clip(ncc, 0, None))
+        pc_map, info = fit_pc_plane_to_points(
+            flat[todo, 3:6], rr, cc, (nr, nc), model=pc_model, weights=weights, detector=detector, step_um=step_um
+        )
         settings["pc_fit"] = info
-        detector = detector.with_pc(pc_map.reshape(-1, 3) if pc_model == "plane" else pc_map[0, 0])
+        detector = detector.with_pc(pc_map[0, 0] if pc_model == "mean" else pc_map.reshape(-1, 3))
         flat = run(detector, np.ascontiguousarray(flat[:, :3]), "orientation")
     elif refine != "orientation":
         detector = detector.with_pc(flat[:, 3:6].copy())
