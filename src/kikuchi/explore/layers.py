@@ -206,14 +206,7 @@ def orientations_from_omap(omap: Any, nav_shape: tuple[int, int], *, source: str
         for name, values in omap.columns.items()
         if np.asarray(values).dtype.kind in "iuf"
     }
-    settings = (omap.header or {}).get("refinement_settings")
-    if isinstance(settings, str):  # JSON text, as some readers return it
-        import json
-
-        try:
-            settings = json.loads(settings)
-        except ValueError:
-            settings = None
+    settings = (omap.header or {}).get("refinement_settings")  # a dict: kikuchi's HDF5 orientation maps keep the header as JSON
     return PointOrientations(
         euler=np.asarray(omap.euler, dtype=np.float64).reshape(rows, cols, 3),
         phase_id=np.asarray(omap.phase_id).reshape(rows, cols),
