@@ -287,44 +287,139 @@ def _smallest_from(a, lo, m):  # pragma: no cover - compiled
     return v
 
 
-@numba.njit(nogil=True, cache=True)
-def _ranked(row, lo, scale, b0, b1, below, k, k1, buf):  # pragma: no cover - compiled
-    """The values of rank k and k1 (k1 = k or k + 1) of ``row``, both in bins b0..b1, ``below`` values lying in bins before b0."""
-    m = 0
+#: Ranks this close to either end are found by keeping the extreme values (not by a histogram).
+_EXTREME_RANKS = 48
+#: Interleaved groups of a row whose minima and maxima bound its extreme values (a multiple of the SIMD width).
+_GROUPS = 64
+
+
+@numba.njit(nogil=True, cache=True, fastmath={"reassoc"})
+def _sum(row):  # pragma: no cover - compiled
+    """The sum of ``row``, vectorised: NaN when the row holds a NaN (or infinities of both signs)."""
+    s = row[0] - row[0]
     for j in range(row.shape[0]):
-        b = int((float(row[j]) - lo) * scale)
-        if b0 <= b <= b1:
+        s += row[j]
+    return s
+
+
+@numba.njit(nogil=True, cache=True)
+def _has_nan(row):  # pragma: no cover - compiled
+    """Whether ``row`` holds a NaN: its vectorised sum first, each value only where that sum is NaN."""
+    s = _sum(row)
+    if s == s:
+        return False
+    for j in range(row.shape[0]):
+        if row[j] != row[j]:
+            return True
+    return False
+
+
+@numba.njit(nogil=True, cache=True)
+def _group_extremes(row, gmin, gmax):  # pragma: no cover - compiled
+    """``gmin[g]``, ``gmax[g]``: the least and greatest of ``row[g::G]`` (G = len(gmin) <= len(row); NaNs skipped).
+
+    The groups interleave, so each step compares ``G`` consecutive values
+    with ``G`` running extremes, element by element: a vector loop without
+    a horizontal reduction.
+    """
+    n = row.shape[0]
+    g_n = gmin.shape[0]
+    full = n // g_n
+    for g in range(g_n):
+        gmin[g] = row[g]
+        gmax[g] = row[g]
+    for r in range(1, full):
+        base = r * g_n
+        for g in range(g_n):
+            v = row[base + g]
+            gmin[g] = v if v < gmin[g] else gmin[g]
+            gmax[g] = v if v > gmax[g] else gmax[g]
+    base = full * g_n
+    for g in range(n - base):
+        v = row[base + g]
+        gmin[g] = v if v < gmin[g] else gmin[g]
+        gmax[g] = v if v > gmax[g] else gmax[g]
+
+
+@numba.njit(nogil=True, cache=True)
+def _insert_low(low, n, v):  # pragma: no cover - compiled
+    """Insert ``v`` into the ``n`` smallest values ``low`` (ascending; ``n`` filled of ``len(low)``); returns the new count."""
+    k = low.shape[0]
+    if n < k:
+        j = n
+        n += 1
+    elif v < low[k - 1]:
+        j = k - 1
+    else:
+        return n
+    while j > 0 and low[j - 1] > v:
+        low[j] = low[j - 1]
+        j -= 1
+    low[j] = v
+    return n
+
+
+@numba.njit(nogil=True, cache=True)
+def _insert_high(high, n, v):  # pragma: no cover - compiled
+    """Insert ``v`` into the ``n`` largest values ``high`` (ascending, filled from the end); returns the new count."""
+    k = high.shape[0]
+    if n < k:
+        j = k - 1 - n
+        n += 1
+    elif v > high[0]:
+        j = 0
+    else:
+        return n
+    while j < k - 1 and high[j + 1] < v:
+        high[j] = high[j + 1]
+        j += 1
+    high[j] = v
+    return n
+
+
+@numba.njit(nogil=True, cache=True)
+def _in_bins(row, bins, b0, b1, buf):  # pragma: no cover - compiled
+    """Copy the values of ``row`` whose bin is in ``b0..b1`` to ``buf``; returns how many."""
+    m = 0
+    width = np.uint32(b1 - b0)
+    for j in range(row.shape[0]):
+        if np.uint32(bins[j] - b0) <= width:
             buf[m] = row[j]
             m += 1
-    r = k - below
+    return m
+
+
+@numba.njit(nogil=True, cache=True)
+def _pair_at(buf, m, r, same):  # pragma: no cover - compiled
+    """The values of rank ``r`` and ``r + 1`` (``r`` twice when ``same``) of ``buf[:m]``."""
     _select(buf, m, r)
-    if k1 == k:
+    if same:
         return buf[r], buf[r]
     return buf[r], _smallest_from(buf, r + 1, m)  # after selection, rank r + 1 is the least of what follows
 
 
 @numba.njit(nogil=True, cache=True)
-def _order_statistics(row, ranks, buf, counts, out):  # pragma: no cover - compiled
+def _order_statistics(row, ranks, buf, bins, counts, gmin, gmax, out):  # pragma: no cover - compiled
     """``out[:] = `` the values of ``row`` at ``ranks`` (4 ranks, 0-based, ascending, in pairs k, k+1).
 
     A histogram of the values over [min, max] in ``len(counts)`` bins finds
     the bins holding each rank; only the values of those bins are searched.
     Bin numbers grow with the values ((v - min) * scale rounds monotonically),
-    so ranks inside the bins are ranks of the row. Values keep the row's
-    type. Returns False for a row with a NaN (``out`` untouched); in a row
-    with an infinity, the ranks are selected among all values.
+    so ranks inside the bins are ranks of the row. The bin of every value is
+    computed once, in a vector loop, into ``bins`` (int32); the extremes come
+    from :func:`_group_extremes` (``len(gmin)`` <= len(row)). Values keep the
+    row's type. Returns False for a row with a NaN (``out`` untouched); in a
+    row with an infinity, the ranks are selected among all values.
     """
     n = row.shape[0]
-    lo = row[0]
-    hi = row[0]
-    for j in range(n):
-        v = row[j]
-        if v != v:
-            return False
-        if v < lo:
-            lo = v
-        elif v > hi:
-            hi = v
+    if _has_nan(row):
+        return False
+    _group_extremes(row, gmin, gmax)
+    lo = gmin[0]
+    hi = gmax[0]
+    for g in range(1, gmin.shape[0]):
+        lo = gmin[g] if gmin[g] < lo else lo
+        hi = gmax[g] if gmax[g] > hi else hi
     if lo == hi:
         out[:] = lo
         return True
@@ -333,73 +428,64 @@ def _order_statistics(row, ranks, buf, counts, out):  # pragma: no cover - compi
         for r in range(0, 4, 2):
             for j in range(n):
                 buf[j] = row[j]
-            _select(buf, n, ranks[r])
-            out[r] = buf[ranks[r]]
-            out[r + 1] = buf[ranks[r]] if ranks[r + 1] == ranks[r] else _smallest_from(buf, ranks[r] + 1, n)
+            out[r], out[r + 1] = _pair_at(buf, n, ranks[r], ranks[r + 1] == ranks[r])
         return True
     nb = counts.shape[0]
-    scale = (nb - 1) / span
+    top = np.int32(nb - 1)
+    scale = row.dtype.type((nb - 1) / span)
+    low = row.dtype.type(lo)
+    for j in range(n):  # monotone in the value, whatever the rounding; min() keeps the top within the bins
+        bins[j] = min(np.int32((row[j] - low) * scale), top)
     counts[:] = 0
     for j in range(n):
-        counts[int((float(row[j]) - float(lo)) * scale)] += 1
+        counts[bins[j]] += 1
     for p in range(0, 4, 2):
         b0, below = _bin_of_rank(counts, ranks[p])
         b1, _ = _bin_of_rank(counts, ranks[p + 1])
-        out[p], out[p + 1] = _ranked(row, float(lo), scale, b0, b1, below, ranks[p], ranks[p + 1], buf)
+        m = _in_bins(row, bins, b0, b1, buf)
+        out[p], out[p + 1] = _pair_at(buf, m, ranks[p] - below, ranks[p + 1] == ranks[p])
     return True
 
 
-#: Ranks this close to either end are found by keeping the extreme values in one pass.
-_EXTREME_RANKS = 48
-
-
 @numba.njit(nogil=True, cache=True)
-def _extremes(row, n_low, n_high, low, high):  # pragma: no cover - compiled
+def _extremes(row, n_low, n_high, low, high, gmin, gmax):  # pragma: no cover - compiled
     """``low[:n_low]`` = the n_low smallest values of ``row`` ascending, ``high[:n_high]`` the n_high largest
-    ascending, in one pass (each value is compared with the current bounds; few are inserted). False for a
-    row with a NaN. ``n_low``, ``n_high`` <= len(row)."""
+    ascending. False for a row with a NaN. ``n_low``, ``n_high`` <= G = len(gmin) <= len(row).
+
+    The minima of G interleaved groups of the row bound the smallest values:
+    the n_low-th smallest group minimum t has at least n_low values at or
+    below it, so the n_low smallest values are all <= t and lie in groups
+    whose minimum is <= t (about n_low of the G). Only those groups are
+    searched; the largest values likewise. About 2.5x faster than comparing
+    every value with the running bounds, and the same values.
+    """
     n = row.shape[0]
-    # start from the first values, sorted by insertion
-    for m in range(n_low):
-        v = row[m]
-        if v != v:
-            return False
-        j = m
-        while j > 0 and low[j - 1] > v:
-            low[j] = low[j - 1]
-            j -= 1
-        low[j] = v
-    for m in range(n_high):
-        v = row[m]
-        j = m
-        while j > 0 and high[j - 1] > v:
-            high[j] = high[j - 1]
-            j -= 1
-        high[j] = v
-    bound = low[n_low - 1]  # the bounds in locals: the loop compares with registers
-    nan = False
-    for m in range(n_low, n):
-        v = row[m]
-        nan |= v != v
-        if v < bound:
-            j = n_low - 1
-            while j > 0 and low[j - 1] > v:
-                low[j] = low[j - 1]
-                j -= 1
-            low[j] = v
-            bound = low[n_low - 1]
-    if nan:
+    g_n = gmin.shape[0]
+    if _has_nan(row):
         return False
-    bound = high[0]
-    for m in range(n_high, n):
-        v = row[m]
-        if v > bound:
-            j = 0
-            while j < n_high - 1 and high[j + 1] < v:
-                high[j] = high[j + 1]
-                j += 1
-            high[j] = v
-            bound = high[0]
+    _group_extremes(row, gmin, gmax)
+    filled = 0
+    for g in range(g_n):
+        filled = _insert_low(low, filled, gmin[g])
+    t = low[n_low - 1]
+    filled = 0
+    for g in range(g_n):
+        if gmin[g] <= t:
+            for r in range((n - g + g_n - 1) // g_n):
+                v = row[g + r * g_n]
+                if v <= t:
+                    filled = _insert_low(low, filled, v)
+    filled = 0
+    for g in range(g_n):
+        filled = _insert_high(high, filled, gmax[g])
+    t = high[0]
+    filled = 0
+    for g in range(g_n):
+        if gmax[g] >= t:
+            for r in range((n - g + g_n - 1) // g_n):
+                v = row[g + r * g_n]
+                if v >= t:
+                    filled = _insert_high(high, filled, v)
     return True
 
 
@@ -424,6 +510,7 @@ def percentile_pair(x, q_lo, q_hi, lo, hi):  # pragma: no cover - compiled
     """
     n, npix = x.shape
     buf = np.empty(npix, dtype=x.dtype)
+    bins = np.empty(npix, dtype=np.int32)
     counts = np.empty(min(4096, max(2, npix // 4)), dtype=np.int64)
     values = np.empty(4, dtype=x.dtype)
     v_lo = (npix - 1) * q_lo
@@ -435,17 +522,19 @@ def percentile_pair(x, q_lo, q_hi, lo, hi):  # pragma: no cover - compiled
     ranks = np.array([k_lo, min(k_lo + 1, npix - 1), k_hi, min(k_hi + 1, npix - 1)])
     # ranks near both ends (the usual 0.25 / 99.75 %): keep the extremes in one pass
     n_low, n_high = ranks[1] + 1, npix - ranks[2]
-    by_extremes = n_low <= _EXTREME_RANKS and n_high <= _EXTREME_RANKS
+    by_extremes = n_low <= _EXTREME_RANKS and n_high <= _EXTREME_RANKS and npix >= _GROUPS
     low = np.empty(n_low, dtype=x.dtype)
     high = np.empty(n_high, dtype=x.dtype)
+    gmin = np.empty(min(_GROUPS, npix), dtype=x.dtype)
+    gmax = np.empty(min(_GROUPS, npix), dtype=x.dtype)
     for i in range(n):
         if by_extremes:
-            if not _extremes(x[i], n_low, n_high, low, high):
+            if not _extremes(x[i], n_low, n_high, low, high, gmin, gmax):
                 lo[i] = hi[i] = np.nan
                 continue
             values[0], values[1] = low[ranks[0]], low[ranks[1]]
             values[2], values[3] = high[0], high[ranks[3] - ranks[2]]
-        elif not _order_statistics(x[i], ranks, buf, counts, values):
+        elif not _order_statistics(x[i], ranks, buf, bins, counts, gmin, gmax, values):
             lo[i] = hi[i] = np.nan
             continue
         # numpy takes b - a in the row's type, then interpolates in float64
