@@ -53,7 +53,11 @@ def merge_top_k(scores, offset, best_s, best_i):
 
 @numba.njit(nogil=True, cache=True, fastmath=True)
 def candidate_scores(patterns, entries, where, out):
-    """``out[i, j] = patterns[i] . entries[where[i, j]]`` (float64 sums of float32 vectors); where < 0 gives -inf."""
+    """``out[i, j] = patterns[i] . entries[where[i, j]]``; where < 0 gives -inf.
+
+    Summed in float32 vector lanes, as the exact mode's matrix products sum
+    (float64 sums took 1.6x as long; the scores differ by about 1e-6).
+    """
     n, k = where.shape
     m = patterns.shape[1]
     for i in range(n):
@@ -62,7 +66,7 @@ def candidate_scores(patterns, entries, where, out):
             if w < 0:
                 out[i, j] = -np.inf
                 continue
-            s = 0.0
+            s = np.float32(0.0)
             for p in range(m):
                 s += patterns[i, p] * entries[w, p]
             out[i, j] = s
