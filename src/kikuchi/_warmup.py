@@ -14,7 +14,6 @@ Prints one line: the groups, their time and the wall time.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from kikuchi._cpus import available_cpus
 
 
 def _kikuchi(*argv: object) -> None:
@@ -108,7 +109,7 @@ def _run_group(name: str) -> None:
 
 def warm_up(*, processes: int | None = None) -> dict[str, float]:
     """Run every group in its own process, ``processes`` at once (default: the cores); seconds per group."""
-    processes = max(1, processes or os.cpu_count() or 1)
+    processes = max(1, processes or available_cpus())
     todo = list(GROUPS)
     running: dict[str, tuple[subprocess.Popen, float]] = {}
     seconds: dict[str, float] = {}
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kikuchi: kernels not compiled ahead ({exc}); they compile on first use", file=sys.stderr)
         return 0
     parts = ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())
-    print(f"kikuchi: numba kernels compiled and cached in {time.perf_counter() - t0:.0f} s ({parts}; {min(len(GROUPS), args.processes or os.cpu_count() or 1)} at once)")
+    print(f"kikuchi: numba kernels compiled and cached in {time.perf_counter() - t0:.0f} s ({parts}; {min(len(GROUPS), args.processes or available_cpus())} at once)")
     return 0
 
 

@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from kikuchi._cpus import available_cpus
 from kikuchi.cli._options import add_execution_arguments, execution_options, numbers, positive_int, row_col, rows_cols
 
 
@@ -20,7 +21,7 @@ def _parser() -> argparse.ArgumentParser:
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        ([], {"executor": "threads", "workers": os.cpu_count(), "scheduler": None} if (os.cpu_count() or 1) > 1 else {"executor": "serial", "workers": None, "scheduler": None}),
+        ([], {"executor": "threads", "workers": available_cpus(), "scheduler": None} if available_cpus() > 1 else {"executor": "serial", "workers": None, "scheduler": None}),
         (["--threads", "3"], {"executor": "threads", "workers": 3, "scheduler": None}),
         (["--threads", "1"], {"executor": "serial", "workers": None, "scheduler": None}),
         (["--workers", "2"], {"executor": "distributed", "workers": 2, "scheduler": None}),
@@ -29,6 +30,16 @@ def _parser() -> argparse.ArgumentParser:
 )
 def test_execution_options(argv, expected):
     assert execution_options(_parser().parse_args(argv)) == expected
+
+
+def test_default_threads_are_the_cpus_this_process_may_use(monkeypatch):
+    """A job given 3 of a node's 64 cores (its affinity mask) runs on 3 threads, not 64."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {4, 5, 6}, raising=False)
+    assert available_cpus() == 3
+    assert execution_options(_parser().parse_args([])) == {"executor": "threads", "workers": 3, "scheduler": None}
+    monkeypatch.delattr(os, "sched_getaffinity")  # no affinity masks (macOS, Windows): the CPU count
+    assert available_cpus() == 64
 
 
 def test_execution_options_exclude_each_other():

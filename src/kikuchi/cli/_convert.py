@@ -8,12 +8,12 @@ EMsoft, kikuchipy h5ebsd) is written as a kikuchi map file, or with
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from kikuchi._cpus import available_cpus
 from kikuchi.cli._options import argument_type, check_output, positive_int
 from kikuchi.io.imagefolder import SCHEMES, parse_shape
 
@@ -109,7 +109,7 @@ def _convert_pattern_file(args: argparse.Namespace) -> int:
             f"{out}: {args.format} file of the {m.format} file {m.path.name}: {rows} x {cols} map"
             f"{f' ({missing} points without a pattern)' if missing else ''}, {m.n_patterns} patterns of {h} x {w} {m.dtype}, "
             f"step {m.step_um[0]:g} x {m.step_um[1]:g} µm, {out.stat().st_size / 2**20:.1f} MiB "
-            f"({m.n_patterns / max(elapsed, 1e-9):.0f} patterns/s on {args.workers or os.cpu_count() or 1} threads)",
+            f"({m.n_patterns / max(elapsed, 1e-9):.0f} patterns/s on {args.workers or available_cpus()} threads)",
             file=sys.stdout,
         )
     return 0
@@ -156,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"{out}: {rows} x {cols} map, {m.n_patterns} patterns of {h} x {w} {m.dtype}, "
             f"step {m.step_um[0]:g} x {m.step_um[1]:g} µm, {size / 2**20:.1f} MiB "
-            f"({m.n_patterns / max(elapsed, 1e-9):.0f} patterns/s on {args.workers or os.cpu_count() or 1} threads)",
+            f"({m.n_patterns / max(elapsed, 1e-9):.0f} patterns/s on {args.workers or available_cpus()} threads)",
             file=sys.stdout,
         )
     return 0

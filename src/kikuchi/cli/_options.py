@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from kikuchi._cpus import available_cpus
+
 _T = TypeVar("_T")
 
 #: What a command that reads patterns takes (``kikuchi.open`` recognises the format by content).
@@ -132,7 +134,7 @@ def add_execution_arguments(parser: argparse.ArgumentParser) -> None:
     g = group.add_mutually_exclusive_group()
     g.add_argument(
         "--threads", type=positive_int, metavar="N",
-        help=f"run on N threads of this process (default: all {os.cpu_count() or 1} cores of this machine; 1: serially)",
+        help=f"run on N threads of this process (default: all {available_cpus()} cores available; 1: serially)",
     )  # fmt: skip
     g.add_argument("--workers", type=positive_int, metavar="N", help="run on a local dask cluster of N worker processes")
     g.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on a running dask.distributed cluster")
@@ -232,7 +234,7 @@ def execution_options(args: argparse.Namespace) -> dict[str, Any]:
         return {"executor": "distributed", "workers": None, "scheduler": args.scheduler}
     if args.workers:
         return {"executor": "distributed", "workers": args.workers, "scheduler": None}
-    threads = args.threads or os.cpu_count() or 1
+    threads = args.threads or available_cpus()
     if threads == 1:
         return {"executor": "serial", "workers": None, "scheduler": None}
     return {"executor": "threads", "workers": threads, "scheduler": None}

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
 
+from kikuchi._cpus import available_cpus
 from kikuchi.cli._options import check_output, finite_positive, numbers, rows_cols
 from kikuchi.geometry.pattern_centre import PC_CONVENTIONS
 
@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         dt = time.perf_counter() - t0
         print(
             f"wrote {out}: patterns of every point of {args.from_map} ({args.pattern_shape[0]}x{args.pattern_shape[1]}) "
-            f"in {dt:.1f} s on {os.cpu_count() or 1} threads"
+            f"in {dt:.1f} s on {available_cpus()} threads"
         )
         return 0
     if args.pattern_shape is None:

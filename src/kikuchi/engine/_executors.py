@@ -10,7 +10,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import logging
-import os
 import queue
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from kikuchi._cpus import available_cpus
 from kikuchi.engine._chunks import Chunk, MapSource, Skipped, close_sources, resolve_on_bad_chunk, run_chunk
 from kikuchi.io.mapstore import EBSDMap
 
@@ -47,7 +47,7 @@ def resolve_workers(executor: str, workers: int | None) -> int:
         raise ValueError(f"workers must be at least 1, got {workers}")
     if executor == "serial":
         return 1
-    return int(workers) if workers else max(1, os.cpu_count() or 1)
+    return int(workers) if workers else available_cpus()
 
 
 @contextlib.contextmanager
@@ -114,7 +114,7 @@ def _new_client(scheduler: Any, *, workers: int | None, timeout_s: float | None)
         finally:
             client.close()
         return
-    n = workers or max(1, os.cpu_count() or 1)
+    n = workers or available_cpus()
     cluster = LocalCluster(
         n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=logging.ERROR
     )

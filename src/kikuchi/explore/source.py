@@ -16,7 +16,6 @@ raises :class:`RequestError` (answered with a 4xx status) for anything else.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -28,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from kikuchi._cpus import available_cpus
 from kikuchi.explore.layers import (
     PointOrientations,
     find_layers,
@@ -160,7 +160,7 @@ class _Patterns:
     def _pool(self) -> ThreadPoolExecutor:
         with self._active_lock:
             if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="kikuchi-explore-read")
+                self._executor = ThreadPoolExecutor(max_workers=min(4, available_cpus()), thread_name_prefix="kikuchi-explore-read")
             return self._executor
 
     @property

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from kikuchi._cpus import available_cpus
 from kikuchi.index import _dictionary_kernels as _kernels
 from kikuchi.index.map_index import MapIndexing
 
@@ -301,7 +302,7 @@ class PatternDictionary:
                 out = np.empty((stop - start, self.n_pixels), dtype=np.float32)
             k = int(self.phase_index[start]) if stop > start else 0
             project_patterns(self.masters[k], self.detector, self.euler[start:stop], out=out.reshape(stop - start, *self.detector.shape))
-            _in_row_slices(lambda i, j: _kernels.normalise_rows(out[i:j], self.metric == "ncc"), stop - start, _available_cpus())
+            _in_row_slices(lambda i, j: _kernels.normalise_rows(out[i:j], self.metric == "ncc"), stop - start, available_cpus())
             return out
         v = pattern_vectors(self.simulate(np.arange(start, stop)), mask=self.mask, metric=self.metric)
         if out is None:
@@ -497,10 +498,6 @@ class DictionaryResult:
         }
 
 
-def _available_cpus() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def _in_row_slices(func: Any, n: int, workers: int) -> None:
     """``func(a, b)`` on ``workers`` contiguous slices of ``n`` rows, on threads (the numba kernels release the GIL)."""
     workers = max(1, min(int(workers), n // 256))
@@ -687,7 +684,7 @@ def dictionary_index(
     bad = no_signal(p)
     dictionary.prepare(memory_mb=memory_mb, compressed=compressed, n_components=n_components)
     n = p.shape[0]
-    workers = _available_cpus() if workers is None else max(1, int(workers))
+    workers = available_cpus() if workers is None else max(1, int(workers))
     index = np.empty((n, top_k), dtype=np.int64)
     score = np.empty((n, top_k), dtype=np.float64)
     # pattern blocks: their vectors within a quarter of the budget (at least 256 patterns a block)
@@ -936,7 +933,7 @@ def index_map_dictionary(
             "memory_mb": chunk_mb, "static_background": bg, "dynamic": dynamic, "dynamic_sigma": dynamic_sigma,
             "smooth_sigma": float(smooth_sigma), "background": background,
             # serially, the chunk's merges take the threads; otherwise the chunks run side by side
-            "workers": _available_cpus() if executor == "serial" else 1,
+            "workers": available_cpus() if executor == "serial" else 1,
         },
         executor=executor, workers=workers, scheduler=scheduler, progress=progress, chunk_rows=chunk_rows,
     )  # fmt: skip

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from kikuchi._cpus import available_cpus
 from kikuchi._args import ArgumentTypeError, check_count, check_number, check_pair, check_path, shown
 from kikuchi.io.imagefolder import ImageReadError, ImageSource, open_image_source, read_image
 from kikuchi.io.mapstore import MapWriter
@@ -353,7 +354,7 @@ def convert_images(
 
         n = writer.n_patterns
         step_n = writer.chunk_patterns
-        workers = max(1, int(workers or os.cpu_count() or 1))
+        workers = max(1, int(workers or available_cpus()))
         bg_sum = np.zeros(pattern_shape, dtype=np.float64) if isinstance(background, str) and background == "mean" else None
 
         from tqdm.auto import tqdm

@@ -23,6 +23,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from kikuchi._cpus import available_cpus
 from kikuchi import __version__
 from kikuchi._args import ArgumentTypeError, check_count, check_path, shown
 from kikuchi.io._atomic import OutputH5File, atomic_output
@@ -148,7 +149,7 @@ def convert_map(
         output = Path(output)
         if output.exists() and os.path.samefile(output, m.path):
             raise ValueError(f"output {output} is the input file; choose another output path (nothing was written)")
-        workers = max(1, int(workers or os.cpu_count() or 1))
+        workers = max(1, int(workers or available_cpus()))
         if to == "kikuchi":
             _to_map_file(m, output, compression=compression, workers=workers, progress=progress)
         else:

@@ -41,6 +41,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from kikuchi._cpus import available_cpus
 from kikuchi._args import ArgumentTypeError, ArgumentValueError, check_count, check_number, check_pair, check_path, shown
 from kikuchi.io._atomic import OutputH5File, atomic_output, partial_path
 from kikuchi.io._h5 import H5Map, H5Patterns, header_number, scalar
@@ -790,7 +791,7 @@ class MapWriter:
         self.compression = DEFAULT_COMPRESSION if compression is None else compression
         self.manufacturer = manufacturer
         #: Threads that compress chunks (default: all cores).
-        self.workers = check_count(workers, "workers") if workers is not None else max(1, os.cpu_count() or 1)
+        self.workers = check_count(workers, "workers") if workers is not None else available_cpus()
         self._pool: cf.ThreadPoolExecutor | None = None
         self._atomic = atomic_output(self.path)
         self._file: h5py.File | None = None

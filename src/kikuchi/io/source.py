@@ -40,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from kikuchi._cpus import available_cpus
+
 __all__ = [
     "EBSDMap",
     "FormatSpec",
@@ -574,7 +576,7 @@ class EBSDMap:
         if n < 1:
             raise ValueError(f"{self.path}: chunk_patterns={chunk_patterns}: a chunk holds at least 1 pattern")
         starts = range(0, self.n_patterns, n)
-        workers = (os.cpu_count() or 1) if workers is None else _whole(workers, "workers")
+        workers = available_cpus() if workers is None else _whole(workers, "workers")
         if workers <= 1 or len(starts) <= 1:
             for start in starts:
                 stop = min(start + n, self.n_patterns)

@@ -27,13 +27,13 @@ dictionary score did not.
 from __future__ import annotations
 
 import logging
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from kikuchi._cpus import available_cpus
 from kikuchi.geometry.detector import Detector
 from kikuchi.geometry.orientation import euler_to_matrix, matrix_to_euler
 from kikuchi.simulate.master import MasterPattern
@@ -239,7 +239,7 @@ def pseudo_symmetry_operators(spec: Any) -> np.ndarray:
 
 def _threads(workers: int | None, n: int) -> int:
     if workers is None:
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        workers = available_cpus()
     return max(1, min(int(workers), n))
 
 

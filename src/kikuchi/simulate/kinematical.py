@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from kikuchi._cpus import available_cpus
 from kikuchi.crystal import Phase, Reflectors, reflectors
 from kikuchi.crystal import _kernels
 from kikuchi.io._atomic import atomic_output
@@ -274,7 +275,7 @@ def kinematical_intensity(
     normals = np.ascontiguousarray(reflectors.normals, dtype=np.float64)
     out = np.empty(len(flat), dtype=np.float64)
     if workers is None:
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        workers = available_cpus()
     workers = max(1, min(int(workers), len(flat) // 20000 + 1))
     bounds = np.linspace(0, len(flat), workers + 1).astype(int)
 

@@ -8,12 +8,12 @@ checks inputs and spreads blocks over threads.
 from __future__ import annotations
 
 import logging
-import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
+from kikuchi._cpus import available_cpus
 from kikuchi.geometry.detector import Detector
 from kikuchi.geometry.orientation import euler_to_matrix
 from kikuchi.simulate import _kernels
@@ -110,7 +110,7 @@ def project_patterns(
     # v_crystal = g @ R.T @ H @ (col, row, 1)
     m = np.ascontiguousarray(euler_to_matrix(euler) @ detector.pixel_matrices(frame="sample")[idx])
     if workers is None:
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        workers = available_cpus()
     workers = max(1, min(int(workers), (n + 31) // 32))
     if workers == 1:
         _kernels.project_pc_many(master.north, master.south, m, out)

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from kikuchi._cpus import available_cpus
 from kikuchi._args import ArgumentValueError, check_count, check_number, check_pair, check_path, shown
 from kikuchi.geometry.detector import Detector
 from kikuchi.geometry.orientation import axis_angle_matrix, euler_to_matrix, matrix_to_euler
@@ -231,7 +232,7 @@ def _write_map(
     filters = DEFAULT_COMPRESSION if compression == "gzip" else {}
     rng = np.random.default_rng(None if seed is None else seed + 1)
     pattern_bytes = 4 * int(np.prod(detector.shape))
-    workers = max(1, os.cpu_count() or 1)
+    workers = available_cpus()
     with MapWriter(path, nav_shape=nav_shape, pattern_shape=detector.shape, dtype=dtype, step_um=step_um, compression=filters) as w, _progress(n, progress, "simulate") as bar:
         cp = w.chunk_patterns
         if model is None:  # whole stored chunks, projected and compressed together on the pool
