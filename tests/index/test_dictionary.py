@@ -147,6 +147,23 @@ def test_compressed_mode_gives_the_exact_top_match(ni_master, detector):
     assert np.allclose(fast.score[same], exact.score[same], atol=1e-5)  # re-scored exactly in pixel space
 
 
+@pytest.mark.parametrize("length", [40, 700])  # short vectors (components): tiles on threads; long (pixels): one product a block
+def test_running_top_k_of_products_is_the_sorted_scores(length):
+    """Blocks, tiles and threads give the k best scores of every row, ties to the lowest index, as a full sort does."""
+    from kikuchi.index.dictionary import _top_k_of_products
+
+    rng = np.random.default_rng(5)
+    p = rng.integers(-3, 4, (600, length)).astype(np.float32)  # small integers: exact products, many equal scores
+    e = rng.integers(-3, 4, (5000, length)).astype(np.float32)
+    e[4100] = e[17]  # an equal entry in another block and tile
+    full = p @ e.T
+    order = np.lexsort((np.broadcast_to(np.arange(5000), full.shape), -full), axis=1)[:, :7]  # by score, then index
+    for block, workers in ((3000, 2), (5000, 1), (1024, 3)):
+        index, score = _top_k_of_products(p, lambda a, b: e[a:b], 5000, 7, block, workers)
+        np.testing.assert_array_equal(index, order)
+        np.testing.assert_array_equal(score, np.take_along_axis(full, order, axis=1))
+
+
 def test_blocked_dictionary_gives_the_answer_of_one_block(ni_master, detector):
     rng = np.random.default_rng(2)
     truth = _random_euler(40, 11)
