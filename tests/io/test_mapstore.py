@@ -498,7 +498,11 @@ def test_writer_rejects_bad_blocks(tmp_path):
             w.write(0, np.zeros((1, 5, 5)))
         with pytest.raises(MapPositionError, match="patterns 1:3 outside the map of 2 patterns"):
             w.write(1, np.zeros((2, H, W)))
-        w.write(0, np.zeros((2, H, W)))
+        with pytest.raises(ValueError, match=r"sums of shape \(3,\) for patterns 0:2; expected \(2,\)"):
+            w.write(0, np.zeros((2, H, W)), sums=np.zeros(3))
+        w.write(0, np.ones((2, H, W)), sums=np.array([7.0, 9.0]))  # sums made off the writer's thread make the BSE map
+    with kikuchi.open(tmp_path / "m.h5") as m:
+        np.testing.assert_array_equal(m.bse_map.ravel(), [7.0 / (H * W), 9.0 / (H * W)])
 
 
 # -- raw chunk reads (inflating outside h5py's lock) ----------------------------------------

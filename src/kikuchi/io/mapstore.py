@@ -949,6 +949,8 @@ class MapWriter:
         stop = start + patterns.shape[0]
         if start < 0 or stop > self.n_patterns:
             raise MapPositionError(f"{self.path}: patterns {start}:{stop} outside the map of {self.n_patterns} patterns")
+        if sums is not None and np.shape(sums) != (stop - start,):
+            raise ValueError(f"{self.path}: sums of shape {np.shape(sums)} for patterns {start}:{stop}; expected ({stop - start},)")
         if patterns.dtype != self.dtype:
             patterns = _fitting(patterns, self.dtype, f"{self.path}: patterns {start}:{stop}")
         one_chunk = start % self.chunk_patterns == 0 and (
@@ -961,7 +963,7 @@ class MapWriter:
         else:
             self._patterns[start:stop] = patterns
         if self.dataset == RAW:
-            if sums is not None and np.shape(sums) == (stop - start,):
+            if sums is not None:
                 self._sums[start:stop] = sums
             else:
                 self._sums[start:stop] = patterns.reshape(patterns.shape[0], -1).sum(axis=1, dtype=np.float64)
