@@ -114,7 +114,7 @@ def bin_patterns(patterns: Any, factor: int, *, mode: str = "sum", dtype: Any = 
                     f"binned sums reach {hi if hi > info.max else lo}, outside {out_dtype} "
                     f"({info.min}..{info.max}); use a wider dtype or mode='mean'"
                 )
-        out = sums.astype(out_dtype)
+        out = sums.astype(out_dtype, copy=False)
     elif kind == "f":
         out = _kernels.bin_sum(stack, factor, np.float64).astype(dtype or stack.dtype)
     else:
