@@ -164,6 +164,42 @@ def test_running_top_k_of_products_is_the_sorted_scores(length):
         np.testing.assert_array_equal(score, np.take_along_axis(full, order, axis=1))
 
 
+def test_blas_limit_shared_by_threads_is_one_inside_and_restored_by_the_last_to_leave():
+    """Chunks scored side by side share the process's BLAS limit: 1 while any is inside, as before once all left.
+
+    (OpenBLAS 0.3.30 takes the limit from the main thread only: the main
+    thread holds it here while workers enter and leave in another order.)
+    """
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_info
+
+    from kikuchi.index import dictionary as dictionary_module
+
+    def blas() -> list[int]:
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas()
+    barrier = threading.Barrier(3)
+
+    def job(k: int) -> int:
+        with dictionary_module._blas_single_thread():
+            if k < 3:
+                barrier.wait()  # three inside at once, leaving in another order than they came
+            time.sleep(0.02 * (3 - k % 3))
+            return dictionary_module._blas_users
+
+    with dictionary_module._blas_single_thread():
+        assert all(t == 1 for t in blas())
+        with ThreadPoolExecutor(3) as pool:
+            users = list(pool.map(job, range(9)))
+        assert all(t == 1 for t in blas()) and dictionary_module._blas_users == 1
+    assert min(users) >= 2 and max(users) >= 3 and dictionary_module._blas_users == 0
+    assert blas() == before
+
+
 def test_blocked_dictionary_gives_the_answer_of_one_block(ni_master, detector):
     rng = np.random.default_rng(2)
     truth = _random_euler(40, 11)

@@ -29,9 +29,11 @@ Hough indexing (:func:`kikuchi.index.prepare_patterns`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -396,17 +398,40 @@ def _leading_components(x: np.ndarray, n_components: int, *, n_iter: int = 2, se
     return np.ascontiguousarray(vt.T, dtype=np.float32)
 
 
+_BLAS_LOCK = threading.Lock()
+_blas_users = 0
+_blas_limiter: Any = None
+
+
+@contextlib.contextmanager
 def _blas_single_thread() -> Any:
-    """BLAS/LAPACK on one thread for the small eigenproblems of the PCA.
+    """BLAS/LAPACK on one thread while any caller is inside; the previous limit back when the last one leaves.
 
     OpenBLAS's threads wait on each other inside every small LAPACK call: on
     a machine whose cores are busy, a 220 x 220 ``eigh`` took 0.7 s on two
     threads and 5 ms on one (the PCA of a 3,557-entry dictionary: 5.3 s
-    against 1.1 s).
+    against 1.1 s). The compressed mode's tiles each take one thread too.
+    The limit is the process's: chunks scored side by side on the engine's
+    threads share it, counted here (``threadpool_limits`` entered and left
+    by two threads in turn would leave the other thread's limit behind).
+    The OpenBLAS of numpy and scipy here (0.3.30) takes a limit set from the
+    main thread only; from the engine's worker threads it stays as it was.
     """
+    global _blas_users, _blas_limiter
     from threadpoolctl import threadpool_limits
 
-    return threadpool_limits(1, user_api="blas")
+    with _BLAS_LOCK:
+        if _blas_users == 0:
+            _blas_limiter = threadpool_limits(1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limiter.restore_original_limits()
+                _blas_limiter = None
 
 
 def _dictionary_block(n_pixels: int, memory_mb: float, n_patterns: int = 0) -> int:

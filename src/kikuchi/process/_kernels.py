@@ -371,7 +371,7 @@ def _has_nan(row):  # pragma: no cover - compiled
 
 @numba.njit(nogil=True, cache=True)
 def _group_extremes(row, gmin, gmax):  # pragma: no cover - compiled
-    """``gmin[g]``, ``gmax[g]``: the least and greatest of ``row[g::G]`` (G = len(gmin) <= len(row); NaNs skipped).
+    """``gmin[g]``, ``gmax[g]``: the least and greatest of ``row[g::G]`` (G = len(gmin) <= len(row); a row without NaN).
 
     The groups interleave, so each step compares ``G`` consecutive values
     with ``G`` running extremes, element by element: a vector loop without
