@@ -132,7 +132,7 @@ def moments(patterns, out, offset):  # pragma: no cover - numba
             out[k, 3] = np.nan
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
 def normalise_stack(patterns, out):  # pragma: no cover - numba
     """Zero mean, unit Euclidean norm per pattern (so a dot product is a correlation)."""
     n, h, w = patterns.shape
@@ -154,7 +154,7 @@ def normalise_stack(patterns, out):  # pragma: no cover - numba
                 out[k, r * w + c] = (np.float64(patterns[k, r, c]) - mean) * scale
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
 def neighbour_dots(norm, right, down):  # pragma: no cover - numba
     """Dot products of each point of a map (rows, cols, m) with its right and lower neighbours.
 
