@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from kikuchi._cpus import available_cpus
 from kikuchi._args import ArgumentTypeError, check_count, check_number, check_pair, check_path, shown
+from kikuchi._cpus import available_cpus
 from kikuchi.io.imagefolder import ImageReadError, ImageSource, open_image_source, read_image
 from kikuchi.io.mapstore import MapWriter
 from kikuchi.io.source import MapFileWarning

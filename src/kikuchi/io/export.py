@@ -23,9 +23,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from kikuchi._cpus import available_cpus
 from kikuchi import __version__
 from kikuchi._args import ArgumentTypeError, check_count, check_path, shown
+from kikuchi._cpus import available_cpus
 from kikuchi.io._atomic import OutputH5File, atomic_output
 from kikuchi.io.mapstore import DEFAULT_COMPRESSION, MapWriter
 from kikuchi.io.source import EBSDMap, MapFileWarning, default_chunk_patterns, open_map, place_patterns

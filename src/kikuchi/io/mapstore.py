@@ -41,8 +41,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from kikuchi._cpus import available_cpus
 from kikuchi._args import ArgumentTypeError, ArgumentValueError, check_count, check_number, check_pair, check_path, shown
+from kikuchi._cpus import available_cpus
 from kikuchi.io._atomic import OutputH5File, atomic_output, partial_path
 from kikuchi.io._h5 import H5Map, H5Patterns, header_number, scalar
 from kikuchi.io._h5 import deflate as _deflate

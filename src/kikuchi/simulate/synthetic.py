@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from kikuchi._cpus import available_cpus
 from kikuchi._args import ArgumentValueError, check_count, check_number, check_pair, check_path, shown
+from kikuchi._cpus import available_cpus
 from kikuchi.geometry.detector import Detector
 from kikuchi.geometry.orientation import axis_angle_matrix, euler_to_matrix, matrix_to_euler
 from kikuchi.simulate.detection import DEFAULT_CONTRAST, DetectionModel
