@@ -15,7 +15,7 @@ from kikuchi.engine._chunks import bad_chunk_policy, default_chunk_shape, iter_b
 from kikuchi.engine._executors import resolve_workers, run_chunks
 from kikuchi.engine._resumable import ResumableMapWriter
 from kikuchi.io.mapstore import (
-    DEFAULT_COMPRESSION,
+    COMPRESSIONS,
     PROCESSED,
     RAW,
     EBSDMap,
@@ -35,9 +35,6 @@ _logger = logging.getLogger(__name__)
 #: Dataset of the output (rows, cols) uint8: 1 where the input pattern holds no signal.
 NO_SIGNAL_DATASET = "NoSignal"
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".bmp", ".jpg", ".jpeg")
-#: HDF5 filters of the output patterns: the map file default, or none (processed 16-bit
-#: patterns stretched over the full range compress little: 1.05x for noisy ones).
-COMPRESSIONS: dict[str, dict[str, Any]] = {"gzip": DEFAULT_COMPRESSION, "none": {}}
 
 
 def mean_pattern(ebsd_map: EBSDMap, *, progress: bool = True, on_bad_chunk: str | None = None) -> np.ndarray:

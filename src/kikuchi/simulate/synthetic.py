@@ -213,7 +213,7 @@ def _write_map(
     compression: str,
     progress: bool,
 ) -> Path:
-    from kikuchi.io.mapstore import DEFAULT_COMPRESSION, MapWriter, _bounded_map
+    from kikuchi.io.mapstore import COMPRESSIONS, MapWriter, _bounded_map
 
     rows, cols = nav_shape
     n = rows * cols
@@ -225,11 +225,11 @@ def _write_map(
         dtype: Any = model.dtype
     else:
         dtype = np.float32
-    if compression not in ("auto", "gzip", "none"):
+    if compression != "auto" and compression not in COMPRESSIONS:
         raise ArgumentValueError(f"compression={shown(compression)}: expected 'auto', 'gzip' or 'none'")
     if compression == "auto":
         compression = "gzip" if model is not None else "none"
-    filters = DEFAULT_COMPRESSION if compression == "gzip" else {}
+    filters = COMPRESSIONS[compression]
     rng = np.random.default_rng(None if seed is None else seed + 1)
     pattern_bytes = 4 * int(np.prod(detector.shape))
     workers = available_cpus()
