@@ -89,8 +89,10 @@ def test_reference_orientations_are_symmetry_equivalent_to_the_file(ni):
 )
 def test_projection_agrees_with_kikuchipy_pixel_by_pixel(ni, shape, camera_tilt_deg):
     # the EMsoft master pattern at the file's reference orientations and per-pattern PCs (Bruker), projected by
-    # kikuchipy 0.13's EBSDMasterPattern.get_patterns (which rescales each pattern to -1..1): measured 1 - NCC below
-    # 1e-13 and, rescaled alike, differences below 1e-6 (our float32 output) for both detectors
+    # kikuchipy 0.13's EBSDMasterPattern.get_patterns (which rescales each pattern to -1..1). Our projection works in
+    # float32 lanes (Lambert coordinates within 3e-5 pixel of float64's): measured 1 - NCC below 1e-10 and, rescaled
+    # alike, differences below 2e-5 of the range -1..1 for both detectors (1e-6 when it was float64; the uint8
+    # master pattern's own step is 8e-3 of that range)
     kp = pytest.importorskip("kikuchipy")  # the optional 'bench' extra
     from orix.quaternion import Rotation
 
@@ -107,4 +109,4 @@ def test_projection_agrees_with_kikuchipy_pixel_by_pixel(ni, shape, camera_tilt_
     for a, b in zip(ours, theirs):
         assert 1.0 - _ncc(a, b) < 1e-9
         rescaled = 2.0 * (a - a.min()) / (a.max() - a.min()) - 1.0
-        assert np.abs(rescaled - b).max() < 1e-5
+        assert np.abs(rescaled - b).max() < 4e-5

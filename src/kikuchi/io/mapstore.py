@@ -903,7 +903,7 @@ class MapWriter:
         known = {"compression", "compression_opts", "shuffle"}
         return set(c) <= known and c.get("compression") in (None, "gzip")
 
-    def encode_chunk(self, patterns: np.ndarray) -> bytes | None:
+    def encode_chunk(self, patterns: np.ndarray) -> bytes | np.ndarray | None:
         """The stored bytes of one chunk, filtered exactly as HDF5 would (shuffle, deflate).
 
         Thread-safe and releases the GIL while compressing (zlib), so a pool
@@ -912,6 +912,10 @@ class MapWriter:
         patterns (at most :attr:`chunk_patterns`; a short last chunk is
         padded with zeros as HDF5 stores it). Returns None when the filter
         cannot be reproduced here (e.g. lzf); ``write`` then compresses.
+        Without a filter the chunk's bytes are returned as a uint8 array, a
+        view of ``patterns`` where they are already the stored bytes (no copy
+        of what can be a GB of output): keep ``patterns`` unchanged until the
+        chunk is written.
         """
         if not self.can_encode:
             return None
@@ -932,9 +936,11 @@ class MapWriter:
         if self.compression.get("compression") == "gzip":
             level = self.compression.get("compression_opts")
             return _deflate(raw, 4 if level is None else int(level))
-        return raw.tobytes()
+        return raw.reshape(-1)
 
-    def write(self, start: int, patterns: np.ndarray, *, encoded: bytes | None = None, sums: np.ndarray | None = None) -> None:
+    def write(
+        self, start: int, patterns: np.ndarray, *, encoded: bytes | np.ndarray | None = None, sums: np.ndarray | None = None
+    ) -> None:
         """Write patterns at storage indices ``start:start+len(patterns)`` (row-major).
 
         ``encoded``: the chunk as made by :meth:`encode_chunk` from the same

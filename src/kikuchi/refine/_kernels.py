@@ -64,7 +64,7 @@ def ncc_projected(
         for c in range(w):
             if not mask[r, c]:
                 continue
-            # the bilinear sampling of simulate._kernels.project_pc_one, written out: an inlined helper
+            # bilinear sampling, written out (float64 here, where the optimiser compares NCCs): an inlined helper
             # function made that kernel 3x slower (measured), so both keep it in the loop
             r0 = min(max(int(rr[c]), 0), n - 2)
             c0 = min(max(int(cc[c]), 0), n - 2)

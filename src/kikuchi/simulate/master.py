@@ -65,14 +65,39 @@ class MasterPattern:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        north = np.ascontiguousarray(self.north, dtype=np.float32)
-        south = np.ascontiguousarray(self.south, dtype=np.float32)
+        self._stack(self.north, self.south)
+        self.kv = float(self.kv)
+
+    def __getstate__(self) -> dict[str, Any]:  # pickled without the stack: views do not survive pickling
+        return {k: v for k, v in self.__dict__.items() if k != "_stacked"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._stack(self.north, self.south)
+
+    def _stack(self, north: Any, south: Any) -> np.ndarray:
+        """Both hemispheres in one (2, n, n) float32 array; ``north`` and ``south`` become its two views."""
+        north, south = np.asarray(north), np.asarray(south)
         if north.ndim != 2 or north.shape[0] != north.shape[1] or north.shape[0] < 3:
             raise ValueError(f"master pattern hemispheres must be square arrays of side >= 3, got {north.shape}")
         if south.shape != north.shape:
             raise ValueError(f"northern {north.shape} and southern {south.shape} hemispheres differ in shape")
-        self.north, self.south = north, south
-        self.kv = float(self.kv)
+        both = np.empty((2, *north.shape), dtype=np.float32)
+        both[0] = north
+        both[1] = south
+        self.north, self.south = both[0], both[1]
+        self._stacked = (both, self.north, self.south)
+        return both
+
+    @property
+    def stacked(self) -> np.ndarray:
+        """(2 * size * size,) float32: the northern then the southern hemisphere, raveled (what the
+        projection kernels read). Follows in-place changes of :attr:`north` and :attr:`south`, and is
+        rebuilt when either is replaced."""
+        both, north, south = getattr(self, "_stacked", (None, None, None))
+        if both is None or self.north is not north or self.south is not south:
+            both = self._stack(self.north, self.south)
+        return both.reshape(-1)
 
     @property
     def size(self) -> int:

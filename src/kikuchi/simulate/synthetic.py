@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -240,26 +241,44 @@ def _write_map(
         else:  # the noise of a seed depends on these blocks (drawn in order below)
             block = max(1, min(_CHUNK, _CHUNK_BYTES // pattern_bytes))
 
-        def project(start: int) -> tuple[np.ndarray, tuple[list[bytes | None], np.ndarray] | None]:
-            """The block's theoretical patterns (one thread), and its stored chunks and sums when they are final."""
+        free: queue.SimpleQueue[np.ndarray] = queue.SimpleQueue()  # blocks written, to be filled again
+        known = np.isin(phase_id, np.arange(1, len(masters) + 1))
+
+        def project(start: int) -> tuple[np.ndarray, np.ndarray, tuple[list[Any], np.ndarray] | None]:
+            """The block's theoretical patterns (one thread), and its stored chunks and sums when they are final.
+
+            Blocks are filled in buffers reused once written: fresh memory costs as much as the projection here.
+            """
             stop = min(n, start + block)
-            theory = np.zeros((stop - start, *detector.shape), dtype=np.float32)
+            try:
+                buffer = free.get_nowait()
+            except queue.Empty:
+                buffer = np.empty((block, *detector.shape), dtype=np.float32)
+            theory = buffer[: stop - start]
+            sums = np.zeros(stop - start)
             for k, mp in enumerate(masters, start=1):
-                sel = np.flatnonzero(phase_id[start:stop] == k)
+                ids = phase_id[start:stop]
+                if np.all(ids == k):  # the whole block in one phase: projected in place
+                    pc_index = np.arange(start, stop) if detector.n_pc > 1 else None
+                    project_patterns(mp, detector, euler[start:stop], pc_index=pc_index, workers=1, out=theory, sums=sums)
+                    continue
+                sel = np.flatnonzero(ids == k)
                 if sel.size:
                     pc_index = start + sel if detector.n_pc > 1 else None
-                    theory[sel] = project_patterns(mp, detector, euler[start + sel], pc_index=pc_index, workers=1)
+                    part = np.empty(sel.size)
+                    theory[sel] = project_patterns(mp, detector, euler[start + sel], pc_index=pc_index, workers=1, sums=part)
+                    sums[sel] = part
+            theory[~known[start:stop]] = 0.0
             if model is not None:
-                return theory, None
-            sums = theory.reshape(len(theory), -1).sum(axis=1, dtype=np.float64)
-            return theory, ([w.encode_chunk(theory[o : o + cp]) for o in range(0, stop - start, cp)], sums)
+                return buffer, theory, None
+            return buffer, theory, ([w.encode_chunk(theory[o : o + cp]) for o in range(0, stop - start, cp)], sums)
 
         # Blocks are projected (and compressed) on all cores while this thread writes the finished ones in order
         # and draws the noise with the one generator of the seed, so the file does not depend on the threads.
         starts = range(0, n, block)
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kikuchi-simulate")
         try:
-            for start, (theory, final) in zip(starts, _bounded_map(pool, project, iter(starts), 2 * workers)):
+            for start, (buffer, theory, final) in zip(starts, _bounded_map(pool, project, iter(starts), 2 * workers)):
                 if final is None:
                     w.write(start, model.apply(theory, rng=rng) if model is not None else theory)
                 else:
@@ -267,6 +286,7 @@ def _write_map(
                     for k, blob in enumerate(blobs):
                         part = slice(k * cp, (k + 1) * cp)
                         w.write(start + k * cp, theory[part], encoded=blob, sums=sums[part])
+                free.put(buffer)
                 w.h5.check()  # a write failed (a full disk): stop now, with one clear error
                 bar.update(len(theory))
         finally:
