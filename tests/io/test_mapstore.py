@@ -244,6 +244,39 @@ def test_encoded_chunks_read_back_identically(tmp_path, compression):
         np.testing.assert_allclose(m.bse_map[0], patterns.reshape(23, -1).mean(axis=1))
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_chunks_deflate_does_not_shrink_are_stored_unfiltered(tmp_path, dtype):
+    """Noise (deflate saves < 10 %) is stored as it is, its filter mask saying so; smooth patterns stay deflated.
+
+    Both kinds read back exactly, through kikuchi's chunk decoder and through h5py (HDF5's own filter pipeline).
+    """
+    path = tmp_path / "m.h5"
+    h, w, cp = 60, 60, 40
+    rng = np.random.default_rng(5)
+    top = np.iinfo(dtype).max
+    noise = rng.integers(0, top, (cp, h, w), endpoint=True).astype(dtype)
+    smooth = np.broadcast_to((np.arange(w) * (top // w)).astype(dtype), (cp, h, w)).copy()
+    patterns = np.concatenate([noise, smooth, noise[:7]])  # the last chunk short: padded with zeros, so it deflates
+    n = len(patterns)
+    with MapWriter(path, nav_shape=(1, n), pattern_shape=(h, w), dtype=dtype, chunk_patterns=cp) as wr:
+        blobs = [wr.encode_chunk(patterns[s : s + cp]) for s in range(0, n, cp)]
+        assert [type(b).__name__ for b in blobs] == ["ndarray", "bytes", "bytes"]
+        assert blobs[0].nbytes == cp * h * w * np.dtype(dtype).itemsize
+        for s, blob in zip(range(0, n, cp), blobs):
+            wr.write(s, patterns[s : s + cp], encoded=blob)
+    with h5py.File(path, "r") as f:
+        ds = f["Scan/EBSD/Data/RawPatterns"]
+        n_filters = ds.id.get_create_plist().get_nfilters()
+        assert n_filters == 2  # shuffle, deflate
+        masks = [ds.id.get_chunk_info(i).filter_mask for i in range(ds.id.get_num_chunks())]
+        sizes = [ds.id.get_chunk_info(i).size for i in range(ds.id.get_num_chunks())]
+        assert masks == [3, 0, 0]
+        assert sizes[1] < sizes[0] // 10
+        np.testing.assert_array_equal(ds[...], patterns)
+    with kikuchi.open(path) as m:
+        np.testing.assert_array_equal(m.read(), patterns)
+
+
 @pytest.mark.parametrize("workers", [1, 3])
 @pytest.mark.parametrize("compression", [None, {}, {"compression": "gzip", "compression_opts": 6}, {"compression": "lzf"}])
 def test_blocks_of_any_alignment_are_written_whole(tmp_path, workers, compression):

@@ -89,6 +89,27 @@ DEFAULT_COMPRESSION: dict[str, Any] = {"compression": "gzip", "compression_opts"
 #: noise-free float32 simulations keep 81 % of their size at three times the time).
 COMPRESSIONS: dict[str, dict[str, Any]] = {"gzip": DEFAULT_COMPRESSION, "none": {}}
 
+#: Deflate is kept for a chunk only when it saves at least this fraction of its bytes (see encode_chunk).
+_DEFLATE_MIN_SAVING = 0.10
+_PROBES = 4  # pieces of the chunk deflated to judge it
+_PROBE_FRACTION = 1 / 64  # the size of each, as a fraction of the chunk
+
+
+def _deflate_pays(raw: np.ndarray, level: int) -> bool:
+    """Whether deflate at ``level`` shrinks the chunk's (filtered) bytes by at least :data:`_DEFLATE_MIN_SAVING`.
+
+    Judged by deflating four evenly spaced pieces of 1/64 of the chunk (at least 4 KiB each): a
+    sixteenth of the work of deflating it. Small chunks are always deflated.
+    """
+    n = raw.size
+    piece = max(4096, int(n * _PROBE_FRACTION))
+    if n < 4 * _PROBES * piece:
+        return True
+    offsets = np.linspace(0, n - piece, _PROBES).astype(np.int64)
+    packed = sum(len(_deflate(raw[o : o + piece], level)) for o in offsets)
+    return packed <= (1.0 - _DEFLATE_MIN_SAVING) * _PROBES * piece
+
+
 _scalar = scalar
 #: Header dataset of the patterns complete in the partial output of ``kikuchi process``
 #: (kikuchi.engine._resumable); removed when the file is complete.
@@ -802,6 +823,7 @@ class MapWriter:
         self._file: h5py.File | None = None
         self._patterns_ds: h5py.Dataset | None = None
         self._sums = np.zeros(self.n_patterns)
+        self._n_filters: int | None = None
         self._written = np.zeros(self.n_patterns, dtype=bool)
         self._done = False  # True once the with block has ended
 
@@ -912,10 +934,17 @@ class MapWriter:
         patterns (at most :attr:`chunk_patterns`; a short last chunk is
         padded with zeros as HDF5 stores it). Returns None when the filter
         cannot be reproduced here (e.g. lzf); ``write`` then compresses.
-        Without a filter the chunk's bytes are returned as a uint8 array, a
-        view of ``patterns`` where they are already the stored bytes (no copy
-        of what can be a GB of output): keep ``patterns`` unchanged until the
-        chunk is written.
+        Chunks that deflate would shrink by less than a tenth (noisy 8-bit
+        patterns: 2-10 %; judged on a sixteenth of the chunk, see
+        :func:`_deflate_pays`) are not compressed: they are returned as their
+        unfiltered bytes, and ``write`` stores them with HDF5's filter mask
+        saying so, which every HDF5 reader honours. Compressing them cost as
+        much CPU as processing them, and every later read as much again.
+
+        Unfiltered bytes are a uint8 array, a view of ``patterns`` where they
+        are already the stored bytes (no copy of what can be a GB of output):
+        keep ``patterns`` unchanged until the chunk is written. Filtered bytes
+        are ``bytes``.
         """
         if not self.can_encode:
             return None
@@ -934,8 +963,10 @@ class MapWriter:
         if self.compression.get("shuffle") and size > 1:
             raw = np.ascontiguousarray(raw.reshape(-1, size).T)
         if self.compression.get("compression") == "gzip":
-            level = self.compression.get("compression_opts")
-            return _deflate(raw, 4 if level is None else int(level))
+            level = 4 if self.compression.get("compression_opts") is None else int(self.compression["compression_opts"])
+            if not _deflate_pays(raw.reshape(-1), level):
+                return np.ascontiguousarray(patterns).reshape(-1).view(np.uint8)  # stored as it is, filters marked skipped
+            return _deflate(raw, level)
         return raw.reshape(-1)
 
     def write(
@@ -968,7 +999,7 @@ class MapWriter:
             patterns.shape[0] == self.chunk_patterns or stop == self.n_patterns
         ) and patterns.shape[0] <= self.chunk_patterns
         if encoded is not None and one_chunk:
-            self._patterns.id.write_direct_chunk((start, 0, 0), encoded)
+            self._store_chunk(start, encoded)
         elif self.can_encode:
             self._write_encoded(start, patterns)
         else:
@@ -1007,9 +1038,18 @@ class MapWriter:
         else:
             blobs = _bounded_map(self._encoder(), self.encode_chunk, pieces, 2 * self.workers)
         for offset, blob in zip(offsets, blobs):
-            ds.id.write_direct_chunk((offset, 0, 0), blob)
+            self._store_chunk(offset, blob)
         if last < stop:
             ds[last:stop] = patterns[last - start :]
+
+    def _store_chunk(self, offset: int, blob: bytes | np.ndarray) -> None:
+        """Store one chunk made by :meth:`encode_chunk`: ``bytes`` went through the dataset's filters, a uint8
+        array did not (its filter mask marks every filter skipped)."""
+        ds = self._patterns
+        if isinstance(blob, np.ndarray) and self._n_filters is None:
+            self._n_filters = ds.id.get_create_plist().get_nfilters()
+        mask = (1 << self._n_filters) - 1 if isinstance(blob, np.ndarray) and self._n_filters else 0
+        ds.id.write_direct_chunk((offset, 0, 0), blob, filter_mask=mask)
 
     def _encoder(self) -> cf.ThreadPoolExecutor:
         if self._pool is None:
