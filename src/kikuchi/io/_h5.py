@@ -19,6 +19,7 @@ without a pattern, for runs that carry on past a damaged chunk
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -388,9 +389,13 @@ class H5Patterns:
             buf = self._local.buf = np.empty(max(size, 1 << 16), dtype=np.uint8)
         return buf
 
-    @property
+    @functools.cached_property
     def stored_chunk(self) -> int | None:
-        """Patterns per HDF5 chunk when each chunk holds whole patterns, else None."""
+        """Patterns per HDF5 chunk when each chunk holds whole patterns, else None.
+
+        Looked up once: h5py's ``chunks`` asks HDF5 under its global lock, which cost a fifth of the
+        time of processing a chunk when it was asked for each chunk read.
+        """
         c = self.ds.chunks
         return int(c[0]) if c is not None and tuple(c[1:]) == self.shape[1:] else None
 
