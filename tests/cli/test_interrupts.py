@@ -157,13 +157,21 @@ def test_ctrl_c_mid_process_one_line_then_resume_bit_identical(pmap, whole, tmp_
 
 
 def test_killed_on_a_worker_then_ctrl_c_while_resuming_then_resume(pmap, whole, tmp_path):
-    """SIGKILL from a worker thread, --resume interrupted as it finishes the file, --resume again: the same file."""
+    """SIGKILL from a worker thread, --resume interrupted as it finishes the file, --resume again: the same file.
+
+    The kill comes whatever the main thread is doing: inside HDF5's flush of an earlier chunk it can leave a
+    partial file HDF5 cannot read (seen once in a full test run under load); --resume then says so in one
+    warning and starts afresh, as documented (and as in the test of a kill inside a write, below).
+    """
     out = tmp_path / "out.h5"
     proc = launch(tmp_path, "kikuchi.engine.process:process_chunk", 3, "SIGKILL", "after", "process", pmap, "-o", out, *THREADS_NPA)
     assert proc.returncode == -signal.SIGKILL
     assert not out.exists() and hidden_files(tmp_path) == [".out.h5.partial"]
     proc = launch(tmp_path, FINAL_METADATA, 2, "SIGINT", "before", "process", pmap, "-o", out, *THREADS_NPA, "--resume")
     assert proc.returncode == 130
+    lines = proc.stderr.splitlines()
+    if lines and "cannot be continued" in lines[0] and "starts afresh" in lines[0]:
+        proc.stderr = "\n".join(lines[1:])
     assert "96 of 96 patterns are complete in the partial output" in one_error_line(proc, "process")
     assert not out.exists()
     assert main(["process", str(pmap), "-o", str(out), *THREADS_NPA, "--resume"]) == 0
