@@ -220,5 +220,38 @@ def _main(argv: list[str], command: str | None) -> int:
         return 2
 
 
+def console() -> NoReturn:
+    """The ``kikuchi`` program (and ``python -m kikuchi.cli.main``): :func:`main` on ``sys.argv``, then exit.
+
+    The exit skips the interpreter's teardown (freeing every module, array and
+    numba's compiled code one by one: 0.15-0.25 s of every command, measured on
+    ``kikuchi process``), after doing what that teardown would do for the world
+    outside: non-daemon threads joined, exit handlers run, stdout and stderr
+    flushed. Where an HDF5 file is still open for writing (HDF5 closes those in
+    its own C exit handler), or anything here fails, the normal exit runs.
+    """
+    code = main()
+    _exit_now(code)
+
+
+def _exit_now(code: int) -> NoReturn:
+    import atexit
+    import os
+
+    try:
+        h5py = sys.modules.get("h5py")
+        if h5py is not None and any(
+            fid.get_intent() != h5py.h5f.ACC_RDONLY for fid in h5py.h5f.get_obj_ids(types=h5py.h5f.OBJ_FILE)
+        ):
+            sys.exit(code)
+        threading._shutdown()  # type: ignore[attr-defined] - what the interpreter's exit does first
+        atexit._run_exitfuncs()
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+    except Exception:  # noqa: BLE001 - any doubt: the interpreter's own exit
+        sys.exit(code)
+    os._exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    console()
