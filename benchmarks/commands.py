@@ -726,7 +726,7 @@ def _read_h5(path: str, dataset: str | None, workers: int) -> None:
         chunks: list[tuple[int, int, int]] = []
         if plain:
             ds.id.chunk_iter(lambda info: chunks.append((info.byte_offset, info.size, info.filter_mask)))
-            plain = all(mask == 0 for _, _, mask in chunks)
+            plain = all(mask in (0, (1 << ds.id.get_create_plist().get_nfilters()) - 1) for _, _, mask in chunks)
         if ds.chunks is None:
             offset, size = ds.id.get_offset(), ds.id.get_storage_size()
             chunks = [(offset + k, min(1 << 24, size - k), 0) for k in range(0, size, 1 << 24)]
@@ -736,6 +736,8 @@ def _read_h5(path: str, dataset: str | None, workers: int) -> None:
 
             def decode(chunk: tuple[int, int, int]) -> int:
                 data = os.pread(fd, chunk[1], chunk[0])
+                if chunk[2]:  # stored unfiltered (kikuchi's chunks that deflate does not shrink)
+                    return len(data)
                 if gzip:
                     data = decompress(data)
                 if shuffle:
@@ -792,6 +794,7 @@ def _preload(ref: Path) -> list[tuple[str, object]]:
             with h5py.File(p, "r") as f:
                 f.visititems(lambda n, obj: datasets.append((n, obj[()], dict(
                     chunks=obj.chunks, compression=obj.compression, compression_opts=obj.compression_opts, shuffle=obj.shuffle,
+                    _unfiltered=_unfiltered_chunks(obj),
                 ))) if isinstance(obj, h5py.Dataset) else None)  # fmt: skip
             items.append((name, datasets))
         else:
@@ -799,25 +802,40 @@ def _preload(ref: Path) -> list[tuple[str, object]]:
     return items
 
 
+def _unfiltered_chunks(ds) -> frozenset:  # noqa: ANN001 - an h5py.Dataset
+    """Offsets of the chunks stored without their filters (HDF5's filter mask): kikuchi stores so the chunks
+    that deflate does not shrink, and the floor must write (and not compress) the same."""
+    if ds.chunks is None or ds.compression is None:
+        return frozenset()
+    skipped: set = set()
+    ds.id.chunk_iter(lambda info: skipped.add(tuple(info.chunk_offset)) if info.filter_mask else None)
+    return frozenset(skipped)
+
+
 def _write_chunked(f, name: str, array: np.ndarray, settings: dict, workers: int) -> None:  # noqa: ANN001 - an h5py.File
-    """A chunked gzip (or unfiltered) dataset, its chunks filtered on ``workers`` threads and written whole."""
+    """A chunked gzip (or unfiltered) dataset, its chunks filtered on ``workers`` threads and written whole
+    (those kikuchi stored unfiltered, unfiltered)."""
     compress, _ = _codec()
     chunks = settings["chunks"]
     level = settings["compression_opts"] if settings["compression"] == "gzip" else None
     shuffle = settings["shuffle"] and array.dtype.itemsize > 1
-    ds = f.create_dataset(name, shape=array.shape, dtype=array.dtype, **{k: v for k, v in settings.items() if v})
+    unfiltered = settings.get("_unfiltered", frozenset())
+    ds = f.create_dataset(name, shape=array.shape, dtype=array.dtype, **{k: v for k, v in settings.items() if v and not k.startswith("_")})
     itemsize = array.dtype.itemsize
+    all_skipped = (1 << ds.id.get_create_plist().get_nfilters()) - 1
 
-    def encode(offset: tuple[int, ...]) -> tuple[tuple[int, ...], bytes]:
+    def encode(offset: tuple[int, ...]) -> tuple[tuple[int, ...], bytes, int]:
         block = array[tuple(slice(o, o + c) for o, c in zip(offset, chunks))]
         if block.shape != tuple(chunks):  # an edge chunk is stored whole
             full = np.zeros(chunks, dtype=array.dtype)
             full[tuple(slice(0, k) for k in block.shape)] = block
             block = full
         raw = np.ascontiguousarray(block).view(np.uint8).reshape(-1)
+        if offset in unfiltered:
+            return offset, raw, all_skipped
         if shuffle:
             raw = np.ascontiguousarray(raw.reshape(-1, itemsize).T)
-        return offset, compress(raw, level) if level is not None else raw.tobytes()
+        return offset, compress(raw, level) if level is not None else raw.tobytes(), 0
 
     offsets = itertools.product(*(range(0, s, c) for s, c in zip(array.shape, chunks)))
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
@@ -843,7 +861,7 @@ def _write(path: Path, item: object, workers: int) -> None:
             if big and settings["compression"] in (None, "gzip"):
                 _write_chunked(f, name, array, settings, workers)
             else:
-                f.create_dataset(name, data=array, **{k: v for k, v in settings.items() if v})
+                f.create_dataset(name, data=array, **{k: v for k, v in settings.items() if v and not k.startswith("_")})
 
 
 def child_floor(inputs: list[dict], refs: list[str], out: str) -> dict:
