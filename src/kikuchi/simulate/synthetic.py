@@ -256,8 +256,8 @@ def _write_map(
                 buffer = np.empty((block, *detector.shape), dtype=np.float32)
             theory = buffer[: stop - start]
             sums = np.zeros(stop - start)
+            ids = phase_id[start:stop]
             for k, mp in enumerate(masters, start=1):
-                ids = phase_id[start:stop]
                 if np.all(ids == k):  # the whole block in one phase: projected in place
                     pc_index = np.arange(start, stop) if detector.n_pc > 1 else None
                     project_patterns(mp, detector, euler[start:stop], pc_index=pc_index, workers=1, out=theory, sums=sums)
