@@ -662,7 +662,9 @@ def random_name_set(rng: np.random.Generator, k: int) -> NameSet:
                              size=int(rng.integers(1, 3)), replace=False):
         what.append(str(change))
         if change == "second prefix":
-            other = prefix + "B" if prefix else "Other_"
+            # another prefix in front, so the scheme's separator before x#y# (or ROW_COL) stays: "Map Data 2_" + "B"
+            # made "Map Data 2_Bx0y0", a name in no scheme, and a folder left with only it was flagged as silently wrong
+            other = "B" + prefix if prefix else "Other_"
             r, c = int(rng.integers(0, rows)), int(rng.integers(0, cols))
             names[make(r, c, other, ext)] = (r, c)
             second.add(make(r, c, other, ext))
