@@ -160,8 +160,9 @@ def test_killed_on_a_worker_then_ctrl_c_while_resuming_then_resume(pmap, whole, 
     """SIGKILL from a worker thread, --resume interrupted as it finishes the file, --resume again: the same file.
 
     The kill comes whatever the main thread is doing: inside HDF5's flush of an earlier chunk it can leave a
-    partial file HDF5 cannot read (seen once in a full test run under load); --resume then says so in one
-    warning and starts afresh, as documented (and as in the test of a kill inside a write, below).
+    partial file HDF5 cannot read, or one whose pattern dataset HDF5 no longer finds (each seen once in a full
+    test run under load); --resume then says so in one warning and starts afresh, as documented (and as in the
+    test of a kill inside a write, below).
     """
     out = tmp_path / "out.h5"
     proc = launch(tmp_path, "kikuchi.engine.process:process_chunk", 3, "SIGKILL", "after", "process", pmap, "-o", out, *THREADS_NPA)
@@ -372,6 +373,19 @@ def test_resume_recomputes_patterns_recorded_but_not_stored(pmap, whole, tmp_pat
     with pytest.warns(ResumeWarning, match=r"72 patterns recorded complete are not stored in the partial output \(first: pattern 24"):
         process_map(pmap, out, PRESETS["detailed"], progress=False, chunk_rows=3, resume=True)
     assert_same_file(whole["serial"], out)
+
+
+def test_resume_of_a_partial_that_lost_its_pattern_dataset_starts_afresh(pmap, whole, tmp_path):
+    """Record and fingerprint readable, the pattern dataset's link gone (a SIGKILL inside HDF5's flush, seen in CI):
+    one warning, the run starts afresh, the same file."""
+    out = tmp_path / "out.h5"
+    _partial_of_first_chunk(pmap, out)
+    with h5py.File(partial_path(out), "r+") as f:
+        del f["Scan/EBSD/Data/Patterns"]
+    with pytest.warns(ResumeWarning, match="cannot be continued: HDF5 finds no pattern dataset in it: the run was killed while HDF5 was writing"):
+        process_map(pmap, out, PRESETS["detailed"], progress=False, chunk_rows=3, resume=True)
+    assert_same_file(whole["serial"], out)
+    assert hidden_files(tmp_path) == []
 
 
 def test_resume_of_an_unreadable_partial_starts_afresh(pmap, whole, tmp_path):

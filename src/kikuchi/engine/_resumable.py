@@ -26,7 +26,8 @@ What a resumed run does with the partial file it finds (docs/processing.md,
 * another fingerprint, another pattern layout: refused (MapFileError: the
   options or the input changed);
 * a file HDF5 cannot read, a file without the record (a run killed while it
-  created the file or while it finished it), a chunk to be written again
+  created the file or while it finished it), a file whose record HDF5 reads but
+  not its pattern dataset (a run killed inside a flush), a chunk to be written again
   that HDF5 cannot write (its index points past the end of the file HDF5
   recorded: a run killed inside a flush) or nothing complete: replaced, the
   run starts afresh (a :class:`ResumeWarning` says why, except for nothing
@@ -188,10 +189,12 @@ class ResumableMapWriter(MapWriter):
                     f"{tmp}: the partial output was written from another input or with other parameters; "
                     "run again without --resume to start afresh (or with the same options to continue it)"
                 )
-            if ds is None or ds.shape != (self.n_patterns, *self.pattern_shape) or ds.dtype != self.dtype or record.shape != (self.n_patterns,):
-                what = "no pattern dataset" if ds is None else f"{ds.shape} {ds.dtype} patterns"
+            if ds is None:  # created with the record, before it: its link lost in a flush the kill cut short
+                f.close()
+                return self._afresh(tmp, "HDF5 finds no pattern dataset in it: the run was killed while HDF5 was writing")
+            if ds.shape != (self.n_patterns, *self.pattern_shape) or ds.dtype != self.dtype or record.shape != (self.n_patterns,):
                 raise MapFileError(
-                    f"{tmp}: partial output holds {what}, expected {(self.n_patterns, *self.pattern_shape)} {self.dtype}; "
+                    f"{tmp}: partial output holds {ds.shape} {ds.dtype} patterns, expected {(self.n_patterns, *self.pattern_shape)} {self.dtype}; "
                     "run again without --resume to start afresh"
                 )
             if ds.chunks is None or ds.chunks[0] != self.chunk_patterns:
