@@ -560,7 +560,7 @@ def cases(workdir: Path) -> Iterator[Case]:
     yield sweep.outside_case("process slow", slow, signal.SIGINT, label="SIGINT")
     yield sweep.outside_case("process slow threads npa", [*slow, "--threads", "2", "--npa", "1"], signal.SIGKILL, label="SIGKILL")
 
-    gallery = "kikuchi.figures:save_map_image"
+    gallery = "kikuchi.figures.map_image:draw_map_image"
     others = {  # key: (output name, args, {label: (function, call, before|after, signals)})
         "convert images": ("conv.h5", ["convert", i.folder, "--workers", "1", "--step", "1", "--no-progress"], {
             "mid (2 of 6 chunks)": (MAP_WRITE, 2, "after", both), "at the rename": (RENAME, 1, "before", both)}),

@@ -308,7 +308,7 @@ def test_killed_mid_command_leftover_refused_then_replaced(command, sim, images,
     if command == "convert":
         target, n, args, out = "kikuchi.io.mapstore:MapWriter.write", 1, ["convert", folder, "--workers", "1", "--step", "1"], tmp_path / "m.h5"
     else:
-        target, n, args, out = "kikuchi.figures:save_map_image", 3, ["vbse", sim, "--quiet"], tmp_path / "vb"
+        target, n, args, out = "kikuchi.figures.map_image:draw_map_image", 3, ["vbse", sim, "--quiet"], tmp_path / "vb"
     proc = launch(tmp_path, target, n, "SIGKILL", "after", *args, "-o", out)
     assert proc.returncode == -signal.SIGKILL
     assert not out.exists()

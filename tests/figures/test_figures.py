@@ -53,17 +53,53 @@ def test_figure_parts(rng):
     assert [t.get_text() for t in small.axes[0].texts] == ["20 nm"]
 
 
-def test_a_map_larger_than_the_figure_is_drawn_from_a_subsample(rng):
-    """A 3000 x 5000 map (15 million points) reaches matplotlib as every 3rd point; its extent and scale bar stay the map's."""
+def test_a_map_reaches_matplotlib_as_the_pixels_of_its_axes(rng):
+    """A 3000 x 5000 map (15 million points) in a 600-pixel figure: matplotlib gets the 360 x 600 RGBA pixels its
+    axes cover, each the colour of the map point under the pixel's centre (the colour scale of the whole map);
+    its extent and scale bar stay the map's."""
+    from matplotlib import colormaps
+
     image = rng.random((3000, 5000)).astype(np.float32)
+    image[0, 0], image[1499, -1] = -1.0, 3.0  # the scale's ends, at points no pixel shows
+    image[1500:, :] = np.nan
     fig = render_map_image(image, step_um=0.1, colorbar_label="x")
     drawn = fig.axes[0].images[0].get_array()
-    assert drawn.shape == (1000, 1667)
-    np.testing.assert_array_equal(drawn[1, 2], image[3, 6])
+    assert drawn.shape == (360, 600, 4) and drawn.dtype == np.uint8
+    gray = colormaps["gray"]
+    for i, j in [(0, 0), (17, 421), (179, 599)]:
+        value = image[int((i + 0.5) * 3000 / 360), int((j + 0.5) * 5000 / 600)]
+        np.testing.assert_array_equal(drawn[i, j], gray((value + 1.0) / 4.0, bytes=True))
+    np.testing.assert_array_equal(drawn[180:, :], np.broadcast_to([0, 0, 0, 255], (180, 600, 4)))  # NaN: black
     assert fig.axes[0].images[0].get_extent() == [0.0, 500.0, 300.0, 0.0]
     assert [t.get_text() for t in fig.axes[0].texts] == ["100 µm"]
-    small = render_map_image(image[:100, :200], step_um=0.1)
-    assert small.axes[0].images[0].get_array().shape == (100, 200)
+    assert fig.axes[1].get_ylim() == (-1.0, 3.0)  # the colour bar: the whole map's range
+
+
+def test_a_map_with_a_legend_is_drawn_from_a_subsample(rng):
+    """Laid out by matplotlib (a legend): the map reaches it as every 3rd point of a 3000 x 5000 map."""
+    image = rng.random((3000, 5000, 3)).astype(np.float32)
+    fig = render_map_image(image, step_um=0.1, legend=[("Ni", (1, 0, 0))])
+    drawn = fig.axes[0].images[0].get_array()
+    assert drawn.shape == (1000, 1667, 3)
+    np.testing.assert_array_equal(drawn[1, 2], image[3, 6])
+    assert fig.axes[0].images[0].get_extent() == [0.0, 500.0, 300.0, 0.0]
+    small = render_map_image(image[:100, :200], step_um=0.1, legend=[("Ni", (1, 0, 0))])
+    assert small.axes[0].images[0].get_array().shape == (100, 200, 3)
+
+
+def test_drawn_pixels_are_the_png(tmp_path, rng):
+    """save_map_image writes the pixels draw_map_image drew: RGB, the figure's size at its dpi."""
+    from PIL import Image
+
+    from kikuchi.figures.map_image import draw_map_image
+
+    image = rng.random((40, 60))
+    pixels = draw_map_image(image, step_um=1.0, title="t", colorbar_label="c", dpi=50)
+    out = save_map_image(image, tmp_path / "a.png", step_um=1.0, title="t", colorbar_label="c", dpi=50)
+    with Image.open(out) as im:
+        assert im.mode == "RGB"
+        np.testing.assert_array_equal(np.asarray(im), pixels)
+    assert pixels.shape == (round((0.45 + 4.0 + 0.05) * 50), round((0.05 + 6.0 + 1.25) * 50), 3)
 
 
 def test_no_pyplot_state_is_left(tmp_path):

@@ -50,3 +50,68 @@ def test_index_html_is_self_contained_with_relative_links(tmp_path):
     text = page.read_text()
     assert '<img src="a.png"' in text and "A &lt;b&gt;" in text and "caption &amp; more" in text
     assert "http" not in text and "<link" not in text and "<script" not in text
+
+
+def test_gallery_files_are_whole_and_the_h5_written_from_memory(maps, tmp_path):
+    """The PNGs (encoded on the gallery's threads) and vbse.h5 (built in memory, written in one piece) are all there and readable."""
+    from PIL import Image
+
+    index = write_vbse_gallery(maps, tmp_path / "g")
+    names = sorted(p.name for p in index.parent.iterdir())
+    assert "vbse.h5" in names and "bse.png" in names and not [n for n in names if n.startswith(".")]
+    for name in names:
+        if name.endswith(".png"):
+            with Image.open(index.parent / name) as im:
+                im.load()
+                assert im.mode == "RGB" and im.size[0] > 300, name
+    with h5py.File(index.parent / "vbse.h5") as f:
+        np.testing.assert_allclose(f["bse"][()], maps.bse.astype(np.float32))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g"]
+
+
+def test_a_png_write_failing_on_a_thread_is_the_error_and_nothing_is_left(maps, tmp_path, monkeypatch):
+    from kikuchi.figures import map_image
+    from kikuchi.io._atomic import OutputWriteError
+
+    real = map_image.write_map_png
+
+    def full_disk(drawn, path):
+        if path.name == "rgb.png":
+            raise OutputWriteError(f"{path}: no space left on the device")
+        return real(drawn, path)
+
+    monkeypatch.setattr(map_image, "write_map_png", full_disk)
+    with pytest.raises(OutputWriteError, match=r"rgb\.png: no space left on the device"):
+        write_vbse_gallery(maps, tmp_path / "g")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_while_drawing_waits_for_the_writes_then_leaves_nothing(maps, tmp_path, monkeypatch):
+    """An interruption on the drawing thread: what the threads are writing is finished, the rest dropped, the folder removed after."""
+    import threading
+    import time
+
+    from kikuchi.figures import map_image
+
+    real_draw, real_write = map_image.draw_map_image, map_image.write_map_png
+    drawn, writing = [], threading.Event()
+
+    def slow_write(pixels, path):
+        writing.set()
+        time.sleep(0.2)  # still writing when the interruption comes
+        return real_write(pixels, path)
+
+    def draw(*args, **kwargs):
+        drawn.append(1)
+        if len(drawn) == 3:
+            assert writing.wait(5)
+            raise KeyboardInterrupt
+        return real_draw(*args, **kwargs)
+
+    monkeypatch.setattr(map_image, "write_map_png", slow_write)
+    monkeypatch.setattr(map_image, "draw_map_image", draw)
+    with pytest.raises(KeyboardInterrupt):
+        write_vbse_gallery(maps, tmp_path / "g")
+    assert not [t for t in threading.enumerate() if t.name.startswith("kikuchi-gallery")]
+    time.sleep(0.3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

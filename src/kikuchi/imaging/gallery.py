@@ -1,10 +1,13 @@
 """Writing imaging results: arrays to HDF5, images to PNG, and an HTML gallery.
 
 Every file goes through :func:`kikuchi.io._atomic.atomic_output` (PNG files
-through :func:`kikuchi.figures.save_map_image`), so an interrupted run never
-leaves a complete-looking file behind; a gallery is written into a
+through :func:`kikuchi.figures.map_image.write_map_png`), so an interrupted
+run never leaves a complete-looking file behind; a gallery is written into a
 temporary folder that becomes the output folder only when every file of it
 is written (:func:`kikuchi.io._atomic.atomic_directory`).
+
+A gallery draws its figures on the calling thread and encodes and writes
+them, and its HDF5 file, on a few threads meanwhile (:class:`_Gallery`).
 
 A map whose step is not a positive length (0 or NaN in its file) is drawn
 with one square pixel per map point and no scale bar, with a warning
@@ -24,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 from kikuchi.imaging.centre_of_mass import hillshade
@@ -39,7 +43,7 @@ from kikuchi.imaging.images import (
     rgb_image,
 )
 from kikuchi.imaging.maps import QualityMaps, VbseMaps
-from kikuchi.io._atomic import OutputH5File, atomic_directory, atomic_output
+from kikuchi.io._atomic import atomic_directory, atomic_output
 from kikuchi.io.source import MapFileWarning
 
 __all__ = ["GalleryImage", "check_step", "save_vbse_h5", "save_quality_h5", "write_vbse_gallery", "write_quality_gallery", "write_index_html"]
@@ -93,13 +97,23 @@ def check_step(step_um: Sequence[float], source: str) -> bool:
 
 
 def _write_h5(path: Path, datasets: dict[str, tuple[np.ndarray, str]], attrs: dict[str, object]) -> Path:
+    """The arrays as gzip-compressed float32 datasets of a new HDF5 file ``path``.
+
+    The file is built in memory (HDF5's core driver) and written in one
+    piece: HDF5 then compresses without calling back into Python for every
+    chunk, so the GIL is free and the gallery draws its PNGs meanwhile.
+    (A gallery's arrays are images, megabytes; the file is about half their size.)
+    """
+    with h5py.File(f"{path.name}.in-memory", "w", driver="core", backing_store=False) as f:
+        for name, (data, description) in datasets.items():
+            ds = f.create_dataset(name, data=np.asarray(data, dtype=np.float32), compression="gzip", compression_opts=1)
+            ds.attrs["description"] = description
+        for key, value in attrs.items():
+            f.attrs[key] = value if isinstance(value, (int, float, str)) else json.dumps(value)
+        f.flush()
+        image = f.id.get_file_image()
     with atomic_output(path) as tmp:
-        with OutputH5File(tmp, "w") as f:
-            for name, (data, description) in datasets.items():
-                ds = f.create_dataset(name, data=np.asarray(data, dtype=np.float32), compression="gzip", compression_opts=4)
-                ds.attrs["description"] = description
-            for key, value in attrs.items():
-                f.attrs[key] = value if isinstance(value, (int, float, str)) else json.dumps(value)
+        tmp.write_bytes(image)
     return path
 
 
@@ -174,17 +188,46 @@ figcaption {{ font-size: 0.9em; margin-top: 0.4em; }}
 
 
 class _Gallery:
-    """Collects PNGs written with save_map_image and their captions."""
+    """Collects the PNGs of a gallery and their captions; a context manager.
+
+    The figures are drawn here, on the calling thread (matplotlib holds the
+    GIL); their PNG encoding and writing, and the HDF5 file given to
+    :meth:`submit`, run on a small pool of threads meanwhile (zlib
+    releases the GIL). Leaving the block waits for them and raises the
+    first error; leaving it with an exception (Ctrl-C) drops what has not
+    started and waits for what has, so nothing writes into the folder after.
+    """
 
     def __init__(self, directory: Path, step_um: tuple[float, float], remove_gradient: bool, *, source: str = "the map"):
-        from kikuchi.figures import save_map_image
+        from concurrent.futures import ThreadPoolExecutor
 
-        self._save = save_map_image
+        from kikuchi.figures import map_image
+
+        self._draw, self._write = map_image.draw_map_image, map_image.write_map_png
         self.directory = directory
         self.scale_bar = check_step(step_um, source)
         self.step_um = tuple(float(v) for v in step_um) if self.scale_bar else (1.0, 1.0)
         self.remove_gradient = remove_gradient
         self.images: list[GalleryImage] = []
+        self._pool = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="kikuchi-gallery")
+        self._pending: list = []
+
+    def __enter__(self) -> _Gallery:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            return
+        try:
+            for future in self._pending:
+                future.result()  # the first failure (a full disk) in the order the files were given
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def submit(self, function, *args, **kwargs) -> None:
+        """Run ``function(*args, **kwargs)`` on the gallery's threads (an output that releases the GIL)."""
+        self._pending.append(self._pool.submit(function, *args, **kwargs))
 
     def fix(self, image: np.ndarray) -> np.ndarray:
         """The optional scan-line drift removal, applied to every map image."""
@@ -194,10 +237,13 @@ class _Gallery:
         if not np.isfinite(image).any():
             _logger.warning("%s: no finite values, image skipped", file)
             return
-        self._save(
-            image, self.directory / file, step_um=self.step_um, title=title, cmap=cmap, colorbar_label=colorbar_label,
-            scale_bar=self.scale_bar, **kwargs,
+        drawn = self._draw(
+            image, step_um=self.step_um, title=title, cmap=cmap, colorbar_label=colorbar_label, scale_bar=self.scale_bar, **kwargs,
         )  # fmt: skip
+        if isinstance(drawn, np.ndarray):
+            self.submit(self._write, drawn, self.directory / file)
+        else:  # a figure still to be laid out: matplotlib, on this thread
+            self._write(drawn, self.directory / file)
         self.images.append(GalleryImage(file, title, caption))
 
 
@@ -254,12 +300,17 @@ def write_vbse_gallery(
 def _write_vbse_gallery(
     maps: VbseMaps, directory: Path, regions: list[tuple[int, int]], *, remove_gradient: bool, region_pngs: bool, n_std: float
 ) -> Path:
+    with _Gallery(directory, maps.step_um, remove_gradient, source=str(maps.settings.get("source", "the map"))) as g:
+        g.submit(save_vbse_h5, maps, directory / "vbse.h5", rgb_regions=regions)
+        images = _vbse_images(g, maps, regions, region_pngs=region_pngs, n_std=n_std)
+    return write_index_html(directory, images, title="Virtual BSE imaging", notes=_vbse_notes(maps, remove_gradient))
+
+
+def _vbse_images(g: _Gallery, maps: VbseMaps, regions: list[tuple[int, int]], *, region_pngs: bool, n_std: float) -> list[GalleryImage]:
     gr, gc = maps.grid
-    save_vbse_h5(maps, directory / "vbse.h5", rgb_regions=regions)
-    g = _Gallery(directory, maps.step_um, remove_gradient, source=str(maps.settings.get("source", "the map")))
     unit = "intensity (counts)" if maps.signal == "raw" else f"{maps.signal} signal"
     # every region image, drift-corrected when asked: (gr, gc, rows, cols) and back as a vbse array
-    if remove_gradient:
+    if g.remove_gradient:
         vbse = np.stack([[g.fix(maps.vbse[:, :, i, j]) for j in range(gc)] for i in range(gr)])
     else:  # a view: no copy of an array of map size x regions
         vbse = np.moveaxis(maps.vbse, (2, 3), (0, 1))
@@ -359,6 +410,10 @@ def _write_vbse_gallery(
         for i in range(gr):
             for j in range(gc):
                 g.add(f"region_{i}_{j}.png", vbse[i, j], f"Region ({i}, {j})", f"Grid row {i}, grid column {j}.", colorbar_label=unit)
+    return g.images
+
+
+def _vbse_notes(maps: VbseMaps, remove_gradient: bool) -> list[str]:
     notes = [
         f"Source: {maps.settings.get('source', '?')} ({maps.settings.get('dataset', '?')}), "
         f"patterns {maps.pattern_shape[0]} x {maps.pattern_shape[1]}, map step {maps.step_um[0]:g} x {maps.step_um[1]:g} µm.",
@@ -366,7 +421,7 @@ def _write_vbse_gallery(
     ]
     if remove_gradient:
         notes.append("Scan-line drifts removed from every image (one straight line fitted and subtracted per map row).")
-    return write_index_html(directory, g.images, title="Virtual BSE imaging", notes=notes)
+    return notes
 
 
 def write_quality_gallery(maps: QualityMaps, directory: str | os.PathLike, *, remove_gradient: bool = False) -> Path:
@@ -378,11 +433,11 @@ def write_quality_gallery(maps: QualityMaps, directory: str | os.PathLike, *, re
 
 
 def _write_quality_gallery(maps: QualityMaps, directory: Path, *, remove_gradient: bool) -> Path:
-    save_quality_h5(maps, directory / "quality.h5")
-    g = _Gallery(directory, maps.step_um, remove_gradient, source=str(maps.settings.get("source", "the map")))
-    g.add("iq.png", g.fix(maps.iq), "Image quality", f"Krieger Lassen's Q from the FFT spectrum of the {maps.signal} patterns (0: noise, 1: strong bands).", colorbar_label="image quality Q")
-    g.add("adp.png", g.fix(maps.adp), "Neighbour dot product", f"Mean normalised dot product with the 4 nearest neighbours ({maps.signal} patterns): low at boundaries.", colorbar_label="dot product")
-    g.add("mean.png", g.fix(maps.mean), "Mean", "Mean intensity of each raw pattern.", colorbar_label="mean intensity (counts)")
-    g.add("std.png", g.fix(maps.std), "Standard deviation", "Standard deviation of the intensity of each raw pattern.", colorbar_label="std (counts)")
+    with _Gallery(directory, maps.step_um, remove_gradient, source=str(maps.settings.get("source", "the map"))) as g:
+        g.submit(save_quality_h5, maps, directory / "quality.h5")
+        g.add("iq.png", g.fix(maps.iq), "Image quality", f"Krieger Lassen's Q from the FFT spectrum of the {maps.signal} patterns (0: noise, 1: strong bands).", colorbar_label="image quality Q")
+        g.add("adp.png", g.fix(maps.adp), "Neighbour dot product", f"Mean normalised dot product with the 4 nearest neighbours ({maps.signal} patterns): low at boundaries.", colorbar_label="dot product")
+        g.add("mean.png", g.fix(maps.mean), "Mean", "Mean intensity of each raw pattern.", colorbar_label="mean intensity (counts)")
+        g.add("std.png", g.fix(maps.std), "Standard deviation", "Standard deviation of the intensity of each raw pattern.", colorbar_label="std (counts)")
     notes = [f"Source: {maps.settings.get('source', '?')}; map step {maps.step_um[0]:g} x {maps.step_um[1]:g} µm. Arrays: quality.h5."]
     return write_index_html(directory, g.images, title="Pattern quality maps", notes=notes)
