@@ -109,6 +109,41 @@ def _raster(img: np.ndarray, colour_map: Any, vmin: float | None, vmax: float | 
     return colour_map(norm(values), bytes=True), norm
 
 
+def _map_geometry(image: np.ndarray, step_um: float | Sequence[float]) -> tuple[np.ndarray, bool, tuple[float, float], tuple[float, float]]:
+    """The image checked (a masked array view), whether it is RGB(A), the (row, col) step and the (height, width) in µm."""
+    img = np.ma.asanyarray(image)
+    rgb = img.ndim == 3 and img.shape[2] in (3, 4)
+    if not rgb and img.ndim != 2:
+        raise ValueError(f"image must be (rows, cols) or (rows, cols, 3|4), got shape {img.shape}")
+    rows, cols = img.shape[:2]
+    if rows == 0 or cols == 0:
+        raise ValueError(f"image is empty (shape {img.shape})")
+    sy, sx = _steps(step_um)
+    return img, rgb, (sy, sx), (rows * sy, cols * sx)
+
+
+def _scale_bar_um(width_um: float, height_um: float, row_step_um: float) -> tuple[float, float, float, float]:
+    """The scale bar in map µm (x right, y down): length, left, top, height; its label sits 1 % of the height above it."""
+    length = nice_scale_bar_um(width_um)
+    bar_h = max(height_um * 0.015, row_step_um * 0.5)
+    return length, width_um * 0.04, height_um * 0.96 - bar_h, bar_h
+
+
+def _layout_inches(aspect: float, *, title: bool, bar: bool) -> dict[str, float]:
+    """The fixed layout of a map figure, in inches: the map 6 wide (or 14 high), a title band above, a colour bar and its labels to the right.
+
+    ``aspect`` is the map's height / width; keys: pad, top (the band above the map), map_w, map_h, fig_w, fig_h.
+    """
+    map_w = 6.0
+    map_h = map_w * aspect
+    if map_h > 14.0:
+        map_w, map_h = 14.0 / aspect, 14.0
+    map_h = max(map_h, 0.3)  # a map of a few rows: drawn stretched, still visible
+    pad, top = 0.05, (0.45 if title else 0.05)
+    right = 1.25 if bar else pad
+    return {"pad": pad, "top": top, "map_w": map_w, "map_h": map_h, "fig_w": pad + map_w + right, "fig_h": top + map_h + pad}
+
+
 def render_map_image(
     image: np.ndarray,
     *,
@@ -141,32 +176,13 @@ def render_map_image(
     from matplotlib.patches import Patch, Rectangle
     from matplotlib.patheffects import withStroke
 
-    img = np.ma.asanyarray(image)
-    if img.ndim == 3 and img.shape[2] in (3, 4):
-        rgb = True
-    elif img.ndim == 2:
-        rgb = False
-    else:
-        raise ValueError(f"image must be (rows, cols) or (rows, cols, 3|4), got shape {img.shape}")
-    rows, cols = img.shape[:2]
-    if rows == 0 or cols == 0:
-        raise ValueError(f"image is empty (shape {img.shape})")
-    sy, sx = _steps(step_um)
-    width_um, height_um = cols * sx, rows * sy
-
+    img, rgb, (sy, sx), (height_um, width_um) = _map_geometry(image, step_um)
     aspect = height_um / width_um
     fixed = legend is None and key_image is None  # laid out here, drawn once (no bbox_inches='tight')
     if fixed:
-        # inches: the map 6 wide (or 14 high), a title band above, a colour bar and its labels to the right
-        map_w = 6.0
-        map_h = map_w * aspect
-        if map_h > 14.0:
-            map_w, map_h = 14.0 / aspect, 14.0
-        map_h = max(map_h, 0.3)  # a map of a few rows: drawn stretched, still visible
         bar = colorbar_label is not None and not rgb
-        pad, top = 0.05, (0.45 if title else 0.05)
-        right = 1.25 if bar else pad
-        fig_w, fig_h = pad + map_w + right, top + map_h + pad
+        lay = _layout_inches(aspect, title=bool(title), bar=bar)
+        pad, map_w, map_h, fig_w, fig_h = lay["pad"], lay["map_w"], lay["map_h"], lay["fig_w"], lay["fig_h"]
         fig = Figure(figsize=(fig_w, fig_h), dpi=dpi)
         FigureCanvasAgg(fig)
         ax = fig.add_axes((pad / fig_w, pad / fig_h, map_w / fig_w, map_h / fig_h))
@@ -200,9 +216,7 @@ def render_map_image(
     elif title:
         ax.set_title(title)
     if scale_bar:
-        length = nice_scale_bar_um(width_um)
-        bar_h = max(height_um * 0.015, sy * 0.5)
-        x0, y0 = width_um * 0.04, height_um * 0.96 - bar_h
+        length, x0, y0, bar_h = _scale_bar_um(width_um, height_um, sy)
         ax.add_patch(Rectangle((x0, y0), length, bar_h, facecolor="white", edgecolor="black", linewidth=0.8))
         ax.text(
             x0 + length / 2, y0 - height_um * 0.01, _format_um(length), color="white", ha="center", va="bottom",
@@ -299,16 +313,18 @@ def draw_map_image(image: np.ndarray, *, dpi: int = 100, **kwargs: Any) -> Any:
     """The first half of :func:`save_map_image` (same arguments but the path): the figure drawn.
 
     Returns the (rows, cols, 3) uint8 pixels of the PNG when the layout is
-    fixed (no legend, no colour key), else the figure, to be saved with a
-    tight bounding box. :func:`write_map_png` writes either; it needs no
+    fixed (no legend, no colour key), painted by
+    :func:`kikuchi.figures.raster.paint_map_figure` (the layout of
+    :func:`render_map_image`, without a matplotlib figure), else the
+    figure, to be saved with a tight bounding box. :func:`write_map_png` writes either; it needs no
     matplotlib for pixels, so it can run on another thread (PNG encoding
     and file writing release the GIL) while the next figure is drawn.
     """
-    fig = render_map_image(image, dpi=dpi, **kwargs)
     if kwargs.get("legend") is not None or kwargs.get("key_image") is not None:
-        return fig
-    fig.canvas.draw()
-    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()  # the figure is opaque (white): alpha is 255 everywhere
+        return render_map_image(image, dpi=dpi, **kwargs)
+    from kikuchi.figures.raster import paint_map_figure
+
+    return paint_map_figure(image, dpi=dpi, **{k: v for k, v in kwargs.items() if k not in ("legend", "key_image", "key_label")})
 
 
 def write_map_png(drawn: Any, path: str | os.PathLike) -> Path:
