@@ -115,3 +115,27 @@ def test_ctrl_c_while_drawing_waits_for_the_writes_then_leaves_nothing(maps, tmp
     assert not [t for t in threading.enumerate() if t.name.startswith("kikuchi-gallery")]
     time.sleep(0.3)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_large_arrays_are_written_through_the_output_file_not_memory(maps, tmp_path, monkeypatch):
+    """Above IN_MEMORY_H5 bytes the HDF5 file is written in place (no copy of it in memory); the same datasets either way."""
+    from kikuchi.imaging import gallery
+    from kikuchi.io import _atomic
+
+    opened = []
+    real = _atomic.OutputH5File.__init__
+
+    def spy(self, *args, **kwargs):
+        opened.append(args[0])
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(_atomic.OutputH5File, "__init__", spy)
+    save_vbse_h5(maps, tmp_path / "small.h5")
+    assert opened == []
+    monkeypatch.setattr(gallery, "IN_MEMORY_H5", 0)
+    save_vbse_h5(maps, tmp_path / "large.h5")
+    assert [p.name for p in opened] == [".large.h5.partial"]
+    with h5py.File(tmp_path / "small.h5") as a, h5py.File(tmp_path / "large.h5") as b:
+        assert sorted(a) == sorted(b) and dict(a.attrs) == dict(b.attrs)
+        for name in a:
+            np.testing.assert_array_equal(a[name][()], b[name][()])

@@ -43,12 +43,15 @@ from kikuchi.imaging.images import (
     rgb_image,
 )
 from kikuchi.imaging.maps import QualityMaps, VbseMaps
-from kikuchi.io._atomic import atomic_directory, atomic_output
+from kikuchi.io._atomic import OutputH5File, atomic_directory, atomic_output
 from kikuchi.io.source import MapFileWarning
 
 __all__ = ["GalleryImage", "check_step", "save_vbse_h5", "save_quality_h5", "write_vbse_gallery", "write_quality_gallery", "write_index_html"]
 
 _logger = logging.getLogger(__name__)
+
+#: Most bytes of float32 arrays whose HDF5 file is built in memory, then written in one piece (:func:`_write_h5`).
+IN_MEMORY_H5 = 256 << 20
 
 #: Largest side, in pixels, of a montage in the gallery: figures are about 600
 #: pixels wide, so larger tiles are block-averaged first (a 7 x 7 montage of a
@@ -99,17 +102,28 @@ def check_step(step_um: Sequence[float], source: str) -> bool:
 def _write_h5(path: Path, datasets: dict[str, tuple[np.ndarray, str]], attrs: dict[str, object]) -> Path:
     """The arrays as gzip-compressed float32 datasets of a new HDF5 file ``path``.
 
-    The file is built in memory (HDF5's core driver) and written in one
-    piece: HDF5 then compresses without calling back into Python for every
-    chunk, so the GIL is free and the gallery draws its PNGs meanwhile.
-    (A gallery's arrays are images, megabytes; the file is about half their size.)
+    Up to :data:`IN_MEMORY_H5` bytes of arrays (maps up to about a million
+    points on a 7 x 7 grid), the file is built in memory (HDF5's core
+    driver) and written in one piece: HDF5 then compresses without calling
+    back into Python for every chunk, so the GIL is free and the gallery
+    paints its PNGs meanwhile. Larger, it is written through
+    :class:`~kikuchi.io._atomic.OutputH5File`, so that the file's copy in
+    memory does not add to the arrays'.
     """
-    with h5py.File(f"{path.name}.in-memory", "w", driver="core", backing_store=False) as f:
+
+    def fill(f: h5py.File) -> None:
         for name, (data, description) in datasets.items():
             ds = f.create_dataset(name, data=np.asarray(data, dtype=np.float32), compression="gzip", compression_opts=1)
             ds.attrs["description"] = description
         for key, value in attrs.items():
             f.attrs[key] = value if isinstance(value, (int, float, str)) else json.dumps(value)
+
+    if sum(np.size(data) for data, _ in datasets.values()) * 4 > IN_MEMORY_H5:
+        with atomic_output(path) as tmp, OutputH5File(tmp, "w") as f:
+            fill(f)
+        return path
+    with h5py.File(f"{path.name}.in-memory", "w", driver="core", backing_store=False) as f:
+        fill(f)
         f.flush()
         image = f.id.get_file_image()
     with atomic_output(path) as tmp:
@@ -190,8 +204,9 @@ figcaption {{ font-size: 0.9em; margin-top: 0.4em; }}
 class _Gallery:
     """Collects the PNGs of a gallery and their captions; a context manager.
 
-    The figures are drawn here, on the calling thread (matplotlib holds the
-    GIL); their PNG encoding and writing, and the HDF5 file given to
+    The figures are painted here, on the calling thread
+    (:func:`kikuchi.figures.map_image.draw_map_image`: numpy and Pillow);
+    their PNG encoding and writing, and the HDF5 file given to
     :meth:`submit`, run on a small pool of threads meanwhile (zlib
     releases the GIL). Leaving the block waits for them and raises the
     first error; leaving it with an exception (Ctrl-C) drops what has not
@@ -242,7 +257,7 @@ class _Gallery:
         )  # fmt: skip
         if isinstance(drawn, np.ndarray):
             self.submit(self._write, drawn, self.directory / file)
-        else:  # a figure still to be laid out: matplotlib, on this thread
+        else:  # a matplotlib figure still to be laid out (a legend, a key): on this thread
             self._write(drawn, self.directory / file)
         self.images.append(GalleryImage(file, title, caption))
 
