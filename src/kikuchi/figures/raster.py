@@ -38,12 +38,6 @@ def _font(size_px: int) -> Any:
     return ImageFont.truetype(f"{matplotlib.get_data_path()}/fonts/ttf/DejaVuSans.ttf", size_px)
 
 
-def _rgb(colour: Any) -> tuple[int, int, int]:
-    from matplotlib.colors import to_rgb
-
-    return tuple(int(round(255 * c)) for c in to_rgb(colour))  # type: ignore[return-value]
-
-
 def _nonsingular(lo: float, hi: float) -> tuple[float, float]:
     """The colour bar's range: ``lo, hi``, or a range around them when they are (nearly) one value (a constant map).
 

@@ -231,12 +231,10 @@ class _Gallery:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            return
         try:
-            for future in self._pending:
-                future.result()  # the first failure (a full disk) in the order the files were given
+            if exc_type is None:
+                for future in self._pending:
+                    future.result()  # the first failure (a full disk) in the order the files were given
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
