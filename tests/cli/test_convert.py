@@ -103,8 +103,9 @@ def test_ctrl_c_leaves_no_file(tmp_path):
         "import signal, sys, time\n"
         "signal.signal(signal.SIGINT, signal.default_int_handler)  # as on a terminal, even when started in the background\n"
         "from kikuchi.io.imagefolder import ImageSource\n"
-        "read = ImageSource.read\n"
+        "read, read_into = ImageSource.read, ImageSource.read_into\n"
         "ImageSource.read = lambda self, i: (time.sleep(0.05), read(self, i))[1]\n"
+        "ImageSource.read_into = lambda self, idx, out: (time.sleep(0.05 * len(idx)), read_into(self, idx, out))[1]\n"
         "from kikuchi.cli.main import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )

@@ -310,7 +310,7 @@ def test_corrupt_zip(tmp_path, aztec):
 
 def test_ctrl_c_leaves_no_file(tmp_path, aztec, monkeypatch):
     calls = []
-    real_read = ImageSource.read
+    real_read, real_read_into = ImageSource.read, ImageSource.read_into
 
     def read(self, i):
         calls.append(i)
@@ -318,7 +318,14 @@ def test_ctrl_c_leaves_no_file(tmp_path, aztec, monkeypatch):
             raise KeyboardInterrupt
         return real_read(self, i)
 
+    def read_into(self, indices, out):
+        calls.extend(indices)
+        if len(calls) >= 20:
+            raise KeyboardInterrupt
+        return real_read_into(self, indices, out)
+
     monkeypatch.setattr(ImageSource, "read", read)
+    monkeypatch.setattr(ImageSource, "read_into", read_into)
     with pytest.raises(KeyboardInterrupt):
         convert_images(aztec, tmp_path / "m.h5", workers=2, chunk_patterns=2, progress=False)
     only(tmp_path)

@@ -319,9 +319,12 @@ def convert_images(
             compression=compression,
         )
 
-        def load_chunk(start: int, stop: int) -> tuple[np.ndarray, bytes | None]:
+        def load_chunk(start: int, stop: int) -> tuple[np.ndarray, bytes | np.ndarray | None, np.ndarray]:
             stack = np.empty((stop - start, *raw_shape), dtype=dtype)
+            done = src.read_into(order[start:stop], stack)  # TIFFs of the first one's layout, in one go
             for k in range(start, stop):
+                if done[k - start]:
+                    continue
                 i = int(order[k])
                 try:
                     img = first if i == first_index else src.read(i)
@@ -350,7 +353,8 @@ def convert_images(
                     f"the worst case is {binning * binning} x {limit} = {binning * binning * limit}); "
                     "use --bin-mode mean, or a smaller binning"
                 ) from None
-            return block, writer.encode_chunk(block)
+            sums = block.reshape(block.shape[0], -1).sum(axis=1, dtype=np.float64)  # the BSE map, on this thread
+            return block, writer.encode_chunk(block), sums
 
         n = writer.n_patterns
         step_n = writer.chunk_patterns
@@ -371,11 +375,11 @@ def convert_images(
                         break
                 while pending:
                     start, future = pending.popleft()
-                    block, encoded = future.result()
+                    block, encoded, sums = future.result()
                     nxt = next(starts, None)
                     if nxt is not None:
                         pending.append((nxt, pool.submit(load_chunk, nxt, min(nxt + step_n, n))))
-                    writer.write(start, block, encoded=encoded)
+                    writer.write(start, block, encoded=encoded, sums=sums)
                     if bg_sum is not None:
                         bg_sum += block.sum(axis=0, dtype=np.float64)
                     bar.update(block.shape[0])

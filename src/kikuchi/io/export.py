@@ -213,7 +213,7 @@ def _to_map_file(m: EBSDMap, output: Path, *, compression: dict[str, Any] | None
 
 def _to_h5ebsd(m: EBSDMap, output: Path, *, compression: dict[str, Any] | None, workers: int, progress: bool) -> None:
     """kikuchipy's h5ebsd layout (as kikuchipy 0.13 writes it), one scan 'Scan 1'."""
-    from kikuchi.io._h5 import deflate
+    from kikuchi.io._h5 import deflate, shuffle
 
     rows, cols = m.nav_shape
     n = rows * cols
@@ -231,7 +231,7 @@ def _to_h5ebsd(m: EBSDMap, output: Path, *, compression: dict[str, Any] | None, 
             block = full
         raw = np.ascontiguousarray(block).view(np.uint8)
         if filters.get("shuffle") and size > 1:
-            raw = np.ascontiguousarray(raw.reshape(-1, size).T)
+            raw = shuffle(raw, size)
         if filters.get("compression") == "gzip":
             level = filters.get("compression_opts")
             return deflate(raw, 4 if level is None else int(level))

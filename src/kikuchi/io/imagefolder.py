@@ -201,6 +201,17 @@ class _TiffLayout:
         return arr if self.dtype.isnative else arr.astype(self.dtype.newbyteorder("="))
 
 
+def _readv(fd: int, buffers: Sequence[np.ndarray]) -> int:
+    """``os.readv`` where the system has none (Windows): one read, then split into ``buffers``."""
+    data = os.read(fd, sum(b.nbytes for b in buffers))
+    start = 0
+    for buf in buffers:
+        part = data[start : start + buf.nbytes]
+        buf[: len(part)] = np.frombuffer(part, dtype=np.uint8)
+        start += len(part)
+    return len(data)
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read one greyscale image: TIFF, PNG, BMP or a whitespace-separated text array.
 
@@ -251,7 +262,7 @@ def _one_prefix(path: Path, names: Sequence[str], matches: Sequence[Any], scheme
     if len(prefixes) == 1:
         return prefixes.pop()
     counts = {p: [n for n, m in zip(names, matches) if m.group("prefix") == p] for p in prefixes}
-    listed = ", ".join(f"{p!r} ({len(c)} files, e.g. {c[0]})" for p, c in sorted(counts.items()))
+    listed = ", ".join(f"{p!r} ({len(c)} files, e.g. {min(c, key=natural_key)})" for p, c in sorted(counts.items()))
     raise ImageSourceError(
         f"{path}: images named {scheme} with different prefixes: {listed}: two maps in one {'zip' if path.is_file() else 'folder'}? "
         "Put one map per folder"
@@ -302,10 +313,12 @@ def _parse_edax(
 class ImageSource:
     """A folder or zip of pattern images with their map positions.
 
-    Use :func:`open_image_source`. ``names`` are the pattern files in natural
-    sort order; ``rows``/``cols`` their map positions when the names carry
-    them (``aztec``, ``edax``), else None (``sorted``: positions follow from
-    the map shape). :meth:`read` is safe to call from several threads.
+    Use :func:`open_image_source`. ``names`` are the pattern files, in map
+    order (row, then column) when the names carry positions (``aztec``,
+    ``edax``; ``rows``/``cols`` hold them), else in natural sort order
+    (``sorted``: positions follow from the map shape; ``rows``/``cols`` are
+    None). :meth:`read` and :meth:`read_into` are safe to call from several
+    threads.
     """
 
     def __init__(
@@ -332,6 +345,7 @@ class ImageSource:
         self._lock = threading.Lock()
         #: The layout of the first TIFF decoded, None until then, False when it has none to reuse.
         self._tiff_layout: _TiffLayout | None | bool = None
+        self._paths: list[str] | None = None  # the files as strings, for read_into
 
     def __len__(self) -> int:
         return len(self.names)
@@ -400,6 +414,68 @@ class ImageSource:
                 if self._tiff_layout is None:
                     self._tiff_layout = learned if learned is not None else False
         return arr
+
+    def read_into(self, indices: Sequence[int], out: np.ndarray) -> np.ndarray:
+        """Read the images ``indices`` of a folder of TIFFs of one layout straight into ``out[k]``.
+
+        Each file is read with one system call into its row of ``out`` (its
+        header and tags into a scratch row beside it); the bytes outside the
+        pixels are then checked against the learned layout (:class:`_TiffLayout`)
+        for all files at once. About 3 us of Python a file instead of 15.
+
+        Parameters
+        ----------
+        indices
+            Images (indices into :attr:`names`).
+        out
+            C-contiguous (len(indices), h, w) array in the images' (native) dtype.
+
+        Returns
+        -------
+        numpy.ndarray
+            bool per image: True where ``out[k]`` holds it. False for every
+            image that is not a TIFF of the learned layout, could not be read,
+            or when nothing has been learned yet (a zip, other formats, the
+            first call before :meth:`read`): read those with :meth:`read`,
+            which decodes them and raises the error that names the file.
+        """
+        done = np.zeros(len(indices), dtype=bool)
+        layout = self._tiff_layout
+        if (
+            not layout or self.container != "folder" or not len(indices) or not out.flags.c_contiguous
+            or out.shape[1:] != layout.shape or out.dtype != layout.dtype.newbyteorder("=")  # type: ignore[union-attr]
+        ):  # fmt: skip
+            return done
+        assert isinstance(layout, _TiffLayout)
+        if self._paths is None:
+            root = str(self.path)
+            paths = [os.path.join(root, name) for name in self.names]
+            self._paths = paths
+        paths = self._paths
+        n = len(indices)
+        head = np.empty((n, layout.offset), dtype=np.uint8)
+        tail = np.empty((n, layout.size - layout.offset - layout.nbytes + 1), dtype=np.uint8)  # one byte more: a longer file
+        pixels = out.reshape(n, -1).view(np.uint8)
+        got = np.zeros(n, dtype=np.int64)
+        flags = os.O_RDONLY | getattr(os, "O_BINARY", 0)
+        readv = getattr(os, "readv", None) or _readv  # os.readv: not on Windows
+        for k, i in enumerate(indices):
+            try:
+                fd = os.open(paths[i], flags)
+            except OSError:
+                continue  # read() raises the error naming the file
+            try:
+                got[k] = readv(fd, (head[k], pixels[k], tail[k]))
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+        done = got == layout.size
+        done &= (head == np.frombuffer(layout.head, dtype=np.uint8)).all(axis=1)
+        done &= (tail[:, :-1] == np.frombuffer(layout.tail, dtype=np.uint8)).all(axis=1)
+        if not layout.dtype.isnative and done.any():
+            out[done] = out[done].byteswap()
+        return done
 
     def inferred_shape(self) -> tuple[int, int] | None:
         """Map shape from the positions in the names (max row + 1, max col + 1), when they carry them."""
@@ -487,7 +563,13 @@ class ImageSource:
 
 
 def _list_folder(path: Path) -> list[str]:
-    return [p.name for p in path.iterdir() if p.is_file() and not p.name.startswith(".")]
+    """The files of a folder (links to files included), hidden ones left out.
+
+    ``os.scandir`` knows from the directory entries which names are files: no
+    ``stat`` per file (0.04 against 0.44 s for a folder of 100,000 patterns).
+    """
+    with os.scandir(path) as entries:
+        return [e.name for e in entries if not e.name.startswith(".") and e.is_file()]
 
 
 def _list_zip(path: Path) -> list[str]:
@@ -562,8 +644,8 @@ def open_image_source(
         raise FileNotFoundError(f"{path}: no such folder or zip file")
 
     images = [n for n in all_names if "." + n.rsplit(".", 1)[-1].lower() in IMAGE_EXTENSIONS and "." in n]
-    ignored = [n for n in images if "background" in n.rsplit("/", 1)[-1].lower()]
-    names = sorted((n for n in images if n not in ignored), key=natural_key)
+    ignored = sorted((n for n in images if "background" in n.rsplit("/", 1)[-1].lower()), key=natural_key)
+    names = [n for n in images if "background" not in n.rsplit("/", 1)[-1].lower()]
     if ignored:
         _logger.info("%s: not taken as patterns: %s", path, ", ".join(ignored))
     if not names:
@@ -580,6 +662,13 @@ def open_image_source(
     if parsed is None and naming in (None, "edax"):
         parsed = _parse_edax(names, step_um, path)
         scheme = "edax"
+    if parsed is not None:  # map order, row then column (names that share a position: by name)
+        rows, cols, prefix = parsed
+        by_position = np.lexsort((np.array(names), cols, rows))
+        names = [names[k] for k in by_position]
+        parsed = rows[by_position], cols[by_position], prefix
+    else:
+        names.sort(key=natural_key)
     if parsed is None and naming is None:
         _refuse_partly_positioned(path, names)
     if parsed is None:

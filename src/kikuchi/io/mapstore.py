@@ -45,7 +45,7 @@ from kikuchi._args import ArgumentTypeError, ArgumentValueError, check_count, ch
 from kikuchi._cpus import available_cpus
 from kikuchi.io._atomic import OutputH5File, atomic_output, partial_path
 from kikuchi.io._h5 import H5Map, H5Patterns, header_number, scalar
-from kikuchi.io._h5 import deflate as _deflate
+from kikuchi.io._h5 import deflate as _deflate, shuffle as _shuffle
 from kikuchi.io.source import (
     EBSDMap,
     FormatSpec,
@@ -961,7 +961,7 @@ class MapWriter:
         raw = np.ascontiguousarray(patterns).view(np.uint8)
         size = self.dtype.itemsize
         if self.compression.get("shuffle") and size > 1:
-            raw = np.ascontiguousarray(raw.reshape(-1, size).T)
+            raw = _shuffle(raw, size)
         if self.compression.get("compression") == "gzip":
             level = 4 if self.compression.get("compression_opts") is None else int(self.compression["compression_opts"])
             if not _deflate_pays(raw.reshape(-1), level):
