@@ -276,16 +276,16 @@ def test_tiffs_of_one_layout_are_read_without_parsing_each(tmp_path):
     tifffile.imwrite(folder / "1_2.tiff", images[1, 2], compression="zlib")
     tifffile.imwrite(folder / "2_0.tiff", images[2, 0], description="acquired at 12:00")
     src = open_image_source(folder)
-    assert src._tiff_layout is None
+    assert src._layout is None
     first = src.read(src.names.index("0_0.tiff"))
     np.testing.assert_array_equal(first, images[0, 0])
-    assert src._tiff_layout  # learned from the first file
+    assert src._layout  # learned from the first file
     for (r, c), want in images.items():
         got = src.read(src.names.index(f"{r}_{c}.tiff"))
         assert got.dtype == np.uint16 and got.dtype.isnative
         np.testing.assert_array_equal(got, want, err_msg=f"{r}_{c}")
-    assert src._tiff_layout.pixels((folder / "1_1.tiff").read_bytes()) is None  # not the same layout: tifffile read it
-    assert src._tiff_layout.pixels((folder / "0_3.tiff").read_bytes()) is not None
+    assert src._layout.pixels((folder / "1_1.tiff").read_bytes()) is None  # not the same layout: tifffile read it
+    assert src._layout.pixels((folder / "0_3.tiff").read_bytes()) is not None
     # a file cut short is not taken for the layout: tifffile's error names it
     data = (folder / "0_3.tiff").read_bytes()
     (folder / "0_3.tiff").write_bytes(data[:-10])
@@ -326,6 +326,66 @@ def test_read_into_takes_the_files_of_the_layout_and_leaves_the_others(tmp_path,
     for c in (0, 1, 8):
         np.testing.assert_array_equal(out[c], images[0, c])
     np.testing.assert_array_equal(src.read(indices[2]), images[0, 2])  # read() still decodes the others
+
+
+def _bmp(image: np.ndarray, palette: np.ndarray | None = None, *, top_down: bool = False) -> bytes:
+    """An uncompressed 8-bit BMP written byte by byte (BITMAPINFOHEADER, rows padded to 4 bytes)."""
+    import struct
+
+    h, w = image.shape
+    stride = (w + 3) // 4 * 4
+    rows = np.zeros((h, stride), np.uint8)
+    rows[:, :w] = image
+    if not top_down:
+        rows = rows[::-1]
+    grey = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1) if palette is None else palette
+    table = np.concatenate([grey[:, ::-1], np.zeros((256, 1), np.uint8)], axis=1).tobytes()  # B, G, R, 0
+    offset = 14 + 40 + len(table)
+    info = struct.pack("<IiiHHIIiiII", 40, w, -h if top_down else h, 1, 8, 0, rows.nbytes, 2835, 2835, 256, 0)
+    return b"BM" + struct.pack("<IHHI", offset + rows.nbytes, 0, 0, offset) + info + table + rows.tobytes()
+
+
+@pytest.mark.parametrize("width", [12, 13])  # 13: each row padded by 3 bytes
+@pytest.mark.parametrize("top_down", [False, True])
+def test_bmps_of_one_layout_are_read_without_parsing_each(tmp_path, width, top_down):
+    """EDAX-style 8-bit BMPs (rows bottom-up and padded, a grey palette) are read in place like TIFFs;
+    a BMP with another palette or size is decoded by Pillow, and its colours are what it shows."""
+    folder = tmp_path / "f"
+    folder.mkdir()
+    rng = np.random.default_rng(2)
+    images = {c: rng.integers(0, 256, (7, width)).astype(np.uint8) for c in range(6)}
+    for c, img in images.items():
+        (folder / f"Scan1_x{c}y0.bmp").write_bytes(_bmp(img, top_down=top_down))
+    inverted = np.repeat(np.arange(255, -1, -1, dtype=np.uint8)[:, None], 3, axis=1)  # a grey palette, but reversed
+    (folder / "Scan1_x4y0.bmp").write_bytes(_bmp(images[4], inverted, top_down=top_down))
+    (folder / "Scan1_x5y0.bmp").write_bytes(_bmp(images[5][:6], top_down=top_down))
+    src = open_image_source(folder)
+    np.testing.assert_array_equal(src.read(0), images[0])  # decoded by Pillow, the layout learned from it
+    assert src._layout and src._layout.bottom_up is not top_down and src._layout.stride == (width + 3) // 4 * 4
+    out = np.zeros((6, 7, width), np.uint8)
+    done = src.read_into(list(range(6)), out)
+    assert done.tolist() == [True, True, True, True, False, False]
+    for c in range(4):
+        np.testing.assert_array_equal(out[c], images[c])
+        np.testing.assert_array_equal(src.read(c), images[c])
+    np.testing.assert_array_equal(src.read(4), 255 - images[4])  # Pillow applied the reversed palette
+    assert src.read(5).shape == (6, width)
+
+
+def test_a_bmp_with_a_colour_palette_has_no_layout(tmp_path):
+    folder = tmp_path / "f"
+    folder.mkdir()
+    palette = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
+    palette[7] = (255, 0, 0)  # one colour entry, not used by the image
+    image = np.arange(12 * 8, dtype=np.uint8).reshape(8, 12) % 7
+    for c in range(2):
+        (folder / f"Scan1_x{c}y0.bmp").write_bytes(_bmp(image + c, palette))
+    src = open_image_source(folder)
+    np.testing.assert_array_equal(src.read(0), image)  # grey where this image is
+    assert src._layout is False  # but the palette is not the identity of grey values
+    with pytest.raises(ImageReadError, match=r"Scan1_x1y0.bmp: colour image"):
+        src.read(1)  # index 7 is red
+    assert not src.read_into([0, 1], np.zeros((2, 8, 12), np.uint8)).any()
 
 
 def test_read_into_leaves_zip_members_to_read(tmp_path):
@@ -371,7 +431,7 @@ def test_big_endian_first_tiff_sets_a_big_endian_layout(tmp_path):
         got = src.read(src.names.index(f"0_{c}.tiff"))
         np.testing.assert_array_equal(got, want + c)
         assert got.dtype.isnative
-    assert src._tiff_layout and not src._tiff_layout.dtype.isnative
+    assert src._layout and not src._layout.dtype.isnative
     out = np.zeros((3, 6, 5), np.uint16)  # read_into swaps the bytes of the files of that layout
     assert src.read_into([2, 1, 0], out).all()
     for k, c in enumerate((2, 1, 0)):
