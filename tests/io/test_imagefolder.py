@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import zipfile
 
 import numpy as np
@@ -183,6 +184,31 @@ def test_corrupt_zip_member(tmp_path):
         src.read(src.names.index("0_1.tiff"))
 
 
+@pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+@pytest.mark.parametrize("pread", ["os", "zipfile"])  # Windows has no os.pread: zipfile reads every member
+def test_zip_members_read_at_their_offsets_and_checked(tmp_path, monkeypatch, method, pread):
+    if pread == "zipfile":
+        monkeypatch.delattr("os.pread", raising=False)
+    folder = make_folder(tmp_path / "f", 2, 3)
+    archive = tmp_path / "p.zip"
+    with zipfile.ZipFile(archive, "w", compression=method) as zf:
+        for p in sorted(folder.iterdir()):
+            zf.write(p, "Images/" + p.name)
+    src = open_image_source(archive)
+    check_every_position(src, (2, 3))
+    src.close()
+    with zipfile.ZipFile(archive) as zf:
+        info = zf.getinfo("Images/1_2.tiff")
+    data = bytearray(archive.read_bytes())
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    data[start + info.compress_size - 5] ^= 0xFF  # one byte of its last pixel, or of its deflate stream
+    archive.write_bytes(bytes(data))
+    with open_image_source(archive) as src:
+        np.testing.assert_array_equal(src.read(src.names.index("Images/1_1.tiff")), pattern(1, 1))
+        with pytest.raises(ImageReadError, match=r"p.zip:Images/1_2.tiff: cannot read from the zip \((BadZipFile: Bad CRC-32|error: )"):
+            src.read(src.names.index("Images/1_2.tiff"))
+
+
 def test_not_a_zip_and_empty_sources(tmp_path):
     bogus = tmp_path / "p.zip"
     bogus.write_bytes(b"PK\x03\x04 truncated")
@@ -233,20 +259,32 @@ def test_describe_closes_the_zip_it_opened_even_when_an_image_is_unreadable(tmp_
     src = open_image_source(make_zip(folder, tmp_path / "p.zip"))
     with pytest.raises(ImageReadError, match=r"p.zip:0_0.tiff: unreadable image"):
         describe_image_source(src)
-    assert len(src._handles) == 1  # a source passed in stays as it was: the caller closes it
+    assert src._fd is not None  # a source passed in stays as it was: the caller closes it
     src.close()
-    opened = []
-    original = zipfile.ZipFile.__init__
+    assert src._fd is None
+    opened, fds = [], []
+    original, os_open = zipfile.ZipFile.__init__, os.open
 
     def record(self, *args, **kwargs):
         original(self, *args, **kwargs)
         opened.append(self)
 
+    def record_fd(path, *args, **kwargs):
+        fd = os_open(path, *args, **kwargs)
+        if str(path).endswith("p.zip"):
+            fds.append(fd)
+        return fd
+
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(zipfile.ZipFile, "__init__", record)
+        mp.setattr(os, "open", record_fd)
         with pytest.raises(ImageReadError, match=r"p.zip:0_0.tiff: unreadable image"):
             describe_image_source(tmp_path / "p.zip")
     assert opened and all(zf.fp is None for zf in opened)  # every zip opened for it is closed
+    assert fds
+    for fd in fds:  # and the descriptor its members were read through
+        with pytest.raises(OSError):
+            os.fstat(fd)
 
 
 def test_parse_shape_and_natural_key():
