@@ -80,7 +80,7 @@ def _process(work: Path) -> None:
 
 
 def _imaging(work: Path) -> None:
-    """vbse, quality, bands and the conversion of an image folder."""
+    """vbse, quality, bands and the conversion of image folders (TIFF, PNG)."""
     import tifffile
 
     m = _random_map(work / "i.h5", "uint16")
@@ -93,6 +93,13 @@ def _imaging(work: Path) -> None:
         for c in range(3):
             tifffile.imwrite(folder / f"{r}_{c}.tiff", np.full((32, 32), 100 * r + c, np.uint16))
     _kikuchi("convert", folder, "-o", work / "converted.h5")
+    from PIL import Image  # PNGs are unfiltered by a kernel
+
+    pngs = work / "pngs"
+    pngs.mkdir()
+    for c in range(2):
+        Image.fromarray(np.full((32, 32), 10 + c, np.uint8)).save(pngs / f"0_{c}.png")
+    _kikuchi("convert", pngs, "-o", work / "converted_png.h5")
 
 
 #: Longest first: on few cores the last group to start should be a short one.

@@ -426,6 +426,94 @@ def test_a_bmp_with_a_colour_palette_has_no_layout(tmp_path):
     assert not src.read_into([0, 1], np.zeros((2, 8, 12), np.uint8)).any()
 
 
+def _png(image: np.ndarray, filters: list[int], *, damage_crc: bool = False) -> bytes:
+    """A greyscale PNG (8- or 16-bit) whose row k is stored with filter type ``filters[k % len(filters)]``."""
+    import struct
+    import zlib
+
+    h, w = image.shape
+    data = image.astype(">u2").view(np.uint8).reshape(h, -1) if image.dtype == np.uint16 else image.astype(np.uint8)
+    bpp = image.dtype.itemsize
+    rows = []
+    for r in range(h):
+        kind = filters[r % len(filters)]
+        cur = data[r].astype(np.int64)
+        up = data[r - 1].astype(np.int64) if r else np.zeros_like(cur)
+        left = np.concatenate([np.zeros(bpp, np.int64), cur[:-bpp]])
+        upleft = np.concatenate([np.zeros(bpp, np.int64), up[:-bpp]])
+        if kind == 4:
+            est = left + up - upleft
+            pa, pb, pc = np.abs(est - left), np.abs(est - up), np.abs(est - upleft)
+            pred = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, upleft))
+        else:
+            pred = [np.zeros_like(cur), left, up, (left + up) // 2][kind]
+        rows.append(bytes([kind]) + ((cur - pred) % 256).astype(np.uint8).tobytes())
+
+    def chunk(kind: bytes, body: bytes, bad: bool = False) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", (zlib.crc32(kind + body) + bad) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8 * bpp, 0, 0, 0, 0)
+    stream = zlib.compress(b"".join(rows))
+    half = len(stream) // 2  # two IDAT chunks, as writers of big images do
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"tEXt", b"Software\0test")
+        + chunk(b"IDAT", stream[:half]) + chunk(b"IDAT", stream[half:], damage_crc) + chunk(b"IEND", b"")
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_pngs_of_one_header_are_decoded_here_with_every_filter(tmp_path, dtype):
+    """Greyscale PNGs: inflated and unfiltered by kikuchi's kernel (each of PNG's five row filters), the same
+    values as Pillow; a PNG with another header, a damaged chunk or a palette is left to Pillow."""
+    from PIL import Image
+
+    folder = tmp_path / "f"
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    top = 255 if dtype == np.uint8 else 65535
+    images = {c: rng.integers(0, top + 1, (9, 11)).astype(dtype) for c in range(6)}
+    images[1][:] = np.add.outer(np.arange(9) * 20, np.arange(11) * 9).astype(dtype)  # smooth: predictions that fit
+    for c in range(4):
+        (folder / f"0_{c}.png").write_bytes(_png(images[c], [0, 1, 2, 3, 4][c:] + [0, 1, 2, 3, 4][:c]))
+    (folder / "0_4.png").write_bytes(_png(images[4], [4], damage_crc=True))
+    Image.fromarray(images[5]).save(folder / "0_5.png")  # Pillow's own file: another header (and chunk layout)
+    src = open_image_source(folder)
+    for c in range(4):
+        with Image.open(folder / f"0_{c}.png") as img:
+            np.testing.assert_array_equal(np.asarray(img), images[c])  # the test's encoder is right
+    np.testing.assert_array_equal(src.read(0), images[0])
+    assert src._layout and src._layout.shape == (9, 11)
+    for c in (1, 2, 3):
+        data = (folder / f"0_{c}.png").read_bytes()
+        got = src._layout.pixels(data)
+        assert got is not None and got.dtype == dtype and got.dtype.isnative
+        np.testing.assert_array_equal(got, images[c])
+        np.testing.assert_array_equal(src.read(c), images[c])
+    assert src._layout.pixels((folder / "0_4.png").read_bytes()) is None  # a chunk's CRC is wrong: Pillow's verdict,
+    np.testing.assert_array_equal(src.read(4), images[4])  # which does not check the CRCs of image data
+    np.testing.assert_array_equal(src.read(5), images[5])
+    cut = (folder / "0_3.png").read_bytes()[:-30]  # the stream cut short: not decoded here, and Pillow refuses it
+    (folder / "0_3.png").write_bytes(cut)
+    assert src._layout.pixels(cut) is None
+    with pytest.raises(ImageReadError, match=r"0_3.png: unreadable image"):
+        src.read(3)
+
+
+def test_pngs_with_a_palette_or_in_colour_have_no_layout(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "f"
+    folder.mkdir()
+    image = (np.arange(8 * 8).reshape(8, 8) % 5).astype(np.uint8)
+    palette = Image.fromarray(image, mode="L").convert("P")
+    palette.save(folder / "0_0.png")
+    Image.fromarray(np.repeat(image[..., None], 3, axis=2)).save(folder / "0_1.png")  # RGB, equal channels
+    src = open_image_source(folder)
+    np.testing.assert_array_equal(src.read(0), image)
+    assert src._layout is False
+    np.testing.assert_array_equal(src.read(1), image)
+
+
 def test_read_into_leaves_zip_members_to_read(tmp_path):
     src = open_image_source(make_zip(make_folder(tmp_path / "Images", 2, 3), tmp_path / "p.zip"))
     first = src.read(0)

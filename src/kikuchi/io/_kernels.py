@@ -95,3 +95,52 @@ def _lzf_chunks(src: np.ndarray, starts: np.ndarray, sizes: np.ndarray, raw: np.
 def lzf_chunks(src: np.ndarray, starts: np.ndarray, sizes: np.ndarray, raw: np.ndarray, dst: np.ndarray, nbytes: int) -> int:
     """Many stored LZF chunks of one byte buffer decoded in one call (see ``_lzf_chunks``); -1 or the first bad chunk."""
     return int(_lzf_chunks(src, starts, sizes, raw, dst, nbytes))
+
+
+@numba.njit(nogil=True, cache=True)
+def _png_unfilter(src: np.ndarray, dst: np.ndarray, rows: int, row_bytes: int, bpp: int) -> int:  # pragma: no cover - compiled
+    """Undo PNG's per-row filters: ``src`` holds ``rows`` rows of a filter-type byte and ``row_bytes`` bytes.
+
+    The filters (PNG specification, section 9): 0 none, 1 Sub (the byte
+    ``bpp`` to the left), 2 Up (the byte above), 3 Average of the two, 4 Paeth
+    (whichever of left, above, upper left is nearest to left + above - upper
+    left), all modulo 256 and on the bytes already restored. Returns -1 when
+    done, else the first row whose filter type is not one of these.
+    """
+    for r in range(rows):
+        kind = src[r * (row_bytes + 1)]
+        s = r * (row_bytes + 1) + 1
+        o = r * row_bytes
+        p = o - row_bytes  # the row above
+        if kind > 4:
+            return r
+        for j in range(row_bytes):
+            x = np.int64(src[s + j])
+            a = np.int64(dst[o + j - bpp]) if j >= bpp else 0
+            b = np.int64(dst[p + j]) if r > 0 else 0
+            if kind == 1:
+                x += a
+            elif kind == 2:
+                x += b
+            elif kind == 3:
+                x += (a + b) >> 1
+            elif kind == 4:
+                c = np.int64(dst[p + j - bpp]) if r > 0 and j >= bpp else 0
+                est = a + b - c
+                pa, pb, pc = abs(est - a), abs(est - b), abs(est - c)
+                x += a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+            dst[o + j] = x & 0xFF
+    return -1
+
+
+def png_unfilter(data: bytes, rows: int, row_bytes: int, bpp: int) -> np.ndarray | None:
+    """The ``rows * row_bytes`` image bytes of an inflated PNG image stream; None when a row's filter type is unknown.
+
+    >>> png_unfilter(bytes([1, 5, 1, 2, 2, 2, 3, 3]), 2, 3, 1).tolist()  # Sub: 5, 6, 8; Up: 7, 9, 11
+    [5, 6, 8, 7, 9, 11]
+    """
+    src = np.frombuffer(data, dtype=np.uint8)
+    if src.size != rows * (row_bytes + 1):
+        raise ValueError(f"{src.size} bytes of image data; {rows} rows of 1 + {row_bytes} expected")
+    dst = np.empty(rows * row_bytes, dtype=np.uint8)
+    return dst if _png_unfilter(src, dst, rows, row_bytes, bpp) == -1 else None
