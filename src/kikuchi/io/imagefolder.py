@@ -471,8 +471,17 @@ class ImageSource:
         self._lock = threading.Lock()
         #: The layout of the first TIFF or BMP decoded, None until then, False when it has none to reuse.
         self._layout: _RawLayout | _PngLayout | None | bool = None
-        self._paths: list[str] | None = None  # the files as strings, for read_into
-        self._members = members or {}  # a zip's members by name, where they lie
+        # a zip's members in the order of names, where they lie: (header offset, stored bytes, bytes, CRC-32, method, flags),
+        # as numbers rather than ZipInfo objects (about 500 bytes each, a GB for a zip of 2,000,000 patterns)
+        self._members: np.ndarray | None = None
+        if members:
+            self._members = np.array(
+                [
+                    (m.header_offset, m.compress_size, m.file_size, m.CRC, m.compress_type, m.flag_bits)
+                    for m in (members[name] for name in names)
+                ],
+                dtype=np.int64,
+            ).reshape(len(names), 6)
         self._fd: int | None = None  # the zip, for os.pread from every thread
 
     def __len__(self) -> int:
@@ -513,29 +522,31 @@ class ImageSource:
                 self._handles.append(handle)
         return handle
 
-    def _member(self, name: str) -> bytes:
-        """The bytes of a zip member: stored or deflated ones read with ``os.pread`` at the offset the zip's
+    def _member(self, i: int) -> bytes:
+        """The bytes of zip member ``i``: stored or deflated ones read with ``os.pread`` at the offset the zip's
         directory gives and checked against its CRC-32 (zipfile's reader costs 45 us of Python a member);
         anything else (encrypted, other methods, no ``os.pread``) through zipfile."""
-        info = self._members.get(name)
         pread = getattr(os, "pread", None)
-        if info is None or pread is None or info.flag_bits & 0x1 or info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            return self._zip().read(name)
+        if self._members is None or pread is None:
+            return self._zip().read(self.names[i])
+        offset, packed, size, crc, method, flags = (int(v) for v in self._members[i])
+        if flags & 0x1 or method not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            return self._zip().read(self.names[i])
         if self._fd is None:
             with self._lock:
                 if self._fd is None:
                     self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-        header = pread(self._fd, 30, info.header_offset)
+        header = pread(self._fd, 30, offset)
         if len(header) != 30 or header[:4] != b"PK\x03\x04":
-            raise zipfile.BadZipFile(f"bad local file header at byte {info.header_offset}")
+            raise zipfile.BadZipFile(f"bad local file header at byte {offset}")
         name_len, extra_len = struct.unpack_from("<HH", header, 26)
-        data = pread(self._fd, info.compress_size, info.header_offset + 30 + name_len + extra_len)
-        if len(data) != info.compress_size:
-            raise EOFError(f"member cut short: {len(data)} of {info.compress_size} bytes")
-        if info.compress_type == zipfile.ZIP_DEFLATED:
+        data = pread(self._fd, packed, offset + 30 + name_len + extra_len)
+        if len(data) != packed:
+            raise EOFError(f"member cut short: {len(data)} of {packed} bytes")
+        if method == zipfile.ZIP_DEFLATED:
             data = zlib.decompress(data, -15)  # a raw deflate stream, as zipfile reads it
-        if len(data) != info.file_size or zlib.crc32(data) != info.CRC:
-            raise zipfile.BadZipFile(f"Bad CRC-32 for file {name!r}")
+        if len(data) != size or zlib.crc32(data) != crc:
+            raise zipfile.BadZipFile(f"Bad CRC-32 for file {self.names[i]!r}")
         return data
 
     def read(self, i: int) -> np.ndarray:
@@ -546,7 +557,7 @@ class ImageSource:
         suffix = "." + name.rsplit(".", 1)[-1].lower()
         if self.container == "zip":
             try:
-                data = self._member(name)
+                data = self._member(i)
             except Exception as exc:  # BadZipFile (CRC), zlib.error, EOFError, OSError, ...: all mean a damaged member
                 raise ImageReadError(f"{self.label(i)}: cannot read from the zip ({type(exc).__name__}: {exc})") from exc
         elif suffix in _LEARNED:
@@ -604,11 +615,7 @@ class ImageSource:
             or out.shape[1:] != layout.shape or out.dtype != layout.dtype.newbyteorder("=")  # type: ignore[union-attr]
         ):  # fmt: skip
             return done
-        if self._paths is None:
-            root = str(self.path)
-            paths = [os.path.join(root, name) for name in self.names]
-            self._paths = paths
-        paths = self._paths
+        root, names = os.path.join(str(self.path), ""), self.names  # paths made here: a list of them would double the names' memory
         n = len(indices)
         h, w = layout.shape
         in_place = layout.dtype.isnative and not layout.bottom_up and layout.stride == w * layout.dtype.itemsize
@@ -620,7 +627,7 @@ class ImageSource:
         readv = getattr(os, "readv", None) or _readv  # os.readv: not on Windows
         for k, i in enumerate(indices):
             try:
-                fd = os.open(paths[i], flags)
+                fd = os.open(root + names[i], flags)
             except OSError:
                 continue  # read() raises the error naming the file
             try:
@@ -826,7 +833,10 @@ def open_image_source(
         scheme = "edax"
     if parsed is not None:  # map order, row then column (names that share a position: by name)
         rows, cols, prefix = parsed
-        by_position = np.lexsort((np.array(names), cols, rows))
+        by_position = np.lexsort((cols, rows))
+        r, c = rows[by_position], cols[by_position]
+        if np.any((r[1:] == r[:-1]) & (c[1:] == c[:-1])):  # duplicates, refused later: named in an order of their own
+            by_position = np.array(sorted(range(len(names)), key=lambda k: (rows[k], cols[k], names[k])), dtype=np.int64)
         names = [names[k] for k in by_position]
         parsed = rows[by_position], cols[by_position], prefix
     else:
