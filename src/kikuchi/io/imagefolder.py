@@ -469,7 +469,7 @@ class ImageSource:
         self._local = threading.local()
         self._handles: list[zipfile.ZipFile] = []
         self._lock = threading.Lock()
-        #: The layout of the first TIFF or BMP decoded, None until then, False when it has none to reuse.
+        #: The layout of the first TIFF, BMP or PNG decoded, None until then, False when it has none to reuse.
         self._layout: _RawLayout | _PngLayout | None | bool = None
         # a zip's members in the order of names, where they lie: (header offset, stored bytes, bytes, CRC-32, method, flags),
         # as numbers rather than ZipInfo objects (about 500 bytes each, a GB for a zip of 2,000,000 patterns)
@@ -612,7 +612,7 @@ class ImageSource:
         layout = self._layout
         if (
             not isinstance(layout, _RawLayout) or self.container != "folder" or not len(indices) or not out.flags.c_contiguous
-            or out.shape[1:] != layout.shape or out.dtype != layout.dtype.newbyteorder("=")  # type: ignore[union-attr]
+            or out.shape[1:] != layout.shape or out.dtype != layout.dtype.newbyteorder("=")
         ):  # fmt: skip
             return done
         root, names = os.path.join(str(self.path), ""), self.names  # paths made here: a list of them would double the names' memory
