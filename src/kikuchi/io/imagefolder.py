@@ -221,7 +221,7 @@ class _PngLayout:
     """Greyscale PNGs of one header (signature and IHDR: size, 8 or 16 bits, no interlacing), learned from one file.
 
     A file that starts with the same 33 bytes is decoded here: its IDAT
-    chunks (CRC-32 checked) inflated with zlib and its rows unfiltered by a
+    chunks (CRC-32 checked) inflated by _h5.inflate and its rows unfiltered by a
     compiled kernel (about 25 us a 60 x 60 pattern, against 200 through
     Pillow, most of it Python). Anything else in it (another critical chunk,
     a damaged or short stream, an unknown filter) leaves it to Pillow, which
@@ -250,6 +250,7 @@ class _PngLayout:
         """The image of ``data`` when it is a PNG of this header that decodes cleanly here, else None."""
         if data[:33] != self.header:
             return None
+        from kikuchi.io._h5 import inflate  # ISA-L where installed (10 against zlib's 19 us a 60 x 60 PNG)
         from kikuchi.io._kernels import png_unfilter  # numba: imported only for PNG folders
 
         view, n, pos, parts = memoryview(data), len(data), 33, []
@@ -272,7 +273,7 @@ class _PngLayout:
         h, w = self.shape
         row_bytes = w * self.dtype.itemsize
         try:
-            raw = _inflate(b"".join(parts))
+            raw = inflate(b"".join(parts))
         except Exception:  # noqa: BLE001 - zlib.error, isal's IsalError: a damaged stream, for Pillow to name
             return None
         if len(raw) != h * (row_bytes + 1):
@@ -281,15 +282,6 @@ class _PngLayout:
         if image is None:
             return None
         return image.view(self.dtype).reshape(self.shape).astype(self.dtype.newbyteorder("="), copy=False)
-
-
-def _inflate(data: bytes) -> bytes:
-    """A zlib stream inflated by ISA-L (the optional package ``isal``: 10 against 19 us a 60 x 60 PNG) or zlib."""
-    try:
-        from isal.isal_zlib import decompress
-    except ImportError:
-        decompress = zlib.decompress
-    return decompress(data)
 
 
 def _tiff_pixels(data: bytes) -> tuple[int, int, np.dtype, int, bool] | None:
