@@ -718,6 +718,8 @@ def _read_h5(path: str, dataset: str | None, workers: int) -> None:
     (gzip, shuffle or no filter), else h5py chunk by chunk (LZF and other filters)."""
     import h5py
 
+    from kikuchi.io._h5 import unshuffle  # one strided copy per byte plane: the fastest way kikuchi knows
+
     _, decompress = _codec()
     with h5py.File(path, "r") as f:
         ds = f[dataset or _largest_pattern_dataset(f)]
@@ -742,7 +744,7 @@ def _read_h5(path: str, dataset: str | None, workers: int) -> None:
                 if gzip:
                     data = decompress(data)
                 if shuffle:
-                    data = np.ascontiguousarray(np.frombuffer(data, np.uint8).reshape(itemsize, -1).T)
+                    data = unshuffle(data, itemsize)
                 return len(data)
 
             try:
@@ -824,6 +826,8 @@ def _unfiltered_chunks(ds) -> frozenset:  # noqa: ANN001 - an h5py.Dataset
 def _write_chunked(f, name: str, array: np.ndarray, settings: dict, workers: int) -> None:  # noqa: ANN001 - an h5py.File
     """A chunked gzip (or unfiltered) dataset, its chunks filtered on ``workers`` threads and written whole
     (those kikuchi stored unfiltered, unfiltered)."""
+    from kikuchi.io._h5 import shuffle as shuffle_bytes  # as kikuchi's writer shuffles
+
     compress, _ = _codec()
     chunks = settings["chunks"]
     level = settings["compression_opts"] if settings["compression"] == "gzip" else None
@@ -843,7 +847,7 @@ def _write_chunked(f, name: str, array: np.ndarray, settings: dict, workers: int
         if offset in unfiltered:
             return offset, raw, all_skipped
         if shuffle:
-            raw = np.ascontiguousarray(raw.reshape(-1, itemsize).T)
+            raw = shuffle_bytes(raw, itemsize)
         return offset, compress(raw, level) if level is not None else raw.tobytes(), 0
 
     offsets = itertools.product(*(range(0, s, c) for s, c in zip(array.shape, chunks)))
