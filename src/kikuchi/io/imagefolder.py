@@ -805,8 +805,9 @@ def open_image_source(
         raise FileNotFoundError(f"{path}: no such folder or zip file")
 
     images = [n for n in all_names if "." + n.rsplit(".", 1)[-1].lower() in IMAGE_EXTENSIONS and "." in n]
-    ignored = sorted((n for n in images if "background" in n.rsplit("/", 1)[-1].lower()), key=natural_key)
-    names = [n for n in images if "background" not in n.rsplit("/", 1)[-1].lower()]
+    backgrounds = {n for n in images if "background" in n.rsplit("/", 1)[-1].lower()}
+    ignored = sorted(backgrounds, key=natural_key)
+    names = [n for n in images if n not in backgrounds]
     if ignored:
         _logger.info("%s: not taken as patterns: %s", path, ", ".join(ignored))
     if not names:
